@@ -1,0 +1,381 @@
+"""Convolution (1-D and 2-D, strided, padded, dilated, grouped) with exact gradients.
+
+Keras semantics and layouts: inputs channels-last, kernels (KH, KW, C / groups, F),
+'same' padding as TensorFlow (odd pixel bottom/right). The work is one im2col copy and
+one GEMM per group; the input gradient is a GEMM followed by KH*KW strided adds (col2im).
+
+Shapes (2-D, channels_last):
+    x: (N, H, W, C)
+    kernel: (KH, KW, C / G, F), F divisible by G
+    bias: (F,)
+    out: (N, OH, OW, F), with per axis OH = (H + PT + PB - ((KH - 1) * DH + 1)) // SH + 1
+         (for 'same': OH = ceil(H / SH); see :mod:`convlens.geometry`)
+
+>>> import numpy as np
+>>> x = np.arange(25, dtype=np.float32).reshape(1, 5, 5, 1)
+>>> k = np.ones((3, 3, 1, 1), np.float32)
+>>> conv2d(x, k)[0, :, :, 0]
+array([[ 54.,  63.,  72.],
+       [ 99., 108., 117.],
+       [144., 153., 162.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from convlens.errors import ShapeError, check_int
+from convlens.geometry import WindowGeometry, normalize_padding
+from convlens.ops._checks import (
+    as_float_array,
+    check_data_format,
+    from_channels_last,
+    to_channels_last,
+)
+from convlens.ops.windows import Workspace, col2im, im2col
+
+__all__ = [
+    "Conv2DGrads",
+    "Conv2DPlan",
+    "conv1d",
+    "conv1d_backward",
+    "conv2d",
+    "conv2d_backward",
+]
+
+
+class Conv2DGrads(NamedTuple):
+    """Gradients of a convolution: ``x`` is None when it was not asked for."""
+
+    x: np.ndarray | None
+    kernel: np.ndarray
+    bias: np.ndarray
+
+
+def _fmt(shape: tuple[int, ...]) -> str:
+    return str(tuple(int(s) for s in shape))
+
+
+class Conv2DPlan:
+    """A 2-D convolution for one input shape: geometry resolved once, buffers reused.
+
+    ``forward`` keeps the im2col matrix so that ``backward`` needs no second copy.
+    Layers keep one plan per input shape; :func:`conv2d` builds a throwaway one.
+
+    Shapes:
+        x: (N, H, W, C) channels-last; kernel: (KH, KW, C / G, F).
+    """
+
+    def __init__(
+        self,
+        x_shape: tuple[int, ...],
+        kernel_shape: tuple[int, ...],
+        *,
+        strides: Any = 1,
+        padding: Any = "valid",
+        dilation_rate: Any = 1,
+        groups: int = 1,
+        owner: str = "conv2d",
+        reuse_buffers: bool = True,
+    ) -> None:
+        if len(x_shape) != 4:
+            raise ShapeError(
+                f"{owner}: input must be 4-D (batch, height, width, channels), got shape {_fmt(x_shape)}."
+            )
+        if len(kernel_shape) != 4:
+            raise ShapeError(
+                f"{owner}: `kernel` must be 4-D (kernel_h, kernel_w, in_channels / groups, filters), "
+                f"got shape {_fmt(kernel_shape)}."
+            )
+        groups = check_int(groups, "groups", owner=owner, minimum=1)
+        _, height, width, channels = x_shape
+        kh, kw, cg, filters = kernel_shape
+        if channels % groups or filters % groups:
+            raise ShapeError(
+                f"{owner}: input channels ({channels}) and filters ({filters}) must both be divisible by "
+                f"groups={groups}."
+            )
+        if cg * groups != channels:
+            raise ShapeError(
+                f"{owner}: kernel expects {cg * groups} input channels ({cg} per group x {groups} groups), "
+                f"got an input with {channels} channels (shape {_fmt(x_shape)})."
+            )
+        self.owner = owner
+        self.groups = groups
+        self.x_shape = tuple(int(s) for s in x_shape)
+        self.kernel_shape = tuple(int(s) for s in kernel_shape)
+        self.geometry = WindowGeometry.resolve(
+            (height, width), (kh, kw), strides, padding, dilation_rate, owner=owner
+        )
+        self.workspace: Workspace | None = Workspace() if reuse_buffers else None
+        self._cols: np.ndarray | None = None
+
+    @property
+    def output_shape(self) -> tuple[int, int, int, int]:
+        """(N, OH, OW, F)."""
+        oh, ow = self.geometry.output_size
+        return (self.x_shape[0], oh, ow, self.kernel_shape[3])
+
+    def _check(self, x: np.ndarray, kernel: np.ndarray) -> None:
+        if x.shape != self.x_shape:
+            raise ShapeError(f"{self.owner}: expected input shape {self.x_shape}, got {x.shape}.")
+        if kernel.shape != self.kernel_shape:
+            raise ShapeError(f"{self.owner}: expected kernel shape {self.kernel_shape}, got {kernel.shape}.")
+
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+        """Convolve ``x`` (N, H, W, C) with ``kernel``; returns (N, OH, OW, F)."""
+        self._check(x, kernel)
+        dtype = np.result_type(x.dtype, kernel.dtype)
+        x = x.astype(dtype, copy=False)
+        kh, kw, cg, filters = self.kernel_shape
+        cols = im2col(x, self.geometry, workspace=self.workspace)
+        self._cols = cols
+        batch, oh, ow = cols.shape[:3]
+        rows = batch * oh * ow
+        g = self.groups
+        if g == 1:
+            out = cols.reshape(rows, kh * kw * cg) @ kernel.reshape(kh * kw * cg, filters).astype(dtype)
+        else:
+            fg = filters // g
+            cols_g = cols.reshape(rows, kh * kw, g, cg).transpose(2, 0, 1, 3).reshape(g, rows, kh * kw * cg)
+            kernel_g = kernel.astype(dtype).reshape(kh * kw, cg, g, fg).transpose(2, 0, 1, 3)
+            out_g = cols_g @ kernel_g.reshape(g, kh * kw * cg, fg)
+            out = out_g.transpose(1, 0, 2).reshape(rows, filters)
+        if bias is not None:
+            out += bias.astype(dtype, copy=False)
+        return out.reshape(batch, oh, ow, filters)
+
+    def backward(
+        self,
+        grad_out: np.ndarray,
+        x: np.ndarray,
+        kernel: np.ndarray,
+        *,
+        compute_grad_x: bool = True,
+    ) -> Conv2DGrads:
+        """Gradients with respect to ``x``, ``kernel`` and bias given ``grad_out`` (N, OH, OW, F).
+
+        Uses the im2col matrix kept by the last :meth:`forward` when it belongs to ``x``.
+        """
+        self._check(x, kernel)
+        if grad_out.shape != self.output_shape:
+            raise ShapeError(
+                f"{self.owner}: `grad_out` must have the output shape {self.output_shape}, got {grad_out.shape}."
+            )
+        dtype = np.result_type(x.dtype, kernel.dtype, grad_out.dtype)
+        cols = self._cols
+        if cols is None or cols.dtype != dtype:
+            cols = im2col(x.astype(dtype, copy=False), self.geometry, workspace=self.workspace)
+        self._cols = None
+        kh, kw, cg, filters = self.kernel_shape
+        batch, oh, ow = cols.shape[:3]
+        rows, depth = batch * oh * ow, kh * kw * cg
+        g2d = np.ascontiguousarray(grad_out, dtype=dtype).reshape(rows, filters)
+        grad_bias = np.ones(rows, dtype) @ g2d
+        g = self.groups
+        kernel = kernel.astype(dtype, copy=False)
+        if g == 1:
+            cols2d = cols.reshape(rows, depth)
+            grad_kernel = (cols2d.T @ g2d).reshape(self.kernel_shape)
+            grad_cols = (g2d @ kernel.reshape(depth, filters).T) if compute_grad_x else None
+        else:
+            fg = filters // g
+            cols_g = cols.reshape(rows, kh * kw, g, cg).transpose(2, 0, 1, 3).reshape(g, rows, depth)
+            g_g = g2d.reshape(rows, g, fg).transpose(1, 0, 2)
+            gk = cols_g.transpose(0, 2, 1) @ g_g  # (G, KH*KW*CG, FG)
+            grad_kernel = np.ascontiguousarray(
+                gk.reshape(g, kh * kw, cg, fg).transpose(1, 2, 0, 3).reshape(self.kernel_shape)
+            )
+            grad_cols = None
+            if compute_grad_x:
+                kernel_g = kernel.reshape(kh * kw, cg, g, fg).transpose(2, 0, 1, 3).reshape(g, depth, fg)
+                gc = g_g @ kernel_g.transpose(0, 2, 1)  # (G, rows, KH*KW*CG)
+                grad_cols = gc.reshape(g, rows, kh * kw, cg).transpose(1, 2, 0, 3)
+        grad_x = None
+        if grad_cols is not None:
+            grad_x = col2im(
+                np.ascontiguousarray(grad_cols).reshape(batch, oh, ow, kh, kw, cg * g),
+                self.geometry,
+                workspace=self.workspace,
+            )
+        return Conv2DGrads(grad_x, grad_kernel, grad_bias)
+
+
+def _prepare(
+    x: Any, kernel: Any, data_format: str, owner: str, ndim: int
+) -> tuple[np.ndarray, np.ndarray, str]:
+    fmt = check_data_format(data_format, owner)
+    x = as_float_array(x, "x", owner, ndim)
+    kernel = as_float_array(kernel, "kernel", owner, ndim)
+    return to_channels_last(x, fmt), kernel, fmt
+
+
+def _check_bias(bias: Any, filters: int, owner: str) -> np.ndarray | None:
+    if bias is None:
+        return None
+    bias = as_float_array(bias, "bias", owner)
+    if bias.shape != (filters,):
+        raise ShapeError(f"{owner}: `bias` must have shape ({filters},) (one per filter), got {bias.shape}.")
+    return bias
+
+
+def conv2d(
+    x: Any,
+    kernel: Any,
+    bias: Any = None,
+    *,
+    strides: Any = 1,
+    padding: Any = "valid",
+    dilation_rate: Any = 1,
+    groups: int = 1,
+    data_format: str = "channels_last",
+) -> np.ndarray:
+    """2-D convolution (cross-correlation, as in Keras and PyTorch).
+
+    Args:
+        x: (N, H, W, C), or (N, C, H, W) with ``data_format='channels_first'``.
+        kernel: (KH, KW, C / groups, F).
+        bias: optional (F,).
+        strides: int or (SH, SW).
+        padding: 'valid', 'same', an int, (PH, PW) or ((PT, PB), (PL, PR)).
+        dilation_rate: int or (DH, DW).
+        groups: channel groups; ``groups == C`` is a depthwise convolution.
+        data_format: 'channels_last' (default) or 'channels_first'.
+
+    Returns:
+        (N, OH, OW, F) (or (N, F, OH, OW) channels_first), OH = (H + PT + PB - ((KH - 1) * DH + 1)) // SH + 1.
+    """
+    x, kernel, fmt = _prepare(x, kernel, data_format, "conv2d", 4)
+    plan = Conv2DPlan(
+        x.shape,
+        kernel.shape,
+        strides=strides,
+        padding=padding,
+        dilation_rate=dilation_rate,
+        groups=groups,
+        reuse_buffers=False,
+    )
+    bias = _check_bias(bias, kernel.shape[3], "conv2d")
+    return from_channels_last(plan.forward(x, kernel, bias), fmt)
+
+
+def conv2d_backward(
+    grad_out: Any,
+    x: Any,
+    kernel: Any,
+    *,
+    strides: Any = 1,
+    padding: Any = "valid",
+    dilation_rate: Any = 1,
+    groups: int = 1,
+    data_format: str = "channels_last",
+    compute_grad_x: bool = True,
+) -> Conv2DGrads:
+    """Gradients of :func:`conv2d` with respect to input, kernel and bias.
+
+    Shapes:
+        grad_out: the output's shape; returns grads ``x`` (like x), ``kernel`` (KH, KW, C / G, F), ``bias`` (F,).
+    """
+    x, kernel, fmt = _prepare(x, kernel, data_format, "conv2d_backward", 4)
+    grad_out = to_channels_last(as_float_array(grad_out, "grad_out", "conv2d_backward", 4), fmt)
+    plan = Conv2DPlan(
+        x.shape,
+        kernel.shape,
+        strides=strides,
+        padding=padding,
+        dilation_rate=dilation_rate,
+        groups=groups,
+        owner="conv2d_backward",
+        reuse_buffers=False,
+    )
+    grads = plan.backward(grad_out, x, kernel, compute_grad_x=compute_grad_x)
+    grad_x = None if grads.x is None else from_channels_last(grads.x, fmt)
+    return Conv2DGrads(grad_x, grads.kernel, grads.bias)
+
+
+def conv1d_geometry_2d(length: int, kernel_size: int, strides: Any, padding: Any, dilation_rate: Any, owner: str) -> tuple[
+    tuple[int, int], Any, tuple[int, int]
+]:
+    """Map 1-D conv arguments to their 2-D equivalents over a height-1 input (resolves 'causal')."""
+    spec = normalize_padding(padding, 1, owner=owner)
+    if isinstance(spec, str) and spec == "causal":
+        geometry = WindowGeometry.resolve((length,), kernel_size, strides, spec, dilation_rate, owner=owner)
+        spec = geometry.pads
+    stride = strides[0] if isinstance(strides, (tuple, list)) and len(strides) == 1 else strides
+    dilation = (
+        dilation_rate[0] if isinstance(dilation_rate, (tuple, list)) and len(dilation_rate) == 1 else dilation_rate
+    )
+    padding_2d: Any = spec if isinstance(spec, str) else ((0, 0), spec[0])
+    return (1, check_int(stride, "strides", owner=owner, minimum=1)), padding_2d, (
+        1,
+        check_int(dilation, "dilation_rate", owner=owner, minimum=1),
+    )
+
+
+def conv1d(
+    x: Any,
+    kernel: Any,
+    bias: Any = None,
+    *,
+    strides: Any = 1,
+    padding: Any = "valid",
+    dilation_rate: Any = 1,
+    groups: int = 1,
+    data_format: str = "channels_last",
+) -> np.ndarray:
+    """1-D convolution; ``padding`` may also be 'causal' (Keras ``Conv1D``).
+
+    Shapes:
+        x: (N, L, C) (or (N, C, L)); kernel: (K, C / groups, F); out: (N, OL, F),
+        OL = (L + PL + PR - ((K - 1) * D + 1)) // S + 1.
+    """
+    x, kernel, fmt = _prepare(x, kernel, data_format, "conv1d", 3)
+    strides2, padding2, dilation2 = conv1d_geometry_2d(x.shape[1], kernel.shape[0], strides, padding, dilation_rate, "conv1d")
+    plan = Conv2DPlan(
+        (x.shape[0], 1, *x.shape[1:]),
+        (1, *kernel.shape),
+        strides=strides2,
+        padding=padding2,
+        dilation_rate=dilation2,
+        groups=groups,
+        owner="conv1d",
+        reuse_buffers=False,
+    )
+    bias = _check_bias(bias, kernel.shape[2], "conv1d")
+    out = plan.forward(x[:, None], kernel[None], bias)[:, 0]
+    return from_channels_last(out, fmt)
+
+
+def conv1d_backward(
+    grad_out: Any,
+    x: Any,
+    kernel: Any,
+    *,
+    strides: Any = 1,
+    padding: Any = "valid",
+    dilation_rate: Any = 1,
+    groups: int = 1,
+    data_format: str = "channels_last",
+    compute_grad_x: bool = True,
+) -> Conv2DGrads:
+    """Gradients of :func:`conv1d`: ``x`` like x, ``kernel`` (K, C / G, F), ``bias`` (F,)."""
+    x, kernel, fmt = _prepare(x, kernel, data_format, "conv1d_backward", 3)
+    grad_out = to_channels_last(as_float_array(grad_out, "grad_out", "conv1d_backward", 3), fmt)
+    strides2, padding2, dilation2 = conv1d_geometry_2d(
+        x.shape[1], kernel.shape[0], strides, padding, dilation_rate, "conv1d_backward"
+    )
+    plan = Conv2DPlan(
+        (x.shape[0], 1, *x.shape[1:]),
+        (1, *kernel.shape),
+        strides=strides2,
+        padding=padding2,
+        dilation_rate=dilation2,
+        groups=groups,
+        owner="conv1d_backward",
+        reuse_buffers=False,
+    )
+    grads = plan.backward(grad_out[:, None], x[:, None], kernel[None], compute_grad_x=compute_grad_x)
+    grad_x = None if grads.x is None else from_channels_last(grads.x[:, 0], fmt)
+    return Conv2DGrads(grad_x, grads.kernel[0], grads.bias)

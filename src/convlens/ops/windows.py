@@ -1,0 +1,158 @@
+"""The one window primitive shared by convolution and pooling (channels-last, two spatial axes).
+
+Everything here works on rank-2 geometries; 1-D ops insert a spatial axis of size 1.
+Views come from :func:`numpy.lib.stride_tricks.sliding_window_view` plus strided slicing.
+
+Shapes:
+    x: (N, H, W, C)
+    padded: (N, H + PT + PB, W + PL + PR, C)
+    windows / cols: (N, OH, OW, KH, KW, C)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from convlens.geometry import WindowGeometry
+
+__all__ = ["Workspace", "col2im", "crop", "im2col", "pad", "tap_slices", "window_view"]
+
+
+class Workspace:
+    """Reusable scratch buffers, keyed by name.
+
+    Allocating fresh large temporaries every batch costs page faults on these machines;
+    a layer keeps one ``Workspace`` and the ops reuse its buffers when shapes repeat.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: Any, *, zero: bool = False) -> np.ndarray:
+        """Return a C-contiguous buffer of ``shape``/``dtype`` (contents undefined unless ``zero``)."""
+        dtype = np.dtype(dtype)
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+            self._buffers[name] = buf
+        elif zero:
+            buf.fill(0)
+        return buf
+
+    def clear(self) -> None:
+        """Drop every buffer."""
+        self._buffers.clear()
+
+
+def _buffer(
+    workspace: Workspace | None, name: str, shape: tuple[int, ...], dtype: Any, zero: bool = False
+) -> np.ndarray:
+    if workspace is None:
+        return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+    return workspace.get(name, shape, dtype, zero=zero)
+
+
+def pad(
+    x: np.ndarray,
+    geometry: WindowGeometry,
+    value: float = 0.0,
+    *,
+    workspace: Workspace | None = None,
+    name: str = "padded",
+) -> np.ndarray:
+    """Pad the spatial axes of ``x`` (N, H, W, C) as ``geometry.pads`` says (``x`` itself if unpadded)."""
+    if not geometry.is_padded:
+        return x
+    (pt, pb), (pl, pr) = geometry.pads
+    batch, height, width, channels = x.shape
+    out = _buffer(workspace, name, (batch, height + pt + pb, width + pl + pr, channels), x.dtype)
+    # Fill only the border, then copy the interior once.
+    if pt:
+        out[:, :pt] = value
+    if pb:
+        out[:, pt + height :] = value
+    if pl:
+        out[:, pt : pt + height, :pl] = value
+    if pr:
+        out[:, pt : pt + height, pl + width :] = value
+    out[:, pt : pt + height, pl : pl + width] = x
+    return out
+
+
+def crop(padded: np.ndarray, geometry: WindowGeometry) -> np.ndarray:
+    """Inverse of :func:`pad` for gradients: the interior (N, H, W, C) view of ``padded``."""
+    (pt, _), (pl, _) = geometry.pads
+    height, width = geometry.input_size
+    return padded[:, pt : pt + height, pl : pl + width]
+
+
+def tap_slices(geometry: WindowGeometry, i: int, j: int) -> tuple[slice, slice]:
+    """Row and column slices of the padded input read by kernel tap ``(i, j)`` at every output position."""
+    (sh, sw), (dh, dw) = geometry.strides, geometry.dilation_rate
+    oh, ow = geometry.output_size
+    rows = slice(i * dh, i * dh + (oh - 1) * sh + 1, sh)
+    cols = slice(j * dw, j * dw + (ow - 1) * sw + 1, sw)
+    return rows, cols
+
+
+def window_view(padded: np.ndarray, geometry: WindowGeometry) -> np.ndarray:
+    """Read-only strided view (N, OH, OW, KH, KW, C) of every window of the padded input."""
+    eh, ew = geometry.extent
+    (sh, sw), (dh, dw) = geometry.strides, geometry.dilation_rate
+    oh, ow = geometry.output_size
+    view = sliding_window_view(padded, (eh, ew), axis=(1, 2))  # (N, H', W', C, EH, EW)
+    view = view[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :, ::dh, ::dw]
+    return view.transpose(0, 1, 2, 4, 5, 3)
+
+
+def im2col(
+    x: np.ndarray,
+    geometry: WindowGeometry,
+    *,
+    workspace: Workspace | None = None,
+) -> np.ndarray:
+    """Copy every window of ``x`` (N, H, W, C) into a contiguous (N, OH, OW, KH, KW, C) array.
+
+    Reshaped to (N*OH*OW, KH*KW*C) its rows meet a Keras kernel reshaped to (KH*KW*C, F).
+    """
+    padded = pad(x, geometry, workspace=workspace)
+    kh, kw = geometry.kernel_size
+    oh, ow = geometry.output_size
+    batch, channels = x.shape[0], x.shape[3]
+    cols = _buffer(workspace, "cols", (batch, oh, ow, kh, kw, channels), x.dtype)
+    if channels >= 8:
+        # Few, long copies: one strided copy of the whole view is fastest.
+        np.copyto(cols, window_view(padded, geometry))
+    else:
+        # Narrow channels: k*k slab copies beat the element-wise gather of the 6-D view.
+        for i in range(kh):
+            for j in range(kw):
+                rows, columns = tap_slices(geometry, i, j)
+                cols[:, :, :, i, j, :] = padded[:, rows, columns, :]
+    return cols
+
+
+def col2im(
+    grad_cols: np.ndarray,
+    geometry: WindowGeometry,
+    *,
+    workspace: Workspace | None = None,
+) -> np.ndarray:
+    """Adjoint of :func:`im2col`: sum window gradients (N, OH, OW, KH, KW, C) back onto (N, H, W, C).
+
+    Implemented as KH*KW strided adds into a zeroed padded buffer, then a crop.
+    """
+    batch, _, _, kh, kw, channels = grad_cols.shape
+    ph, pw = geometry.padded_size
+    grad_padded = _buffer(workspace, "grad_padded", (batch, ph, pw, channels), grad_cols.dtype, zero=True)
+    for i in range(kh):
+        for j in range(kw):
+            rows, columns = tap_slices(geometry, i, j)
+            grad_padded[:, rows, columns, :] += grad_cols[:, :, :, i, j, :]
+    result = crop(grad_padded, geometry)
+    if workspace is not None or geometry.is_padded:
+        result = result.copy()
+    return result
