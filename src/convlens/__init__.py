@@ -1,0 +1,51 @@
+"""convlens: convolutional neural networks from first principles, in NumPy.
+
+Submodules load on first use so ``import convlens`` stays fast::
+
+    import convlens as cl
+    model = cl.Sequential([cl.layers.Conv2D(32, 3, padding="same", activation="relu",
+                                            input_shape=(28, 28, 1))])
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {
+    "activations",
+    "callbacks",
+    "datasets",
+    "errors",
+    "geometry",
+    "initializers",
+    "layers",
+    "losses",
+    "metrics",
+    "models",
+    "ops",
+    "optimizers",
+    "utils",
+}
+_ATTRIBUTES = {
+    "Sequential": ("convlens.models", "Sequential"),
+    "load_model": ("convlens.saving", "load_model"),
+    "WindowGeometry": ("convlens.geometry", "WindowGeometry"),
+}
+
+__all__ = sorted([*_SUBMODULES, *_ATTRIBUTES, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"convlens.{name}")
+    if name in _ATTRIBUTES:
+        module, attr = _ATTRIBUTES[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'convlens' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,220 @@
+"""The Keras-style layer contract every layer follows.
+
+A layer validates its arguments in ``__init__``, creates weights in ``build(input_shape, rng)``,
+computes shapes with pure arithmetic in ``compute_output_shape`` (no forward pass), runs
+``forward(x, training)`` and ``backward(grad_out) -> grad_x`` (filling ``grads``), and round-trips
+through a JSON-safe ``get_config``/``from_config``.
+
+Shapes exclude the batch axis in ``input_shape``/``output_shape`` arguments except where
+noted: ``compute_output_shape((None, 28, 28, 1))`` includes it, like Keras.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from convlens.errors import ConfigError, ShapeError, StateError
+
+__all__ = ["LAYER_REGISTRY", "Layer", "register", "reset_name_counters"]
+
+Shape = tuple[int | None, ...]
+L = TypeVar("L", bound="type[Layer]")
+
+LAYER_REGISTRY: dict[str, type[Layer]] = {}
+_NAME_COUNTS: defaultdict[str, int] = defaultdict(int)
+
+
+def register(cls: L) -> L:
+    """Class decorator: make a layer loadable by ``from_config`` / ``load_model``."""
+    LAYER_REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def reset_name_counters() -> None:
+    """Restart automatic names (``conv2d``, ``conv2d_1`` ...), as ``keras.backend.clear_session``."""
+    _NAME_COUNTS.clear()
+
+
+def _snake(name: str) -> str:
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _unique_name(base: str) -> str:
+    count = _NAME_COUNTS[base]
+    _NAME_COUNTS[base] += 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+class Layer:
+    """Base class. Subclasses set ``weight_names`` (Keras order of ``get_weights``).
+
+    Attributes:
+        name: unique name (``conv2d``, ``conv2d_1``...), used in summaries and errors.
+        params: trainable weights by name (``kernel``, ``bias``...).
+        grads: gradients with the same keys as ``params``, filled by ``backward``.
+        state: non-trainable weights (e.g. BatchNormalization's moving statistics).
+        compute_grad_x: set False by the model for a first layer so backward skips the input gradient.
+    """
+
+    weight_names: ClassVar[tuple[str, ...]] = ()
+    state_names: ClassVar[tuple[str, ...]] = ()
+    min_ndim: ClassVar[int | None] = None  # input rank including batch
+    max_ndim: ClassVar[int | None] = None
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        input_shape: Any = None,
+        trainable: bool = True,
+        dtype: Any = "float32",
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            unknown = ", ".join(sorted(kwargs))
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s): {unknown}.")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigError(f"{type(self).__name__}: `name` must be a non-empty string, got {name!r}.")
+        self.name = name or _unique_name(_snake(type(self).__name__))
+        if input_shape is not None:
+            input_shape = self._check_input_shape_arg(input_shape)
+        self.input_shape_arg: tuple[int | None, ...] | None = input_shape
+        self.trainable = bool(trainable)
+        if str(np.dtype(dtype)) not in ("float32", "float64"):
+            raise ConfigError(f"{self!r}: `dtype` must be 'float32' or 'float64', got {dtype!r}.")
+        self.dtype = np.dtype(dtype)
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.state: dict[str, np.ndarray] = {}
+        self.built = False
+        self.input_shape: Shape | None = None
+        self.compute_grad_x = True
+
+    # ----- helpers for subclasses -------------------------------------------------------------
+    def _check_input_shape_arg(self, input_shape: Any) -> tuple[int | None, ...]:
+        if isinstance(input_shape, int):
+            input_shape = (input_shape,)
+        try:
+            shape = tuple(input_shape)
+        except TypeError:
+            shape = ()
+        if not shape or not all(s is None or (isinstance(s, int) and s > 0) for s in shape):
+            raise ConfigError(
+                f"{type(self).__name__}: `input_shape` must be a tuple of positive ints without the batch "
+                f"axis, e.g. (28, 28, 1); got {input_shape!r}."
+            )
+        return shape
+
+    def check_input_shape(self, input_shape: Shape) -> None:
+        """Raise ``ShapeError`` when the input rank is outside what this layer takes."""
+        ndim = len(input_shape)
+        if (self.min_ndim is not None and ndim < self.min_ndim) or (
+            self.max_ndim is not None and ndim > self.max_ndim
+        ):
+            want = (
+                f"{self.min_ndim}-D"
+                if self.min_ndim == self.max_ndim
+                else f"{self.min_ndim}-D to {self.max_ndim}-D"
+            )
+            hint = ""
+            if self.min_ndim == 4 and ndim == 3:
+                hint = " Add a channel axis: x[..., None]."
+            raise ShapeError(
+                f"{self!r}: expects {want} input (batch included), got shape {input_shape} ({ndim}-D).{hint}"
+            )
+
+    def add_weight(self, name: str, value: np.ndarray) -> None:
+        """Register a trainable weight (and its zero gradient)."""
+        self.params[name] = np.ascontiguousarray(value, dtype=self.dtype)
+        self.grads[name] = np.zeros_like(self.params[name])
+
+    # ----- the contract -----------------------------------------------------------------------
+    def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
+        """Create weights for ``input_shape`` (batch axis included, may be None)."""
+        input_shape = tuple(input_shape)
+        self.check_input_shape(input_shape)
+        self.compute_output_shape(input_shape)  # validates sizes before any weight exists
+        self.input_shape = input_shape
+        self.built = True
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """Output shape for ``input_shape`` (batch axis included), by arithmetic only."""
+        return tuple(input_shape)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Compute the output for a batch ``x``."""
+        raise NotImplementedError
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Given dL/d(output) for the last ``forward(training=True)``, fill ``grads``; return dL/dx."""
+        raise NotImplementedError
+
+    def __call__(self, x: Any, training: bool = False) -> np.ndarray:
+        """Build on first call, check the input, run ``forward``."""
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x, dtype=self.dtype)
+        if not self.built:
+            self.build((None, *x.shape[1:]), np.random.default_rng())
+        self.check_call_input(x)
+        return self.forward(x, training=training)
+
+    def check_call_input(self, x: np.ndarray) -> None:
+        """Raise ``ShapeError`` when ``x`` does not match the shape the layer was built for."""
+        expected = self.input_shape
+        if expected is None:
+            return
+        if x.ndim != len(expected) or any(e is not None and e != a for e, a in zip(expected, x.shape)):
+            shown = "(None, " + ", ".join(str(e) for e in expected[1:]) + ")"
+            raise ShapeError(f"{self!r}: expected input of shape {shown}, got {x.shape}.")
+
+    # ----- weights ------------------------------------------------------------------------------
+    def _weight_arrays(self) -> list[tuple[str, np.ndarray]]:
+        found = [(n, self.params[n]) for n in self.weight_names if n in self.params]
+        found += [(n, self.state[n]) for n in self.state_names if n in self.state]
+        return found
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Weights in Keras order (trainable first, then non-trainable), as copies."""
+        return [w.copy() for _, w in self._weight_arrays()]
+
+    def set_weights(self, weights: list[np.ndarray]) -> None:
+        """Set weights from a list in :meth:`get_weights` order and Keras layouts."""
+        if not self.built:
+            raise StateError(f"{self!r}: build the layer (or its model) before set_weights.")
+        current = self._weight_arrays()
+        if len(weights) != len(current):
+            raise ShapeError(f"{self!r}: set_weights expects {len(current)} arrays, got {len(weights)}.")
+        for (name, old), new in zip(current, weights):
+            new = np.asarray(new)
+            if new.shape != old.shape:
+                raise ShapeError(f"{self!r}: weight '{name}' must have shape {old.shape}, got {new.shape}.")
+        for (name, old), new in zip(current, weights):
+            old[...] = np.asarray(new, dtype=old.dtype)
+
+    def count_params(self) -> int:
+        """Number of scalars in all weights (trainable and not)."""
+        return int(sum(w.size for _, w in self._weight_arrays()))
+
+    # ----- config ---------------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """JSON-safe constructor arguments."""
+        config: dict[str, Any] = {"name": self.name, "trainable": self.trainable, "dtype": str(self.dtype)}
+        if self.input_shape_arg is not None:
+            config["input_shape"] = list(self.input_shape_arg)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        """Inverse of :meth:`get_config`."""
+        config = dict(config)
+        if "input_shape" in config and config["input_shape"] is not None:
+            config["input_shape"] = tuple(config["input_shape"])
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__} '{self.name}'"
