@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "activations",
     "callbacks",
+    "course",
     "datasets",
     "errors",
     "geometry",
@@ -27,6 +28,7 @@ _SUBMODULES = {
     "models",
     "ops",
     "optimizers",
+    "saving",
     "utils",
 }
 _ATTRIBUTES = {

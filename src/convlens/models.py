@@ -1,0 +1,525 @@
+"""``Sequential``: a stack of layers with Keras's build / compile / fit / evaluate / predict / summary.
+
+>>> import numpy as np
+>>> import convlens as cl
+>>> model = cl.Sequential([
+...     cl.layers.Conv2D(32, (3, 3), padding="same", activation="relu", input_shape=(28, 28, 1)),
+...     cl.layers.MaxPooling2D((2, 2)),
+...     cl.layers.Flatten(),
+...     cl.layers.Dense(10, activation="softmax"),
+... ])
+>>> model.count_params()  # (3*3*1*32 + 32) + (14*14*32*10 + 10)
+63050
+>>> model.output_shape
+(None, 10)
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from convlens.callbacks import CallbackList, History
+from convlens.errors import ConfigError, ShapeError, StateError, check_float, check_int
+from convlens.layers.base import Layer, Shape
+from convlens.progbar import Progbar
+
+__all__ = ["Sequential"]
+
+_MODEL_COUNT = [0]
+
+
+def _as_float_array(x: Any, dtype: np.dtype[Any], what: str) -> np.ndarray:
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise TypeError(f"Sequential: `{what}` must be array-like, got {type(x).__name__}.") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise TypeError(f"Sequential: `{what}` must hold numbers, got dtype {arr.dtype}.")
+    return arr.astype(dtype, copy=False)
+
+
+class Sequential:
+    """A linear stack of layers (``keras.Sequential``).
+
+    Args:
+        layers: layers in order; the first may carry ``input_shape`` (or be an ``Input``).
+        name: model name shown in ``summary()``.
+    """
+
+    def __init__(self, layers: Iterable[Layer] | None = None, name: str | None = None) -> None:
+        self.name = name or ("sequential" if _MODEL_COUNT[0] == 0 else f"sequential_{_MODEL_COUNT[0]}")
+        _MODEL_COUNT[0] += 1
+        self._layers: list[Layer] = []
+        self._input_shape: Shape | None = None
+        self.built = False
+        self.optimizer: Any = None
+        self.loss: Any = None
+        self.metrics: list[Any] = []
+        self.compiled = False
+        self.stop_training = False
+        self.history: History | None = None
+        self._rng: np.random.Generator | None = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # ----- structure ------------------------------------------------------------------------------
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers, without the ``Input`` marker."""
+        return list(self._layers)
+
+    def add(self, layer: Layer) -> None:
+        """Append a layer (an ``Input`` layer sets the input shape instead)."""
+        if not isinstance(layer, Layer):
+            raise TypeError(
+                f"Sequential.add: expected a convlens layer, got {type(layer).__name__} ({layer!r})."
+            )
+        if getattr(layer, "is_input", False):
+            if self._layers:
+                raise ConfigError(f"Sequential.add: an Input layer must come first, got it after {self._layers[-1]!r}.")
+            self._input_shape = (None, *layer.input_shape_arg)  # type: ignore[misc]
+            return
+        if any(existing.name == layer.name for existing in self._layers):
+            raise ConfigError(f"Sequential.add: the model already has a layer named '{layer.name}'.")
+        if not self._layers and self._input_shape is None and layer.input_shape_arg is not None:
+            self._input_shape = (None, *layer.input_shape_arg)
+        self._layers.append(layer)
+        self.built = False
+        if self._input_shape is not None:
+            self.build(self._input_shape)
+
+    def pop(self) -> Layer:
+        """Remove and return the last layer."""
+        if not self._layers:
+            raise StateError("Sequential.pop: the model has no layers.")
+        layer = self._layers.pop()
+        self.built = False
+        return layer
+
+    def _get_rng(self) -> np.random.Generator:
+        if self._rng is None:
+            from convlens.utils import get_rng
+
+            self._rng = get_rng()
+        return self._rng
+
+    def build(self, input_shape: Sequence[int | None] | None = None) -> None:
+        """Create every layer's weights for ``input_shape`` (batch axis included, e.g. (None, 28, 28, 1))."""
+        if input_shape is None:
+            input_shape = self._input_shape
+        if input_shape is None:
+            raise StateError(
+                f"Sequential '{self.name}': cannot build without an input shape; pass input_shape= to the first "
+                "layer, add an Input layer, or call the model on data."
+            )
+        shape: Shape = tuple(input_shape)
+        rng = self._get_rng()
+        for layer in self._layers:
+            if not layer.built or layer.input_shape != shape:
+                if layer.built and layer.input_shape is not None and layer.input_shape[1:] != shape[1:]:
+                    raise ShapeError(
+                        f"{layer!r}: was built for input {layer.input_shape}, cannot take {shape}."
+                    )
+                if not layer.built:
+                    layer.build(shape, rng)
+            shape = layer.compute_output_shape(shape)
+        for i, layer in enumerate(self._layers):
+            layer.compute_grad_x = i > 0
+        self._input_shape = tuple(input_shape)
+        self.built = True
+
+    @property
+    def input_shape(self) -> Shape | None:
+        """Input shape with a None batch axis."""
+        return self._input_shape
+
+    @property
+    def output_shape(self) -> Shape:
+        """Output shape with a None batch axis (pure arithmetic)."""
+        self._require_built("output_shape")
+        shape: Shape = self._input_shape  # type: ignore[assignment]
+        for layer in self._layers:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    def _require_built(self, what: str) -> None:
+        if not self.built:
+            raise StateError(
+                f"Sequential '{self.name}': {what} needs a built model; give the first layer input_shape=... "
+                "or call build(input_shape)."
+            )
+
+    # ----- weights --------------------------------------------------------------------------------
+    def _trainable(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        params: list[np.ndarray] = []
+        grads: list[np.ndarray] = []
+        for layer in self._layers:
+            if layer.trainable:
+                for key, value in layer.params.items():
+                    params.append(value)
+                    grads.append(layer.grads[key])
+        return params, grads
+
+    def get_weights(self) -> list[np.ndarray]:
+        """All layers' weights, in layer order and Keras layouts."""
+        return [w for layer in self._layers for w in layer.get_weights()]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Set all weights from a list in :meth:`get_weights` order."""
+        self._require_built("set_weights")
+        weights = list(weights)
+        expected = sum(len(layer.get_weights()) for layer in self._layers)
+        if len(weights) != expected:
+            raise ShapeError(f"Sequential '{self.name}': set_weights expects {expected} arrays, got {len(weights)}.")
+        i = 0
+        for layer in self._layers:
+            n = len(layer.get_weights())
+            layer.set_weights(weights[i : i + n])
+            i += n
+
+    def count_params(self) -> int:
+        """Total number of weights."""
+        self._require_built("count_params")
+        return sum(layer.count_params() for layer in self._layers)
+
+    # ----- forward/backward -----------------------------------------------------------------------
+    def _check_x(self, x: np.ndarray) -> None:
+        expected = self._input_shape
+        if expected is None:
+            return
+        if x.ndim != len(expected) or any(e is not None and e != a for e, a in zip(expected[1:], x.shape[1:])):
+            hint = ""
+            if x.ndim == len(expected) - 1 and tuple(x.shape[1:]) == tuple(expected[1:-1]):
+                hint = " Add a channel axis: x[..., None]."
+            shown = "(None, " + ", ".join(str(e) for e in expected[1:]) + ")"
+            raise ShapeError(f"Sequential '{self.name}': expected input of shape {shown}, got {x.shape}.{hint}")
+
+    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        for layer in self._layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def __call__(self, x: Any, training: bool = False) -> np.ndarray:
+        """Run the model on a batch (builds it from ``x`` on the first call)."""
+        x = _as_float_array(x, np.dtype(np.float32), "x")
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        self._check_x(x)
+        return self._forward(x, training)
+
+    # ----- compile ---------------------------------------------------------------------------------
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Sequence[Any] | None = None) -> None:
+        """Configure training: ``optimizer`` and ``loss`` by name or object, ``metrics`` names (e.g. ['accuracy'])."""
+        from convlens import metrics as metrics_module
+        from convlens import optimizers
+        from convlens.ops.losses import get_loss
+
+        if loss is None:
+            raise ConfigError(f"Sequential '{self.name}': compile needs a `loss`, e.g. 'sparse_categorical_crossentropy'.")
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = get_loss(loss)
+        if metrics is not None and (isinstance(metrics, str) or not isinstance(metrics, Sequence)):
+            raise ConfigError(f"Sequential '{self.name}': `metrics` must be a list such as ['accuracy'], got {metrics!r}.")
+        self._metric_ids = list(metrics or [])
+        self.metrics = [metrics_module.get(m, self.loss.name) for m in self._metric_ids]
+        self.compiled = True
+
+    def _require_compiled(self, what: str) -> None:
+        if not self.compiled:
+            raise StateError(f"Sequential '{self.name}': call compile(optimizer, loss, metrics) before {what}.")
+
+    def _fused(self) -> bool:
+        last = self._layers[-1] if self._layers else None
+        act = getattr(last, "activation", None)
+        return (
+            act is not None
+            and self.loss.fused_activation is not None
+            and act.name == self.loss.fused_activation
+            and hasattr(last, "backward_linear")
+        )
+
+    def _loss_and_grad(self, y: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Forward in training mode, loss, and the backward pass (fills every layer's grads)."""
+        layers = self._layers
+        if self._fused():
+            for layer in layers[:-1]:
+                x = layer.forward(x, training=True)
+            last = layers[-1]
+            y_pred = last.forward(x, training=True)
+            logits = last.pre_activation  # type: ignore[attr-defined]
+            loss, grad = self.loss.fused(y, logits)[:2]
+            grad = last.backward_linear(grad)  # type: ignore[attr-defined]
+        else:
+            for layer in layers:
+                x = layer.forward(x, training=True)
+            y_pred = x
+            loss = self.loss.forward(y, y_pred)
+            grad = layers[-1].backward(self.loss.backward(y, y_pred))
+        for layer in reversed(layers[:-1]):
+            grad = layer.backward(grad)
+        self._last_pred = y_pred
+        return float(loss), y_pred
+
+    def _prepare_y(self, y: Any, n: int, what: str = "y") -> np.ndarray:
+        arr = np.asarray(y)
+        if arr.dtype == object:
+            raise TypeError(f"Sequential '{self.name}': `{what}` must hold numbers, got dtype object.")
+        if arr.shape[:1] != (n,):
+            raise ShapeError(
+                f"Sequential '{self.name}': x and {what} must have the same number of samples, got {n} and "
+                f"{arr.shape[0] if arr.ndim else 'a scalar'}."
+            )
+        return arr
+
+    def train_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Any:
+        """One gradient step on one batch; returns the loss (and metrics) for that batch."""
+        self._require_compiled("train_on_batch")
+        x = _as_float_array(x, np.dtype(np.float32), "x")
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        self._check_x(x)
+        y = self._prepare_y(y, x.shape[0])
+        loss, y_pred = self._loss_and_grad(y, x)
+        params, grads = self._trainable()
+        self.optimizer.apply(params, grads)
+        return self._batch_logs(loss, y, y_pred, return_dict)
+
+    def _batch_logs(self, loss: float, y: np.ndarray, y_pred: np.ndarray, return_dict: bool) -> Any:
+        values = {"loss": loss}
+        for metric in self.metrics:
+            metric.reset()
+            metric.update(y, y_pred)
+            values[metric.name] = metric.result()
+        if return_dict:
+            return values
+        return loss if not self.metrics else list(values.values())
+
+    def test_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Any:
+        """Loss (and metrics) of one batch without updating weights."""
+        self._require_compiled("test_on_batch")
+        x = _as_float_array(x, np.dtype(np.float32), "x")
+        self._require_built("test_on_batch")
+        self._check_x(x)
+        y = self._prepare_y(y, x.shape[0])
+        y_pred = self._forward(x, training=False)
+        return self._batch_logs(float(self.loss.forward(y, y_pred)), y, y_pred, return_dict)
+
+    def predict_on_batch(self, x: Any) -> np.ndarray:
+        """Outputs for one batch."""
+        return self(x)
+
+    # ----- fit / evaluate / predict -----------------------------------------------------------------
+    def fit(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        epochs: int = 1,
+        verbose: Any = "auto",
+        callbacks: Sequence[Any] | None = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        initial_epoch: int = 0,
+    ) -> History:
+        """Train for ``epochs`` epochs of mini-batch gradient descent (Keras semantics).
+
+        ``validation_split`` takes the LAST fraction of the samples before shuffling, as Keras does.
+        Returns a :class:`~convlens.callbacks.History`.
+        """
+        self._require_compiled("fit")
+        if x is None or y is None:
+            raise ConfigError(f"Sequential '{self.name}': fit needs x and y.")
+        batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="fit", minimum=1)
+        epochs = check_int(epochs, "epochs", owner="fit", minimum=0)
+        validation_split = check_float(
+            validation_split, "validation_split", owner="fit", minimum=0.0, maximum=1.0, inclusive_max=False
+        )
+        x = _as_float_array(x, np.dtype(np.float32), "x")
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        self._check_x(x)
+        y = self._prepare_y(y, x.shape[0])
+        val: tuple[np.ndarray, np.ndarray] | None = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ConfigError(f"Sequential '{self.name}': `validation_data` must be a tuple (x_val, y_val).")
+            vx = _as_float_array(validation_data[0], np.dtype(np.float32), "validation_data x")
+            self._check_x(vx)
+            val = (vx, self._prepare_y(validation_data[1], vx.shape[0], "validation_data y"))
+        elif validation_split > 0:
+            split = int(math.floor(x.shape[0] * (1.0 - validation_split)))
+            if split == 0 or split == x.shape[0]:
+                raise ConfigError(
+                    f"Sequential '{self.name}': validation_split={validation_split} leaves an empty training or "
+                    f"validation set for {x.shape[0]} samples."
+                )
+            x, y, val = x[:split], y[:split], (x[split:], y[split:])
+        n = x.shape[0]
+        steps = -(-n // batch_size)
+        verbose_level = 1 if verbose == "auto" else int(verbose)
+        self.history = History()
+        cb_list = CallbackList(
+            [*(callbacks or []), self.history], model=self, params={"epochs": epochs, "steps": steps, "verbose": verbose_level}
+        )
+        rng = self._get_rng()
+        params, grads = self._trainable()
+        self.stop_training = False
+        cb_list.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            cb_list.on_epoch_begin(epoch)
+            if verbose_level:
+                print(f"Epoch {epoch + 1}/{epochs}", file=sys.stdout, flush=True)
+            bar = Progbar(steps, verbose=verbose_level) if verbose_level else None
+            order = rng.permutation(n) if shuffle else None
+            loss_sum, seen = 0.0, 0
+            for metric in self.metrics:
+                metric.reset()
+            for step in range(steps):
+                cb_list.on_train_batch_begin(step)
+                lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+                if order is not None:
+                    idx = np.sort(order[lo:hi])
+                    xb, yb = x[idx], y[idx]
+                else:
+                    xb, yb = x[lo:hi], y[lo:hi]
+                loss, y_pred = self._loss_and_grad(yb, xb)
+                self.optimizer.apply(params, grads)
+                loss_sum += loss * (hi - lo)
+                seen += hi - lo
+                logs = {"loss": loss_sum / seen}
+                for metric in self.metrics:
+                    metric.update(yb, y_pred)
+                    logs[metric.name] = metric.result()
+                cb_list.on_train_batch_end(step, logs)
+                if bar is not None:
+                    bar.update(step + 1, list(_ordered(logs).items()), finalize=False)
+            epoch_logs = dict(logs) if steps else {}
+            if val is not None:
+                val_logs = self.evaluate(val[0], val[1], batch_size=batch_size, verbose=0, return_dict=True)
+                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+            if bar is not None:
+                bar.update(steps, list(_ordered(epoch_logs).items()), finalize=True)
+            cb_list.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        cb_list.on_train_end()
+        return self.history
+
+    def evaluate(
+        self,
+        x: Any = None,
+        y: Any = None,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        return_dict: bool = False,
+    ) -> Any:
+        """Loss and metrics over ``(x, y)``, in batches (no weight updates)."""
+        self._require_compiled("evaluate")
+        batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="evaluate", minimum=1)
+        x = _as_float_array(x, np.dtype(np.float32), "x")
+        self._require_built("evaluate")
+        self._check_x(x)
+        y = self._prepare_y(y, x.shape[0])
+        n = x.shape[0]
+        steps = -(-n // batch_size)
+        verbose_level = 1 if verbose == "auto" else int(verbose)
+        bar = Progbar(steps, verbose=verbose_level) if verbose_level else None
+        for metric in self.metrics:
+            metric.reset()
+        loss_sum = 0.0
+        logs: dict[str, float] = {}
+        for step in range(steps):
+            lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
+            y_pred = self._forward(x[lo:hi], training=False)
+            loss_sum += float(self.loss.forward(y[lo:hi], y_pred)) * (hi - lo)
+            logs = {"loss": loss_sum / hi}
+            for metric in self.metrics:
+                metric.update(y[lo:hi], y_pred)
+                logs[metric.name] = metric.result()
+            if bar is not None:
+                bar.update(step + 1, list(_ordered(logs).items()), finalize=step + 1 == steps)
+        if return_dict:
+            return logs
+        return logs.get("loss") if not self.metrics else [logs["loss"], *(logs[m.name] for m in self.metrics)]
+
+    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto") -> np.ndarray:
+        """Outputs for every sample of ``x``, computed in batches (default 32, like Keras)."""
+        batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="predict", minimum=1)
+        x = _as_float_array(x, np.dtype(np.float32), "x")
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        self._check_x(x)
+        n = x.shape[0]
+        out: np.ndarray | None = None
+        for lo in range(0, n, batch_size):
+            hi = min(n, lo + batch_size)
+            y = self._forward(x[lo:hi], training=False)
+            if out is None:
+                out = np.empty((n, *y.shape[1:]), y.dtype)
+            out[lo:hi] = y
+        if out is None:
+            return np.empty((0, *self.output_shape[1:]), np.float32)  # type: ignore[misc]
+        return out
+
+    # ----- summary / config / saving ------------------------------------------------------------
+    def summary(self, print_fn: Any = None, line_length: int | None = None) -> None:
+        """Print Keras's table: layer (type), output shape, parameter count, and the totals."""
+        text = self.summary_text()
+        (print_fn or print)(text)
+
+    def summary_text(self) -> str:
+        """The :meth:`summary` table as a string."""
+        from convlens.summary_table import keras_summary
+
+        self._require_built("summary")
+        rows = []
+        shape: Shape = self._input_shape  # type: ignore[assignment]
+        for layer in self._layers:
+            shape = layer.compute_output_shape(shape)
+            rows.append((f"{layer.name} ({type(layer).__name__})", str(shape), layer.count_params()))
+        trainable = sum(layer.count_params() for layer in self._layers if layer.trainable) - sum(
+            int(sum(w.size for w in layer.state.values())) for layer in self._layers if layer.trainable
+        )
+        total = self.count_params()
+        return keras_summary(self.name, rows, total, trainable)
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-safe description of the architecture."""
+        return {
+            "name": self.name,
+            "input_shape": None if self._input_shape is None else list(self._input_shape[1:]),
+            "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self._layers],
+        }
+
+    def save(self, path: Any) -> None:
+        """Save architecture, weights, compile settings, optimizer state and history to one ``.npz`` file."""
+        from convlens.saving import save_model
+
+        save_model(self, path)
+
+    def save_weights(self, path: Any) -> None:
+        """Save only the weights (``.npz``)."""
+        from convlens.saving import save_weights
+
+        save_weights(self, path)
+
+    def load_weights(self, path: Any) -> None:
+        """Load weights saved by :meth:`save_weights` or :meth:`save`."""
+        from convlens.saving import load_weights
+
+        load_weights(self, path)
+
+    def __repr__(self) -> str:
+        return f"Sequential '{self.name}' ({len(self._layers)} layers)"
+
+
+def _ordered(logs: dict[str, float]) -> dict[str, float]:
+    """Keras 3 prints metrics alphabetically (accuracy before loss)."""
+    return dict(sorted(logs.items()))
