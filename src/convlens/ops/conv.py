@@ -34,7 +34,7 @@ from convlens.ops._checks import (
     from_channels_last,
     to_channels_last,
 )
-from convlens.ops.windows import Workspace, col2im, im2col
+from convlens.ops.windows import Workspace, col2im, crop, im2col, pad, tap_slices
 
 __all__ = [
     "Conv2DGrads",
@@ -79,6 +79,7 @@ class Conv2DPlan:
         groups: int = 1,
         owner: str = "conv2d",
         reuse_buffers: bool = True,
+        display_shape: tuple[int, ...] | None = None,
     ) -> None:
         if len(x_shape) != 4:
             raise ShapeError(
@@ -92,6 +93,11 @@ class Conv2DPlan:
         groups = check_int(groups, "groups", owner=owner, minimum=1)
         _, height, width, channels = x_shape
         kh, kw, cg, filters = kernel_shape
+        shown = _fmt(display_shape if display_shape is not None else x_shape)
+        if channels == 0 or filters == 0:
+            raise ShapeError(
+                f"{owner}: input channels and filters must be positive, got {channels} channels and {filters} filters."
+            )
         if channels % groups or filters % groups:
             raise ShapeError(
                 f"{owner}: input channels ({channels}) and filters ({filters}) must both be divisible by "
@@ -100,7 +106,7 @@ class Conv2DPlan:
         if cg * groups != channels:
             raise ShapeError(
                 f"{owner}: kernel expects {cg * groups} input channels ({cg} per group x {groups} groups), "
-                f"got an input with {channels} channels (shape {_fmt(x_shape)})."
+                f"got an input with {channels} channels (shape {shown})."
             )
         self.owner = owner
         self.groups = groups
@@ -111,6 +117,9 @@ class Conv2DPlan:
         )
         self.workspace: Workspace | None = Workspace() if reuse_buffers else None
         self._cols: np.ndarray | None = None
+        self._cols_source: np.ndarray | None = None
+        # One input channel per group (depthwise): k*k broadcast multiply-adds beat per-group GEMMs.
+        self.depthwise = groups > 1 and cg == 1
 
     @property
     def output_shape(self) -> tuple[int, int, int, int]:
@@ -128,15 +137,18 @@ class Conv2DPlan:
         """Convolve ``x`` (N, H, W, C) with ``kernel``; returns (N, OH, OW, F)."""
         self._check(x, kernel)
         dtype = np.result_type(x.dtype, kernel.dtype)
-        x = x.astype(dtype, copy=False)
         kh, kw, cg, filters = self.kernel_shape
+        if self.depthwise:
+            return _depthwise_forward(self, x.astype(dtype, copy=False), kernel.astype(dtype, copy=False), bias)
+        source = x
+        x = x.astype(dtype, copy=False)
         cols = im2col(x, self.geometry, workspace=self.workspace)
-        self._cols = cols
+        self._cols, self._cols_source = cols, source
         batch, oh, ow = cols.shape[:3]
         rows = batch * oh * ow
         g = self.groups
         if g == 1:
-            out = cols.reshape(rows, kh * kw * cg) @ kernel.reshape(kh * kw * cg, filters).astype(dtype)
+            out = cols.reshape(rows, kh * kw * cg) @ kernel.reshape(kh * kw * cg, filters).astype(dtype, copy=False)
         else:
             fg = filters // g
             cols_g = cols.reshape(rows, kh * kw, g, cg).transpose(2, 0, 1, 3).reshape(g, rows, kh * kw * cg)
@@ -165,10 +177,16 @@ class Conv2DPlan:
                 f"{self.owner}: `grad_out` must have the output shape {self.output_shape}, got {grad_out.shape}."
             )
         dtype = np.result_type(x.dtype, kernel.dtype, grad_out.dtype)
+        if self.depthwise:
+            return _depthwise_backward(
+                self,
+                grad_out.astype(dtype, copy=False), x.astype(dtype, copy=False), kernel.astype(dtype, copy=False),
+                compute_grad_x,
+            )
         cols = self._cols
-        if cols is None or cols.dtype != dtype:
+        if cols is None or cols.dtype != dtype or x is not self._cols_source:
             cols = im2col(x.astype(dtype, copy=False), self.geometry, workspace=self.workspace)
-        self._cols = None
+        self._cols, self._cols_source = None, None
         kh, kw, cg, filters = self.kernel_shape
         batch, oh, ow = cols.shape[:3]
         rows, depth = batch * oh * ow, kh * kw * cg
@@ -203,13 +221,71 @@ class Conv2DPlan:
         return Conv2DGrads(grad_x, grad_kernel, grad_bias)
 
 
+def _depthwise_taps(plan: Conv2DPlan, padded: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    kh, kw = plan.kernel_shape[:2]
+    taps = []
+    for i in range(kh):
+        for j in range(kw):
+            rows, columns = tap_slices(plan.geometry, i, j)
+            taps.append((i, j, padded[:, rows, columns, :]))
+    return taps
+
+
+def _depthwise_forward(
+    plan: Conv2DPlan, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None
+) -> np.ndarray:
+    """Depthwise path: out[..., c * M + m] = sum over taps of x_tap[..., c] * kernel[i, j, 0, c * M + m]."""
+    batch, oh, ow, filters = plan.output_shape
+    channels = plan.x_shape[3]
+    multiplier = filters // channels
+    padded = pad(x, plan.geometry)
+    out = np.zeros((batch, oh, ow, channels, multiplier), x.dtype)
+    tmp = np.empty_like(out)
+    for i, j, tap in _depthwise_taps(plan, padded):
+        np.multiply(tap[..., None], kernel[i, j, 0].reshape(channels, multiplier), out=tmp)
+        out += tmp
+    out = out.reshape(batch, oh, ow, filters)
+    if bias is not None:
+        out += bias.astype(x.dtype, copy=False)
+    return out
+
+
+def _depthwise_backward(
+    plan: Conv2DPlan, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray, compute_grad_x: bool
+) -> Conv2DGrads:
+    batch, oh, ow, filters = plan.output_shape
+    channels = plan.x_shape[3]
+    multiplier = filters // channels
+    padded = pad(x, plan.geometry)
+    g5 = grad_out.reshape(batch, oh, ow, channels, multiplier)
+    rows = batch * oh * ow
+    grad_bias = np.ones(rows, grad_out.dtype) @ np.ascontiguousarray(grad_out).reshape(rows, filters)
+    grad_kernel = np.empty(plan.kernel_shape, grad_out.dtype)
+    grad_padded = np.zeros(padded.shape, grad_out.dtype) if compute_grad_x else None
+    ones = np.ones(rows, grad_out.dtype)
+    tmp = np.empty_like(g5)
+    for i, j, tap in _depthwise_taps(plan, padded):
+        np.multiply(tap[..., None], g5, out=tmp)
+        grad_kernel[i, j, 0] = ones @ tmp.reshape(rows, filters)
+        if grad_padded is not None:
+            rows_s, cols_s = tap_slices(plan.geometry, i, j)
+            w = kernel[i, j, 0].reshape(channels, multiplier)
+            if multiplier == 1:
+                grad_padded[:, rows_s, cols_s, :] += g5[..., 0] * w[:, 0]
+            else:
+                grad_padded[:, rows_s, cols_s, :] += np.einsum("nhwcm,cm->nhwc", g5, w, optimize=True)
+    grad_x = None if grad_padded is None else np.ascontiguousarray(crop(grad_padded, plan.geometry))
+    return Conv2DGrads(grad_x, grad_kernel, grad_bias)
+
+
 def _prepare(
     x: Any, kernel: Any, data_format: str, owner: str, ndim: int
-) -> tuple[np.ndarray, np.ndarray, str]:
+) -> tuple[np.ndarray, np.ndarray, str, tuple[int, ...]]:
+    """Validate arrays; return channels-last x, kernel, the format and the user's x shape (for messages)."""
     fmt = check_data_format(data_format, owner)
     x = as_float_array(x, "x", owner, ndim)
     kernel = as_float_array(kernel, "kernel", owner, ndim)
-    return to_channels_last(x, fmt), kernel, fmt
+    return to_channels_last(x, fmt), kernel, fmt, tuple(x.shape)
 
 
 def _check_bias(bias: Any, filters: int, owner: str) -> np.ndarray | None:
@@ -219,6 +295,53 @@ def _check_bias(bias: Any, filters: int, owner: str) -> np.ndarray | None:
     if bias.shape != (filters,):
         raise ShapeError(f"{owner}: `bias` must have shape ({filters},) (one per filter), got {bias.shape}.")
     return bias
+
+
+def _plan_2d(
+    x: np.ndarray, kernel: np.ndarray, strides: Any, padding: Any, dilation_rate: Any, groups: int, owner: str,
+    shown: tuple[int, ...],
+) -> Conv2DPlan:
+    return Conv2DPlan(
+        x.shape,
+        kernel.shape,
+        strides=strides,
+        padding=padding,
+        dilation_rate=dilation_rate,
+        groups=groups,
+        owner=owner,
+        reuse_buffers=False,
+        display_shape=shown,
+    )
+
+
+def _plan_1d(
+    x: np.ndarray, kernel: np.ndarray, strides: Any, padding: Any, dilation_rate: Any, groups: int, owner: str,
+    shown: tuple[int, ...],
+) -> Conv2DPlan:
+    """A 2-D plan over a height-1 view, after resolving the 1-D geometry (so errors speak 1-D)."""
+    geometry = WindowGeometry.resolve((x.shape[1],), kernel.shape[0], strides, padding, dilation_rate, owner=owner)
+    return Conv2DPlan(
+        (x.shape[0], 1, *x.shape[1:]),
+        (1, *kernel.shape),
+        strides=(1, geometry.strides[0]),
+        padding=((0, 0), geometry.pads[0]),
+        dilation_rate=(1, geometry.dilation_rate[0]),
+        groups=groups,
+        owner=owner,
+        reuse_buffers=False,
+        display_shape=shown,
+    )
+
+
+def _check_grad_out(grad_out: np.ndarray, expected: tuple[int, ...], shown: tuple[int, ...], owner: str) -> None:
+    if grad_out.shape != shown:
+        raise ShapeError(f"{owner}: `grad_out` must have the output shape {expected}, got {grad_out.shape}.")
+
+
+def _user_layout(shape: tuple[int, ...], fmt: str) -> tuple[int, ...]:
+    if fmt == "channels_first":
+        return (shape[0], shape[-1], *shape[1:-1])
+    return shape
 
 
 def conv2d(
@@ -247,16 +370,8 @@ def conv2d(
     Returns:
         (N, OH, OW, F) (or (N, F, OH, OW) channels_first), OH = (H + PT + PB - ((KH - 1) * DH + 1)) // SH + 1.
     """
-    x, kernel, fmt = _prepare(x, kernel, data_format, "conv2d", 4)
-    plan = Conv2DPlan(
-        x.shape,
-        kernel.shape,
-        strides=strides,
-        padding=padding,
-        dilation_rate=dilation_rate,
-        groups=groups,
-        reuse_buffers=False,
-    )
+    x, kernel, fmt, shown = _prepare(x, kernel, data_format, "conv2d", 4)
+    plan = _plan_2d(x, kernel, strides, padding, dilation_rate, groups, "conv2d", shown)
     bias = _check_bias(bias, kernel.shape[3], "conv2d")
     return from_channels_last(plan.forward(x, kernel, bias), fmt)
 
@@ -278,40 +393,14 @@ def conv2d_backward(
     Shapes:
         grad_out: the output's shape; returns grads ``x`` (like x), ``kernel`` (KH, KW, C / G, F), ``bias`` (F,).
     """
-    x, kernel, fmt = _prepare(x, kernel, data_format, "conv2d_backward", 4)
-    grad_out = to_channels_last(as_float_array(grad_out, "grad_out", "conv2d_backward", 4), fmt)
-    plan = Conv2DPlan(
-        x.shape,
-        kernel.shape,
-        strides=strides,
-        padding=padding,
-        dilation_rate=dilation_rate,
-        groups=groups,
-        owner="conv2d_backward",
-        reuse_buffers=False,
-    )
-    grads = plan.backward(grad_out, x, kernel, compute_grad_x=compute_grad_x)
+    owner = "conv2d_backward"
+    x, kernel, fmt, shown = _prepare(x, kernel, data_format, owner, 4)
+    plan = _plan_2d(x, kernel, strides, padding, dilation_rate, groups, owner, shown)
+    grad_out = as_float_array(grad_out, "grad_out", owner, 4)
+    _check_grad_out(grad_out, _user_layout(plan.output_shape, fmt), _user_layout(plan.output_shape, fmt), owner)
+    grads = plan.backward(to_channels_last(grad_out, fmt), x, kernel, compute_grad_x=compute_grad_x)
     grad_x = None if grads.x is None else from_channels_last(grads.x, fmt)
     return Conv2DGrads(grad_x, grads.kernel, grads.bias)
-
-
-def conv1d_geometry_2d(length: int, kernel_size: int, strides: Any, padding: Any, dilation_rate: Any, owner: str) -> tuple[
-    tuple[int, int], Any, tuple[int, int]
-]:
-    """Map 1-D conv arguments to their 2-D equivalents over a height-1 input (resolves 'causal')."""
-    spec = normalize_padding(padding, 1, owner=owner)
-    if isinstance(spec, str) and spec == "causal":
-        geometry = WindowGeometry.resolve((length,), kernel_size, strides, spec, dilation_rate, owner=owner)
-        spec = geometry.pads
-    stride = strides[0] if isinstance(strides, (tuple, list)) and len(strides) == 1 else strides
-    dilation = (
-        dilation_rate[0] if isinstance(dilation_rate, (tuple, list)) and len(dilation_rate) == 1 else dilation_rate
-    )
-    padding_2d: Any = spec if isinstance(spec, str) else ((0, 0), spec[0])
-    return (1, check_int(stride, "strides", owner=owner, minimum=1)), padding_2d, (
-        1,
-        check_int(dilation, "dilation_rate", owner=owner, minimum=1),
-    )
 
 
 def conv1d(
@@ -331,18 +420,8 @@ def conv1d(
         x: (N, L, C) (or (N, C, L)); kernel: (K, C / groups, F); out: (N, OL, F),
         OL = (L + PL + PR - ((K - 1) * D + 1)) // S + 1.
     """
-    x, kernel, fmt = _prepare(x, kernel, data_format, "conv1d", 3)
-    strides2, padding2, dilation2 = conv1d_geometry_2d(x.shape[1], kernel.shape[0], strides, padding, dilation_rate, "conv1d")
-    plan = Conv2DPlan(
-        (x.shape[0], 1, *x.shape[1:]),
-        (1, *kernel.shape),
-        strides=strides2,
-        padding=padding2,
-        dilation_rate=dilation2,
-        groups=groups,
-        owner="conv1d",
-        reuse_buffers=False,
-    )
+    x, kernel, fmt, shown = _prepare(x, kernel, data_format, "conv1d", 3)
+    plan = _plan_1d(x, kernel, strides, padding, dilation_rate, groups, "conv1d", shown)
     bias = _check_bias(bias, kernel.shape[2], "conv1d")
     out = plan.forward(x[:, None], kernel[None], bias)[:, 0]
     return from_channels_last(out, fmt)
@@ -361,21 +440,13 @@ def conv1d_backward(
     compute_grad_x: bool = True,
 ) -> Conv2DGrads:
     """Gradients of :func:`conv1d`: ``x`` like x, ``kernel`` (K, C / G, F), ``bias`` (F,)."""
-    x, kernel, fmt = _prepare(x, kernel, data_format, "conv1d_backward", 3)
-    grad_out = to_channels_last(as_float_array(grad_out, "grad_out", "conv1d_backward", 3), fmt)
-    strides2, padding2, dilation2 = conv1d_geometry_2d(
-        x.shape[1], kernel.shape[0], strides, padding, dilation_rate, "conv1d_backward"
-    )
-    plan = Conv2DPlan(
-        (x.shape[0], 1, *x.shape[1:]),
-        (1, *kernel.shape),
-        strides=strides2,
-        padding=padding2,
-        dilation_rate=dilation2,
-        groups=groups,
-        owner="conv1d_backward",
-        reuse_buffers=False,
-    )
-    grads = plan.backward(grad_out[:, None], x[:, None], kernel[None], compute_grad_x=compute_grad_x)
+    owner = "conv1d_backward"
+    x, kernel, fmt, shown = _prepare(x, kernel, data_format, owner, 3)
+    plan = _plan_1d(x, kernel, strides, padding, dilation_rate, groups, owner, shown)
+    grad_out = as_float_array(grad_out, "grad_out", owner, 3)
+    batch, _, length, filters = plan.output_shape
+    expected = _user_layout((batch, length, filters), fmt)
+    _check_grad_out(grad_out, expected, expected, owner)
+    grads = plan.backward(to_channels_last(grad_out, fmt)[:, None], x[:, None], kernel[None], compute_grad_x=compute_grad_x)
     grad_x = None if grads.x is None else from_channels_last(grads.x[:, 0], fmt)
     return Conv2DGrads(grad_x, grads.kernel[0], grads.bias)

@@ -89,12 +89,27 @@ def crop(padded: np.ndarray, geometry: WindowGeometry) -> np.ndarray:
     return padded[:, pt : pt + height, pl : pl + width]
 
 
-def tap_slices(geometry: WindowGeometry, i: int, j: int) -> tuple[slice, slice]:
-    """Row and column slices of the padded input read by kernel tap ``(i, j)`` at every output position."""
+def tap_slices(
+    geometry: WindowGeometry,
+    i: int,
+    j: int,
+    *,
+    first: tuple[int, int] = (0, 0),
+    step: tuple[int, int] = (1, 1),
+    count: tuple[int, int] | None = None,
+) -> tuple[slice, slice]:
+    """Row and column slices of the padded input read by kernel tap ``(i, j)``.
+
+    By default they cover every output position. ``first``/``step``/``count`` select a regular
+    sub-grid of output positions instead: rows ``first[0], first[0] + step[0], ...`` (``count[0]`` of
+    them), as a fused pooling stage needs (one sub-grid per offset inside the pooling window).
+    """
     (sh, sw), (dh, dw) = geometry.strides, geometry.dilation_rate
-    oh, ow = geometry.output_size
-    rows = slice(i * dh, i * dh + (oh - 1) * sh + 1, sh)
-    cols = slice(j * dw, j * dw + (ow - 1) * sw + 1, sw)
+    oh, ow = count if count is not None else geometry.output_size
+    r0 = first[0] * sh + i * dh
+    c0 = first[1] * sw + j * dw
+    rows = slice(r0, r0 + (oh - 1) * sh * step[0] + 1, sh * step[0])
+    cols = slice(c0, c0 + (ow - 1) * sw * step[1] + 1, sw * step[1])
     return rows, cols
 
 
