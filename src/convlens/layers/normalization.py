@@ -1,0 +1,157 @@
+"""``BatchNormalization`` with Keras 3 arguments, weights and semantics.
+
+Weights in ``get_weights`` order: ``[gamma, beta, moving_mean, moving_variance]`` (gamma/beta
+only when ``scale``/``center``); gamma and beta are trainable (``params``), the moving
+statistics are ``state``. As Keras 3, batch statistics are used only when
+``training and trainable``; a frozen layer (``trainable=False``) always runs in inference mode.
+
+Shapes:
+    x, out: (N, ..., C, ...) with C at ``axis`` (default the last); every weight: (C,)
+
+>>> import numpy as np
+>>> bn = BatchNormalization(name="bn")
+>>> bn.build((None, 28, 28, 32), np.random.default_rng(0)); bn.count_params()  # 4 * 32
+128
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from convlens import initializers
+from convlens.errors import ShapeError, StateError, check_float, check_int
+from convlens.layers.base import Layer, Shape, register
+from convlens.ops.normalization import BatchNormCache, batch_norm_backward, batch_norm_forward
+
+__all__ = ["BatchNormalization"]
+
+
+def _init_name(identifier: Any) -> Any:
+    return identifier.lower() if isinstance(identifier, str) else getattr(identifier, "__name__", None)
+
+
+@register
+class BatchNormalization(Layer):
+    """Normalise each channel with batch statistics while training, moving statistics otherwise.
+
+    ``y = gamma * (x - mean) / sqrt(var + epsilon) + beta``; the moving statistics follow
+    ``moving = moving * momentum + batch * (1 - momentum)`` with the biased batch variance.
+    """
+
+    weight_names = ("gamma", "beta")
+    state_names = ("moving_mean", "moving_variance")
+    min_ndim = 2
+
+    def __init__(
+        self,
+        axis: int = -1,
+        momentum: float = 0.99,
+        epsilon: float = 0.001,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: Any = "zeros",
+        gamma_initializer: Any = "ones",
+        moving_mean_initializer: Any = "zeros",
+        moving_variance_initializer: Any = "ones",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        owner = repr(self)
+        self.axis = check_int(axis, "axis", owner=owner)
+        self.momentum = check_float(momentum, "momentum", owner=owner, minimum=0.0, maximum=1.0)
+        self.epsilon = check_float(epsilon, "epsilon", owner=owner, minimum=0.0)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        names = (
+            "beta_initializer",
+            "gamma_initializer",
+            "moving_mean_initializer",
+            "moving_variance_initializer",
+        )
+        given = (beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer)
+        self._initializers = {
+            n: initializers.get(v, owner=owner, name=n) for n, v in zip(names, given, strict=True)
+        }
+        self._initializer_ids = {n: _init_name(v) for n, v in zip(names, given, strict=True)}
+        self._cache: BatchNormCache | None = None
+        self._channel_axis: int | None = None
+
+    def _resolve_axis(self, ndim: int) -> int:
+        if not -ndim <= self.axis < ndim or self.axis % ndim == 0:
+            raise ShapeError(f"{self!r}: `axis` {self.axis} is not a non-batch axis of a {ndim}-D input.")
+        return self.axis % ndim
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        input_shape = tuple(input_shape)
+        self.check_input_shape(input_shape)
+        axis = self._resolve_axis(len(input_shape))
+        if input_shape[axis] is None:
+            raise ShapeError(
+                f"{self!r}: the channel axis {self.axis} must be known, got shape {input_shape}."
+            )
+        return input_shape
+
+    def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
+        super().build(input_shape, rng)
+        rng = rng if rng is not None else np.random.default_rng()
+        self._channel_axis = self._resolve_axis(len(input_shape))
+        channels = int(input_shape[self._channel_axis])  # type: ignore[arg-type]
+        inits = self._initializers
+        if self.scale:
+            self.add_weight("gamma", inits["gamma_initializer"]((channels,), rng))
+        if self.center:
+            self.add_weight("beta", inits["beta_initializer"]((channels,), rng))
+        for name in self.state_names:
+            value = inits[f"{name}_initializer"]((channels,), rng)
+            self.state[name] = np.ascontiguousarray(value, dtype=self.dtype)
+
+    def _to_last(self, a: np.ndarray) -> np.ndarray:
+        axis = self._channel_axis
+        return a if axis is None or axis == a.ndim - 1 else np.moveaxis(a, axis, -1)
+
+    def _from_last(self, a: np.ndarray) -> np.ndarray:
+        axis = self._channel_axis
+        if axis is None or axis == a.ndim - 1:
+            return a
+        return np.ascontiguousarray(np.moveaxis(a, -1, axis))
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = np.asarray(x, dtype=self.dtype)
+        use_batch = bool(training and self.trainable)
+        y, cache = batch_norm_forward(
+            self._to_last(x),
+            self.params.get("gamma"),
+            self.params.get("beta"),
+            self.state["moving_mean"],
+            self.state["moving_variance"],
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            training=use_batch,
+        )
+        self._cache = cache if training else None
+        return self._from_last(y)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        if self._cache is None:
+            raise StateError(f"{self!r}: backward called without a forward(training=True) first.")
+        grad_x, grad_gamma, grad_beta = batch_norm_backward(self._to_last(grad_out), self._cache)
+        self._cache = None
+        if self.scale:
+            self.grads["gamma"][...] = grad_gamma
+        if self.center:
+            self.grads["beta"][...] = grad_beta
+        return self._from_last(grad_x)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            axis=self.axis,
+            momentum=self.momentum,
+            epsilon=self.epsilon,
+            center=self.center,
+            scale=self.scale,
+            **self._initializer_ids,
+        )
+        return config

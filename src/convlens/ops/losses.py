@@ -1,0 +1,371 @@
+"""Losses with Keras semantics: the mean over the batch ('sum_over_batch_size') and its gradient.
+
+Per-sample losses follow Keras: the crossentropies from probabilities renormalise the
+predictions to sum to 1 (categorical) and clip them to ``[1e-7, 1 - 1e-7]``; binary
+crossentropy and mean squared error average over the last axis. Each backward returns
+``dL/dy_pred`` of the returned mean, the exact derivative of that formula (clipped entries
+get no gradient).
+
+The fused versions work from logits and never overflow (``|logits| = 1e4`` is fine); they are
+what Keras computes when the last layer's activation is softmax or sigmoid, and give
+``grad_logits = (softmax(z) - onehot) / N`` (sigmoid: ``(sigmoid(z) - y) / size``).
+
+Shapes:
+    sparse labels: (N, ...) or (N, ..., 1) ints in [0, K); one-hot / targets: like y_pred
+    y_pred, logits, grads: (N, ..., K)
+
+>>> import numpy as np
+>>> loss = get_loss("sparse_categorical_crossentropy")
+>>> probs = np.array([[0.5, 0.5], [1.0, 0.0]], np.float32)
+>>> round(loss.forward(np.array([0, 0]), probs), 6)  # (ln 2 + 0) / 2
+0.346574
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from convlens.errors import ConfigError, ShapeError
+from convlens.ops._checks import as_float_array
+from convlens.ops.activations import sigmoid
+
+__all__ = [
+    "EPSILON",
+    "LOSSES",
+    "Loss",
+    "binary_crossentropy",
+    "binary_crossentropy_backward",
+    "categorical_crossentropy",
+    "categorical_crossentropy_backward",
+    "get_loss",
+    "mean_squared_error",
+    "mean_squared_error_backward",
+    "sigmoid_cross_entropy_with_logits",
+    "softmax_cross_entropy_with_logits",
+    "sparse_categorical_crossentropy",
+    "sparse_categorical_crossentropy_backward",
+]
+
+EPSILON = 1e-7  # keras.config.epsilon()
+Array = np.ndarray
+
+
+# ----- validation ----------------------------------------------------------------------------------------
+def _pred(y_pred: Any, owner: str) -> Array:
+    y_pred = as_float_array(y_pred, "y_pred", owner)
+    if y_pred.ndim < 1 or y_pred.shape[0] == 0:
+        raise ShapeError(f"{owner}: `y_pred` must have a non-empty batch axis, got shape {y_pred.shape}.")
+    return np.asarray(y_pred)
+
+
+def _sparse_labels(y_true: Any, y_pred: Array, owner: str) -> Array:
+    """Integer labels of shape y_pred.shape[:-1]; accepts a trailing axis of 1 and integral floats."""
+    labels = np.asarray(y_true)
+    if labels.shape == (*y_pred.shape[:-1], 1):
+        labels = labels.reshape(y_pred.shape[:-1])
+    if y_pred.ndim < 2 or labels.shape != y_pred.shape[:-1]:
+        raise ShapeError(
+            f"{owner}: sparse labels must have shape {y_pred.shape[:-1]} or {(*y_pred.shape[:-1], 1)} "
+            f"for predictions of shape {y_pred.shape}, got {labels.shape}."
+        )
+    if np.issubdtype(labels.dtype, np.floating):
+        if labels.size and not np.all(np.isfinite(labels) & (labels == np.round(labels))):
+            bad = float(labels[~(np.isfinite(labels) & (labels == np.round(labels)))].flat[0])
+            raise ConfigError(f"{owner}: sparse labels must be integers, got {bad!r}.")
+    elif not np.issubdtype(labels.dtype, np.integer):
+        raise TypeError(f"{owner}: sparse labels must be integers, got dtype {labels.dtype}.")
+    classes = y_pred.shape[-1]
+    labels = labels.astype(np.intp)
+    out_of_range = (labels < 0) | (labels >= classes)
+    if out_of_range.any():
+        bad_label = int(labels[out_of_range].flat[0])
+        raise ConfigError(
+            f"{owner}: label {bad_label} is out of range for {classes} classes (K = y_pred.shape[-1]); "
+            f"labels must be in [0, {classes})."
+        )
+    return labels
+
+
+def _dense_targets(y_true: Any, y_pred: Array, owner: str, *, allow_squeezed: bool) -> Array:
+    """Targets with y_pred's shape; (N,) against (N, 1) is accepted when ``allow_squeezed``."""
+    target = as_float_array(y_true, "y_true", owner)
+    if allow_squeezed and target.shape == y_pred.shape[:-1] and y_pred.shape[-1:] == (1,):
+        target = target.reshape(y_pred.shape)
+    if target.shape != y_pred.shape:
+        hint = (
+            " For integer labels use 'sparse_categorical_crossentropy'." if target.ndim < y_pred.ndim else ""
+        )
+        raise ShapeError(
+            f"{owner}: `y_true` must have the shape of `y_pred` {y_pred.shape}, got {target.shape}.{hint}"
+        )
+    return target.astype(y_pred.dtype, copy=False)
+
+
+def _count(y_pred: Array) -> int:
+    """Number of per-sample losses averaged (every axis but the class axis)."""
+    return int(np.prod(y_pred.shape[:-1], dtype=np.int64)) if y_pred.ndim > 1 else int(y_pred.shape[0])
+
+
+# ----- crossentropy from probabilities -----------------------------------------------------------------
+def _normalised(y_pred: Array) -> tuple[Array, Array]:
+    total = np.sum(y_pred, axis=-1, keepdims=True)
+    return y_pred / total, total
+
+
+def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> float:
+    """Mean of ``-log(p[label])`` (probabilities renormalised and clipped to [1e-7, 1 - 1e-7]).
+
+    Shapes:
+        y_true: (N, ...) or (N, ..., 1) integer labels; y_pred: (N, ..., K).
+    """
+    owner = "sparse_categorical_crossentropy"
+    y_pred = _pred(y_pred, owner)
+    labels = _sparse_labels(y_true, y_pred, owner)
+    if from_logits:
+        return softmax_cross_entropy_with_logits(labels, y_pred)[0]
+    probs, _ = _normalised(y_pred)
+    picked = np.take_along_axis(probs, labels[..., None], axis=-1)
+    return float(-np.mean(np.log(np.clip(picked, EPSILON, 1.0 - EPSILON))))
+
+
+def sparse_categorical_crossentropy_backward(y_true: Any, y_pred: Any, from_logits: bool = False) -> Array:
+    """Gradient of :func:`sparse_categorical_crossentropy` with respect to ``y_pred``."""
+    owner = "sparse_categorical_crossentropy_backward"
+    y_pred = _pred(y_pred, owner)
+    labels = _sparse_labels(y_true, y_pred, owner)
+    if from_logits:
+        return softmax_cross_entropy_with_logits(labels, y_pred)[1]
+    onehot = np.zeros_like(y_pred)
+    np.put_along_axis(onehot, labels[..., None], 1.0, axis=-1)
+    return _categorical_grad(onehot, y_pred)
+
+
+def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> float:
+    """Mean over samples of ``-sum(y_true * log(p))``, p renormalised and clipped as Keras.
+
+    Shapes:
+        y_true, y_pred: (N, ..., K).
+    """
+    owner = "categorical_crossentropy"
+    y_pred = _pred(y_pred, owner)
+    target = _dense_targets(y_true, y_pred, owner, allow_squeezed=False)
+    if from_logits:
+        return softmax_cross_entropy_with_logits(target, y_pred)[0]
+    probs, _ = _normalised(y_pred)
+    per_sample = -np.sum(target * np.log(np.clip(probs, EPSILON, 1.0 - EPSILON)), axis=-1)
+    return float(np.mean(per_sample))
+
+
+def _categorical_grad(target: Array, y_pred: Array) -> Array:
+    probs, total = _normalised(y_pred)
+    inside = (probs >= EPSILON) & (probs <= 1.0 - EPSILON)
+    grad_p = np.where(inside, -target / np.clip(probs, EPSILON, None), 0.0)
+    # Through p = y / sum(y): dp_i/dy_j = (delta_ij - p_i) / sum(y).
+    grad = (grad_p - np.sum(grad_p * probs, axis=-1, keepdims=True)) / total
+    return np.asarray((grad / _count(y_pred)).astype(y_pred.dtype, copy=False))
+
+
+def categorical_crossentropy_backward(y_true: Any, y_pred: Any, from_logits: bool = False) -> Array:
+    """Gradient of :func:`categorical_crossentropy` with respect to ``y_pred``."""
+    owner = "categorical_crossentropy_backward"
+    y_pred = _pred(y_pred, owner)
+    target = _dense_targets(y_true, y_pred, owner, allow_squeezed=False)
+    if from_logits:
+        return softmax_cross_entropy_with_logits(target, y_pred)[1]
+    return _categorical_grad(target, y_pred)
+
+
+def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> float:
+    """Mean of ``-(y log p + (1 - y) log(1 - p))`` with p clipped to [1e-7, 1 - 1e-7].
+
+    Shapes:
+        y_true: like y_pred, or (N,) for y_pred (N, 1); y_pred: (N, ...).
+    """
+    owner = "binary_crossentropy"
+    y_pred = _pred(y_pred, owner)
+    target = _dense_targets(y_true, y_pred, owner, allow_squeezed=True)
+    if from_logits:
+        return sigmoid_cross_entropy_with_logits(target, y_pred)[0]
+    p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
+    return float(-np.mean(target * np.log(p) + (1.0 - target) * np.log1p(-p)))
+
+
+def binary_crossentropy_backward(y_true: Any, y_pred: Any, from_logits: bool = False) -> Array:
+    """Gradient of :func:`binary_crossentropy` with respect to ``y_pred``."""
+    owner = "binary_crossentropy_backward"
+    y_pred = _pred(y_pred, owner)
+    target = _dense_targets(y_true, y_pred, owner, allow_squeezed=True)
+    if from_logits:
+        return sigmoid_cross_entropy_with_logits(target, y_pred)[1]
+    p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
+    inside = (y_pred >= EPSILON) & (y_pred <= 1.0 - EPSILON)
+    grad = np.where(inside, (p - target) / (p * (1.0 - p)), 0.0) / y_pred.size
+    return np.asarray(grad.astype(y_pred.dtype, copy=False))
+
+
+def mean_squared_error(y_true: Any, y_pred: Any) -> float:
+    """Mean of ``(y_pred - y_true) ** 2`` over every value.
+
+    Shapes:
+        y_true: like y_pred, or (N,) for y_pred (N, 1).
+    """
+    y_pred = _pred(y_pred, "mean_squared_error")
+    target = _dense_targets(y_true, y_pred, "mean_squared_error", allow_squeezed=True)
+    diff = y_pred - target
+    return float(np.mean(diff * diff))
+
+
+def mean_squared_error_backward(y_true: Any, y_pred: Any) -> Array:
+    """Gradient of :func:`mean_squared_error`: ``2 (y_pred - y_true) / size``."""
+    y_pred = _pred(y_pred, "mean_squared_error_backward")
+    target = _dense_targets(y_true, y_pred, "mean_squared_error_backward", allow_squeezed=True)
+    return np.asarray((y_pred - target) * (2.0 / y_pred.size))
+
+
+# ----- fused, from logits ----------------------------------------------------------------------------
+def softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> tuple[float, Array, Array]:
+    """Softmax + crossentropy from logits: ``(loss_mean, grad_logits, probs)``.
+
+    ``labels`` are sparse ints (N, ...) / (N, ..., 1) or one-hot (N, ..., K), told apart by shape.
+    Uses ``log_softmax = z - max - log(sum(exp(z - max)))``: no overflow for any finite logits.
+
+    Shapes:
+        logits, grad_logits, probs: (N, ..., K).
+    """
+    owner = "softmax_cross_entropy_with_logits"
+    logits = _pred(logits, owner)
+    if logits.ndim < 2:
+        raise ShapeError(f"{owner}: `logits` must be (N, ..., K), got shape {logits.shape}.")
+    sparse = np.shape(labels) != logits.shape or (
+        logits.shape[-1] == 1 and np.issubdtype(np.asarray(labels).dtype, np.integer)
+    )
+    shifted = logits - np.max(logits, axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    total = np.sum(exp, axis=-1, keepdims=True)
+    log_probs = shifted - np.log(total)
+    probs = exp / total
+    count = _count(logits)
+    grad = probs.copy()
+    if sparse:
+        index = _sparse_labels(labels, logits, owner)[..., None]
+        loss = -float(np.mean(np.take_along_axis(log_probs, index, axis=-1)))
+        picked = np.take_along_axis(grad, index, axis=-1) - 1.0
+        np.put_along_axis(grad, index, picked, axis=-1)
+    else:
+        target = _dense_targets(labels, logits, owner, allow_squeezed=False)
+        loss = -float(np.sum(target * log_probs)) / count
+        # d/dz of -sum(t * log_softmax(z)) = p * sum(t) - t (sum(t) == 1 for one-hot).
+        grad *= np.sum(target, axis=-1, keepdims=True)
+        grad -= target
+    grad /= count
+    return loss, grad, probs
+
+
+def sigmoid_cross_entropy_with_logits(labels: Any, logits: Any) -> tuple[float, Array, Array]:
+    """Sigmoid + binary crossentropy from logits: ``(loss_mean, grad_logits, probs)``.
+
+    Per value ``max(z, 0) - z * y + log1p(exp(-|z|))`` (TensorFlow's stable form); the gradient
+    is ``(sigmoid(z) - y) / size``.
+
+    Shapes:
+        labels: like logits, or (N,) for logits (N, 1); logits, grad_logits, probs: (N, ...).
+    """
+    owner = "sigmoid_cross_entropy_with_logits"
+    logits = _pred(logits, owner)
+    target = _dense_targets(labels, logits, owner, allow_squeezed=True)
+    per_value = np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
+    probs = sigmoid(logits)
+    grad = (probs - target) / logits.size
+    return float(np.mean(per_value)), grad.astype(logits.dtype, copy=False), probs
+
+
+# ----- registry ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Loss:
+    """A loss by name: ``forward``/``backward`` on predictions, ``fused`` on logits.
+
+    ``fused_activation`` names the last-layer activation whose output ``fused`` replaces
+    ('softmax', 'sigmoid' or None); ``from_logits`` says ``forward`` itself takes logits.
+    """
+
+    name: str
+    forward: Callable[[Any, Any], float]
+    backward: Callable[[Any, Any], Array]
+    fused_activation: str | None
+    fused: Callable[[Any, Any], tuple[float, Array, Array]] | None
+    from_logits: bool = False
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-safe description (name and from_logits)."""
+        return {"name": self.name, "from_logits": self.from_logits}
+
+
+def _make(name: str, from_logits: bool) -> Loss:
+    if name == "mean_squared_error":
+        return Loss(name, mean_squared_error, mean_squared_error_backward, None, None)
+    forward, backward, activation, fused = {
+        "sparse_categorical_crossentropy": (
+            sparse_categorical_crossentropy,
+            sparse_categorical_crossentropy_backward,
+            "softmax",
+            softmax_cross_entropy_with_logits,
+        ),
+        "categorical_crossentropy": (
+            categorical_crossentropy,
+            categorical_crossentropy_backward,
+            "softmax",
+            softmax_cross_entropy_with_logits,
+        ),
+        "binary_crossentropy": (
+            binary_crossentropy,
+            binary_crossentropy_backward,
+            "sigmoid",
+            sigmoid_cross_entropy_with_logits,
+        ),
+    }[name]
+    if from_logits:
+        # The predictions already are logits: nothing to fuse with.
+        return Loss(
+            name,
+            lambda t, p: forward(t, p, True),  # type: ignore[operator]
+            lambda t, p: backward(t, p, True),  # type: ignore[operator]
+            None,
+            fused,  # type: ignore[arg-type]
+            True,
+        )
+    return Loss(name, forward, backward, activation, fused)  # type: ignore[arg-type]
+
+
+LOSSES = (
+    "sparse_categorical_crossentropy",
+    "categorical_crossentropy",
+    "binary_crossentropy",
+    "mean_squared_error",
+)
+_ALIASES = {"mse": "mean_squared_error"}
+
+
+def get_loss(identifier: Any, *, from_logits: bool = False, owner: str | None = None) -> Loss:
+    """Look up a loss by Keras name or alias ('mse'); a :class:`Loss` passes through.
+
+    Raises:
+        ConfigError: for an unknown name, listing the valid ones.
+    """
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str):
+        key = identifier.lower()
+        key = _ALIASES.get(key, key)
+        if key in LOSSES:
+            if from_logits and key == "mean_squared_error":
+                raise ConfigError(
+                    f"{owner + ': ' if owner else ''}'mean_squared_error' takes no `from_logits`."
+                )
+            return _make(key, bool(from_logits))
+    prefix = f"{owner}: " if owner else ""
+    names = ", ".join(repr(n) for n in (*LOSSES, *_ALIASES))
+    raise ConfigError(f"{prefix}unknown `loss` {identifier!r}; choose one of {names}.")
