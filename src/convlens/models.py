@@ -65,6 +65,9 @@ class Sequential:
         self.stop_training = False
         self.history: History | None = None
         self._rng: np.random.Generator | None = None
+        self.fuse = True
+        self._stages: list[Any] | None = None
+        self._stages_fuse: bool | None = None
         for layer in layers or []:
             self.add(layer)
 
@@ -91,6 +94,7 @@ class Sequential:
             self._input_shape = (None, *layer.input_shape_arg)
         self._layers.append(layer)
         self.built = False
+        self._stages = None
         if self._input_shape is not None:
             self.build(self._input_shape)
 
@@ -100,6 +104,7 @@ class Sequential:
             raise StateError("Sequential.pop: the model has no layers.")
         layer = self._layers.pop()
         self.built = False
+        self._stages = None
         return layer
 
     def _get_rng(self) -> np.random.Generator:
@@ -133,6 +138,7 @@ class Sequential:
             layer.compute_grad_x = i > 0
         self._input_shape = tuple(input_shape)
         self.built = True
+        self._stages = None
 
     @property
     def input_shape(self) -> Shape | None:
@@ -200,9 +206,18 @@ class Sequential:
             shown = "(None, " + ", ".join(str(e) for e in expected[1:]) + ")"
             raise ShapeError(f"Sequential '{self.name}': expected input of shape {shown}, got {x.shape}.{hint}")
 
+    def stages(self) -> list[Any]:
+        """What runs: the layers, with fusable neighbours joined (see :mod:`convlens.fusion`)."""
+        from convlens.fusion import plan_stages
+
+        if self._stages is None or self._stages_fuse != self.fuse:
+            self._stages = plan_stages(self._layers, fuse=self.fuse)
+            self._stages_fuse = self.fuse
+        return self._stages
+
     def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        for layer in self._layers:
-            x = layer.forward(x, training=training)
+        for stage in self.stages():
+            x = stage.forward(x, training=training)
         return x
 
     def __call__(self, x: Any, training: bool = False) -> np.ndarray:
@@ -246,7 +261,7 @@ class Sequential:
 
     def _loss_and_grad(self, y: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward in training mode, loss, and the backward pass (fills every layer's grads)."""
-        layers = self._layers
+        layers = self.stages()
         if self._fused():
             for layer in layers[:-1]:
                 x = layer.forward(x, training=True)
@@ -366,7 +381,7 @@ class Sequential:
         verbose_level = 1 if verbose == "auto" else int(verbose)
         self.history = History()
         cb_list = CallbackList(
-            [*(callbacks or []), self.history], model=self, params={"epochs": epochs, "steps": steps, "verbose": verbose_level}
+            [*(callbacks or []), self.history], model=self, params={"epochs": epochs, "steps": steps, "verbose": verbose_level, "do_validation": val is not None}
         )
         rng = self._get_rng()
         params, grads = self._trainable()
@@ -374,7 +389,7 @@ class Sequential:
         cb_list.on_train_begin()
         for epoch in range(initial_epoch, epochs):
             cb_list.on_epoch_begin(epoch)
-            if verbose_level:
+            if verbose_level and epochs > 1:
                 print(f"Epoch {epoch + 1}/{epochs}", file=sys.stdout, flush=True)
             bar = Progbar(steps, verbose=verbose_level) if verbose_level else None
             order = rng.permutation(n) if shuffle else None

@@ -116,11 +116,14 @@ class Layer:
         if (self.min_ndim is not None and ndim < self.min_ndim) or (
             self.max_ndim is not None and ndim > self.max_ndim
         ):
-            want = (
-                f"{self.min_ndim}-D"
-                if self.min_ndim == self.max_ndim
-                else f"{self.min_ndim}-D to {self.max_ndim}-D"
-            )
+            if self.min_ndim == self.max_ndim:
+                want = f"{self.min_ndim}-D"
+            elif self.max_ndim is None:
+                want = f"at least {self.min_ndim}-D"
+            elif self.min_ndim is None:
+                want = f"at most {self.max_ndim}-D"
+            else:
+                want = f"{self.min_ndim}-D to {self.max_ndim}-D"
             hint = ""
             if self.min_ndim == 4 and ndim == 3:
                 hint = " Add a channel axis: x[..., None]."

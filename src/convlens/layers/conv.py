@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from convlens import initializers
-from convlens.errors import ShapeError, check_int, normalize_tuple
+from convlens.errors import ShapeError, StateError, check_int, normalize_tuple
 from convlens.geometry import WindowGeometry, normalize_padding
 from convlens.layers.base import Layer, Shape, register
 from convlens.ops._checks import check_data_format
@@ -181,7 +181,7 @@ class _Conv(Layer):
 
     def _activation_backward(self, grad_out: np.ndarray) -> np.ndarray:
         if self._cache is None:
-            raise ShapeError(f"{self!r}: backward called without a forward(training=True) first.")
+            raise StateError(f"{self!r}: backward called without a forward(training=True) first.")
         _, pre, y = self._cache
         g2d = self._to_2d(grad_out)
         if self.activation.name == "relu":
@@ -191,7 +191,7 @@ class _Conv(Layer):
     def backward_linear(self, grad_pre: np.ndarray) -> np.ndarray:
         """Backward from the gradient w.r.t. the pre-activation (channels-last 2-D layout)."""
         if self._cache is None or self._plan is None:
-            raise ShapeError(f"{self!r}: backward called without a forward(training=True) first.")
+            raise StateError(f"{self!r}: backward called without a forward(training=True) first.")
         x2d = self._cache[0]
         grads = self._plan.backward(grad_pre, x2d, self._kernel_2d(), compute_grad_x=self.compute_grad_x)
         self.grads["kernel"][...] = grads.kernel[0] if self.rank == 1 else grads.kernel
@@ -324,7 +324,7 @@ class DepthwiseConv2D(_Conv):
 
     def backward_linear(self, grad_pre: np.ndarray) -> np.ndarray:
         if self._cache is None or self._plan is None:
-            raise ShapeError(f"{self!r}: backward called without a forward(training=True) first.")
+            raise StateError(f"{self!r}: backward called without a forward(training=True) first.")
         x2d = self._cache[0]
         grads = self._plan.backward(grad_pre, x2d, self._kernel_2d(), compute_grad_x=self.compute_grad_x)
         self.grads["kernel"][...] = grads.kernel.reshape(self.params["kernel"].shape)

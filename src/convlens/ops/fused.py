@@ -1,0 +1,173 @@
+"""Fused convolution -> monotonic activation -> non-overlapping max pooling.
+
+``maxpool(act(conv(x) + bias))`` equals ``act(maxpool(conv(x)) + bias)`` whenever ``act`` never
+decreases (relu, linear, sigmoid, tanh, leaky_relu) and the pooling windows do not overlap: the bias is
+the same for every cell of a window and a non-decreasing function keeps the arg-max. Computing it in that
+order touches the full-resolution feature map once (the GEMM output) instead of five times, and the
+backward pass never materialises a full-resolution gradient.
+
+The im2col rows are grouped by the offset inside the pooling window, so each offset's conv outputs
+form one contiguous slab and the pool is a running ``np.maximum`` over PH*PW slabs.
+
+Gradients are exactly those of the unfused layers, including the tie rule: the gradient of each
+window goes to the first maximal cell in row-major order.
+
+Shapes:
+    x: (N, H, W, C); kernel: (KH, KW, C, F); bias: (F,)
+    conv output (never stored whole): (N, OH, OW, F), OH from the conv geometry
+    out: (N, OH // PH, OW // PW, F) (pooling 'valid' with strides == pool_size)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from convlens.errors import ShapeError
+from convlens.geometry import WindowGeometry
+from convlens.ops.activations import Activation
+from convlens.ops.conv import Conv2DGrads
+from convlens.ops.windows import Workspace, crop, pad, tap_slices, window_view
+
+__all__ = ["MONOTONIC_ACTIVATIONS", "ConvMaxPoolPlan"]
+
+MONOTONIC_ACTIVATIONS = frozenset({"relu", "linear", "sigmoid", "tanh", "leaky_relu"})
+
+
+class ConvMaxPoolPlan:
+    """A fused conv + activation + max-pool stage for one input shape (buffers reused across calls)."""
+
+    def __init__(
+        self,
+        x_shape: tuple[int, ...],
+        kernel_shape: tuple[int, ...],
+        conv_geometry: WindowGeometry,
+        pool_size: tuple[int, int],
+        activation: Activation,
+        owner: str = "conv+maxpool",
+    ) -> None:
+        if activation.name not in MONOTONIC_ACTIVATIONS:
+            raise ShapeError(f"{owner}: activation {activation.name!r} is not monotonic; cannot fuse with max pooling.")
+        oh, ow = conv_geometry.output_size
+        ph, pw = pool_size
+        self.pool_geometry = WindowGeometry.resolve((oh, ow), pool_size, pool_size, "valid", owner=owner)
+        self.x_shape = tuple(x_shape)
+        self.kernel_shape = tuple(kernel_shape)
+        self.geometry = conv_geometry
+        self.pool_size = (ph, pw)
+        self.activation = activation
+        self.workspace = Workspace()
+        self._cache: tuple[Any, ...] | None = None
+
+    @property
+    def output_shape(self) -> tuple[int, int, int, int]:
+        """(N, OH // PH, OW // PW, F)."""
+        qh, qw = self.pool_geometry.output_size
+        return (self.x_shape[0], qh, qw, self.kernel_shape[3])
+
+    def _cols(self, x: np.ndarray) -> np.ndarray:
+        """im2col grouped by pool offset: (PH, PW, N, QH, QW, KH, KW, C)."""
+        ph, pw = self.pool_size
+        qh, qw = self.pool_geometry.output_size
+        kh, kw, channels, _ = self.kernel_shape
+        batch = x.shape[0]
+        padded = pad(x, self.geometry, workspace=self.workspace)
+        cols = self.workspace.get("cols", (ph, pw, batch, qh, qw, kh, kw, channels), x.dtype)
+        if channels >= 8:
+            view = window_view(padded, self.geometry)
+            for a in range(ph):
+                for b in range(pw):
+                    cols[a, b] = view[:, a : a + (qh - 1) * ph + 1 : ph, b : b + (qw - 1) * pw + 1 : pw]
+        else:
+            for a in range(ph):
+                for b in range(pw):
+                    for i in range(kh):
+                        for j in range(kw):
+                            rows, columns = tap_slices(
+                                self.geometry, i, j, first=(a, b), step=(ph, pw), count=(qh, qw)
+                            )
+                            cols[a, b, :, :, :, i, j, :] = padded[:, rows, columns, :]
+        return cols
+
+    def forward(
+        self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, training: bool = False
+    ) -> np.ndarray:
+        """Pooled activations (N, QH, QW, F); keeps what backward needs when ``training``."""
+        ph, pw = self.pool_size
+        kh, kw, channels, filters = self.kernel_shape
+        cols = self._cols(x)
+        depth = kh * kw * channels
+        slabs = ph * pw
+        rows = cols.size // (slabs * depth)
+        conv = self.workspace.get("conv", (slabs, rows, filters), x.dtype)
+        np.matmul(cols.reshape(slabs * rows, depth), kernel.reshape(depth, filters), out=conv.reshape(-1, filters))
+        pooled = np.maximum(conv[0], conv[1]) if slabs > 1 else conv[0].copy()
+        for s in range(2, slabs):
+            np.maximum(pooled, conv[s], out=pooled)
+        if bias is not None:
+            pooled += bias
+        if self.activation.name == "relu":
+            out = np.maximum(pooled, 0, out=pooled)
+            pre = None
+        else:
+            out = self.activation.forward(pooled)
+            pre = pooled
+        if training:
+            self._cache = (x, cols, conv, out, pre, bias is not None)
+        else:
+            self._cache = None
+        return out.reshape(self.output_shape)
+
+    def backward(self, grad_out: np.ndarray, kernel: np.ndarray, *, compute_grad_x: bool = True) -> Conv2DGrads:
+        """Gradients w.r.t. input, kernel and bias from ``grad_out`` (N, QH, QW, F)."""
+        if self._cache is None:
+            raise ShapeError("conv+maxpool: backward called without a forward(training=True) first.")
+        x, cols, conv, out, pre, _ = self._cache
+        self._cache = None
+        ph, pw = self.pool_size
+        kh, kw, channels, filters = self.kernel_shape
+        slabs = ph * pw
+        rows = conv.shape[1]
+        g = grad_out.reshape(rows, filters)
+        if self.activation.name == "relu":
+            g = np.multiply(g, out > 0, dtype=out.dtype)
+        else:
+            g = self.activation.backward(g, pre, out)
+        grad_bias = np.ones(rows, g.dtype) @ g
+        # The pre-activation max of each window; route g to the first slab that reaches it.
+        window_max = conv[0].copy()
+        for s in range(1, slabs):
+            np.maximum(window_max, conv[s], out=window_max)
+        routed = self.workspace.get("routed", (slabs, rows, filters), g.dtype)
+        free = np.ones((rows, filters), bool)
+        hit = np.empty((rows, filters), bool)
+        for s in range(slabs):
+            np.equal(conv[s], window_max, out=hit)
+            hit &= free
+            np.multiply(g, hit, out=routed[s])
+            if s < slabs - 1:
+                free &= ~hit
+        depth = kh * kw * channels
+        cols2d = cols.reshape(slabs * rows, depth)
+        routed2d = routed.reshape(slabs * rows, filters)
+        grad_kernel = (cols2d.T @ routed2d).reshape(self.kernel_shape)
+        grad_x = None
+        if compute_grad_x:
+            grad_cols = (routed2d @ kernel.reshape(depth, filters).T).reshape(cols.shape)
+            grad_x = self._col2im(grad_cols, x.shape)
+        return Conv2DGrads(grad_x, grad_kernel, grad_bias)
+
+    def _col2im(self, grad_cols: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
+        ph, pw = self.pool_size
+        qh, qw = self.pool_geometry.output_size
+        kh, kw = self.kernel_shape[:2]
+        hp, wp = self.geometry.padded_size
+        grad_padded = np.zeros((x_shape[0], hp, wp, x_shape[3]), grad_cols.dtype)
+        for a in range(ph):
+            for b in range(pw):
+                for i in range(kh):
+                    for j in range(kw):
+                        rows, columns = tap_slices(self.geometry, i, j, first=(a, b), step=(ph, pw), count=(qh, qw))
+                        grad_padded[:, rows, columns, :] += grad_cols[a, b, :, :, :, i, j, :]
+        return np.ascontiguousarray(crop(grad_padded, self.geometry))
