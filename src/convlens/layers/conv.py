@@ -141,12 +141,13 @@ class _Conv(Layer):
         if plan is None or plan.x_shape != x2d.shape:
             kernel = self._kernel_2d()
             geometry = self.geometry((None, *self._split_shape_2d(x2d.shape)))
+            lead = ((1,), ((0, 0),)) if self.rank == 1 else ((), ())
             plan = Conv2DPlan(
                 x2d.shape,
                 kernel.shape,
-                strides=(1, *geometry.strides) if self.rank == 1 else geometry.strides,
-                padding=((0, 0), *geometry.pads),
-                dilation_rate=(1, *geometry.dilation_rate) if self.rank == 1 else geometry.dilation_rate,
+                strides=(*lead[0], *geometry.strides),
+                padding=(*lead[1], *geometry.pads),
+                dilation_rate=(*lead[0], *geometry.dilation_rate),
                 groups=self.groups,
                 owner=repr(self),
             )

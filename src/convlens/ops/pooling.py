@@ -108,7 +108,11 @@ class _PoolPlan:
         self.slices = [tap_slices(geometry, i, j) for i in range(kh) for j in range(kw)]
         self.disjoint = all(s >= k for s, k in zip(geometry.strides, geometry.kernel_size, strict=True))
         # Windows tile the input exactly: every input cell gets exactly one gradient write.
-        self.tiles = self.disjoint and not geometry.is_padded and geometry.used_size == geometry.input_size
+        self.tiles = (
+            geometry.strides == geometry.kernel_size
+            and not geometry.is_padded
+            and geometry.used_size == geometry.input_size
+        )
         batch = self.x_shape[0]
         step = max(1, _CHUNK_BYTES // max(1, 4 * math.prod(self.x_shape[1:])))
         self.chunks = [slice(b, min(b + step, batch)) for b in range(0, batch, step)] or [slice(0, 0)]
