@@ -41,9 +41,7 @@ def run_peer(script: str, args: dict[str, Any], env_extra: dict[str, str] | None
     env = dict(os.environ)
     env.update(env_extra or {})
     path = os.path.join(os.path.dirname(__file__), script)
-    out = subprocess.run(
-        [sys.executable, path, json.dumps(args)], env=env, capture_output=True, text=True, check=True
-    )
+    out = subprocess.run([sys.executable, path, json.dumps(args)], env=env, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -59,9 +57,9 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     """A Markdown table."""
     cells = [[str(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths)) + " |"
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)) + " |"
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    body = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+    body = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + " |" for r in cells]
     return "\n".join([line, sep, *body])
 
 

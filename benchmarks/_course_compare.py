@@ -17,7 +17,12 @@ def compare(mode: str, n: int, batch: int, repeats: int, rounds: int) -> list[li
     ]
     if has_torch():
         contenders += [
-            ("PyTorch channels_last (malloc tuned)", "_torch_course.py", {"layout": "channels_last"}, TUNED_MALLOC),
+            (
+                "PyTorch channels_last (malloc tuned)",
+                "_torch_course.py",
+                {"layout": "channels_last"},
+                TUNED_MALLOC,
+            ),
             ("PyTorch NCHW", "_torch_course.py", {"layout": "nchw"}, {}),
         ]
     results: dict[str, list[float]] = {name: [] for name, *_ in contenders}

@@ -273,8 +273,7 @@ K = np.ones((3, 3, 2, 4))
         (
             lambda: Conv2DPlan((1, 5, 5, 2), (3, 3, 2)),
             ShapeError,
-            "conv2d: `kernel` must be 4-D (kernel_h, kernel_w, in_channels / groups, filters), "
-            "got shape (3, 3, 2).",
+            "conv2d: `kernel` must be 4-D (kernel_h, kernel_w, in_channels / groups, filters), got shape (3, 3, 2).",
         ),
         (
             lambda: Conv2DPlan((1, 5, 5, 2), (3, 3, 2, 4)).forward(np.ones((2, 5, 5, 2)), K),
@@ -319,9 +318,7 @@ def test_conv_non_numeric_kernel_and_bias_are_type_errors() -> None:
 
 
 def test_conv1d_empty_output_message_gives_1d_sizes() -> None:
-    with pytest.raises(
-        ShapeError, match=re.escape("conv1d: a 'valid'-padded 5 window does not fit the 3 input")
-    ):
+    with pytest.raises(ShapeError, match=re.escape("conv1d: a 'valid'-padded 5 window does not fit the 3 input")):
         conv1d(np.ones((1, 3, 2)), np.ones((5, 2, 1)))
 
 

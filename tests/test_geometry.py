@@ -117,9 +117,7 @@ def test_same_matches_tensorflow_rule(i: int, k: int, s: int, d: int) -> None:
 
 
 @given(i=sizes, k=kernels, s=steps, d=dilations, before=st.integers(0, 4), after=st.integers(0, 4))
-def test_explicit_pads_formula_and_window_facts(
-    i: int, k: int, s: int, d: int, before: int, after: int
-) -> None:
+def test_explicit_pads_formula_and_window_facts(i: int, k: int, s: int, d: int, before: int, after: int) -> None:
     e = (k - 1) * d + 1
     if i + before + after < e:
         with pytest.raises(ShapeError, match="does not fit"):
@@ -168,9 +166,7 @@ def test_output_size_matches_torch_with_explicit_pads(
 def test_same_stride_1_matches_torch_same(h: int, w: int, k: int, d: int) -> None:
     torch = pytest.importorskip("torch")
     g = WindowGeometry.resolve((h, w), k, 1, "same", d)
-    out = torch.nn.functional.conv2d(
-        torch.zeros(1, 1, h, w), torch.zeros(1, 1, k, k), padding="same", dilation=d
-    )
+    out = torch.nn.functional.conv2d(torch.zeros(1, 1, h, w), torch.zeros(1, 1, k, k), padding="same", dilation=d)
     assert g.output_size == tuple(out.shape[2:]) == (h, w)
 
 

@@ -218,9 +218,7 @@ def _monitor_value(owner: str, monitor: str, logs: Logs | None) -> float | None:
     value = logs.get(monitor)
     if value is None:
         available = ", ".join(logs) or "none"
-        warnings.warn(
-            f"{owner}: metric `{monitor}` is not in the logs; available: {available}.", stacklevel=3
-        )
+        warnings.warn(f"{owner}: metric `{monitor}` is not in the logs; available: {available}.", stacklevel=3)
         return None
     return float(value)
 
@@ -332,12 +330,8 @@ class ModelCheckpoint(Callback):
         self.save_best_only = bool(save_best_only)
         self.save_weights_only = bool(save_weights_only)
         self.mode = _resolve_mode(owner, mode, monitor)
-        if save_freq != "epoch" and (
-            not isinstance(save_freq, int) or isinstance(save_freq, bool) or save_freq < 1
-        ):
-            raise ConfigError(
-                f"{owner}: `save_freq` must be 'epoch' or a positive integer, got {save_freq!r}."
-            )
+        if save_freq != "epoch" and (not isinstance(save_freq, int) or isinstance(save_freq, bool) or save_freq < 1):
+            raise ConfigError(f"{owner}: `save_freq` must be 'epoch' or a positive integer, got {save_freq!r}.")
         self.save_freq = save_freq
         self.best = math.inf if self.mode == "min" else -math.inf
         self._epoch = 0
@@ -479,8 +473,7 @@ class LearningRateScheduler(Callback):
         new_lr = self.schedule(epoch, lr) if self._takes_lr else self.schedule(epoch)
         if not isinstance(new_lr, numbers.Real) or isinstance(new_lr, bool) or not math.isfinite(new_lr):
             raise ConfigError(
-                f"LearningRateScheduler: `schedule` must return a finite float, "
-                f"got {new_lr!r} at epoch {epoch}."
+                f"LearningRateScheduler: `schedule` must return a finite float, got {new_lr!r} at epoch {epoch}."
             )
         optimizer.learning_rate = float(new_lr)
         if self.verbose > 0:

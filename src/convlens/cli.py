@@ -30,7 +30,10 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--strides", type=_positive_int, default=1, help="conv strides (default 1)")
     group.add_argument("--padding", choices=["same", "valid"], default="same", help="conv padding (default same)")
     group.add_argument(
-        "--pooling", choices=["max", "avg", "none"], default="max", help="pooling after the conv (default max)"
+        "--pooling",
+        choices=["max", "avg", "none"],
+        default="max",
+        help="pooling after the conv (default max)",
     )
     group.add_argument("--pool-size", type=_positive_int, default=2, help="pooling window (default 2)")
     group.add_argument("--activation", default="relu", help="conv activation (default relu)")
@@ -40,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
         prog="convlens",
-        description="convlens: build, run, measure and see convolutional neural networks (NumPy, from first principles).",
+        description="convlens: build, run, measure and see convolutional neural networks "
+        "(NumPy, from first principles).",
     )
     from convlens import __version__
 
@@ -95,7 +99,7 @@ def _train(args: argparse.Namespace) -> int:
     )
     print(f"convlens train: {config.describe()}", flush=True)
     start = time.perf_counter()
-    model, _, result = train_course_model(config)
+    _model, _, result = train_course_model(config)
     elapsed = time.perf_counter() - start
     loss, accuracy = result
     print(f"Test accuracy: {accuracy * 100:.2f}%  (test loss {loss:.4f}; {elapsed:.1f} s in all)")
@@ -108,7 +112,13 @@ def _summary(args: argparse.Namespace) -> int:
     from convlens.course import build_course_model
 
     model = build_course_model(
-        args.filters, args.kernel_size, args.strides, args.padding, args.pooling, args.pool_size, args.activation
+        args.filters,
+        args.kernel_size,
+        args.strides,
+        args.padding,
+        args.pooling,
+        args.pool_size,
+        args.activation,
     )
     model.summary()
     return 0

@@ -94,9 +94,7 @@ def check_float(
     return value
 
 
-def normalize_tuple(
-    value: Any, rank: int, name: str, *, owner: str | None = None, minimum: int = 1
-) -> tuple[int, ...]:
+def normalize_tuple(value: Any, rank: int, name: str, *, owner: str | None = None, minimum: int = 1) -> tuple[int, ...]:
     """Standardise an int or a sequence of ``rank`` ints (Keras's ``kernel_size=3`` == ``(3, 3)``).
 
     Raises:
@@ -107,13 +105,9 @@ def normalize_tuple(
     elif isinstance(value, Iterable) and not isinstance(value, (str, bytes)):
         values = tuple(value)
     else:
-        raise ConfigError(
-            f"{_prefix(owner)}`{name}` must be an integer or a tuple of {rank} integers, got {value!r}."
-        )
+        raise ConfigError(f"{_prefix(owner)}`{name}` must be an integer or a tuple of {rank} integers, got {value!r}.")
     if len(values) != rank or not all(_is_int(v) for v in values):
-        raise ConfigError(
-            f"{_prefix(owner)}`{name}` must be an integer or a tuple of {rank} integers, got {value!r}."
-        )
+        raise ConfigError(f"{_prefix(owner)}`{name}` must be an integer or a tuple of {rank} integers, got {value!r}.")
     if any(v < minimum for v in values):
         what = "positive integers" if minimum == 1 else f"integers >= {minimum}"
         raise ConfigError(f"{_prefix(owner)}`{name}` must be {what}, got {value!r}.")

@@ -141,9 +141,9 @@ class WindowGeometry:
         stride = normalize_tuple(strides, rank, "strides", owner=owner)
         dilation = normalize_tuple(dilation_rate, rank, "dilation_rate", owner=owner)
         spec = normalize_padding(padding, rank, owner=owner)
-        extent = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation))
+        extent = tuple((k - 1) * d + 1 for k, d in zip(kernel, dilation, strict=False))
         pads: list[tuple[int, int]] = []
-        for i, e, s in zip(size, extent, stride):
+        for i, e, s in zip(size, extent, stride, strict=False):
             if spec == "same":
                 out = -(-i // s)
                 total = max((out - 1) * s + e - i, 0)
@@ -155,10 +155,10 @@ class WindowGeometry:
         if isinstance(spec, tuple):
             pads = list(spec)
         mode = spec if isinstance(spec, str) else "explicit"
-        outputs = tuple((i + b + a - e) // s + 1 for i, (b, a), e, s in zip(size, pads, extent, stride))
-        if any(i + b + a < e for i, (b, a), e in zip(size, pads, extent)) or any(i == 0 for i in size):
+        outputs = tuple((i + b + a - e) // s + 1 for i, (b, a), e, s in zip(size, pads, extent, stride, strict=False))
+        if any(i + b + a < e for i, (b, a), e in zip(size, pads, extent, strict=False)) or any(i == 0 for i in size):
             prefix = f"{owner}: " if owner else ""
-            padded = tuple(i + b + a for i, (b, a) in zip(size, pads))
+            padded = tuple(i + b + a for i, (b, a) in zip(size, pads, strict=False))
             dil = f" (dilated extent {_fmt(extent)})" if extent != kernel else ""
             raise ShapeError(
                 f"{prefix}a {mode!r}-padded {_fmt(kernel)} window{dil} does not fit the {_fmt(size)} input "
@@ -175,17 +175,17 @@ class WindowGeometry:
     @property
     def extent(self) -> tuple[int, ...]:
         """Dilated window extent per axis: ``(k - 1) * d + 1``."""
-        return tuple((k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate))
+        return tuple((k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate, strict=False))
 
     @property
     def padded_size(self) -> tuple[int, ...]:
         """Input size after padding, per axis."""
-        return tuple(i + b + a for i, (b, a) in zip(self.input_size, self.pads))
+        return tuple(i + b + a for i, (b, a) in zip(self.input_size, self.pads, strict=False))
 
     @property
     def used_size(self) -> tuple[int, ...]:
         """Padded extent actually read by some window: ``(o - 1) * s + e`` per axis."""
-        return tuple((o - 1) * s + e for o, s, e in zip(self.output_size, self.strides, self.extent))
+        return tuple((o - 1) * s + e for o, s, e in zip(self.output_size, self.strides, self.extent, strict=False))
 
     @property
     def is_padded(self) -> bool:
@@ -198,7 +198,7 @@ class WindowGeometry:
         >>> WindowGeometry.resolve((5, 5), 3, 1, "same").window_start((0, 0))
         (-1, -1)
         """
-        return tuple(o * s - b for o, s, (b, _) in zip(index, self.strides, self.pads))
+        return tuple(o * s - b for o, s, (b, _) in zip(index, self.strides, self.pads, strict=False))
 
     def taps(self, index: Sequence[int]) -> list[tuple[int, ...]]:
         """Input coordinates of every tap of the window at output ``index`` (row-major order).
@@ -210,6 +210,7 @@ class WindowGeometry:
 
         start = self.window_start(index)
         ranges = [
-            [st + t * d for t in range(k)] for st, k, d in zip(start, self.kernel_size, self.dilation_rate)
+            [st + t * d for t in range(k)]
+            for st, k, d in zip(start, self.kernel_size, self.dilation_rate, strict=False)
         ]
         return [tuple(c) for c in itertools.product(*ranges)]

@@ -76,6 +76,4 @@ def get(identifier: Any, *, owner: str | None = None, name: str = "initializer")
     if isinstance(identifier, str) and identifier.lower() in _INITIALIZERS:
         return _INITIALIZERS[identifier.lower()]
     prefix = f"{owner}: " if owner else ""
-    raise ConfigError(
-        f"{prefix}unknown `{name}` {identifier!r}; choose one of {', '.join(sorted(_INITIALIZERS))}."
-    )
+    raise ConfigError(f"{prefix}unknown `{name}` {identifier!r}; choose one of {', '.join(sorted(_INITIALIZERS))}.")

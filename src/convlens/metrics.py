@@ -110,8 +110,7 @@ def _same_rank(owner: Metric, y_true: np.ndarray, y_pred: np.ndarray) -> tuple[n
         y_pred = y_pred[..., 0]
     if y_true.shape != y_pred.shape:
         raise ShapeError(
-            f"{owner!r}: `y_true` and `y_pred` must have the same shape, "
-            f"got {y_true.shape} and {y_pred.shape}."
+            f"{owner!r}: `y_true` and `y_pred` must have the same shape, got {y_true.shape} and {y_pred.shape}."
         )
     return y_true, y_pred
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -80,9 +79,7 @@ class Sequential:
     def add(self, layer: Layer) -> None:
         """Append a layer (an ``Input`` layer sets the input shape instead)."""
         if not isinstance(layer, Layer):
-            raise TypeError(
-                f"Sequential.add: expected a convlens layer, got {type(layer).__name__} ({layer!r})."
-            )
+            raise TypeError(f"Sequential.add: expected a convlens layer, got {type(layer).__name__} ({layer!r}).")
         if getattr(layer, "is_input", False):
             if self._layers:
                 raise ConfigError(f"Sequential.add: an Input layer must come first, got it after {self._layers[-1]!r}.")
@@ -128,9 +125,7 @@ class Sequential:
         for layer in self._layers:
             if not layer.built or layer.input_shape != shape:
                 if layer.built and layer.input_shape is not None and layer.input_shape[1:] != shape[1:]:
-                    raise ShapeError(
-                        f"{layer!r}: was built for input {layer.input_shape}, cannot take {shape}."
-                    )
+                    raise ShapeError(f"{layer!r}: was built for input {layer.input_shape}, cannot take {shape}.")
                 if not layer.built:
                     layer.build(shape, rng)
             shape = layer.compute_output_shape(shape)
@@ -199,7 +194,9 @@ class Sequential:
         expected = self._input_shape
         if expected is None:
             return
-        if x.ndim != len(expected) or any(e is not None and e != a for e, a in zip(expected[1:], x.shape[1:])):
+        if x.ndim != len(expected) or any(
+            e is not None and e != a for e, a in zip(expected[1:], x.shape[1:], strict=False)
+        ):
             hint = ""
             if x.ndim == len(expected) - 1 and tuple(x.shape[1:]) == tuple(expected[1:-1]):
                 hint = " Add a channel axis: x[..., None]."
@@ -236,11 +233,15 @@ class Sequential:
         from convlens.ops.losses import get_loss
 
         if loss is None:
-            raise ConfigError(f"Sequential '{self.name}': compile needs a `loss`, e.g. 'sparse_categorical_crossentropy'.")
+            raise ConfigError(
+                f"Sequential '{self.name}': compile needs a `loss`, e.g. 'sparse_categorical_crossentropy'."
+            )
         self.optimizer = optimizers.get(optimizer)
         self.loss = get_loss(loss)
         if metrics is not None and (isinstance(metrics, str) or not isinstance(metrics, Sequence)):
-            raise ConfigError(f"Sequential '{self.name}': `metrics` must be a list such as ['accuracy'], got {metrics!r}.")
+            raise ConfigError(
+                f"Sequential '{self.name}': `metrics` must be a list such as ['accuracy'], got {metrics!r}."
+            )
         self._metric_ids = list(metrics or [])
         self.metrics = [metrics_module.get(m, self.loss.name) for m in self._metric_ids]
         self.compiled = True
@@ -369,7 +370,7 @@ class Sequential:
             self._check_x(vx)
             val = (vx, self._prepare_y(validation_data[1], vx.shape[0], "validation_data y"))
         elif validation_split > 0:
-            split = int(math.floor(x.shape[0] * (1.0 - validation_split)))
+            split = math.floor(x.shape[0] * (1.0 - validation_split))
             if split == 0 or split == x.shape[0]:
                 raise ConfigError(
                     f"Sequential '{self.name}': validation_split={validation_split} leaves an empty training or "
@@ -381,7 +382,14 @@ class Sequential:
         verbose_level = 1 if verbose == "auto" else int(verbose)
         self.history = History()
         cb_list = CallbackList(
-            [*(callbacks or []), self.history], model=self, params={"epochs": epochs, "steps": steps, "verbose": verbose_level, "do_validation": val is not None}
+            [*(callbacks or []), self.history],
+            model=self,
+            params={
+                "epochs": epochs,
+                "steps": steps,
+                "verbose": verbose_level,
+                "do_validation": val is not None,
+            },
         )
         rng = self._get_rng()
         params, grads = self._trainable()
@@ -480,7 +488,7 @@ class Sequential:
                 out = np.empty((n, *y.shape[1:]), y.dtype)
             out[lo:hi] = y
         if out is None:
-            return np.empty((0, *self.output_shape[1:]), np.float32)  # type: ignore[misc]
+            return np.empty((0, *self.output_shape[1:]), np.float32)  # type: ignore[arg-type, misc]
         return out
 
     # ----- summary / config / saving ------------------------------------------------------------

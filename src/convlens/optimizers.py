@@ -65,9 +65,7 @@ class Optimizer:
         self.clipvalue = self._optional_positive(clipvalue, "clipvalue")
         self.global_clipnorm = self._optional_positive(global_clipnorm, "global_clipnorm")
         self.weight_decay = (
-            None
-            if weight_decay is None
-            else check_float(weight_decay, "weight_decay", owner=repr(self), minimum=0.0)
+            None if weight_decay is None else check_float(weight_decay, "weight_decay", owner=repr(self), minimum=0.0)
         )
         self.iterations = 0
         self._slots: list[dict[str, np.ndarray]] = []
@@ -112,8 +110,7 @@ class Optimizer:
     def _check(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
         if len(params) != len(grads):
             raise ShapeError(
-                f"{self!r}: `params` and `grads` must have the same length, "
-                f"got {len(params)} and {len(grads)}."
+                f"{self!r}: `params` and `grads` must have the same length, got {len(params)} and {len(grads)}."
             )
         if self._slots and len(self._slots) > len(params):
             raise ShapeError(
@@ -222,9 +219,7 @@ class Optimizer:
             name, _, index = key.rpartition("_")
             if name not in names or not index.isdigit():
                 valid = ", ".join(f"'{n}_<i>'" for n in names) or "none"
-                raise ConfigError(
-                    f"{self!r}: unknown state key {key!r}; expected 'iterations' or slots {valid}."
-                )
+                raise ConfigError(f"{self!r}: unknown state key {key!r}; expected 'iterations' or slots {valid}.")
             while len(slots) <= int(index):
                 slots.append({})
             slots[int(index)][name] = np.array(value, copy=True)
@@ -316,12 +311,8 @@ class Adam(Optimizer):
         **kwargs: Any,
     ) -> None:
         super().__init__(learning_rate, **kwargs)
-        self.beta_1 = check_float(
-            beta_1, "beta_1", owner=repr(self), minimum=0.0, maximum=1.0, inclusive_max=False
-        )
-        self.beta_2 = check_float(
-            beta_2, "beta_2", owner=repr(self), minimum=0.0, maximum=1.0, inclusive_max=False
-        )
+        self.beta_1 = check_float(beta_1, "beta_1", owner=repr(self), minimum=0.0, maximum=1.0, inclusive_max=False)
+        self.beta_2 = check_float(beta_2, "beta_2", owner=repr(self), minimum=0.0, maximum=1.0, inclusive_max=False)
         self.epsilon = check_float(epsilon, "epsilon", owner=repr(self), minimum=0.0)
         self.amsgrad = bool(amsgrad)
 
@@ -470,11 +461,7 @@ def get(identifier: str | Optimizer | dict[str, Any]) -> Optimizer:
     if isinstance(identifier, dict):
         class_name = identifier.get("class_name")
         config = identifier.get("config", {})
-        if (
-            not isinstance(class_name, str)
-            or class_name.lower() not in _OPTIMIZERS
-            or not isinstance(config, dict)
-        ):
+        if not isinstance(class_name, str) or class_name.lower() not in _OPTIMIZERS or not isinstance(config, dict):
             raise ConfigError(
                 f"optimizers.get: config dict must have a `class_name` in {valid} and a `config` dict, "
                 f"got {identifier!r}."

@@ -152,8 +152,7 @@ class Progbar:
 
     def _metrics_text(self) -> str:
         return "".join(
-            f" - {key}: {format_value(total / max(count, 1.0))}"
-            for key, (total, count) in self._values.items()
+            f" - {key}: {format_value(total / max(count, 1.0))}" for key, (total, count) in self._values.items()
         )
 
     def _counter(self, current: int) -> str:
@@ -176,9 +175,7 @@ class Progbar:
             clock = format_duration(per_step * (self.target - current))
         else:
             clock = f"{now - self._start:.0f}s"
-        return (
-            f"{text} {bold}{clock}{reset} {format_step_time(per_step, self.unit_name)}{self._metrics_text()}"
-        )
+        return f"{text} {bold}{clock}{reset} {format_step_time(per_step, self.unit_name)}{self._metrics_text()}"
 
     def update(
         self, current: int, values: Sequence[tuple[str, float]] | None = None, finalize: bool | None = None

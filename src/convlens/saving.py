@@ -65,7 +65,10 @@ def save_model(model: Sequential, path: Any) -> None:
     arrays = _weight_arrays(model)
     if model.compiled:
         config["compile"] = {
-            "optimizer": {"class_name": type(model.optimizer).__name__, "config": model.optimizer.get_config()},
+            "optimizer": {
+                "class_name": type(model.optimizer).__name__,
+                "config": model.optimizer.get_config(),
+            },
             "loss": model.loss.name,
             "metrics": [m if isinstance(m, str) else getattr(m, "name", str(m)) for m in model._metric_ids],
             "iterations": int(model.optimizer.iterations),

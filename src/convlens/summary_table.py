@@ -25,16 +25,19 @@ def keras_summary(name: str, rows: list[tuple[str, str, int]], total: int, train
     Model: "m"
     """
     widths = [max(31, *(len(r[0]) for r in rows)) + 2, max(22, *(len(r[1]) for r in rows)) + 2, 15]
+
     def line(left: str, mid: str, right: str, fill: str) -> str:
         return left + mid.join(fill * w for w in widths) + right
 
     def row(cells: tuple[str, str, str], sep: str = "│") -> str:
         a, b, c = cells
-        return (
-            f"{sep} {a:<{widths[0] - 2}} {sep} {b:<{widths[1] - 2}} {sep} {c:>{widths[2] - 2}} {sep}"
-        )
+        return f"{sep} {a:<{widths[0] - 2}} {sep} {b:<{widths[1] - 2}} {sep} {c:>{widths[2] - 2}} {sep}"
 
-    out = [f'Model: "{name}"', line("┏", "┳", "┓", "━"), row(("Layer (type)", "Output Shape", "Param #"), "┃")]
+    out = [
+        f'Model: "{name}"',
+        line("┏", "┳", "┓", "━"),
+        row(("Layer (type)", "Output Shape", "Param #"), "┃"),
+    ]
     out.append(line("┡", "╇", "┩", "━"))
     for i, (layer, shape, params) in enumerate(rows):
         out.append(row((layer, shape, f"{params:,}")))

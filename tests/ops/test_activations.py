@@ -17,9 +17,7 @@ from tests.support import reference_core as ref
 NAMES = sorted(ref.SCALAR_ACTIVATIONS)
 
 
-def _inputs(
-    rng: np.random.Generator, shape: tuple[int, ...] = (4, 7), dtype: type = np.float64
-) -> np.ndarray:
+def _inputs(rng: np.random.Generator, shape: tuple[int, ...] = (4, 7), dtype: type = np.float64) -> np.ndarray:
     """Values in about [-6, 8], kept off the kinks at 0 and 6."""
     x = rng.standard_normal(shape) * 3.0 + 1.0
     for kink in (0.0, 6.0):
@@ -90,9 +88,7 @@ def test_gelu_tanh_approximation_matches_torch(dtype: type, rng: np.random.Gener
     yt.backward(torch.tensor(g))
     rtol = 1e-10 if dtype == np.float64 else 1e-4
     np.testing.assert_allclose(act_ops.gelu(x, approximate=True), yt.detach().numpy(), rtol=rtol, atol=1e-6)
-    np.testing.assert_allclose(
-        act_ops.gelu_backward(g, x, approximate=True), xt.grad.numpy(), rtol=rtol, atol=1e-6
-    )
+    np.testing.assert_allclose(act_ops.gelu_backward(g, x, approximate=True), xt.grad.numpy(), rtol=rtol, atol=1e-6)
 
 
 def test_gelu_float32_within_1e6_of_torch() -> None:

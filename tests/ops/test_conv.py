@@ -117,9 +117,7 @@ def test_conv2d_matches_reference(case: Case, channels_first: bool, use_bias: bo
     b = bias if use_bias else None
     expected = case.reference(x, kernel, b)
     grad_out = np.random.default_rng(1).standard_normal(expected.shape)
-    gx, gk, gb = conv2d_backward_reference(
-        grad_out, x, kernel, case.strides, case.pads, case.dilation, case.groups
-    )
+    gx, gk, gb = conv2d_backward_reference(grad_out, x, kernel, case.strides, case.pads, case.dilation, case.groups)
     if channels_first:
         out = conv2d(as_channels_first(x), kernel, b, data_format="channels_first", **case.kwargs())
         close(out, as_channels_first(expected))
@@ -151,9 +149,7 @@ PINNED = [
     make_case((1, 3, 3, 1), (1, 1, 1, 1), strides=2, padding=((2, 0), (0, 3))),  # windows in padding only
     make_case((2, 9, 9, 8), (3, 3, 4, 4), strides=2, padding="same", groups=2),  # the >= 8 channel copy
 ]
-PINNED_IDS = [
-    f"{c.x_shape}-{c.kernel_shape}-s{c.strides}-{c.padding}-d{c.dilation}-g{c.groups}" for c in PINNED
-]
+PINNED_IDS = [f"{c.x_shape}-{c.kernel_shape}-s{c.strides}-{c.padding}-d{c.dilation}-g{c.groups}" for c in PINNED]
 
 
 @pytest.mark.parametrize("case", PINNED, ids=PINNED_IDS)
@@ -162,9 +158,7 @@ def test_conv2d_pinned_cases(case: Case) -> None:
     expected = case.reference(x, kernel, bias)
     close(conv2d(x, kernel, bias, **case.kwargs()), expected)
     grad_out = np.random.default_rng(4).standard_normal(expected.shape)
-    gx, gk, gb = conv2d_backward_reference(
-        grad_out, x, kernel, case.strides, case.pads, case.dilation, case.groups
-    )
+    gx, gk, gb = conv2d_backward_reference(grad_out, x, kernel, case.strides, case.pads, case.dilation, case.groups)
     grads = conv2d_backward(grad_out, x, kernel, **case.kwargs())
     close(grads.x, gx)
     close(grads.kernel, gk)
@@ -248,9 +242,7 @@ def torch_conv2d(
     torch = pytest.importorskip("torch")
     functional = torch.nn.functional
     xt = torch.tensor(np.ascontiguousarray(np.moveaxis(x, -1, 1)), requires_grad=True)
-    kt = torch.tensor(
-        np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)), requires_grad=True
-    )  # (F, C/G, KH, KW)
+    kt = torch.tensor(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)), requires_grad=True)  # (F, C/G, KH, KW)
     bt = torch.tensor(bias, requires_grad=True)
     (pt, pb), (pl, pr) = case.pads
     # torch refuses 'same' with stride > 1 and pads symmetrically: give it explicit asymmetric pads.
@@ -418,9 +410,7 @@ def test_compute_grad_x_false_returns_none() -> None:
     assert partial.x is None
     np.testing.assert_array_equal(partial.kernel, full.kernel)
     np.testing.assert_array_equal(partial.bias, full.bias)
-    partial1 = conv1d_backward(
-        grad_out[:, 0], x[:, 0], kernel[0], compute_grad_x=False, padding="same", groups=2
-    )
+    partial1 = conv1d_backward(grad_out[:, 0], x[:, 0], kernel[0], compute_grad_x=False, padding="same", groups=2)
     assert partial1.x is None
 
 
@@ -447,9 +437,7 @@ def test_plan_reuse_does_not_corrupt_earlier_results(case: Case) -> None:
         np.testing.assert_array_equal(after, before)
     close(out1, case.reference(x1, kernel, bias))
     close(out2, case.reference(x2, kernel, bias))
-    gx, gk, gb = conv2d_backward_reference(
-        g2, x2, kernel, case.strides, case.pads, case.dilation, case.groups
-    )
+    gx, gk, gb = conv2d_backward_reference(g2, x2, kernel, case.strides, case.pads, case.dilation, case.groups)
     close(grads2.x, gx)
     close(grads2.kernel, gk)
     close(grads2.bias, gb)

@@ -83,13 +83,9 @@ def test_dense_bad_shapes() -> None:
         dense(x, np.zeros((4, 2), np.float32))
     with pytest.raises(ShapeError, match=r"dense: `kernel` must be 2-D, got shape \(3,\)"):
         dense(x, np.zeros(3, np.float32))
-    with pytest.raises(
-        ShapeError, match=r"dense: `bias` must have shape \(2,\) \(one per unit\), got \(3,\)"
-    ):
+    with pytest.raises(ShapeError, match=r"dense: `bias` must have shape \(2,\) \(one per unit\), got \(3,\)"):
         dense(x, np.zeros((3, 2), np.float32), np.zeros(3, np.float32))
-    with pytest.raises(
-        ShapeError, match=r"dense_backward: `grad_out` must have shape \(2, 2\), got \(2, 3\)"
-    ):
+    with pytest.raises(ShapeError, match=r"dense_backward: `grad_out` must have shape \(2, 2\), got \(2, 3\)"):
         dense_backward(np.zeros((2, 3)), x, np.zeros((3, 2), np.float32))
 
 
@@ -231,7 +227,5 @@ def test_batch_norm_bad_inputs() -> None:
     with pytest.raises(ShapeError, match=r"training needs at least one value per channel"):
         batch_norm_forward(np.zeros((0, 3)), ones, zeros, zeros.copy(), ones.copy(), training=True)
     _, cache = batch_norm_forward(x, ones, zeros, zeros.copy(), ones.copy(), training=True)
-    with pytest.raises(
-        ShapeError, match=r"batch_norm_backward: `grad_out` must have the input shape \(2, 3\)"
-    ):
+    with pytest.raises(ShapeError, match=r"batch_norm_backward: `grad_out` must have the input shape \(2, 3\)"):
         batch_norm_backward(np.zeros((3, 3)), cache)

@@ -27,9 +27,7 @@ def _onehot(labels: np.ndarray, k: int) -> np.ndarray:
 def test_sparse_categorical_crossentropy_matches_reference(rng: np.random.Generator) -> None:
     probs = _probs(rng) * 3.0  # unnormalised: Keras renormalises
     labels = rng.integers(0, 4, 6)
-    assert loss_ops.sparse_categorical_crossentropy(labels, probs) == pytest.approx(
-        ref.sparse_cce(labels, probs)
-    )
+    assert loss_ops.sparse_categorical_crossentropy(labels, probs) == pytest.approx(ref.sparse_cce(labels, probs))
     assert loss_ops.sparse_categorical_crossentropy(labels[:, None], probs) == pytest.approx(
         ref.sparse_cce(labels, probs)
     )
@@ -161,9 +159,7 @@ def test_backward_matches_finite_differences(name: str, rng: np.random.Generator
     np.testing.assert_allclose(loss.backward(target, probs), numeric, rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize(
-    "name", ["sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy"]
-)
+@pytest.mark.parametrize("name", ["sparse_categorical_crossentropy", "categorical_crossentropy", "binary_crossentropy"])
 def test_from_logits_gradients_match_finite_differences(name: str, rng: np.random.Generator) -> None:
     logits = rng.standard_normal((3, 4)) * 2
     labels = rng.integers(0, 4, 3)
@@ -192,9 +188,7 @@ def test_fused_losses_are_finite_for_huge_logits(dtype: type) -> None:
     assert np.all(np.isfinite(grad))
     assert np.all(np.isfinite(probs))
     np.testing.assert_allclose(grad[0], [0.5, -0.5, 0.0], atol=1e-7)
-    bl, bg, _ = loss_ops.sigmoid_cross_entropy_with_logits(
-        np.array([[0.0, 1.0, 1.0], [1.0, 1.0, 0.0]], dtype), logits
-    )
+    bl, bg, _ = loss_ops.sigmoid_cross_entropy_with_logits(np.array([[0.0, 1.0, 1.0], [1.0, 1.0, 0.0]], dtype), logits)
     assert np.isfinite(bl)
     assert np.all(np.isfinite(bg))
     assert bl == pytest.approx((1e4 + 1e4 + np.log(2) + 1e4 + 0 + 5 + np.log1p(np.exp(-5))) / 6, rel=1e-6)
@@ -211,9 +205,7 @@ def test_registry_names_aliases_and_fusion() -> None:
     assert loss_ops.get_loss("binary_crossentropy").fused_activation == "sigmoid"
     loss = loss_ops.get_loss("mse")
     assert loss_ops.get_loss(loss) is loss
-    with pytest.raises(
-        ConfigError, match=r"unknown `loss` 'hinge'; choose one of 'sparse_categorical_crossentropy'"
-    ):
+    with pytest.raises(ConfigError, match=r"unknown `loss` 'hinge'; choose one of 'sparse_categorical_crossentropy'"):
         loss_ops.get_loss("hinge")
     with pytest.raises(ConfigError, match=r"'mean_squared_error' takes no `from_logits`"):
         loss_ops.get_loss("mse", from_logits=True)
@@ -232,9 +224,7 @@ def test_bad_sparse_labels_name_the_value_and_k() -> None:
     with pytest.raises(ShapeError, match=r"sparse labels must have shape \(3,\) or \(3, 1\) .* got \(2,\)"):
         loss_ops.sparse_categorical_crossentropy(np.array([0, 1]), probs)
     # Integral floats are accepted, as Keras casts them.
-    assert loss_ops.sparse_categorical_crossentropy(np.array([0.0, 1.0, 2.0]), probs) == pytest.approx(
-        np.log(4)
-    )
+    assert loss_ops.sparse_categorical_crossentropy(np.array([0.0, 1.0, 2.0]), probs) == pytest.approx(np.log(4))
 
 
 def test_bad_dense_targets_raise_shape_errors() -> None:

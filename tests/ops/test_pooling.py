@@ -169,9 +169,7 @@ def test_hypothesis_against_reference(case, seed):
     np.testing.assert_allclose(y, ref.pool2d(x, kind, pool, strides, padding), rtol=1e-12, atol=1e-12)
     g = rng.standard_normal(y.shape)
     grad = run(kind, x, pool, strides, padding, g)
-    np.testing.assert_allclose(
-        grad, ref.pool2d_backward(g, x, kind, pool, strides, padding), rtol=1e-12, atol=1e-12
-    )
+    np.testing.assert_allclose(grad, ref.pool2d_backward(g, x, kind, pool, strides, padding), rtol=1e-12, atol=1e-12)
     # Every window hands out exactly its gradient, whatever the overlap or padding.
     np.testing.assert_allclose(grad.sum(), g.sum(), rtol=1e-9, atol=1e-9)
 
@@ -245,9 +243,7 @@ def test_channels_first_is_a_transpose(kind, rng):
     y_cf = run(kind, x_cf, 3, 2, "same", data_format="channels_first")
     np.testing.assert_allclose(y_cf, y.transpose(0, 3, 1, 2), rtol=1e-12)
     g = rng.standard_normal(y.shape)
-    grad_cf = run(
-        kind, x_cf, 3, 2, "same", np.ascontiguousarray(g.transpose(0, 3, 1, 2)), data_format="channels_first"
-    )
+    grad_cf = run(kind, x_cf, 3, 2, "same", np.ascontiguousarray(g.transpose(0, 3, 1, 2)), data_format="channels_first")
     np.testing.assert_allclose(grad_cf, run(kind, x, 3, 2, "same", g).transpose(0, 3, 1, 2), rtol=1e-12)
 
 
@@ -267,9 +263,7 @@ def test_global_pooling_matches_reference(kind, rank, rng):
     np.testing.assert_allclose(bwd(g.reshape(kept.shape), x, keepdims=True), bwd(g, x), rtol=1e-12)
     x_cf = np.moveaxis(x, -1, 1)
     np.testing.assert_allclose(fwd(x_cf, data_format="channels_first"), y, rtol=1e-12)
-    np.testing.assert_allclose(
-        bwd(g, x_cf, data_format="channels_first"), np.moveaxis(bwd(g, x), -1, 1), rtol=1e-12
-    )
+    np.testing.assert_allclose(bwd(g, x_cf, data_format="channels_first"), np.moveaxis(bwd(g, x), -1, 1), rtol=1e-12)
     assert fwd(x_cf, keepdims=True, data_format="channels_first").shape == (2, 3, *(1,) * rank)
 
 

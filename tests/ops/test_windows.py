@@ -24,9 +24,7 @@ def problems(draw: st.DrawFn) -> tuple[WindowGeometry, tuple[int, int, int, int]
             st.tuples(*(st.tuples(st.integers(0, 2), st.integers(0, 2)),) * 2),
         )
     )
-    size = tuple(
-        draw(st.integers((k - 1) * d + 1, (k - 1) * d + 5)) for k, d in zip(kernel, dilation, strict=True)
-    )
+    size = tuple(draw(st.integers((k - 1) * d + 1, (k - 1) * d + 5)) for k, d in zip(kernel, dilation, strict=True))
     channels = draw(st.sampled_from([1, 3, 8, 9]))  # both copy strategies (< 8 and >= 8)
     geometry = WindowGeometry.resolve(size, kernel, strides, padding, dilation)
     return geometry, (draw(st.integers(1, 2)), size[0], size[1], channels)

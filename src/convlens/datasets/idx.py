@@ -78,9 +78,7 @@ def _decode(data: bytes | bytearray | memoryview, label: str) -> npt.NDArray[Any
         raise DataError(f"{label}: IDX header declares 0 dimensions: expected ndim >= 1.")
     header = 4 + 4 * ndim
     if size < header:
-        raise DataError(
-            f"{label}: truncated IDX header: {ndim} dimensions need {header} header bytes, found {size}."
-        )
+        raise DataError(f"{label}: truncated IDX header: {ndim} dimensions need {header} header bytes, found {size}.")
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype, type_name = _CODES[code]
     count = 1

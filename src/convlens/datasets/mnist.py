@@ -47,9 +47,7 @@ _PACKAGED_DIR = Path(__file__).parent / "data" / "mnist"
 _CACHE: dict[tuple[str, int, int], bytes] = {}
 _CACHE_LOCK = threading.Lock()
 
-Arrays = tuple[
-    tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]], tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]
-]
+Arrays = tuple[tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]], tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8]]]
 
 
 def _clear_cache() -> None:
@@ -63,9 +61,7 @@ def _find(directory: Path, stem: str) -> Path:
     for candidate in (directory / f"{stem}.gz", directory / stem):
         if candidate.is_file():
             return candidate
-    raise DataError(
-        f"mnist.load_data: missing MNIST file in {directory}: expected {stem}.gz or {stem}, found neither."
-    )
+    raise DataError(f"mnist.load_data: missing MNIST file in {directory}: expected {stem}.gz or {stem}, found neither.")
 
 
 def _uncompressed(path: Path, expected_sha256: str | None) -> bytes:
@@ -97,8 +93,7 @@ def _uncompressed(path: Path, expected_sha256: str | None) -> bytes:
 def _check_pair(images: npt.NDArray[Any], labels: npt.NDArray[Any], image_file: str, label_file: str) -> None:
     if images.dtype != np.uint8 or images.ndim != 3:
         raise DataError(
-            f"{image_file}: expected uint8 images of shape (N, H, W), "
-            f"got {images.dtype} of shape {images.shape}."
+            f"{image_file}: expected uint8 images of shape (N, H, W), got {images.dtype} of shape {images.shape}."
         )
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise DataError(
@@ -106,8 +101,7 @@ def _check_pair(images: npt.NDArray[Any], labels: npt.NDArray[Any], image_file: 
         )
     if len(images) != len(labels):
         raise DataError(
-            f"{label_file}: expected one label per image in {image_file} ({len(images)}), "
-            f"found {len(labels)} labels."
+            f"{label_file}: expected one label per image in {image_file} ({len(images)}), found {len(labels)} labels."
         )
 
 
@@ -142,16 +136,13 @@ def load_data(path: str | os.PathLike[str] | None = None) -> Arrays:
         hashes: list[str | None] = [SHA256[stem] for stem in FILES]
         for file in paths:
             if not file.is_file():
-                raise DataError(
-                    f"mnist.load_data: packaged MNIST file {file} is missing; reinstall convlens."
-                )
+                raise DataError(f"mnist.load_data: packaged MNIST file {file} is missing; reinstall convlens.")
     else:
         directory = Path(path)
         if not directory.is_dir():
             what = "a file" if directory.exists() else "nothing"
             raise DataError(
-                f"mnist.load_data: `path` must be a directory holding the MNIST IDX files, "
-                f"found {what} at {directory}."
+                f"mnist.load_data: `path` must be a directory holding the MNIST IDX files, found {what} at {directory}."
             )
         paths = [_find(directory, stem) for stem in FILES]
         hashes = [None] * len(FILES)

@@ -113,9 +113,7 @@ class Layer:
     def check_input_shape(self, input_shape: Shape) -> None:
         """Raise ``ShapeError`` when the input rank is outside what this layer takes."""
         ndim = len(input_shape)
-        if (self.min_ndim is not None and ndim < self.min_ndim) or (
-            self.max_ndim is not None and ndim > self.max_ndim
-        ):
+        if (self.min_ndim is not None and ndim < self.min_ndim) or (self.max_ndim is not None and ndim > self.max_ndim):
             if self.min_ndim == self.max_ndim:
                 want = f"{self.min_ndim}-D"
             elif self.max_ndim is None:
@@ -171,7 +169,7 @@ class Layer:
         expected = self.input_shape
         if expected is None:
             return
-        if x.ndim != len(expected) or any(e is not None and e != a for e, a in zip(expected, x.shape)):
+        if x.ndim != len(expected) or any(e is not None and e != a for e, a in zip(expected, x.shape, strict=False)):
             shown = "(None, " + ", ".join(str(e) for e in expected[1:]) + ")"
             raise ShapeError(f"{self!r}: expected input of shape {shown}, got {x.shape}.")
 
@@ -192,11 +190,11 @@ class Layer:
         current = self._weight_arrays()
         if len(weights) != len(current):
             raise ShapeError(f"{self!r}: set_weights expects {len(current)} arrays, got {len(weights)}.")
-        for (name, old), new in zip(current, weights):
+        for (name, old), new in zip(current, weights, strict=False):
             new = np.asarray(new)
             if new.shape != old.shape:
                 raise ShapeError(f"{self!r}: weight '{name}' must have shape {old.shape}, got {new.shape}.")
-        for (name, old), new in zip(current, weights):
+        for (_, old), new in zip(current, weights, strict=True):
             old[...] = np.asarray(new, dtype=old.dtype)
 
     def count_params(self) -> int:

@@ -79,8 +79,8 @@ class _Conv(Layer):
     def _split(self, input_shape: Shape) -> tuple[tuple[int, ...], int | None]:
         """Spatial sizes and channel count of an input shape (batch included)."""
         if self.data_format == "channels_first":
-            return tuple(input_shape[2:]), input_shape[1]  # type: ignore[return-value]
-        return tuple(input_shape[1:-1]), input_shape[-1]  # type: ignore[return-value]
+            return tuple(input_shape[2:]), input_shape[1]  # type: ignore[arg-type]
+        return tuple(input_shape[1:-1]), input_shape[-1]  # type: ignore[arg-type]
 
     def geometry(self, input_shape: Shape) -> WindowGeometry:
         """The window geometry for ``input_shape`` (batch included)."""
@@ -105,9 +105,7 @@ class _Conv(Layer):
 
     def _kernel_shape(self, channels: int) -> tuple[int, ...]:
         if channels % self.groups:
-            raise ShapeError(
-                f"{self!r}: input channels ({channels}) must be divisible by groups={self.groups}."
-            )
+            raise ShapeError(f"{self!r}: input channels ({channels}) must be divisible by groups={self.groups}.")
         return (*self.kernel_size, channels // self.groups, self.filters)
 
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:

@@ -152,10 +152,7 @@ class Dense(Layer):
             raise _no_forward(self)
         _, pre, y = self._cache
         g2d = np.asarray(grad_out, dtype=self.dtype).reshape(pre.shape)
-        if self.activation.name == "relu":
-            grad_pre = relu_backward(g2d, y)
-        else:
-            grad_pre = self.activation.backward(g2d, pre, y)
+        grad_pre = relu_backward(g2d, y) if self.activation.name == "relu" else self.activation.backward(g2d, pre, y)
         return self.backward_linear(grad_pre)
 
     def backward_linear(self, grad_pre: np.ndarray) -> np.ndarray:
@@ -198,9 +195,7 @@ class Flatten(Layer):
     def __init__(self, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if data_format not in (None, "channels_last"):
-            raise ConfigError(
-                f"{self!r}: only data_format='channels_last' is supported, got {data_format!r}."
-            )
+            raise ConfigError(f"{self!r}: only data_format='channels_last' is supported, got {data_format!r}.")
         self._x_shape: tuple[int, ...] | None = None
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -320,9 +315,7 @@ class ReLU(_Elementwise):
     ) -> None:
         super().__init__(**kwargs)
         owner = repr(self)
-        self.max_value = (
-            None if max_value is None else check_float(max_value, "max_value", owner=owner, minimum=0.0)
-        )
+        self.max_value = None if max_value is None else check_float(max_value, "max_value", owner=owner, minimum=0.0)
         self.negative_slope = check_float(negative_slope, "negative_slope", owner=owner, minimum=0.0)
         self.threshold = check_float(threshold, "threshold", owner=owner, minimum=0.0)
 
@@ -364,9 +357,7 @@ class Softmax(_Elementwise):
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         input_shape = tuple(input_shape)
         if not -len(input_shape) <= self.axis < len(input_shape) or self.axis % len(input_shape) == 0:
-            raise ShapeError(
-                f"{self!r}: `axis` {self.axis} is not a non-batch axis of input shape {input_shape}."
-            )
+            raise ShapeError(f"{self!r}: `axis` {self.axis} is not a non-batch axis of input shape {input_shape}.")
         return input_shape
 
     def _forward(self, x: np.ndarray) -> np.ndarray:

@@ -71,9 +71,7 @@ class BatchNormalization(Layer):
             "moving_variance_initializer",
         )
         given = (beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer)
-        self._initializers = {
-            n: initializers.get(v, owner=owner, name=n) for n, v in zip(names, given, strict=True)
-        }
+        self._initializers = {n: initializers.get(v, owner=owner, name=n) for n, v in zip(names, given, strict=True)}
         self._initializer_ids = {n: _init_name(v) for n, v in zip(names, given, strict=True)}
         self._cache: BatchNormCache | None = None
         self._channel_axis: int | None = None
@@ -88,9 +86,7 @@ class BatchNormalization(Layer):
         self.check_input_shape(input_shape)
         axis = self._resolve_axis(len(input_shape))
         if input_shape[axis] is None:
-            raise ShapeError(
-                f"{self!r}: the channel axis {self.axis} must be known, got shape {input_shape}."
-            )
+            raise ShapeError(f"{self!r}: the channel axis {self.axis} must be known, got shape {input_shape}.")
         return input_shape
 
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:

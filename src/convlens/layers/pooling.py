@@ -85,9 +85,7 @@ class _Pooling(Layer):
             ).output_size
         else:  # unknown sizes stay unknown; known axes are still checked
             out = tuple(
-                None
-                if s is None
-                else WindowGeometry.resolve((s,), k, st, self.padding, owner=owner).output_size[0]
+                None if s is None else WindowGeometry.resolve((s,), k, st, self.padding, owner=owner).output_size[0]
                 for s, k, st in zip(spatial, self.pool_size, self.strides, strict=True)
             )
         if self.data_format == "channels_first":
@@ -101,9 +99,7 @@ class _Pooling(Layer):
                 self._plans.clear()
             plan_cls = MaxPool2DPlan if self.kind == "max" else AvgPool2DPlan
             one = (1,) if self.rank == 1 else ()
-            plan = plan_cls(
-                x2d.shape, (*one, *self.pool_size), (*one, *self.strides), self.padding, owner=repr(self)
-            )
+            plan = plan_cls(x2d.shape, (*one, *self.pool_size), (*one, *self.strides), self.padding, owner=repr(self))
             self._plans[x2d.shape] = plan
         return plan
 
@@ -138,9 +134,7 @@ class _Pooling(Layer):
         if self.data_format == "channels_first":
             shape = (shape[0], shape[-1], *shape[1:-1])
         if grad_out.shape != shape:
-            raise ShapeError(
-                f"{self!r}: `grad_out` must have the output shape {shape}, got {grad_out.shape}."
-            )
+            raise ShapeError(f"{self!r}: `grad_out` must have the output shape {shape}, got {grad_out.shape}.")
         grad = self._to_2d(grad_out)
         return self._from_2d(plan.backward(grad))
 
@@ -269,9 +263,7 @@ class _GlobalPooling(Layer):
             raise StateError(f"{self!r}: backward called before forward.")
         grad = np.asarray(grad_out, dtype=self.dtype)
         try:
-            grad_x: np.ndarray = self._backward(
-                grad, self._x, keepdims=self.keepdims, data_format=self.data_format
-            )
+            grad_x: np.ndarray = self._backward(grad, self._x, keepdims=self.keepdims, data_format=self.data_format)
         except ShapeError as exc:
             raise ShapeError(f"{self!r}: {exc}") from None
         return grad_x

@@ -50,8 +50,7 @@ class _ZeroPadding(Layer):
         input_shape = tuple(input_shape)
         self.check_input_shape(input_shape)
         spatial = tuple(
-            None if s is None else s + b + a
-            for s, (b, a) in zip(input_shape[1:-1], self.padding, strict=True)
+            None if s is None else s + b + a for s, (b, a) in zip(input_shape[1:-1], self.padding, strict=True)
         )
         return (input_shape[0], *spatial, input_shape[-1])
 

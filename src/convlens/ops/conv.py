@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from convlens.errors import ShapeError, check_int
-from convlens.geometry import WindowGeometry, normalize_padding
+from convlens.geometry import WindowGeometry
 from convlens.ops._checks import (
     as_float_array,
     check_data_format,
@@ -82,9 +82,7 @@ class Conv2DPlan:
         display_shape: tuple[int, ...] | None = None,
     ) -> None:
         if len(x_shape) != 4:
-            raise ShapeError(
-                f"{owner}: input must be 4-D (batch, height, width, channels), got shape {_fmt(x_shape)}."
-            )
+            raise ShapeError(f"{owner}: input must be 4-D (batch, height, width, channels), got shape {_fmt(x_shape)}.")
         if len(kernel_shape) != 4:
             raise ShapeError(
                 f"{owner}: `kernel` must be 4-D (kernel_h, kernel_w, in_channels / groups, filters), "
@@ -112,9 +110,7 @@ class Conv2DPlan:
         self.groups = groups
         self.x_shape = tuple(int(s) for s in x_shape)
         self.kernel_shape = tuple(int(s) for s in kernel_shape)
-        self.geometry = WindowGeometry.resolve(
-            (height, width), (kh, kw), strides, padding, dilation_rate, owner=owner
-        )
+        self.geometry = WindowGeometry.resolve((height, width), (kh, kw), strides, padding, dilation_rate, owner=owner)
         self.workspace: Workspace | None = Workspace() if reuse_buffers else None
         self._cols: np.ndarray | None = None
         self._cols_source: np.ndarray | None = None
@@ -180,7 +176,9 @@ class Conv2DPlan:
         if self.depthwise:
             return _depthwise_backward(
                 self,
-                grad_out.astype(dtype, copy=False), x.astype(dtype, copy=False), kernel.astype(dtype, copy=False),
+                grad_out.astype(dtype, copy=False),
+                x.astype(dtype, copy=False),
+                kernel.astype(dtype, copy=False),
                 compute_grad_x,
             )
         cols = self._cols
@@ -231,9 +229,7 @@ def _depthwise_taps(plan: Conv2DPlan, padded: np.ndarray) -> list[tuple[int, int
     return taps
 
 
-def _depthwise_forward(
-    plan: Conv2DPlan, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None
-) -> np.ndarray:
+def _depthwise_forward(plan: Conv2DPlan, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
     """Depthwise path: out[..., c * M + m] = sum over taps of x_tap[..., c] * kernel[i, j, 0, c * M + m]."""
     batch, oh, ow, filters = plan.output_shape
     channels = plan.x_shape[3]
@@ -298,7 +294,13 @@ def _check_bias(bias: Any, filters: int, owner: str) -> np.ndarray | None:
 
 
 def _plan_2d(
-    x: np.ndarray, kernel: np.ndarray, strides: Any, padding: Any, dilation_rate: Any, groups: int, owner: str,
+    x: np.ndarray,
+    kernel: np.ndarray,
+    strides: Any,
+    padding: Any,
+    dilation_rate: Any,
+    groups: int,
+    owner: str,
     shown: tuple[int, ...],
 ) -> Conv2DPlan:
     return Conv2DPlan(
@@ -315,7 +317,13 @@ def _plan_2d(
 
 
 def _plan_1d(
-    x: np.ndarray, kernel: np.ndarray, strides: Any, padding: Any, dilation_rate: Any, groups: int, owner: str,
+    x: np.ndarray,
+    kernel: np.ndarray,
+    strides: Any,
+    padding: Any,
+    dilation_rate: Any,
+    groups: int,
+    owner: str,
     shown: tuple[int, ...],
 ) -> Conv2DPlan:
     """A 2-D plan over a height-1 view, after resolving the 1-D geometry (so errors speak 1-D)."""
@@ -447,6 +455,8 @@ def conv1d_backward(
     batch, _, length, filters = plan.output_shape
     expected = _user_layout((batch, length, filters), fmt)
     _check_grad_out(grad_out, expected, expected, owner)
-    grads = plan.backward(to_channels_last(grad_out, fmt)[:, None], x[:, None], kernel[None], compute_grad_x=compute_grad_x)
+    grads = plan.backward(
+        to_channels_last(grad_out, fmt)[:, None], x[:, None], kernel[None], compute_grad_x=compute_grad_x
+    )
     grad_x = None if grads.x is None else from_channels_last(grads.x[:, 0], fmt)
     return Conv2DGrads(grad_x, grads.kernel[0], grads.bias)

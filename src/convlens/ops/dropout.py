@@ -21,9 +21,7 @@ from convlens.ops._checks import as_float_array
 __all__ = ["dropout", "dropout_backward"]
 
 
-def dropout(
-    x: Any, rate: float, rng: np.random.Generator, training: bool
-) -> tuple[np.ndarray, np.ndarray | None]:
+def dropout(x: Any, rate: float, rng: np.random.Generator, training: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Zero each value with probability ``rate`` and scale the survivors by ``1 / (1 - rate)``.
 
     A value is kept when its uniform draw is ``>= rate`` (TensorFlow's rule). Outside training,

@@ -84,15 +84,11 @@ class ConvMaxPoolPlan:
                 for b in range(pw):
                     for i in range(kh):
                         for j in range(kw):
-                            rows, columns = tap_slices(
-                                self.geometry, i, j, first=(a, b), step=(ph, pw), count=(qh, qw)
-                            )
+                            rows, columns = tap_slices(self.geometry, i, j, first=(a, b), step=(ph, pw), count=(qh, qw))
                             cols[a, b, :, :, :, i, j, :] = padded[:, rows, columns, :]
         return cols
 
-    def forward(
-        self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, training: bool = False
-    ) -> np.ndarray:
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, training: bool = False) -> np.ndarray:
         """Pooled activations (N, QH, QW, F); keeps what backward needs when ``training``."""
         ph, pw = self.pool_size
         kh, kw, channels, filters = self.kernel_shape

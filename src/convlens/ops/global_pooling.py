@@ -34,9 +34,7 @@ __all__ = [
 ]
 
 
-def _global(
-    kind: str, rank: int, x: Any, grad_out: Any, keepdims: bool, data_format: str, owner: str
-) -> np.ndarray:
+def _global(kind: str, rank: int, x: Any, grad_out: Any, keepdims: bool, data_format: str, owner: str) -> np.ndarray:
     fmt = check_data_format(data_format, owner)
     x = to_channels_last(as_float_array(x, "x", owner, rank + 2), fmt)
     batch, channels = x.shape[0], x.shape[-1]

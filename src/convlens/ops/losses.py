@@ -96,12 +96,8 @@ def _dense_targets(y_true: Any, y_pred: Array, owner: str, *, allow_squeezed: bo
     if allow_squeezed and target.shape == y_pred.shape[:-1] and y_pred.shape[-1:] == (1,):
         target = target.reshape(y_pred.shape)
     if target.shape != y_pred.shape:
-        hint = (
-            " For integer labels use 'sparse_categorical_crossentropy'." if target.ndim < y_pred.ndim else ""
-        )
-        raise ShapeError(
-            f"{owner}: `y_true` must have the shape of `y_pred` {y_pred.shape}, got {target.shape}.{hint}"
-        )
+        hint = " For integer labels use 'sparse_categorical_crossentropy'." if target.ndim < y_pred.ndim else ""
+        raise ShapeError(f"{owner}: `y_true` must have the shape of `y_pred` {y_pred.shape}, got {target.shape}.{hint}")
     return target.astype(y_pred.dtype, copy=False)
 
 
@@ -362,9 +358,7 @@ def get_loss(identifier: Any, *, from_logits: bool = False, owner: str | None = 
         key = _ALIASES.get(key, key)
         if key in LOSSES:
             if from_logits and key == "mean_squared_error":
-                raise ConfigError(
-                    f"{owner + ': ' if owner else ''}'mean_squared_error' takes no `from_logits`."
-                )
+                raise ConfigError(f"{owner + ': ' if owner else ''}'mean_squared_error' takes no `from_logits`.")
             return _make(key, bool(from_logits))
     prefix = f"{owner}: " if owner else ""
     names = ", ".join(repr(n) for n in (*LOSSES, *_ALIASES))

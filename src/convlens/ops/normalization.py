@@ -48,9 +48,7 @@ def _channel_sum(a2d: np.ndarray) -> np.ndarray:
 
 def _check_vector(v: Any, name: str, channels: int, owner: str) -> None:
     if v is not None and np.shape(v) != (channels,):
-        raise ShapeError(
-            f"{owner}: `{name}` must have shape ({channels},) (one per channel), got {np.shape(v)}."
-        )
+        raise ShapeError(f"{owner}: `{name}` must have shape ({channels},) (one per channel), got {np.shape(v)}.")
 
 
 def batch_norm_forward(

@@ -130,9 +130,7 @@ class _PoolPlan:
     ) -> Any:
         """Plan for a 1-D input (N, L, C), run as 2-D over (N, 1, L, C); errors speak 1-D."""
         if len(x_shape) != 3:
-            raise ShapeError(
-                f"{owner}: input must be 3-D (batch, steps, channels), got shape {tuple(x_shape)}."
-            )
+            raise ShapeError(f"{owner}: input must be 3-D (batch, steps, channels), got shape {tuple(x_shape)}.")
         (pool,) = normalize_tuple(pool_size, 1, "pool_size", owner=owner)
         (stride,) = (pool,) if strides is None else normalize_tuple(strides, 1, "strides", owner=owner)
         mode = check_choice(padding, "padding", POOL_PADDINGS, owner=owner)
@@ -152,8 +150,7 @@ class _PoolPlan:
     def _check_grad(self, grad_out: np.ndarray) -> None:
         if grad_out.shape != self.output_shape:
             raise ShapeError(
-                f"{self.owner}: `grad_out` must have the output shape {self.output_shape}, "
-                f"got {grad_out.shape}."
+                f"{self.owner}: `grad_out` must have the output shape {self.output_shape}, got {grad_out.shape}."
             )
 
     def _scatter(self, fill: Callable[[slice, int, np.ndarray], object], dtype: np.dtype[Any]) -> np.ndarray:
@@ -354,8 +351,7 @@ def _pool(
             batch, _, steps, channels = plan.output_shape
             if grad.shape != (batch, steps, channels):
                 raise ShapeError(
-                    f"{owner}: `grad_out` must have the output shape {(batch, steps, channels)}, "
-                    f"got {grad.shape}."
+                    f"{owner}: `grad_out` must have the output shape {(batch, steps, channels)}, got {grad.shape}."
                 )
             grad = grad[:, None]
         if kind == "max":
