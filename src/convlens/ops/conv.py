@@ -34,6 +34,7 @@ from convlens.ops._checks import (
     from_channels_last,
     to_channels_last,
 )
+from convlens.ops.linalg import matmul_tn
 from convlens.ops.windows import Workspace, col2im, crop, im2col, pad, tap_slices
 
 __all__ = [
@@ -194,7 +195,7 @@ class Conv2DPlan:
         kernel = kernel.astype(dtype, copy=False)
         if g == 1:
             cols2d = cols.reshape(rows, depth)
-            grad_kernel = (cols2d.T @ g2d).reshape(self.kernel_shape)
+            grad_kernel = matmul_tn(cols2d, g2d).reshape(self.kernel_shape)
             grad_cols = (g2d @ kernel.reshape(depth, filters).T) if compute_grad_x else None
         else:
             fg = filters // g

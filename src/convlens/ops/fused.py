@@ -28,6 +28,7 @@ from convlens.errors import ShapeError
 from convlens.geometry import WindowGeometry
 from convlens.ops.activations import Activation
 from convlens.ops.conv import Conv2DGrads
+from convlens.ops.linalg import matmul_tn
 from convlens.ops.windows import Workspace, crop, pad, tap_slices, window_view
 
 __all__ = ["MONOTONIC_ACTIVATIONS", "ConvMaxPoolPlan"]
@@ -136,8 +137,9 @@ class ConvMaxPoolPlan:
         for s in range(1, slabs):
             np.maximum(window_max, conv[s], out=window_max)
         routed = self.workspace.get("routed", (slabs, rows, filters), g.dtype)
-        free = np.ones((rows, filters), bool)
-        hit = np.empty((rows, filters), bool)
+        free = self.workspace.get("free", (rows, filters), bool)
+        free.fill(True)
+        hit = self.workspace.get("hit", (rows, filters), bool)
         for s in range(slabs):
             np.equal(conv[s], window_max, out=hit)
             hit &= free
@@ -147,7 +149,7 @@ class ConvMaxPoolPlan:
         depth = kh * kw * channels
         cols2d = cols.reshape(slabs * rows, depth)
         routed2d = routed.reshape(slabs * rows, filters)
-        grad_kernel = (cols2d.T @ routed2d).reshape(self.kernel_shape)
+        grad_kernel = matmul_tn(cols2d, routed2d).reshape(self.kernel_shape)
         grad_x = None
         if compute_grad_x:
             grad_cols = (routed2d @ kernel.reshape(depth, filters).T).reshape(cols.shape)

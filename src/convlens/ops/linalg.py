@@ -1,0 +1,39 @@
+"""Matrix products shaped for convolution gradients.
+
+``a.T @ b`` with a very tall ``a`` (rows = N*OH*OW, often 100,000+) and narrow ``a``/``b`` (a few to a few
+hundred columns) is the kernel gradient of every convolution. OpenBLAS runs that shape poorly (a long
+reduction, little parallelism): splitting the rows into chunks and summing per-chunk products, as one
+batched ``matmul``, is several times faster here and keeps float32 sums short (more accurate too).
+
+>>> import numpy as np
+>>> a = np.arange(12.0).reshape(6, 2); b = np.ones((6, 3))
+>>> bool(np.allclose(matmul_tn(a, b, chunk_rows=4), a.T @ b))
+True
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["matmul_tn"]
+
+_CHUNK_ROWS = 1024
+
+
+def matmul_tn(a: np.ndarray, b: np.ndarray, *, chunk_rows: int = _CHUNK_ROWS) -> np.ndarray:
+    """``a.T @ b`` for C-contiguous ``a`` (M, K) and ``b`` (M, N), chunked over M.
+
+    Shapes:
+        a: (M, K); b: (M, N); returns (K, N).
+    """
+    rows = a.shape[0]
+    chunks = rows // chunk_rows
+    if chunks < 8 or a.shape[1] * b.shape[1] > 64 * 64:
+        return a.T @ b
+    head = chunks * chunk_rows
+    a3 = a[:head].reshape(chunks, chunk_rows, a.shape[1])
+    b3 = b[:head].reshape(chunks, chunk_rows, b.shape[1])
+    out = np.matmul(a3.transpose(0, 2, 1), b3).sum(axis=0)
+    if head < rows:
+        out += a[head:].T @ b[head:]
+    return out
