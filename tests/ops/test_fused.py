@@ -79,7 +79,8 @@ def test_course_shapes_float32() -> None:
     kw = {"strides": 1, "padding": "same", "dilation": 1, "pool": (2, 2), "activation": "relu"}
     out, fgrads = fused(x, kernel, bias, grad, **kw)
     expected, grads = unfused(x, kernel, bias, grad, **kw)
-    assert out.dtype == np.float32 and fgrads.kernel.dtype == np.float32
+    assert out.dtype == np.float32
+    assert fgrads.kernel.dtype == np.float32
     np.testing.assert_allclose(out, expected, rtol=1e-6)
     np.testing.assert_allclose(fgrads.kernel, grads.kernel, rtol=1e-4, atol=1e-4 * np.abs(grads.kernel).max())
 
