@@ -68,7 +68,7 @@ def run_convlens(repeats: int) -> dict[str, float]:
 
 def run_torch(repeats: int, channels_last: bool) -> dict[str, float]:
     import torch
-    import torch.nn.functional as F
+    import torch.nn.functional as F  # noqa: N812 - torch's own convention
 
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     out: dict[str, float] = {}

@@ -1,4 +1,7 @@
-"""Start-up cost: `import convlens` and `convlens --help` (targets 0.3 s and 0.5 s). Usage: python benchmarks/startup.py"""
+"""Start-up cost: `import convlens` and `convlens --help` (targets 0.3 s and 0.5 s).
+
+Usage: python benchmarks/startup.py
+"""
 
 from __future__ import annotations
 
