@@ -43,13 +43,9 @@ class FakeModel:
         self.saved.append(("weights", path))
 
 
-def fit(
-    model: FakeModel, callbacks: list[Callback], epoch_logs: list[dict[str, float]], steps: int = 2
-) -> int:
+def fit(model: FakeModel, callbacks: list[Callback], epoch_logs: list[dict[str, float]], steps: int = 2) -> int:
     """Minimal Keras-like loop: weights become [epoch, epoch] during each epoch. Returns epochs run."""
-    cb = CallbackList(
-        callbacks, model=model, params={"epochs": len(epoch_logs), "steps": steps, "verbose": 0}
-    )
+    cb = CallbackList(callbacks, model=model, params={"epochs": len(epoch_logs), "steps": steps, "verbose": 0})
     cb.on_train_begin()
     ran = 0
     for epoch, logs in enumerate(epoch_logs):
@@ -146,9 +142,7 @@ def test_early_stopping_accuracy_is_maximised_and_restores_best_weights(capsys):
 
 
 def test_early_stopping_missing_monitor_warns():
-    with pytest.warns(
-        UserWarning, match=r"EarlyStopping: metric `val_loss` is not in the logs; available: loss"
-    ):
+    with pytest.warns(UserWarning, match=r"EarlyStopping: metric `val_loss` is not in the logs; available: loss"):
         assert fit(FakeModel(), [EarlyStopping()], [{"loss": 1.0}, {"loss": 2.0}]) == 2
 
 
@@ -165,9 +159,7 @@ def test_model_checkpoint_formats_names_and_saves_every_epoch(tmp_path):
 
 def test_model_checkpoint_save_best_only_weights_only(tmp_path, capsys):
     model = FakeModel()
-    check = ModelCheckpoint(
-        str(tmp_path / "best-{epoch}.npz"), save_best_only=True, save_weights_only=True, verbose=1
-    )
+    check = ModelCheckpoint(str(tmp_path / "best-{epoch}.npz"), save_best_only=True, save_weights_only=True, verbose=1)
     fit(model, [check], val_losses(0.5, 0.7, 0.4, 0.4))
     assert model.saved == [
         ("weights", str(tmp_path / "best-1.npz")),
@@ -236,20 +228,14 @@ def test_learning_rate_scheduler_sets_rate_and_logs_it(capsys):
 def test_errors(tmp_path):
     with pytest.raises(TypeError, match=r"CallbackList: every callback must be a Callback instance, got 'x'"):
         CallbackList(["x"])  # type: ignore[list-item]
-    with pytest.raises(
-        ConfigError, match=r"EarlyStopping: `mode` must be one of 'auto', 'min', 'max', got 'up'"
-    ):
+    with pytest.raises(ConfigError, match=r"EarlyStopping: `mode` must be one of 'auto', 'min', 'max', got 'up'"):
         EarlyStopping(mode="up")
     with pytest.raises(ConfigError, match=r"EarlyStopping: `patience` must be an integer >= 0, got -1"):
         EarlyStopping(patience=-1)
-    with pytest.raises(
-        ConfigError, match=r"ModelCheckpoint: `save_freq` must be 'epoch' or a positive integer"
-    ):
+    with pytest.raises(ConfigError, match=r"ModelCheckpoint: `save_freq` must be 'epoch' or a positive integer"):
         ModelCheckpoint("m.npz", save_freq=0)
     check = ModelCheckpoint(str(tmp_path / "m-{val_acc:.2f}.npz"))
-    with pytest.raises(
-        ConfigError, match=r"ModelCheckpoint: cannot format `filepath` .* with epoch and log keys"
-    ):
+    with pytest.raises(ConfigError, match=r"ModelCheckpoint: cannot format `filepath` .* with epoch and log keys"):
         fit(FakeModel(), [check], val_losses(1.0))
     with pytest.raises(ConfigError, match=r"LearningRateScheduler: `schedule` must be callable, got 0.1"):
         LearningRateScheduler(0.1)  # type: ignore[arg-type]

@@ -138,15 +138,11 @@ def test_mean_is_weighted():
 def test_errors():
     with pytest.raises(ConfigError, match=r"metrics.get: unknown metric 'f1'; valid names are 'accuracy'"):
         metrics.get("f1")
-    with pytest.raises(
-        ShapeError, match=r"SparseCategoricalAccuracy 'accuracy': `y_true` must hold one label"
-    ):
+    with pytest.raises(ShapeError, match=r"SparseCategoricalAccuracy 'accuracy': `y_true` must hold one label"):
         metrics.get("accuracy", "sparse_categorical_crossentropy").update(np.zeros(3), np.zeros((4, 2)))
     with pytest.raises(ShapeError, match=r"CategoricalAccuracy 'categorical_accuracy': `y_true` \(one-hot\)"):
         CategoricalAccuracy().update(np.zeros((2, 3)), np.zeros((2, 4)))
-    with pytest.raises(
-        ShapeError, match=r"MeanSquaredError 'mse': `y_true` and `y_pred` must have the same shape"
-    ):
+    with pytest.raises(ShapeError, match=r"MeanSquaredError 'mse': `y_true` and `y_pred` must have the same shape"):
         metrics.get("mse").update(np.zeros((2, 3)), np.zeros((2, 4)))
     with pytest.raises(ConfigError, match=r"Mean 'loss': use `update_value\(value, weight\)`"):
         Mean("loss").update(np.zeros(2), np.zeros(2))

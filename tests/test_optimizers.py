@@ -61,9 +61,7 @@ def ref_rmsprop(p, grads, lr, rho=0.9, momentum=0.0, epsilon=1e-7, centered=Fals
     return p
 
 
-def run(
-    opt: Optimizer, p0: np.ndarray, grads: list[np.ndarray], lrs: list[float] | None = None
-) -> np.ndarray:
+def run(opt: Optimizer, p0: np.ndarray, grads: list[np.ndarray], lrs: list[float] | None = None) -> np.ndarray:
     p = p0.copy()
     for i, g in enumerate(grads):
         if lrs is not None:
@@ -164,9 +162,7 @@ def test_rmsprop_matches_torch_with_zero_epsilon(rng, momentum, centered):
     torch = pytest.importorskip("torch")
     p0, grads = make(rng)
     got = run(RMSprop(learning_rate=0.01, momentum=momentum, epsilon=0.0, centered=centered), p0, grads)
-    want = run_torch(
-        torch.optim.RMSprop, p0, grads, lr=0.01, alpha=0.9, eps=0.0, momentum=momentum, centered=centered
-    )
+    want = run_torch(torch.optim.RMSprop, p0, grads, lr=0.01, alpha=0.9, eps=0.0, momentum=momentum, centered=centered)
     np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-13)
 
 
@@ -294,9 +290,7 @@ def test_adam_property_matches_reference(shape, lr, beta_1, beta_2, steps):
 
 
 def test_errors():
-    with pytest.raises(
-        ConfigError, match=r"optimizers.get: unknown optimizer 'adamw'; valid names are 'sgd'"
-    ):
+    with pytest.raises(ConfigError, match=r"optimizers.get: unknown optimizer 'adamw'; valid names are 'sgd'"):
         optimizers.get("adamw")
     with pytest.raises(ConfigError, match=r"config dict must have a `class_name`"):
         optimizers.get({"class_name": "Nope", "config": {}})
@@ -313,21 +307,13 @@ def test_errors():
     opt = SGD(momentum=0.9)
     with pytest.raises(ShapeError, match=r"`params` and `grads` must have the same length, got 1 and 2"):
         opt.apply([np.zeros(2)], [np.zeros(2), np.zeros(2)])
-    with pytest.raises(
-        ShapeError, match=r"gradient 0 has shape \(3,\), expected its parameter's shape \(2,\)"
-    ):
+    with pytest.raises(ShapeError, match=r"gradient 0 has shape \(3,\), expected its parameter's shape \(2,\)"):
         opt.apply([np.zeros(2)], [np.zeros(3)])
     opt.apply([np.zeros(2)], [np.zeros(2)])
-    with pytest.raises(
-        ShapeError, match=r"parameter 0 has shape \(4,\) but its optimizer state has shape \(2,\)"
-    ):
+    with pytest.raises(ShapeError, match=r"parameter 0 has shape \(4,\) but its optimizer state has shape \(2,\)"):
         opt.apply([np.zeros(4)], [np.zeros(4)])
-    with pytest.raises(
-        ConfigError, match=r"SGD 'SGD': unknown state key 'v_0'; expected 'iterations' or slots"
-    ):
+    with pytest.raises(ConfigError, match=r"SGD 'SGD': unknown state key 'v_0'; expected 'iterations' or slots"):
         opt.set_state({"v_0": np.zeros(2)})
     opt.set_state({"m_0": np.zeros(3)})
-    with pytest.raises(
-        ShapeError, match=r"loaded state 'm_0' has shape \(3,\), but parameter 0 has shape \(2,\)"
-    ):
+    with pytest.raises(ShapeError, match=r"loaded state 'm_0' has shape \(3,\), but parameter 0 has shape \(2,\)"):
         opt.apply([np.zeros(2)], [np.zeros(2)])

@@ -172,9 +172,7 @@ def test_progbar_logger_evaluate_outside_fit_and_unknown_steps(clock):
 
 
 def test_errors():
-    with pytest.raises(
-        ConfigError, match=r"Progbar: `target` must be a non-negative integer or None, got -1"
-    ):
+    with pytest.raises(ConfigError, match=r"Progbar: `target` must be a non-negative integer or None, got -1"):
         Progbar(-1)
     with pytest.raises(ConfigError, match=r"Progbar: `verbose` must be 0, 1 or 2, got 3"):
         Progbar(3, verbose=3)

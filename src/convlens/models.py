@@ -102,6 +102,8 @@ class Sequential:
         layer = self._layers.pop()
         self.built = False
         self._stages = None
+        if self._layers and self._input_shape is not None:
+            self.build(self._input_shape)
         return layer
 
     def _get_rng(self) -> np.random.Generator:
@@ -190,6 +192,10 @@ class Sequential:
         return sum(layer.count_params() for layer in self._layers)
 
     # ----- forward/backward -----------------------------------------------------------------------
+    def _check_not_empty(self, x: np.ndarray, method: str) -> None:
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ConfigError(f"Sequential '{self.name}': {method} needs at least one sample, got an empty x.")
+
     def _check_x(self, x: np.ndarray) -> None:
         expected = self._input_shape
         if expected is None:
@@ -361,6 +367,7 @@ class Sequential:
         if not self.built:
             self.build((None, *x.shape[1:]))
         self._check_x(x)
+        self._check_not_empty(x, "fit")
         y = self._prepare_y(y, x.shape[0])
         val: tuple[np.ndarray, np.ndarray] | None = None
         if validation_data is not None:
@@ -449,6 +456,7 @@ class Sequential:
         x = _as_float_array(x, np.dtype(np.float32), "x")
         self._require_built("evaluate")
         self._check_x(x)
+        self._check_not_empty(x, "evaluate")
         y = self._prepare_y(y, x.shape[0])
         n = x.shape[0]
         steps = -(-n // batch_size)

@@ -97,7 +97,7 @@ def _read(path: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if not path.exists():
         raise FileNotFoundError(f"load_model: no such file: '{path}'.")
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise DataError(f"load_model: '{path}' is not a convlens model file (.npz): {exc}.") from exc

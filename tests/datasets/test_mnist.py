@@ -230,8 +230,6 @@ def test_user_dir_wrong_image_rank_and_label_dtype(tmp_path, fresh_cache):
 
 def test_user_dir_corrupt_idx_names_the_file(tmp_path, fresh_cache):
     directory = _synthetic_dir(tmp_path / "d")
-    (directory / "train-images-idx3-ubyte.gz").write_bytes(
-        gzip.compress(b"\x00\x00\x08\x03" + bytes(12) + b"1")
-    )
+    (directory / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03" + bytes(12) + b"1"))
     with pytest.raises(DataError, match=r"^train-images-idx3-ubyte\.gz: trailing bytes after IDX data: "):
         mnist.load_data(directory)

@@ -52,9 +52,7 @@ def _built(factory: Factory, shape: tuple[int, ...], dtype: str = "float32") -> 
 
 
 @pytest.mark.parametrize(("case", "factory", "shape"), CASES, ids=IDS)
-def test_layer_contract(
-    case: str, factory: Factory, shape: tuple[int, ...], rng: np.random.Generator
-) -> None:
+def test_layer_contract(case: str, factory: Factory, shape: tuple[int, ...], rng: np.random.Generator) -> None:
     layer = _built(factory, shape)
     x = rng.standard_normal(shape).astype(np.float32)
     predicted = layer.compute_output_shape((None, *shape[1:]))
@@ -289,9 +287,7 @@ def test_bad_input_shapes() -> None:
         Dense(2, name="d").build((None,))
     with pytest.raises(ShapeError, match=r"ZeroPadding2D 'z': expects 4-D input .* got shape \(None, 5, 3\)"):
         ZeroPadding2D(name="z").build((None, 5, 3))
-    with pytest.raises(
-        ShapeError, match=r"BatchNormalization 'b': `axis` 3 is not a non-batch axis of a 3-D"
-    ):
+    with pytest.raises(ShapeError, match=r"BatchNormalization 'b': `axis` 3 is not a non-batch axis of a 3-D"):
         BatchNormalization(axis=3, name="b").build((None, 4, 2))
     with pytest.raises(ShapeError, match=r"Softmax 's': `axis` 0 is not a non-batch axis"):
         Softmax(axis=0, name="s").build((None, 4))

@@ -210,19 +210,13 @@ def test_errors(call, error, message):
 def test_backward_with_wrong_grad_shape_names_the_layer(rng):
     layer = MaxPooling2D(name="mp")
     layer(rng.standard_normal((2, 4, 4, 1)).astype(np.float32), training=True)
-    with pytest.raises(
-        ShapeError, match=r"MaxPooling2D 'mp': `grad_out` must have the output shape \(2, 2, 2, 1\)"
-    ):
+    with pytest.raises(ShapeError, match=r"MaxPooling2D 'mp': `grad_out` must have the output shape \(2, 2, 2, 1\)"):
         layer.backward(np.zeros((2, 3, 3, 1), np.float32))
     layer_1d = MaxPooling1D(name="m1", data_format="channels_first")
     layer_1d(np.zeros((2, 3, 8), np.float32), training=True)
-    with pytest.raises(
-        ShapeError, match=r"MaxPooling1D 'm1': `grad_out` must have the output shape \(2, 3, 4\), got"
-    ):
+    with pytest.raises(ShapeError, match=r"MaxPooling1D 'm1': `grad_out` must have the output shape \(2, 3, 4\), got"):
         layer_1d.backward(np.zeros((2, 4, 3), np.float32))
     glob = GlobalAveragePooling2D(name="g")
     glob(np.zeros((2, 4, 4, 1), np.float32))
-    with pytest.raises(
-        ShapeError, match=r"GlobalAveragePooling2D 'g': global_avg_pool2d_backward: `grad_out`"
-    ):
+    with pytest.raises(ShapeError, match=r"GlobalAveragePooling2D 'g': global_avg_pool2d_backward: `grad_out`"):
         glob.backward(np.zeros((2, 2), np.float32))

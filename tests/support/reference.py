@@ -41,9 +41,7 @@ def explicit_pads(
         if padding == "valid":
             return ((0, 0),) * rank
         if padding == "same":
-            return tuple(
-                tf_same_pads(i, k, s, d) for i, k, s, d in zip(sizes, kernel, strides, dilation, strict=True)
-            )
+            return tuple(tf_same_pads(i, k, s, d) for i, k, s, d in zip(sizes, kernel, strides, dilation, strict=True))
         if padding == "causal":
             return (((kernel[0] - 1) * dilation[0], 0),)
         raise AssertionError(padding)
