@@ -1,0 +1,65 @@
+"""``convlens train``: the course's CNN on MNIST, Keras-style progress bar, test accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from convlens.cli._common import add_model_flags, positive_int
+
+
+def add_parser(sub: Any) -> None:
+    """Register ``train``."""
+    train = sub.add_parser(
+        "train",
+        help="train the course's CNN on MNIST and print the test accuracy",
+        description="Train Conv2D -> MaxPooling2D -> Flatten -> Dense(10, softmax) on the packaged MNIST "
+        "(pixels / 255, sparse categorical cross-entropy), then evaluate on the 10,000 test images.",
+    )
+    add_model_flags(train)
+    group = train.add_argument_group("training")
+    group.add_argument("--epochs", type=positive_int, default=1, help="epochs (default 1)")
+    group.add_argument("--batch-size", type=positive_int, default=32, help="batch size (default 32, as Keras)")
+    group.add_argument(
+        "--optimizer", choices=["adam", "sgd", "rmsprop"], default="adam", help="optimizer (default adam)"
+    )
+    group.add_argument("--learning-rate", type=float, default=None, help="learning rate (default: the optimizer's)")
+    group.add_argument("--validation-split", type=float, default=0.1, help="held-out fraction (default 0.1)")
+    group.add_argument("--seed", type=int, default=0, help="random seed for a repeatable run (default 0)")
+    group.add_argument("--limit", type=positive_int, default=None, help="train on the first N images only")
+    group.add_argument("--save", metavar="PATH", default=None, help="save the trained model (.npz) to PATH")
+    group.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1, help="progress output (default 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train, evaluate, print the accuracy (and save when asked)."""
+    from convlens.course import TrainConfig, train_course_model
+
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        filters=args.filters,
+        kernel_size=args.kernel_size,
+        strides=args.strides,
+        padding=args.padding,
+        pooling=args.pooling,
+        pool_size=args.pool_size,
+        activation=args.activation,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        validation_split=args.validation_split,
+        seed=args.seed,
+        limit=args.limit,
+        save=args.save,
+        verbose=args.verbose,
+    )
+    print(f"convlens train: {config.describe()}", flush=True)
+    start = time.perf_counter()
+    _, _, result = train_course_model(config)
+    elapsed = time.perf_counter() - start
+    loss, accuracy = result
+    print(f"Test accuracy: {accuracy * 100:.2f}%  (test loss {loss:.4f}; {elapsed:.1f} s in all)")
+    if args.save:
+        print(f"Saved the model to {args.save}")
+    return 0
