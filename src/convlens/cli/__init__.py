@@ -18,6 +18,9 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS: dict[str, str] = {
     "train": "convlens.cli.train",
     "summary": "convlens.cli.summary",
+    "explain": "convlens.cli.explain",
+    "visualize": "convlens.cli.visualize",
+    "sweep": "convlens.cli.sweep",
 }
 
 
@@ -33,7 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"convlens {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS.values():
-        importlib.import_module(module).add_parser(sub)
+        try:
+            importlib.import_module(module).add_parser(sub)
+        except ModuleNotFoundError as exc:  # TEMPORARY while the lab's subcommands are being written
+            if exc.name != module:
+                raise
     return parser
 
 
