@@ -500,10 +500,35 @@ class Sequential:
         return out
 
     # ----- summary / config / saving ------------------------------------------------------------
-    def summary(self, print_fn: Any = None, line_length: int | None = None) -> None:
-        """Print Keras's table: layer (type), output shape, parameter count, and the totals."""
-        text = self.summary_text()
+    def summary(
+        self,
+        print_fn: Any = None,
+        line_length: int | None = None,
+        *,
+        detail: bool = False,
+        columns: Sequence[str] | None = None,
+        format: str = "text",  # noqa: A002 - the user-facing name
+    ) -> None:
+        """Print the summary.
+
+        By default Keras's table: layer (type), output shape, parameter count, and the totals.
+        With ``detail=True`` (or ``columns``/``format``) the lab's full table: parameter formulas,
+        MACs and FLOPs, receptive field, jump, activation memory, "why this shape", versus-dense
+        (see :mod:`convlens.lab.summary`); ``format`` is 'text', 'rich', 'markdown', 'json' or 'html'.
+        """
+        if detail or columns is not None or format != "text":
+            from convlens.lab.summary import render
+
+            text = render(self, columns=columns, fmt=format)
+        else:
+            text = self.summary_text()
         (print_fn or print)(text)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the detailed summary as an HTML table."""
+        from convlens.lab.summary import render
+
+        return str(render(self, fmt="html"))
 
     def summary_text(self) -> str:
         """The :meth:`summary` table as a string."""
