@@ -507,7 +507,7 @@ class Sequential:
         *,
         detail: bool = False,
         columns: Sequence[str] | None = None,
-        format: str = "text",  # noqa: A002 - the user-facing name
+        format: str = "text",
     ) -> None:
         """Print the summary.
 
