@@ -464,3 +464,52 @@ def test_plan_backward_uses_the_x_it_is_given() -> None:
     grad_out = np.ones(plan.output_shape)
     _, gk, _ = conv2d_backward_reference(grad_out, x2, kernel)
     close(plan.backward(grad_out, x2, kernel).kernel, gk)
+
+
+# ----- the stride-1 input gradient as a full convolution with the flipped kernel --------------------------------
+@pytest.mark.parametrize(
+    ("size", "k", "padding", "dilation"),
+    [
+        ((7, 6), 3, "same", 1),
+        ((7, 6), 3, "valid", 1),
+        ((9, 8), (3, 2), "same", 2),
+        ((6, 6), 3, ((2, 0), (1, 2)), 1),  # asymmetric explicit pads
+        ((6, 6), 3, ((3, 0), (0, 0)), 1),  # over-padded: falls back to col2im
+        ((5, 7), 1, "valid", 1),
+    ],
+)
+def test_transposed_input_gradient_equals_col2im(size, k, padding, dilation) -> None:
+    rng = np.random.default_rng(7)
+    channels, filters = 16, 24
+    x = rng.standard_normal((2, *size, channels))
+    kh, kw = (k, k) if isinstance(k, int) else k
+    kernel = rng.standard_normal((kh, kw, channels, filters))
+    fast = Conv2DPlan(x.shape, kernel.shape, padding=padding, dilation_rate=dilation)
+    slow = Conv2DPlan(x.shape, kernel.shape, padding=padding, dilation_rate=dilation)
+    slow._transposed = False  # force col2im
+    grad = rng.standard_normal(fast.output_shape)
+    got = fast.backward(grad, x, kernel)
+    want = slow.backward(grad, x, kernel)
+    over_padded = padding == ((3, 0), (0, 0))
+    assert (fast._transposed_plan() is None) == over_padded
+    np.testing.assert_allclose(got.x, want.x, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(got.kernel, want.kernel, rtol=1e-10, atol=1e-10)
+
+
+def test_transposed_input_gradient_matches_torch_float32() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 10, 9, 32)).astype(np.float32)
+    kernel = rng.standard_normal((3, 3, 32, 40)).astype(np.float32)
+    plan = Conv2DPlan(x.shape, kernel.shape, padding="same")
+    grad = rng.standard_normal(plan.output_shape).astype(np.float32)
+    got = plan.backward(grad, x, kernel)
+    assert plan._transposed_plan() is not None
+    assert got.x.dtype == np.float32
+    xt = torch.tensor(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), requires_grad=True)
+    wt = torch.tensor(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
+    torch.nn.functional.conv2d(xt, wt, padding=1).backward(
+        torch.tensor(np.ascontiguousarray(grad.transpose(0, 3, 1, 2)))
+    )
+    want = xt.grad.numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(got.x, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

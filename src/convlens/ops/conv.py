@@ -117,6 +117,38 @@ class Conv2DPlan:
         self._cols_source: np.ndarray | None = None
         # One input channel per group (depthwise): k*k broadcast multiply-adds beat per-group GEMMs.
         self.depthwise = groups > 1 and cg == 1
+        self._transposed: Conv2DPlan | bool | None = None  # built on the first backward that needs it
+
+    def _transposed_plan(self) -> Conv2DPlan | None:
+        """For stride 1 (no groups), the input gradient is a convolution of the padded output gradient
+        with the flipped, transposed kernel ("full convolution"): one im2col + GEMM, no col2im adds.
+
+        Padding of grad_out per side: (KH - 1) * DH - PT above and (KH - 1) * DH - PB below (likewise for
+        columns), which gives back H x W. Over-padded convolutions (PT > (KH - 1) * DH) fall back to col2im.
+        """
+        if self._transposed is None:
+            self._transposed = False
+            geometry = self.geometry
+            channels, filters = self.kernel_shape[2], self.kernel_shape[3]
+            # Worth it when the input gradient is wide: col2im's adds grow with C, this path's im2col with F.
+            if geometry.strides == (1, 1) and self.groups == 1 and channels >= 16 and 2 * channels >= filters:
+                pads = tuple(
+                    ((k - 1) * d - before, (k - 1) * d - after)
+                    for k, d, (before, after) in zip(
+                        geometry.kernel_size, geometry.dilation_rate, geometry.pads, strict=True
+                    )
+                )
+                if all(p >= 0 for pair in pads for p in pair):
+                    kh, kw, channels, filters = self.kernel_shape
+                    self._transposed = Conv2DPlan(
+                        self.output_shape,
+                        (kh, kw, filters, channels),
+                        padding=pads,
+                        dilation_rate=geometry.dilation_rate,
+                        owner=self.owner,
+                        reuse_buffers=self.workspace is not None,
+                    )
+        return self._transposed or None
 
     @property
     def output_shape(self) -> tuple[int, int, int, int]:
@@ -196,6 +228,11 @@ class Conv2DPlan:
         if g == 1:
             cols2d = cols.reshape(rows, depth)
             grad_kernel = matmul_tn(cols2d, g2d).reshape(self.kernel_shape)
+            transposed = self._transposed_plan() if compute_grad_x else None
+            if transposed is not None:
+                flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)
+                grad_x = transposed.forward(g2d.reshape(self.output_shape), flipped)
+                return Conv2DGrads(grad_x, grad_kernel, grad_bias)
             grad_cols = (g2d @ kernel.reshape(depth, filters).T) if compute_grad_x else None
         else:
             fg = filters // g
