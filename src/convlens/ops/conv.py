@@ -148,7 +148,7 @@ class Conv2DPlan:
                         owner=self.owner,
                         reuse_buffers=self.workspace is not None,
                     )
-        return self._transposed or None
+        return self._transposed if isinstance(self._transposed, Conv2DPlan) else None
 
     @property
     def output_shape(self) -> tuple[int, int, int, int]:
@@ -231,8 +231,7 @@ class Conv2DPlan:
             transposed = self._transposed_plan() if compute_grad_x else None
             if transposed is not None:
                 flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)
-                grad_x = transposed.forward(g2d.reshape(self.output_shape), flipped)
-                return Conv2DGrads(grad_x, grad_kernel, grad_bias)
+                return Conv2DGrads(transposed.forward(g2d.reshape(self.output_shape), flipped), grad_kernel, grad_bias)
             grad_cols = (g2d @ kernel.reshape(depth, filters).T) if compute_grad_x else None
         else:
             fg = filters // g
@@ -247,7 +246,7 @@ class Conv2DPlan:
                 kernel_g = kernel.reshape(kh * kw, cg, g, fg).transpose(2, 0, 1, 3).reshape(g, depth, fg)
                 gc = g_g @ kernel_g.transpose(0, 2, 1)  # (G, rows, KH*KW*CG)
                 grad_cols = gc.reshape(g, rows, kh * kw, cg).transpose(1, 2, 0, 3)
-        grad_x = None
+        grad_x: np.ndarray | None = None
         if grad_cols is not None:
             grad_x = col2im(
                 np.ascontiguousarray(grad_cols).reshape(batch, oh, ow, kh, kw, cg * g),
