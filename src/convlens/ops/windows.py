@@ -17,6 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from convlens.geometry import WindowGeometry
+from convlens.ops.parallel import parallel_over_batch
 
 __all__ = ["Workspace", "col2im", "crop", "im2col", "pad", "tap_slices", "window_view"]
 
@@ -138,15 +139,19 @@ def im2col(
     oh, ow = geometry.output_size
     batch, channels = x.shape[0], x.shape[3]
     cols = _buffer(workspace, "cols", (batch, oh, ow, kh, kw, channels), x.dtype)
-    if channels >= 8:
-        # Few, long copies: one strided copy of the whole view is fastest.
-        np.copyto(cols, window_view(padded, geometry))
-    else:
-        # Narrow channels: k*k slab copies beat the element-wise gather of the 6-D view.
-        for i in range(kh):
-            for j in range(kw):
-                rows, columns = tap_slices(geometry, i, j)
-                cols[:, :, :, i, j, :] = padded[:, rows, columns, :]
+    view = window_view(padded, geometry) if channels >= 8 else None
+    taps = [(i, j, *tap_slices(geometry, i, j)) for i in range(kh) for j in range(kw)]
+
+    def work(part: slice) -> None:
+        if view is not None:
+            # Few, long copies: one strided copy of the whole view is fastest.
+            np.copyto(cols[part], view[part])
+        else:
+            # Narrow channels: k*k slab copies beat the element-wise gather of the 6-D view.
+            for i, j, rows, columns in taps:
+                cols[part, :, :, i, j, :] = padded[part, rows, columns, :]
+
+    parallel_over_batch(work, batch, cols.nbytes)
     return cols
 
 
@@ -163,10 +168,14 @@ def col2im(
     batch, _, _, kh, kw, channels = grad_cols.shape
     ph, pw = geometry.padded_size
     grad_padded = _buffer(workspace, "grad_padded", (batch, ph, pw, channels), grad_cols.dtype, zero=True)
-    for i in range(kh):
-        for j in range(kw):
-            rows, columns = tap_slices(geometry, i, j)
-            grad_padded[:, rows, columns, :] += grad_cols[:, :, :, i, j, :]
+    taps = [(i, j, *tap_slices(geometry, i, j)) for i in range(kh) for j in range(kw)]
+
+    def work(part: slice) -> None:
+        # Each thread owns a batch slice of grad_padded, so the overlapping adds never race.
+        for i, j, rows, columns in taps:
+            grad_padded[part, rows, columns, :] += grad_cols[part, :, :, i, j, :]
+
+    parallel_over_batch(work, batch, grad_cols.nbytes)
     result = crop(grad_padded, geometry)
     if workspace is not None or geometry.is_padded:
         result = result.copy()
