@@ -60,6 +60,16 @@ class ConvMaxPoolPlan:
         self.activation = activation
         self.workspace = Workspace()
         self._cache: tuple[Any, ...] | None = None
+        qh, qw = self.pool_geometry.output_size
+        kh, kw = kernel_shape[:2]
+        # Input slices read by tap (i, j) for the conv outputs at pool offset (a, b).
+        self._taps = [
+            (a, b, i, j, *tap_slices(conv_geometry, i, j, first=(a, b), step=(ph, pw), count=(qh, qw)))
+            for a in range(ph)
+            for b in range(pw)
+            for i in range(kh)
+            for j in range(kw)
+        ]
 
     @property
     def output_shape(self) -> tuple[int, int, int, int]:
@@ -81,12 +91,8 @@ class ConvMaxPoolPlan:
                 for b in range(pw):
                     cols[a, b] = view[:, a : a + (qh - 1) * ph + 1 : ph, b : b + (qw - 1) * pw + 1 : pw]
         else:
-            for a in range(ph):
-                for b in range(pw):
-                    for i in range(kh):
-                        for j in range(kw):
-                            rows, columns = tap_slices(self.geometry, i, j, first=(a, b), step=(ph, pw), count=(qh, qw))
-                            cols[a, b, :, :, :, i, j, :] = padded[:, rows, columns, :]
+            for a, b, i, j, rows, columns in self._taps:
+                cols[a, b, :, :, :, i, j, :] = padded[:, rows, columns, :]
         return cols
 
     def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, training: bool = False) -> np.ndarray:
@@ -142,10 +148,11 @@ class ConvMaxPoolPlan:
         hit = self.workspace.get("hit", (rows, filters), bool)
         for s in range(slabs):
             np.equal(conv[s], window_max, out=hit)
-            hit &= free
+            if s:
+                hit &= free
             np.multiply(g, hit, out=routed[s])
             if s < slabs - 1:
-                free &= ~hit
+                np.logical_xor(free, hit, out=free)  # hit is a subset of free: this clears it
         depth = kh * kw * channels
         cols2d = cols.reshape(slabs * rows, depth)
         routed2d = routed.reshape(slabs * rows, filters)
@@ -157,15 +164,8 @@ class ConvMaxPoolPlan:
         return Conv2DGrads(grad_x, grad_kernel, grad_bias)
 
     def _col2im(self, grad_cols: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
-        ph, pw = self.pool_size
-        qh, qw = self.pool_geometry.output_size
-        kh, kw = self.kernel_shape[:2]
         hp, wp = self.geometry.padded_size
         grad_padded = np.zeros((x_shape[0], hp, wp, x_shape[3]), grad_cols.dtype)
-        for a in range(ph):
-            for b in range(pw):
-                for i in range(kh):
-                    for j in range(kw):
-                        rows, columns = tap_slices(self.geometry, i, j, first=(a, b), step=(ph, pw), count=(qh, qw))
-                        grad_padded[:, rows, columns, :] += grad_cols[a, b, :, :, :, i, j, :]
+        for a, b, i, j, rows, columns in self._taps:
+            grad_padded[:, rows, columns, :] += grad_cols[a, b, :, :, :, i, j, :]
         return np.ascontiguousarray(crop(grad_padded, self.geometry))
