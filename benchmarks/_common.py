@@ -36,12 +36,16 @@ def has_torch() -> bool:
     return True
 
 
-def run_peer(script: str, args: dict[str, Any], env_extra: dict[str, str] | None = None) -> dict[str, Any]:
+def run_peer(
+    script: str, args: dict[str, Any], env_extra: dict[str, str] | None = None, python: str | None = None
+) -> dict[str, Any]:
     """Run ``script`` (a file in benchmarks/) in a fresh interpreter; it prints one JSON line."""
     env = dict(os.environ)
     env.update(env_extra or {})
     path = os.path.join(os.path.dirname(__file__), script)
-    out = subprocess.run([sys.executable, path, json.dumps(args)], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [python or sys.executable, path, json.dumps(args)], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from typing import Any
@@ -15,6 +16,9 @@ def compare(mode: str, n: int, batch: int, repeats: int, rounds: int) -> list[li
     contenders: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
         ("convlens", "_convlens_course.py", {}, {}),
     ]
+    keras_python = os.environ.get("CONVLENS_KERAS_PYTHON")
+    if keras_python:
+        contenders.append(("Keras 3 (TensorFlow CPU)", "_keras_course.py", {"python": keras_python}, {}))
     if has_torch():
         contenders += [
             (
@@ -29,7 +33,11 @@ def compare(mode: str, n: int, batch: int, repeats: int, rounds: int) -> list[li
     peaks: dict[str, float] = {}
     for _ in range(rounds):
         for name, script, extra, env in contenders:
-            out = run_peer(script, {"n": n, "batch": batch, "repeats": repeats, "mode": mode, **extra}, env)
+            python = extra.pop("python", None) if "python" in extra else None
+            args = {"n": n, "batch": batch, "repeats": repeats, "mode": mode, **extra}
+            out = run_peer(script, args, env, python=python)
+            if python:
+                extra["python"] = python
             results[name].extend(out["times"])
             peaks[name] = max(peaks.get(name, 0.0), out["peak_mb"])
             time.sleep(1.0)  # cool-down between heavy processes
@@ -47,7 +55,14 @@ def main(mode: str) -> None:
     parser.add_argument("--batch", type=int, default=128 if mode == "train" else 1000)
     parser.add_argument("--repeats", type=int, default=1 if mode == "train" else 3)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--keras-python",
+        default=os.environ.get("CONVLENS_KERAS_PYTHON"),
+        help="an interpreter with tensorflow-cpu: adds Keras 3 as a peer",
+    )
     args = parser.parse_args()
+    if args.keras_python:
+        os.environ["CONVLENS_KERAS_PYTHON"] = args.keras_python
     rows = compare(mode, args.n, args.batch, args.repeats, args.rounds)
     what = "training (Adam, one epoch)" if mode == "train" else "inference"
     print(f"Course model {what}, {args.n} images, batch {args.batch}; {machine()}")
