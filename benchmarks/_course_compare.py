@@ -13,12 +13,13 @@ from _common import TUNED_MALLOC, has_torch, machine, run_peer, table
 
 def compare(mode: str, n: int, batch: int, repeats: int, rounds: int) -> list[list[Any]]:
     """Run each contender ``rounds`` times in fresh processes (interleaved); return table rows."""
-    contenders: list[tuple[str, str, dict[str, Any], dict[str, str]]] = [
-        ("convlens", "_convlens_course.py", {}, {}),
+    # (name, script, extra args, extra environment, interpreter)
+    contenders: list[tuple[str, str, dict[str, Any], dict[str, str], str | None]] = [
+        ("convlens", "_convlens_course.py", {}, {}, None),
     ]
     keras_python = os.environ.get("CONVLENS_KERAS_PYTHON")
     if keras_python:
-        contenders.append(("Keras 3 (TensorFlow CPU)", "_keras_course.py", {"python": keras_python}, {}))
+        contenders.append(("Keras 3 (TensorFlow CPU)", "_keras_course.py", {}, {}, keras_python))
     if has_torch():
         contenders += [
             (
@@ -26,18 +27,16 @@ def compare(mode: str, n: int, batch: int, repeats: int, rounds: int) -> list[li
                 "_torch_course.py",
                 {"layout": "channels_last"},
                 TUNED_MALLOC,
+                None,
             ),
-            ("PyTorch NCHW", "_torch_course.py", {"layout": "nchw"}, {}),
+            ("PyTorch NCHW", "_torch_course.py", {"layout": "nchw"}, {}, None),
         ]
     results: dict[str, list[float]] = {name: [] for name, *_ in contenders}
     peaks: dict[str, float] = {}
     for _ in range(rounds):
-        for name, script, extra, env in contenders:
-            python = extra.pop("python", None) if "python" in extra else None
+        for name, script, extra, env, python in contenders:
             args = {"n": n, "batch": batch, "repeats": repeats, "mode": mode, **extra}
             out = run_peer(script, args, env, python=python)
-            if python:
-                extra["python"] = python
             results[name].extend(out["times"])
             peaks[name] = max(peaks.get(name, 0.0), out["peak_mb"])
             time.sleep(1.0)  # cool-down between heavy processes
