@@ -31,18 +31,25 @@ _SUBMODULES = {
     "saving",
     "utils",
 }
+# Lab modules reachable at the top level: ``convlens.explain.convolution(...)``, ``convlens.viz``.
+_ALIASES = {
+    "explain": "convlens.lab.explain",
+    "viz": "convlens.lab.viz",
+}
 _ATTRIBUTES = {
     "Sequential": ("convlens.models", "Sequential"),
     "load_model": ("convlens.saving", "load_model"),
     "WindowGeometry": ("convlens.geometry", "WindowGeometry"),
 }
 
-__all__ = sorted([*_SUBMODULES, *_ATTRIBUTES, "__version__"])
+__all__ = sorted([*_SUBMODULES, *_ALIASES, *_ATTRIBUTES, "__version__"])
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return importlib.import_module(f"convlens.{name}")
+    if name in _ALIASES:
+        return importlib.import_module(_ALIASES[name])
     if name in _ATTRIBUTES:
         module, attr = _ATTRIBUTES[name]
         return getattr(importlib.import_module(module), attr)
