@@ -34,7 +34,6 @@ def test_ok_trial_records_everything() -> None:
 
 
 def test_macs_and_receptive_field_come_from_the_lab_arithmetic() -> None:
-    pytest.importorskip("convlens.lab.arithmetic")  # TEMPORARY: remove once convlens.lab.arithmetic is committed
     record = run_trial(TrialConfig(**SMALL))  # type: ignore[arg-type]
     conv, pool = record["layers"][0], record["layers"][1]
     assert conv["macs"] == 28 * 28 * 4 * 3 * 3  # OH*OW*F*KH*KW*C

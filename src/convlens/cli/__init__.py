@@ -36,11 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"convlens {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMANDS.values():
-        try:
-            importlib.import_module(module).add_parser(sub)
-        except ModuleNotFoundError as exc:  # TEMPORARY while the lab's subcommands are being written
-            if exc.name != module:
-                raise
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 

@@ -32,7 +32,7 @@ def batch_slices(batch: int, parts: int) -> list[slice]:
     """``parts`` contiguous, nearly equal slices of ``range(batch)`` (fewer when batch is small).
 
     >>> batch_slices(5, 2)
-    [slice(0, 3, None), slice(3, 5, None)]
+    [slice(0, 2, None), slice(2, 5, None)]
     """
     parts = max(1, min(parts, batch))
     bounds = [batch * i // parts for i in range(parts + 1)]

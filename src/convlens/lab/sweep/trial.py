@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import os
 import socket
@@ -116,25 +115,8 @@ def _jsonable(value: Any) -> Any:
 
 def _layer_records(model: Any) -> list[dict[str, Any]]:
     """Per-layer name, class, output shape, params, MACs and receptive field (from the lab's arithmetic)."""
-    try:
-        arithmetic = importlib.import_module("convlens.lab.arithmetic")
-    except ModuleNotFoundError as exc:  # TEMPORARY until convlens.lab.arithmetic lands
-        if exc.name != "convlens.lab.arithmetic":
-            raise
-        records, shape = [], model.input_shape
-        for layer in model.layers:
-            shape = layer.compute_output_shape(shape)
-            records.append(
-                {
-                    "name": layer.name,
-                    "class_name": type(layer).__name__,
-                    "output_shape": _jsonable(shape),
-                    "params": int(sum(p.size for p in layer.params.values())),
-                    "macs": None,
-                    "receptive_field": None,
-                }
-            )
-        return records
+    from convlens.lab.arithmetic import model_stats
+
     return [
         {
             "name": s.name,
@@ -144,7 +126,7 @@ def _layer_records(model: Any) -> list[dict[str, Any]]:
             "macs": None if s.macs is None else int(s.macs),
             "receptive_field": _jsonable(s.receptive_field),
         }
-        for s in arithmetic.model_stats(model)
+        for s in model_stats(model)
     ]
 
 
