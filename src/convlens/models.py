@@ -16,19 +16,36 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
+from convlens import allocator
 from convlens.callbacks import CallbackList, History
 from convlens.errors import ConfigError, ShapeError, StateError, check_float, check_int
 from convlens.layers.base import Layer, Shape
 from convlens.progbar import Progbar
 
 __all__ = ["Sequential"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _heap_allocations(method: Callable[P, R]) -> Callable[P, R]:
+    """Run ``method`` with the allocator tuned for repeated big temporaries (see :mod:`convlens.allocator`)."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with allocator.tuned():
+            return method(*args, **kwargs)
+
+    return wrapper
+
 
 _MODEL_COUNT = [0]
 
@@ -337,6 +354,7 @@ class Sequential:
         return self(x)
 
     # ----- fit / evaluate / predict -----------------------------------------------------------------
+    @_heap_allocations
     def fit(
         self,
         x: Any = None,
@@ -442,6 +460,7 @@ class Sequential:
         cb_list.on_train_end()
         return self.history
 
+    @_heap_allocations
     def evaluate(
         self,
         x: Any = None,
@@ -480,6 +499,7 @@ class Sequential:
             return logs
         return logs.get("loss") if not self.metrics else [logs["loss"], *(logs[m.name] for m in self.metrics)]
 
+    @_heap_allocations
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto") -> np.ndarray:
         """Outputs for every sample of ``x``, computed in batches (default 32, like Keras)."""
         batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="predict", minimum=1)

@@ -105,11 +105,14 @@ class ConvMaxPoolPlan:
         rows = cols.size // (slabs * depth)
         conv = self.workspace.get("conv", (slabs, rows, filters), x.dtype)
         np.matmul(cols.reshape(slabs * rows, depth), kernel.reshape(depth, filters), out=conv.reshape(-1, filters))
-        pooled = np.maximum(conv[0], conv[1]) if slabs > 1 else conv[0].copy()
-        for s in range(2, slabs):
-            np.maximum(pooled, conv[s], out=pooled)
-        if bias is not None:
-            pooled += bias
+        # The max over each window of the raw conv outputs (kept: backward routes gradients with it).
+        window_max = conv[0]
+        if slabs > 1:
+            window_max = self.workspace.get("window_max", (rows, filters), x.dtype)
+            np.maximum(conv[0], conv[1], out=window_max)
+            for s in range(2, slabs):
+                np.maximum(window_max, conv[s], out=window_max)
+        pooled = window_max + bias if bias is not None else window_max.copy()
         if self.activation.name == "relu":
             out = np.maximum(pooled, 0, out=pooled)
             pre = None
@@ -117,7 +120,7 @@ class ConvMaxPoolPlan:
             out = self.activation.forward(pooled)
             pre = pooled
         if training:
-            self._cache = (x, cols, conv, out, pre, bias is not None)
+            self._cache = (x, cols, conv, window_max, out, pre)
         else:
             self._cache = None
         return out.reshape(self.output_shape)
@@ -126,7 +129,7 @@ class ConvMaxPoolPlan:
         """Gradients w.r.t. input, kernel and bias from ``grad_out`` (N, QH, QW, F)."""
         if self._cache is None:
             raise ShapeError("conv+maxpool: backward called without a forward(training=True) first.")
-        x, cols, conv, out, pre, _ = self._cache
+        x, cols, conv, window_max, out, pre = self._cache
         self._cache = None
         ph, pw = self.pool_size
         kh, kw, channels, filters = self.kernel_shape
@@ -138,10 +141,7 @@ class ConvMaxPoolPlan:
         else:
             g = self.activation.backward(g, pre, out)
         grad_bias = np.ones(rows, g.dtype) @ g
-        # The pre-activation max of each window; route g to the first slab that reaches it.
-        window_max = conv[0].copy()
-        for s in range(1, slabs):
-            np.maximum(window_max, conv[s], out=window_max)
+        # Route g to the first slab that reaches the window's maximum.
         routed = self.workspace.get("routed", (slabs, rows, filters), g.dtype)
         free = self.workspace.get("free", (rows, filters), bool)
         free.fill(True)
