@@ -139,15 +139,15 @@ def im2col(
     oh, ow = geometry.output_size
     batch, channels = x.shape[0], x.shape[3]
     cols = _buffer(workspace, "cols", (batch, oh, ow, kh, kw, channels), x.dtype)
-    view = window_view(padded, geometry) if channels >= 8 else None
+    view = window_view(padded, geometry) if channels >= 2 else None
     taps = [(i, j, *tap_slices(geometry, i, j)) for i in range(kh) for j in range(kw)]
 
     def work(part: slice) -> None:
         if view is not None:
-            # Few, long copies: one strided copy of the whole view is fastest.
+            # One strided copy of the whole view is fastest unless channels == 1.
             np.copyto(cols[part], view[part])
         else:
-            # Narrow channels: k*k slab copies beat the element-wise gather of the 6-D view.
+            # A single channel: k*k slab copies beat the element-wise gather of the 6-D view.
             for i, j, rows, columns in taps:
                 cols[part, :, :, i, j, :] = padded[part, rows, columns, :]
 
@@ -169,11 +169,19 @@ def col2im(
     ph, pw = geometry.padded_size
     grad_padded = _buffer(workspace, "grad_padded", (batch, ph, pw, channels), grad_cols.dtype, zero=True)
     taps = [(i, j, *tap_slices(geometry, i, j)) for i in range(kh) for j in range(kw)]
+    if 2 <= channels < 8:
+        # Runs of 2-7 floats make the strided adds crawl: make each tap's slab contiguous first.
+        grad_cols = np.ascontiguousarray(grad_cols.transpose(3, 4, 0, 1, 2, 5))
 
-    def work(part: slice) -> None:
-        # Each thread owns a batch slice of grad_padded, so the overlapping adds never race.
-        for i, j, rows, columns in taps:
-            grad_padded[part, rows, columns, :] += grad_cols[part, :, :, i, j, :]
+        def work(part: slice) -> None:
+            for i, j, rows, columns in taps:
+                grad_padded[part, rows, columns, :] += grad_cols[i, j, part]
+    else:
+
+        def work(part: slice) -> None:
+            # Each thread owns a batch slice of grad_padded, so the overlapping adds never race.
+            for i, j, rows, columns in taps:
+                grad_padded[part, rows, columns, :] += grad_cols[part, :, :, i, j, :]
 
     parallel_over_batch(work, batch, grad_cols.nbytes)
     result = crop(grad_padded, geometry)
