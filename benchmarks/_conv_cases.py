@@ -107,7 +107,10 @@ def run_torch(repeats: int, channels_last: bool) -> dict[str, float]:
 if __name__ == "__main__":
     args = json.loads(sys.argv[1])
     if args["who"] == "convlens":
-        result = run_convlens(args["repeats"])
+        from convlens.allocator import tuned
+
+        with tuned():  # as inside model.fit
+            result = run_convlens(args["repeats"])
     else:
         result = run_torch(args["repeats"], args["who"] == "torch_cl")
     print(json.dumps(result))
