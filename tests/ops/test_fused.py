@@ -98,3 +98,18 @@ def test_backward_needs_a_training_forward() -> None:
     plan.forward(np.ones((1, 6, 6, 1)), kernel, None, training=False)
     with pytest.raises(ShapeError, match="backward called without a forward"):
         plan.backward(np.ones((1, 3, 3, 2)), kernel)
+
+
+@pytest.mark.parametrize("pool", [(1, 1), (2, 2), (3, 2)])
+def test_inference_forward_equals_training_forward(pool) -> None:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 9, 8, 3))
+    kernel = rng.standard_normal((3, 3, 3, 4))
+    bias = rng.standard_normal(4)
+    geometry = WindowGeometry.resolve((9, 8), 3, 1, "same")
+    plan = ConvMaxPoolPlan(x.shape, kernel.shape, geometry, pool, get_activation("relu"))
+    inference = plan.forward(x, kernel, bias, training=False)
+    training = plan.forward(x, kernel, bias, training=True)
+    expected, _ = unfused(x, kernel, bias, None, strides=1, padding="same", dilation=1, pool=pool, activation="relu")
+    np.testing.assert_allclose(inference, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(inference, training)

@@ -103,15 +103,27 @@ class ConvMaxPoolPlan:
         depth = kh * kw * channels
         slabs = ph * pw
         rows = cols.size // (slabs * depth)
-        conv = self.workspace.get("conv", (slabs, rows, filters), x.dtype)
-        np.matmul(cols.reshape(slabs * rows, depth), kernel.reshape(depth, filters), out=conv.reshape(-1, filters))
-        # The max over each window of the raw conv outputs (kept: backward routes gradients with it).
-        window_max = conv[0]
-        if slabs > 1:
+        kernel2d = kernel.reshape(depth, filters)
+        if training:
+            # Keep every conv output: backward routes gradients with them and the window max.
+            conv = self.workspace.get("conv", (slabs, rows, filters), x.dtype)
+            np.matmul(cols.reshape(slabs * rows, depth), kernel2d, out=conv.reshape(-1, filters))
+            window_max = conv[0]
+            if slabs > 1:
+                window_max = self.workspace.get("window_max", (rows, filters), x.dtype)
+                np.maximum(conv[0], conv[1], out=window_max)
+                for s in range(2, slabs):
+                    np.maximum(window_max, conv[s], out=window_max)
+        else:
+            # One pooling offset at a time: each slab's GEMM output is still in cache when maxed.
+            cols3 = cols.reshape(slabs, rows, depth)
             window_max = self.workspace.get("window_max", (rows, filters), x.dtype)
-            np.maximum(conv[0], conv[1], out=window_max)
-            for s in range(2, slabs):
-                np.maximum(window_max, conv[s], out=window_max)
+            np.matmul(cols3[0], kernel2d, out=window_max)
+            if slabs > 1:
+                slab = self.workspace.get("slab", (rows, filters), x.dtype)
+                for s in range(1, slabs):
+                    np.matmul(cols3[s], kernel2d, out=slab)
+                    np.maximum(window_max, slab, out=window_max)
         pooled = window_max + bias if bias is not None else window_max.copy()
         if self.activation.name == "relu":
             out = np.maximum(pooled, 0, out=pooled)
