@@ -60,6 +60,7 @@ class ConvMaxPoolPlan:
         self.activation = activation
         self.workspace = Workspace()
         self._cache: tuple[Any, ...] | None = None
+        self.index_dtype = np.dtype(np.min_scalar_type(ph * pw - 1))
         qh, qw = self.pool_geometry.output_size
         kh, kw = kernel_shape[:2]
         # Input slices read by tap (i, j) for the conv outputs at pool offset (a, b).
@@ -104,26 +105,28 @@ class ConvMaxPoolPlan:
         slabs = ph * pw
         rows = cols.size // (slabs * depth)
         kernel2d = kernel.reshape(depth, filters)
+        # One pooling offset at a time: each slab's GEMM output is still in cache when it is maxed.
+        # Training also keeps, per window and filter, which offset won (the first maximum in
+        # row-major window order: a later offset takes over only when strictly greater).
+        cols3 = cols.reshape(slabs, rows, depth)
+        window_max = self.workspace.get("window_max", (rows, filters), x.dtype)
+        np.matmul(cols3[0], kernel2d, out=window_max)
+        winner = None
         if training:
-            # Keep every conv output: backward routes gradients with them and the window max.
-            conv = self.workspace.get("conv", (slabs, rows, filters), x.dtype)
-            np.matmul(cols.reshape(slabs * rows, depth), kernel2d, out=conv.reshape(-1, filters))
-            window_max = conv[0]
-            if slabs > 1:
-                window_max = self.workspace.get("window_max", (rows, filters), x.dtype)
-                np.maximum(conv[0], conv[1], out=window_max)
-                for s in range(2, slabs):
-                    np.maximum(window_max, conv[s], out=window_max)
-        else:
-            # One pooling offset at a time: each slab's GEMM output is still in cache when maxed.
-            cols3 = cols.reshape(slabs, rows, depth)
-            window_max = self.workspace.get("window_max", (rows, filters), x.dtype)
-            np.matmul(cols3[0], kernel2d, out=window_max)
-            if slabs > 1:
-                slab = self.workspace.get("slab", (rows, filters), x.dtype)
-                for s in range(1, slabs):
-                    np.matmul(cols3[s], kernel2d, out=slab)
-                    np.maximum(window_max, slab, out=window_max)
+            winner = self.workspace.get("winner", (rows, filters), self.index_dtype)
+            winner.fill(0)
+        if slabs > 1:
+            slab = self.workspace.get("slab", (rows, filters), x.dtype)
+            newer = self.workspace.get("newer", (rows, filters), bool)
+            marked = self.workspace.get("marked", (rows, filters), self.index_dtype)
+            for s in range(1, slabs):
+                np.matmul(cols3[s], kernel2d, out=slab)
+                if winner is not None:
+                    # The winner is the last offset that raised the running max: max over s of s * newer.
+                    np.greater(slab, window_max, out=newer)
+                    np.multiply(newer, self.index_dtype.type(s), out=marked)
+                    np.maximum(winner, marked, out=winner)
+                np.maximum(window_max, slab, out=window_max)
         pooled = window_max + bias if bias is not None else window_max.copy()
         if self.activation.name == "relu":
             out = np.maximum(pooled, 0, out=pooled)
@@ -132,7 +135,7 @@ class ConvMaxPoolPlan:
             out = self.activation.forward(pooled)
             pre = pooled
         if training:
-            self._cache = (x, cols, conv, window_max, out, pre)
+            self._cache = (x, cols, winner, out, pre)
         else:
             self._cache = None
         return out.reshape(self.output_shape)
@@ -141,30 +144,24 @@ class ConvMaxPoolPlan:
         """Gradients w.r.t. input, kernel and bias from ``grad_out`` (N, QH, QW, F)."""
         if self._cache is None:
             raise ShapeError("conv+maxpool: backward called without a forward(training=True) first.")
-        x, cols, conv, window_max, out, pre = self._cache
+        x, cols, winner, out, pre = self._cache
         self._cache = None
         ph, pw = self.pool_size
         kh, kw, channels, filters = self.kernel_shape
         slabs = ph * pw
-        rows = conv.shape[1]
+        rows = winner.shape[0]
         g = grad_out.reshape(rows, filters)
         if self.activation.name == "relu":
             g = np.multiply(g, out > 0, dtype=out.dtype)
         else:
             g = self.activation.backward(g, pre, out)
         grad_bias = np.ones(rows, g.dtype) @ g
-        # Route g to the first slab that reaches the window's maximum.
+        # Route g to the offset that won each window.
         routed = self.workspace.get("routed", (slabs, rows, filters), g.dtype)
-        free = self.workspace.get("free", (rows, filters), bool)
-        free.fill(True)
         hit = self.workspace.get("hit", (rows, filters), bool)
         for s in range(slabs):
-            np.equal(conv[s], window_max, out=hit)
-            if s:
-                hit &= free
+            np.equal(winner, s, out=hit)
             np.multiply(g, hit, out=routed[s])
-            if s < slabs - 1:
-                np.logical_xor(free, hit, out=free)  # hit is a subset of free: this clears it
         depth = kh * kw * channels
         cols2d = cols.reshape(slabs * rows, depth)
         routed2d = routed.reshape(slabs * rows, filters)
