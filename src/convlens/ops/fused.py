@@ -3,11 +3,11 @@
 ``maxpool(act(conv(x) + bias))`` equals ``act(maxpool(conv(x)) + bias)`` whenever ``act`` never
 decreases (relu, linear, sigmoid, tanh, leaky_relu) and the pooling windows do not overlap: the bias is
 the same for every cell of a window and a non-decreasing function keeps the arg-max. Computing it in that
-order touches the full-resolution feature map once (the GEMM output) instead of five times, and the
-backward pass never materialises a full-resolution gradient.
-
-The im2col rows are grouped by the offset inside the pooling window, so each offset's conv outputs
-form one contiguous slab and the pool is a running ``np.maximum`` over PH*PW slabs.
+order never stores the full-resolution feature map: the im2col rows are grouped by the offset inside the
+pooling window, each offset's conv outputs (one slab) come from one GEMM into a reused buffer and are
+folded into a running ``np.maximum`` while still in cache, and training keeps only which offset won each
+window (a small integer per pooled value). The backward pass routes each pooled gradient to its winner's
+slab and runs the kernel-gradient GEMM over all slabs at once.
 
 Gradients are exactly those of the unfused layers, including the tie rule: the gradient of each
 window goes to the first maximal cell in row-major order.
