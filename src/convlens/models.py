@@ -501,20 +501,28 @@ class Sequential:
 
     @_heap_allocations
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto") -> np.ndarray:
-        """Outputs for every sample of ``x``, computed in batches (default 32, like Keras)."""
+        """Outputs for every sample of ``x``, computed in batches (default 32, like Keras).
+
+        ``verbose`` 'auto' or 1 shows Keras's progress bar (its final line only when not a terminal), 0 nothing.
+        """
         batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="predict", minimum=1)
         x = _as_float_array(x, np.dtype(np.float32), "x")
         if not self.built:
             self.build((None, *x.shape[1:]))
         self._check_x(x)
         n = x.shape[0]
+        steps = -(-n // batch_size)
+        verbose_level = 1 if verbose == "auto" else int(verbose)
+        bar = Progbar(steps, verbose=verbose_level) if verbose_level and steps else None
         out: np.ndarray | None = None
-        for lo in range(0, n, batch_size):
+        for step, lo in enumerate(range(0, n, batch_size)):
             hi = min(n, lo + batch_size)
             y = self._forward(x[lo:hi], training=False)
             if out is None:
                 out = np.empty((n, *y.shape[1:]), y.dtype)
             out[lo:hi] = y
+            if bar is not None:
+                bar.update(step + 1, finalize=step + 1 == steps)
         if out is None:
             return np.empty((0, *self.output_shape[1:]), np.float32)  # type: ignore[arg-type, misc]
         return out

@@ -457,3 +457,14 @@ def test_empty_data_is_refused(method: str) -> None:
     x, y = data(0)
     with pytest.raises(ValueError, match=r"(?i)empty|no samples|at least one sample"):
         getattr(model, method)(x, y, verbose=0)
+
+
+def test_predict_progress_bar_follows_verbose(capsys: pytest.CaptureFixture[str]) -> None:
+    model = small_model()
+    x, _ = data(n=70)
+    model.predict(x, batch_size=32, verbose=0)
+    assert capsys.readouterr().out == ""
+    model.predict(x, batch_size=32)  # 'auto' = 1: one final line when not a terminal
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert lines[0].lstrip().startswith("3/3 ")
