@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["tuned"]
+__all__ = ["heap_reuse", "tuned"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
@@ -67,3 +71,14 @@ def tuned() -> Iterator[None]:
             libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
             libc.mallopt(_M_TRIM_THRESHOLD, _RESTORED_TRIM_THRESHOLD)
             libc.malloc_trim(0)
+
+
+def heap_reuse(function: Callable[P, R]) -> Callable[P, R]:
+    """Decorator: run ``function`` inside :func:`tuned` (``Sequential.fit``, ``evaluate``, ``predict``)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with tuned():
+            return function(*args, **kwargs)
+
+    return wrapper

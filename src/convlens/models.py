@@ -16,15 +16,13 @@
 
 from __future__ import annotations
 
-import functools
-import math
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
-from convlens import allocator
+from convlens import allocator, training
 from convlens.callbacks import CallbackList, History
 from convlens.errors import ConfigError, ShapeError, StateError, check_float, check_int
 from convlens.layers.base import Layer, Shape
@@ -32,32 +30,7 @@ from convlens.progbar import Progbar
 
 __all__ = ["Sequential"]
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def _heap_allocations(method: Callable[P, R]) -> Callable[P, R]:
-    """Run ``method`` with the allocator tuned for repeated big temporaries (see :mod:`convlens.allocator`)."""
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with allocator.tuned():
-            return method(*args, **kwargs)
-
-    return wrapper
-
-
 _MODEL_COUNT = [0]
-
-
-def _as_float_array(x: Any, dtype: np.dtype[Any], what: str) -> np.ndarray:
-    try:
-        arr = np.asarray(x)
-    except Exception as exc:  # pragma: no cover - exotic inputs
-        raise TypeError(f"Sequential: `{what}` must be array-like, got {type(x).__name__}.") from exc
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise TypeError(f"Sequential: `{what}` must hold numbers, got dtype {arr.dtype}.")
-    return arr.astype(dtype, copy=False)
 
 
 class Sequential:
@@ -209,6 +182,10 @@ class Sequential:
         return sum(layer.count_params() for layer in self._layers)
 
     # ----- forward/backward -----------------------------------------------------------------------
+    @staticmethod
+    def _as_input(x: Any, what: str) -> np.ndarray:
+        return training.as_float32(x, what)
+
     def _check_not_empty(self, x: np.ndarray, method: str) -> None:
         if x.ndim == 0 or x.shape[0] == 0:
             raise ConfigError(f"Sequential '{self.name}': {method} needs at least one sample, got an empty x.")
@@ -242,7 +219,7 @@ class Sequential:
 
     def __call__(self, x: Any, training: bool = False) -> np.ndarray:
         """Run the model on a batch (builds it from ``x`` on the first call)."""
-        x = _as_float_array(x, np.dtype(np.float32), "x")
+        x = self._as_input(x, "x")
         if not self.built:
             self.build((None, *x.shape[1:]))
         self._check_x(x)
@@ -274,14 +251,10 @@ class Sequential:
             raise StateError(f"Sequential '{self.name}': call compile(optimizer, loss, metrics) before {what}.")
 
     def _fused(self) -> bool:
+        """Whether the loss can start from the last layer's logits (softmax/sigmoid + cross-entropy)."""
         last = self._layers[-1] if self._layers else None
-        act = getattr(last, "activation", None)
-        return (
-            act is not None
-            and self.loss.fused_activation is not None
-            and act.name == self.loss.fused_activation
-            and hasattr(last, "backward_linear")
-        )
+        act = getattr(getattr(last, "activation", None), "name", None)
+        return act is not None and act == self.loss.fused_activation and hasattr(last, "backward_linear")
 
     def _loss_and_grad(self, y: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
         """Forward in training mode, loss, and the backward pass (fills every layer's grads)."""
@@ -319,7 +292,7 @@ class Sequential:
     def train_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Any:
         """One gradient step on one batch; returns the loss (and metrics) for that batch."""
         self._require_compiled("train_on_batch")
-        x = _as_float_array(x, np.dtype(np.float32), "x")
+        x = self._as_input(x, "x")
         if not self.built:
             self.build((None, *x.shape[1:]))
         self._check_x(x)
@@ -342,7 +315,7 @@ class Sequential:
     def test_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Any:
         """Loss (and metrics) of one batch without updating weights."""
         self._require_compiled("test_on_batch")
-        x = _as_float_array(x, np.dtype(np.float32), "x")
+        x = self._as_input(x, "x")
         self._require_built("test_on_batch")
         self._check_x(x)
         y = self._prepare_y(y, x.shape[0])
@@ -354,7 +327,7 @@ class Sequential:
         return self(x)
 
     # ----- fit / evaluate / predict -----------------------------------------------------------------
-    @_heap_allocations
+    @allocator.heap_reuse
     def fit(
         self,
         x: Any = None,
@@ -381,43 +354,23 @@ class Sequential:
         validation_split = check_float(
             validation_split, "validation_split", owner="fit", minimum=0.0, maximum=1.0, inclusive_max=False
         )
-        x = _as_float_array(x, np.dtype(np.float32), "x")
+        x = self._as_input(x, "x")
         if not self.built:
             self.build((None, *x.shape[1:]))
         self._check_x(x)
         self._check_not_empty(x, "fit")
         y = self._prepare_y(y, x.shape[0])
-        val: tuple[np.ndarray, np.ndarray] | None = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ConfigError(f"Sequential '{self.name}': `validation_data` must be a tuple (x_val, y_val).")
-            vx = _as_float_array(validation_data[0], np.dtype(np.float32), "validation_data x")
-            self._check_x(vx)
-            val = (vx, self._prepare_y(validation_data[1], vx.shape[0], "validation_data y"))
-        elif validation_split > 0:
-            split = math.floor(x.shape[0] * (1.0 - validation_split))
-            if split == 0 or split == x.shape[0]:
-                raise ConfigError(
-                    f"Sequential '{self.name}': validation_split={validation_split} leaves an empty training or "
-                    f"validation set for {x.shape[0]} samples."
-                )
-            x, y, val = x[:split], y[:split], (x[split:], y[split:])
+        x, y, val = training.split_validation(self, x, y, validation_split, validation_data)
         n = x.shape[0]
         steps = -(-n // batch_size)
-        verbose_level = 1 if verbose == "auto" else int(verbose)
+        verbose_level = training.verbosity(verbose)
         self.history = History()
         cb_list = CallbackList(
             [*(callbacks or []), self.history],
             model=self,
-            params={
-                "epochs": epochs,
-                "steps": steps,
-                "verbose": verbose_level,
-                "do_validation": val is not None,
-            },
+            params={"epochs": epochs, "steps": steps, "verbose": verbose_level, "do_validation": val is not None},
         )
         rng = self._get_rng()
-        params, grads = self._trainable()
         self.stop_training = False
         cb_list.on_train_begin()
         for epoch in range(initial_epoch, epochs):
@@ -426,41 +379,19 @@ class Sequential:
                 print(f"Epoch {epoch + 1}/{epochs}", file=sys.stdout, flush=True)
             bar = Progbar(steps, verbose=verbose_level) if verbose_level else None
             order = rng.permutation(n) if shuffle else None
-            loss_sum, seen = 0.0, 0
-            for metric in self.metrics:
-                metric.reset()
-            for step in range(steps):
-                cb_list.on_train_batch_begin(step)
-                lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
-                if order is not None:
-                    idx = np.sort(order[lo:hi])
-                    xb, yb = x[idx], y[idx]
-                else:
-                    xb, yb = x[lo:hi], y[lo:hi]
-                loss, y_pred = self._loss_and_grad(yb, xb)
-                self.optimizer.apply(params, grads)
-                loss_sum += loss * (hi - lo)
-                seen += hi - lo
-                logs = {"loss": loss_sum / seen}
-                for metric in self.metrics:
-                    metric.update(yb, y_pred)
-                    logs[metric.name] = metric.result()
-                cb_list.on_train_batch_end(step, logs)
-                if bar is not None:
-                    bar.update(step + 1, list(_ordered(logs).items()), finalize=False)
-            epoch_logs = dict(logs) if steps else {}
+            epoch_logs = training.train_epoch(self, x, y, batch_size, order, cb_list, bar)
             if val is not None:
                 val_logs = self.evaluate(val[0], val[1], batch_size=batch_size, verbose=0, return_dict=True)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
             if bar is not None:
-                bar.update(steps, list(_ordered(epoch_logs).items()), finalize=True)
+                bar.update(steps, list(training.ordered(epoch_logs).items()), finalize=True)
             cb_list.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
                 break
         cb_list.on_train_end()
         return self.history
 
-    @_heap_allocations
+    @allocator.heap_reuse
     def evaluate(
         self,
         x: Any = None,
@@ -472,57 +403,28 @@ class Sequential:
         """Loss and metrics over ``(x, y)``, in batches (no weight updates)."""
         self._require_compiled("evaluate")
         batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="evaluate", minimum=1)
-        x = _as_float_array(x, np.dtype(np.float32), "x")
+        x = self._as_input(x, "x")
         self._require_built("evaluate")
         self._check_x(x)
         self._check_not_empty(x, "evaluate")
         y = self._prepare_y(y, x.shape[0])
-        n = x.shape[0]
-        steps = -(-n // batch_size)
-        verbose_level = 1 if verbose == "auto" else int(verbose)
-        bar = Progbar(steps, verbose=verbose_level) if verbose_level else None
-        for metric in self.metrics:
-            metric.reset()
-        loss_sum = 0.0
-        logs: dict[str, float] = {}
-        for step in range(steps):
-            lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
-            y_pred = self._forward(x[lo:hi], training=False)
-            loss_sum += float(self.loss.forward(y[lo:hi], y_pred)) * (hi - lo)
-            logs = {"loss": loss_sum / hi}
-            for metric in self.metrics:
-                metric.update(y[lo:hi], y_pred)
-                logs[metric.name] = metric.result()
-            if bar is not None:
-                bar.update(step + 1, list(_ordered(logs).items()), finalize=step + 1 == steps)
+        logs = training.evaluate_arrays(self, x, y, batch_size, training.verbosity(verbose))
         if return_dict:
             return logs
         return logs.get("loss") if not self.metrics else [logs["loss"], *(logs[m.name] for m in self.metrics)]
 
-    @_heap_allocations
+    @allocator.heap_reuse
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto") -> np.ndarray:
         """Outputs for every sample of ``x``, computed in batches (default 32, like Keras).
 
         ``verbose`` 'auto' or 1 shows Keras's progress bar (its final line only when not a terminal), 0 nothing.
         """
         batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="predict", minimum=1)
-        x = _as_float_array(x, np.dtype(np.float32), "x")
+        x = self._as_input(x, "x")
         if not self.built:
             self.build((None, *x.shape[1:]))
         self._check_x(x)
-        n = x.shape[0]
-        steps = -(-n // batch_size)
-        verbose_level = 1 if verbose == "auto" else int(verbose)
-        bar = Progbar(steps, verbose=verbose_level) if verbose_level and steps else None
-        out: np.ndarray | None = None
-        for step, lo in enumerate(range(0, n, batch_size)):
-            hi = min(n, lo + batch_size)
-            y = self._forward(x[lo:hi], training=False)
-            if out is None:
-                out = np.empty((n, *y.shape[1:]), y.dtype)
-            out[lo:hi] = y
-            if bar is not None:
-                bar.update(step + 1, finalize=step + 1 == steps)
+        out = training.predict_arrays(self, x, batch_size, training.verbosity(verbose))
         if out is None:
             return np.empty((0, *self.output_shape[1:]), np.float32)  # type: ignore[arg-type, misc]
         return out
@@ -560,19 +462,10 @@ class Sequential:
 
     def summary_text(self) -> str:
         """The :meth:`summary` table as a string."""
-        from convlens.summary_table import keras_summary
+        from convlens.summary_table import model_summary
 
         self._require_built("summary")
-        rows = []
-        shape: Shape = self._input_shape  # type: ignore[assignment]
-        for layer in self._layers:
-            shape = layer.compute_output_shape(shape)
-            rows.append((f"{layer.name} ({type(layer).__name__})", str(shape), layer.count_params()))
-        trainable = sum(layer.count_params() for layer in self._layers if layer.trainable) - sum(
-            int(sum(w.size for w in layer.state.values())) for layer in self._layers if layer.trainable
-        )
-        total = self.count_params()
-        return keras_summary(self.name, rows, total, trainable)
+        return model_summary(self)
 
     def get_config(self) -> dict[str, Any]:
         """JSON-safe description of the architecture."""
@@ -602,8 +495,3 @@ class Sequential:
 
     def __repr__(self) -> str:
         return f"Sequential '{self.name}' ({len(self._layers)} layers)"
-
-
-def _ordered(logs: dict[str, float]) -> dict[str, float]:
-    """Keras 3 prints metrics alphabetically (accuracy before loss)."""
-    return dict(sorted(logs.items()))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["format_bytes", "keras_summary"]
+from typing import Any
+
+__all__ = ["format_bytes", "keras_summary", "model_summary"]
 
 
 def format_bytes(n: float) -> str:
@@ -49,3 +51,15 @@ def keras_summary(name: str, rows: list[tuple[str, str, int]], total: int, train
     out.append(f" Trainable params: {trainable:,} ({format_bytes(trainable * 4)})")
     out.append(f" Non-trainable params: {non_trainable:,} ({format_bytes(non_trainable * 4)})")
     return "\n".join(out)
+
+
+def model_summary(model: Any) -> str:
+    """Keras's summary table of a built ``Sequential``: rows from ``compute_output_shape`` (no forward pass)."""
+    rows = []
+    shape = model.input_shape
+    for layer in model.layers:
+        shape = layer.compute_output_shape(shape)
+        rows.append((f"{layer.name} ({type(layer).__name__})", str(shape), layer.count_params()))
+    non_trainable = sum(int(sum(w.size for w in layer.state.values())) for layer in model.layers if layer.trainable)
+    trainable = sum(layer.count_params() for layer in model.layers if layer.trainable) - non_trainable
+    return keras_summary(model.name, rows, model.count_params(), trainable)
