@@ -34,8 +34,9 @@ from convlens.ops._checks import (
     from_channels_last,
     to_channels_last,
 )
+from convlens.ops.depthwise import depthwise_backward, depthwise_forward
 from convlens.ops.linalg import matmul_tn
-from convlens.ops.windows import Workspace, col2im, crop, im2col, pad, tap_slices
+from convlens.ops.windows import Workspace, col2im, col2im_channels_first, im2col
 
 __all__ = [
     "Conv2DGrads",
@@ -168,7 +169,9 @@ class Conv2DPlan:
         dtype = np.result_type(x.dtype, kernel.dtype)
         kh, kw, cg, filters = self.kernel_shape
         if self.depthwise:
-            return _depthwise_forward(self, x.astype(dtype, copy=False), kernel.astype(dtype, copy=False), bias)
+            return depthwise_forward(
+                self.geometry, self.output_shape, x.astype(dtype, copy=False), kernel.astype(dtype, copy=False), bias
+            )
         source = x
         x = x.astype(dtype, copy=False)
         cols = im2col(x, self.geometry, workspace=self.workspace)
@@ -207,12 +210,14 @@ class Conv2DPlan:
             )
         dtype = np.result_type(x.dtype, kernel.dtype, grad_out.dtype)
         if self.depthwise:
-            return _depthwise_backward(
-                self,
-                grad_out.astype(dtype, copy=False),
-                x.astype(dtype, copy=False),
-                kernel.astype(dtype, copy=False),
-                compute_grad_x,
+            return Conv2DGrads(
+                *depthwise_backward(
+                    self.geometry,
+                    grad_out.astype(dtype, copy=False),
+                    x.astype(dtype, copy=False),
+                    kernel.astype(dtype, copy=False),
+                    compute_grad_x,
+                )
             )
         cols = self._cols
         if cols is None or cols.dtype != dtype or x is not self._cols_source:
@@ -232,6 +237,14 @@ class Conv2DPlan:
             if transposed is not None:
                 flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)
                 return Conv2DGrads(transposed.forward(g2d.reshape(self.output_shape), flipped), grad_kernel, grad_bias)
+            if compute_grad_x and cg < 8:
+                # Few channels: build the window gradients tap-major and channel-first, (KH*KW*C, rows), so the
+                # col2im adds run over whole output rows instead of 1-7 float runs.
+                grad_taps = kernel.reshape(depth, filters) @ g2d.T
+                grad_input = col2im_channels_first(
+                    grad_taps.reshape(kh, kw, cg, batch, oh, ow), self.geometry, workspace=self.workspace
+                )
+                return Conv2DGrads(grad_input, grad_kernel, grad_bias)
             grad_cols = (g2d @ kernel.reshape(depth, filters).T) if compute_grad_x else None
         else:
             fg = filters // g
@@ -254,61 +267,6 @@ class Conv2DPlan:
                 workspace=self.workspace,
             )
         return Conv2DGrads(grad_x, grad_kernel, grad_bias)
-
-
-def _depthwise_taps(plan: Conv2DPlan, padded: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
-    kh, kw = plan.kernel_shape[:2]
-    taps = []
-    for i in range(kh):
-        for j in range(kw):
-            rows, columns = tap_slices(plan.geometry, i, j)
-            taps.append((i, j, padded[:, rows, columns, :]))
-    return taps
-
-
-def _depthwise_forward(plan: Conv2DPlan, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-    """Depthwise path: out[..., c * M + m] = sum over taps of x_tap[..., c] * kernel[i, j, 0, c * M + m]."""
-    batch, oh, ow, filters = plan.output_shape
-    channels = plan.x_shape[3]
-    multiplier = filters // channels
-    padded = pad(x, plan.geometry)
-    out = np.zeros((batch, oh, ow, channels, multiplier), x.dtype)
-    tmp = np.empty_like(out)
-    for i, j, tap in _depthwise_taps(plan, padded):
-        np.multiply(tap[..., None], kernel[i, j, 0].reshape(channels, multiplier), out=tmp)
-        out += tmp
-    out = out.reshape(batch, oh, ow, filters)
-    if bias is not None:
-        out += bias.astype(x.dtype, copy=False)
-    return out
-
-
-def _depthwise_backward(
-    plan: Conv2DPlan, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray, compute_grad_x: bool
-) -> Conv2DGrads:
-    batch, oh, ow, filters = plan.output_shape
-    channels = plan.x_shape[3]
-    multiplier = filters // channels
-    padded = pad(x, plan.geometry)
-    g5 = grad_out.reshape(batch, oh, ow, channels, multiplier)
-    rows = batch * oh * ow
-    grad_bias = np.ones(rows, grad_out.dtype) @ np.ascontiguousarray(grad_out).reshape(rows, filters)
-    grad_kernel = np.empty(plan.kernel_shape, grad_out.dtype)
-    grad_padded = np.zeros(padded.shape, grad_out.dtype) if compute_grad_x else None
-    ones = np.ones(rows, grad_out.dtype)
-    tmp = np.empty_like(g5)
-    for i, j, tap in _depthwise_taps(plan, padded):
-        np.multiply(tap[..., None], g5, out=tmp)
-        grad_kernel[i, j, 0] = ones @ tmp.reshape(rows, filters)
-        if grad_padded is not None:
-            rows_s, cols_s = tap_slices(plan.geometry, i, j)
-            w = kernel[i, j, 0].reshape(channels, multiplier)
-            if multiplier == 1:
-                grad_padded[:, rows_s, cols_s, :] += g5[..., 0] * w[:, 0]
-            else:
-                grad_padded[:, rows_s, cols_s, :] += np.einsum("nhwcm,cm->nhwc", g5, w, optimize=True)
-    grad_x = None if grad_padded is None else np.ascontiguousarray(crop(grad_padded, plan.geometry))
-    return Conv2DGrads(grad_x, grad_kernel, grad_bias)
 
 
 def _prepare(

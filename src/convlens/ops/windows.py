@@ -19,7 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from convlens.geometry import WindowGeometry
 from convlens.ops.parallel import parallel_over_batch
 
-__all__ = ["Workspace", "col2im", "crop", "im2col", "pad", "tap_slices", "window_view"]
+__all__ = ["Workspace", "col2im", "col2im_channels_first", "crop", "im2col", "pad", "tap_slices", "window_view"]
 
 
 class Workspace:
@@ -188,3 +188,27 @@ def col2im(
     if workspace is not None or geometry.is_padded:
         result = result.copy()
     return result
+
+
+def col2im_channels_first(
+    grad_taps: np.ndarray,
+    geometry: WindowGeometry,
+    *,
+    workspace: Workspace | None = None,
+) -> np.ndarray:
+    """:func:`col2im` for window gradients laid out tap-major and channel-first.
+
+    Shapes:
+        grad_taps: (KH, KW, C, N, OH, OW); returns (N, H, W, C) (a fresh C-contiguous array).
+    """
+    kh, kw, channels, batch = grad_taps.shape[:4]
+    ph, pw = geometry.padded_size
+    grad_padded = _buffer(workspace, "grad_padded_cf", (channels, batch, ph, pw), grad_taps.dtype, zero=True)
+    for i in range(kh):
+        for j in range(kw):
+            rows, columns = tap_slices(geometry, i, j)
+            grad_padded[:, :, rows, columns] += grad_taps[i, j]
+    (pt, _), (pl, _) = geometry.pads
+    height, width = geometry.input_size
+    interior = grad_padded[:, :, pt : pt + height, pl : pl + width]
+    return np.ascontiguousarray(interior.transpose(1, 2, 3, 0))
