@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from convlens.errors import ConfigError, ShapeError, StateError
 from convlens.geometry import WindowGeometry
-from convlens.ops import pooling
+from convlens.ops import pooling, pooling_plans
 from tests.support import reference_pooling as ref
 
 CASES = [
@@ -291,7 +291,7 @@ def test_plan_backward_needs_forward_and_recomputes_argmax(rng):
 def test_plan_chunks_cover_the_batch_and_agree_with_one_chunk(rng, monkeypatch):
     x = rng.standard_normal((7, 6, 6, 3))
     whole = pooling.max_pool2d_backward(np.ones((7, 3, 3, 3)), x, pool_size=3, strides=2, padding="same")
-    monkeypatch.setattr(pooling, "_CHUNK_BYTES", 1)  # one image per chunk
+    monkeypatch.setattr(pooling_plans, "_CHUNK_BYTES", 1)  # one image per chunk
     plan = pooling.MaxPool2DPlan(x.shape, 3, 2, "same")
     assert len(plan.chunks) == 7
     plan.forward(x)
