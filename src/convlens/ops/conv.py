@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from convlens.errors import ShapeError, check_int
+from convlens.errors import ConfigError, ShapeError, check_choice, check_int
 from convlens.geometry import WindowGeometry
 from convlens.ops._checks import (
     as_float_array,
@@ -37,8 +37,10 @@ from convlens.ops._checks import (
 from convlens.ops.depthwise import depthwise_backward, depthwise_forward
 from convlens.ops.linalg import matmul_tn
 from convlens.ops.windows import Workspace, col2im, col2im_channels_first, im2col
+from convlens.ops.winograd import WinogradConv, winograd_applies
 
 __all__ = [
+    "CONV_ALGORITHMS",
     "Conv2DGrads",
     "Conv2DPlan",
     "conv1d",
@@ -46,6 +48,9 @@ __all__ = [
     "conv2d",
     "conv2d_backward",
 ]
+
+
+CONV_ALGORITHMS = ("auto", "im2col", "winograd")
 
 
 class Conv2DGrads(NamedTuple):
@@ -82,6 +87,7 @@ class Conv2DPlan:
         owner: str = "conv2d",
         reuse_buffers: bool = True,
         display_shape: tuple[int, ...] | None = None,
+        algorithm: str = "auto",
     ) -> None:
         if len(x_shape) != 4:
             raise ShapeError(f"{owner}: input must be 4-D (batch, height, width, channels), got shape {_fmt(x_shape)}.")
@@ -119,6 +125,19 @@ class Conv2DPlan:
         # One input channel per group (depthwise): k*k broadcast multiply-adds beat per-group GEMMs.
         self.depthwise = groups > 1 and cg == 1
         self._transposed: Conv2DPlan | bool | None = None  # built on the first backward that needs it
+        algorithm = check_choice(algorithm, "algorithm", CONV_ALGORITHMS, owner=owner)
+        applies = winograd_applies(self.geometry, self.kernel_shape, groups)
+        if algorithm == "winograd" and not applies:
+            raise ConfigError(
+                f"{owner}: algorithm='winograd' needs a 3x3 kernel, stride 1, no dilation, groups=1 and at least "
+                f"16 input channels and filters, got kernel {_fmt(kernel_shape)}, strides {self.geometry.strides}, "
+                f"dilation {self.geometry.dilation_rate}, groups={groups}."
+            )
+        # F(2x2, 3x3) Winograd for wide 3x3 stride-1 layers (see convlens.ops.winograd), im2col + GEMM otherwise.
+        self.winograd: WinogradConv | None = None
+        if applies and algorithm != "im2col":
+            self.winograd = WinogradConv(self.x_shape, filters, self.geometry, self.workspace or Workspace())
+        self.algorithm = "winograd" if self.winograd is not None else "im2col"
 
     def _transposed_plan(self) -> Conv2DPlan | None:
         """For stride 1 (no groups), the input gradient is a convolution of the padded output gradient
@@ -132,7 +151,8 @@ class Conv2DPlan:
             geometry = self.geometry
             channels, filters = self.kernel_shape[2], self.kernel_shape[3]
             # Worth it when the input gradient is wide: col2im's adds grow with C, this path's im2col with F.
-            if geometry.strides == (1, 1) and self.groups == 1 and channels >= 16 and 2 * channels >= filters:
+            wide = self.winograd is not None or (channels >= 16 and 2 * channels >= filters)
+            if geometry.strides == (1, 1) and self.groups == 1 and wide:
                 pads = tuple(
                     ((k - 1) * d - before, (k - 1) * d - after)
                     for k, d, (before, after) in zip(
@@ -148,6 +168,7 @@ class Conv2DPlan:
                         dilation_rate=geometry.dilation_rate,
                         owner=self.owner,
                         reuse_buffers=self.workspace is not None,
+                        algorithm="im2col" if self.algorithm == "im2col" else "auto",
                     )
         return self._transposed if isinstance(self._transposed, Conv2DPlan) else None
 
@@ -171,6 +192,12 @@ class Conv2DPlan:
         if self.depthwise:
             return depthwise_forward(
                 self.geometry, self.output_shape, x.astype(dtype, copy=False), kernel.astype(dtype, copy=False), bias
+            )
+        if self.winograd is not None:
+            return self.winograd.forward(
+                x.astype(dtype, copy=False),
+                kernel.astype(dtype, copy=False),
+                None if bias is None else bias.astype(dtype, copy=False),
             )
         source = x
         x = x.astype(dtype, copy=False)
@@ -219,6 +246,10 @@ class Conv2DPlan:
                     compute_grad_x,
                 )
             )
+        if self.winograd is not None:
+            return self._backward_winograd(
+                grad_out.astype(dtype, copy=False), x, kernel.astype(dtype, copy=False), compute_grad_x
+            )
         cols = self._cols
         if cols is None or cols.dtype != dtype or x is not self._cols_source:
             cols = im2col(x.astype(dtype, copy=False), self.geometry, workspace=self.workspace)
@@ -266,6 +297,27 @@ class Conv2DPlan:
                 self.geometry,
                 workspace=self.workspace,
             )
+        return Conv2DGrads(grad_x, grad_kernel, grad_bias)
+
+    def _backward_winograd(
+        self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray, compute_grad_x: bool
+    ) -> Conv2DGrads:
+        winograd: WinogradConv = self.winograd  # type: ignore[assignment]  # the caller checked
+        grad_out = np.ascontiguousarray(grad_out)
+        g2d = grad_out.reshape(-1, grad_out.shape[-1])
+        grad_bias = np.ones(g2d.shape[0], g2d.dtype) @ g2d
+        grad_kernel = winograd.grad_kernel(grad_out, x)
+        if not compute_grad_x:
+            return Conv2DGrads(None, grad_kernel, grad_bias)
+        transposed = self._transposed_plan()
+        if transposed is not None:
+            flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)
+            return Conv2DGrads(transposed.forward(grad_out, flipped), grad_kernel, grad_bias)
+        # Padding wider than the kernel: window gradients and col2im (no im2col needed for these).
+        kh, kw, channels, filters = self.kernel_shape
+        batch, oh, ow = grad_out.shape[:3]
+        grad_cols = g2d @ kernel.reshape(kh * kw * channels, filters).T
+        grad_x = col2im(grad_cols.reshape(batch, oh, ow, kh, kw, channels), self.geometry, workspace=self.workspace)
         return Conv2DGrads(grad_x, grad_kernel, grad_bias)
 
 

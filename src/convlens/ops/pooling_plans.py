@@ -5,6 +5,8 @@ The work is a loop over the KH*KW window offsets, each a strided slice of the (p
 index 0..KH*KW-1 of the first maximum, kept as ``uint8`` and counted with comparisons against the
 max; the backward scatters ``grad_out * (argmax == k)`` into each offset's slice (assigned when
 windows tile the input, added when they overlap). The pure functions live in :mod:`convlens.ops.pooling`.
+With Numba installed, max pooling of float32/float64 runs the kernels of :mod:`convlens.ops.pooling_jit`
+instead (the same bits, one pass on all cores); ``CONVLENS_JIT=0`` keeps the NumPy code.
 
 Shapes (channels_last):
     x: (N, H, W, C); out: (N, OH, OW, C), OH from :mod:`convlens.geometry`
@@ -20,6 +22,8 @@ import numpy as np
 
 from convlens.errors import ShapeError, StateError, check_choice, normalize_tuple
 from convlens.geometry import WindowGeometry
+from convlens.ops.jit import jit_enabled
+from convlens.ops.pooling_jit import JIT_DTYPES, max_pool2d_backward_jit, max_pool2d_forward_jit
 from convlens.ops.windows import Workspace, crop, pad, tap_slices
 
 __all__ = ["POOL_PADDINGS", "AvgPool2DPlan", "MaxPool2DPlan"]
@@ -155,15 +159,25 @@ class MaxPool2DPlan(_PoolPlan):
         """Max over each window of ``x`` (N, H, W, C); returns a fresh (N, OH, OW, C) array.
 
         With ``keep_argmax=False`` (inference) only a reference to ``x`` is kept and
-        :meth:`backward` recomputes the arg-max if it is ever called.
+        :meth:`backward` recomputes the arg-max if it is ever called. ``self.argmax`` is a
+        buffer of the plan, overwritten by the next forward.
         """
         self._check_x(x)
-        padded = pad(x, self.geometry, self.pad_value, workspace=self.workspace)
         out = np.empty(self.output_shape, x.dtype)
+        argmax = self.workspace.get("argmax", self.output_shape, self.index_dtype) if keep_argmax else None
+        if _use_jit(x.dtype):
+            max_pool2d_forward_jit(x, self.geometry, out, argmax)
+        else:
+            self._forward_numpy(x, out, argmax)
+        self._x, self.argmax = x, argmax
+        return out
+
+    def _forward_numpy(self, x: np.ndarray, out: np.ndarray, argmax: np.ndarray | None) -> None:
+        """The reference: one strided pass per window offset, over cache-sized batch chunks."""
+        padded = pad(x, self.geometry, self.pad_value, workspace=self.workspace)
         ws, shape = self.workspace, self.output_shape
-        argmax = ws.get("argmax", shape, self.index_dtype) if keep_argmax else None
-        missed = ws.get("missed", shape, np.bool_) if keep_argmax else None
-        other = ws.get("other", shape, np.bool_) if keep_argmax else None
+        missed = ws.get("missed", shape, np.bool_) if argmax is not None else None
+        other = ws.get("other", shape, np.bool_) if argmax is not None else None
 
         def work(chunk: slice) -> None:
             taps = [padded[chunk, rows, cols] for rows, cols in self.slices]
@@ -179,8 +193,6 @@ class MaxPool2DPlan(_PoolPlan):
 
         for chunk in self.chunks:
             work(chunk)
-        self._x, self.argmax = x, argmax
-        return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         """Gradient (N, H, W, C) for ``grad_out`` (N, OH, OW, C) of the last :meth:`forward`.
@@ -194,12 +206,20 @@ class MaxPool2DPlan(_PoolPlan):
             self.forward(self._x)
         argmax: np.ndarray = self.argmax  # type: ignore[assignment]  # set by forward
         dtype = self._x.dtype
+        if _use_jit(dtype):
+            batch, _, _, channels = self.x_shape
+            return max_pool2d_backward_jit(grad_out, argmax, self.geometry, batch, channels, dtype)
         grad = grad_out.astype(dtype, copy=False)
 
         def fill(chunk: slice, k: int, out: np.ndarray) -> None:
             np.multiply(grad[chunk], argmax[chunk] == k, out=out)
 
         return self._scatter(fill, dtype)
+
+
+def _use_jit(dtype: np.dtype[Any]) -> bool:
+    """Numba kernels for float32/float64 when available (:mod:`convlens.ops.pooling_jit`)."""
+    return dtype in JIT_DTYPES and jit_enabled()
 
 
 def _first_argmax(

@@ -1,0 +1,69 @@
+"""The optional Numba accelerator: the one place that imports ``numba``, and only on first use.
+
+A few memory-bound ops (max pooling) cannot reach PyTorch's speed in NumPy: one pass over the
+input per window offset, single-threaded. For those a JIT kernel beside the NumPy code does the
+work when Numba is installed (``pip install convlens[fast]``). The NumPy code stays the readable
+reference and the fallback, and both give the same bits.
+
+``CONVLENS_JIT=0`` turns the kernels off (read on every call, so tests can flip it). ``import
+convlens`` never imports Numba: the first :func:`jit_enabled` call does (about half a second),
+and each kernel compiles on its first call per dtype (seconds), cached on disk afterwards.
+
+>>> isinstance(jit_enabled(), bool)
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from typing import Any
+
+__all__ = ["JIT_ENV", "jit_enabled", "launch_lock", "numba_module"]
+
+JIT_ENV = "CONVLENS_JIT"
+
+_numba: Any = None
+_import_failed = False
+_import_lock = threading.Lock()
+
+# Numba's 'workqueue' threading layer aborts the process when two Python threads launch parallel
+# kernels at once; callers serialise launches with this lock (they would only oversubscribe the
+# cores anyway).
+launch_lock = threading.Lock()
+
+
+def numba_module() -> Any:
+    """The ``numba`` module, imported on first call.
+
+    Raises:
+        ImportError: Numba is not installed or cannot load (e.g. too new a NumPy for it).
+    """
+    global _numba, _import_failed
+    if _numba is None:
+        with _import_lock:
+            if _numba is None:
+                if "NUMBA_THREADING_LAYER" not in os.environ:
+                    # GNU OpenMP's worker threads busy-wait after each parallel kernel and slow the OpenBLAS GEMM
+                    # that follows (a 5 ms GEMM after a kernel took 11 ms; numba's workqueue layer did the same).
+                    # Passive waiting must be set before Numba loads libgomp; a user's own setting wins.
+                    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+                try:
+                    module = importlib.import_module("numba")
+                except (ImportError, OSError) as exc:  # OSError: llvmlite's library fails to load
+                    _import_failed = True
+                    raise ImportError(f"convlens JIT: numba cannot be imported ({exc}).") from exc
+                _numba = module
+    return _numba
+
+
+def jit_enabled() -> bool:
+    """Whether JIT kernels may run: Numba imports and ``CONVLENS_JIT`` is not ``0``."""
+    if os.environ.get(JIT_ENV, "1").strip() == "0" or _import_failed:
+        return False
+    try:
+        numba_module()
+    except ImportError:
+        return False
+    return True

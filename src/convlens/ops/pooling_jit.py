@@ -1,0 +1,210 @@
+"""Numba kernels for 2-D max pooling: the same bits as the NumPy plan, in one pass, on all cores.
+
+:class:`convlens.ops.pooling_plans.MaxPool2DPlan` calls these when :func:`convlens.ops.jit.jit_enabled`
+and the input is float32 or float64; its NumPy code is the reference they must match exactly:
+
+- the max is a running ``np.maximum`` over the window offsets in row-major order (a NaN tap makes
+  the max NaN; on equal values, signed zeros included, the later tap is kept, as NumPy does);
+- padded cells take part as ``-inf`` (so they never win over a real value);
+- the arg-max is the index ``i * KW + j`` of the first offset equal to the max, or ``KH * KW - 1``
+  when none of the others is (NaN max);
+- the backward gives window offset k's cell ``grad_out * (argmax == k)`` (so ``-0.0`` and the NaN
+  of ``inf * 0`` come out as in NumPy), assigned when windows cannot overlap, otherwise added to
+  zeros offset by offset in k order; cells in no window get zero, padded cells are dropped.
+
+The kernels below are plain Python (readable, and runnable without Numba, slowly); :func:`_kernels`
+compiles them on first use with ``parallel=True`` (``prange`` over the batch) and ``cache=True``.
+
+Shapes (channels_last):
+    x, grad_x: (N, H, W, C); out, grad_out, argmax: (N, OH, OW, C), OH from :mod:`convlens.geometry`
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from convlens.geometry import WindowGeometry
+from convlens.ops.jit import launch_lock, numba_module
+
+__all__ = ["JIT_DTYPES", "max_pool2d_backward_jit", "max_pool2d_forward_jit"]
+
+JIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# ``numba.prange`` once the kernels compile (Numba reads the global then); ``range`` until then.
+prange: Any = range
+
+
+def _forward_kernel(
+    x: Any, out: Any, argmax: Any, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, keep: bool, neg_inf: Any
+) -> None:  # pragma: no cover - compiled by Numba
+    batch, height, width, channels = x.shape
+    _, out_h, out_w, _ = out.shape
+    taps = kh * kw
+    for n in prange(batch):
+        # One output row at a time, offset by offset: each pass is a short contiguous stream.
+        for oh in range(out_h):
+            row = out[n, oh]
+            for k in range(taps):
+                r = oh * sh - pt + k // kw
+                inside_rows = 0 <= r < height
+                taps_row = x[n, min(max(r, 0), height - 1)]
+                for ow in range(out_w):
+                    c = ow * sw - pl + k % kw
+                    if inside_rows and 0 <= c < width:
+                        if k == 0:
+                            for ch in range(channels):
+                                row[ow, ch] = taps_row[c, ch]
+                        else:
+                            for ch in range(channels):
+                                a = row[ow, ch]
+                                b = taps_row[c, ch]
+                                row[ow, ch] = a if (a > b or a != a) else b
+                    elif k == 0:
+                        for ch in range(channels):
+                            row[ow, ch] = neg_inf
+                    else:
+                        for ch in range(channels):
+                            a = row[ow, ch]
+                            row[ow, ch] = a if (a > neg_inf or a != a) else neg_inf
+            if keep:
+                index = argmax[n, oh]
+                for ow in range(out_w):
+                    for ch in range(channels):
+                        index[ow, ch] = taps - 1
+                # Backwards, so the first offset equal to the max is written last.
+                for k in range(taps - 2, -1, -1):
+                    r = oh * sh - pt + k // kw
+                    inside_rows = 0 <= r < height
+                    taps_row = x[n, min(max(r, 0), height - 1)]
+                    for ow in range(out_w):
+                        c = ow * sw - pl + k % kw
+                        if inside_rows and 0 <= c < width:
+                            for ch in range(channels):
+                                if taps_row[c, ch] == row[ow, ch]:
+                                    index[ow, ch] = k
+                        else:
+                            for ch in range(channels):
+                                if neg_inf == row[ow, ch]:
+                                    index[ow, ch] = k
+
+
+def _backward_kernel(
+    grad_out: Any,
+    argmax: Any,
+    grad_x: Any,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    overlap: bool,
+    covered: bool,
+    zero: Any,
+) -> None:  # pragma: no cover - compiled by Numba
+    batch, height, width, channels = grad_x.shape
+    _, out_h, out_w, _ = grad_out.shape
+    taps = kh * kw
+    for n in prange(batch):
+        if not covered:
+            for r in range(height):
+                for c in range(width):
+                    for ch in range(channels):
+                        grad_x[n, r, c, ch] = zero
+        if overlap:
+            # Offset by offset, as the NumPy reference adds them (the same rounding).
+            for k in range(taps):
+                for oh in range(out_h):
+                    r = oh * sh - pt + k // kw
+                    if r < 0 or r >= height:
+                        continue
+                    target = grad_x[n, r]
+                    grads = grad_out[n, oh]
+                    index = argmax[n, oh]
+                    for ow in range(out_w):
+                        c = ow * sw - pl + k % kw
+                        if 0 <= c < width:
+                            for ch in range(channels):
+                                g = grads[ow, ch]
+                                target[c, ch] += g if index[ow, ch] == k else g * zero
+        else:
+            # Every cell is in at most one window: write it once, in memory order.
+            for oh in range(out_h):
+                grads = grad_out[n, oh]
+                index = argmax[n, oh]
+                for i in range(kh):
+                    r = oh * sh - pt + i
+                    if r < 0 or r >= height:
+                        continue
+                    target = grad_x[n, r]
+                    for ow in range(out_w):
+                        for j in range(kw):
+                            c = ow * sw - pl + j
+                            if 0 <= c < width:
+                                k = i * kw + j
+                                for ch in range(channels):
+                                    g = grads[ow, ch]
+                                    target[c, ch] = g if index[ow, ch] == k else g * zero
+
+
+_compiled: tuple[Any, Any] | None = None
+
+
+def _kernels() -> tuple[Any, Any]:
+    """The compiled (forward, backward) kernels; imports Numba on the first call."""
+    global _compiled, prange
+    if _compiled is None:
+        numba = numba_module()
+        prange = numba.prange
+        jit = numba.njit(parallel=True, cache=True, nogil=True)
+        _compiled = (jit(_forward_kernel), jit(_backward_kernel))
+    return _compiled
+
+
+def _layout(geometry: WindowGeometry) -> tuple[int, int, int, int, int, int]:
+    (kh, kw), (sh, sw) = geometry.kernel_size, geometry.strides
+    (pt, _), (pl, _) = geometry.pads
+    return kh, kw, sh, sw, pt, pl
+
+
+def max_pool2d_forward_jit(x: np.ndarray, geometry: WindowGeometry, out: np.ndarray, argmax: np.ndarray | None) -> None:
+    """Write the window maxima of ``x`` into ``out`` and, if given, the first arg-max into ``argmax``.
+
+    ``x`` is float32/float64 (any layout); ``out`` and ``argmax`` are C-contiguous, ``out`` of
+    ``x``'s dtype, ``argmax`` of an unsigned integer type wide enough for ``KH * KW - 1``.
+
+    Shapes:
+        x: (N, H, W, C); out, argmax: (N, OH, OW, C), OH from ``geometry``
+    """
+    forward, _ = _kernels()
+    x = np.ascontiguousarray(x)
+    keep = argmax is not None
+    index = argmax if argmax is not None else np.empty((0, 0, 0, 0), np.uint8)
+    with launch_lock:
+        forward(x, out, index, *_layout(geometry), keep, x.dtype.type(-np.inf))
+
+
+def max_pool2d_backward_jit(
+    grad_out: np.ndarray, argmax: np.ndarray, geometry: WindowGeometry, batch: int, channels: int, dtype: Any
+) -> np.ndarray:
+    """Fresh gradient (N, H, W, C) of ``dtype``: ``grad_out`` routed to each window's ``argmax`` cell.
+
+    Shapes:
+        grad_out, argmax: (N, OH, OW, C); returns (N, H, W, C), H and W from ``geometry.input_size``
+    """
+    _, backward = _kernels()
+    dtype = np.dtype(dtype)
+    grad = np.ascontiguousarray(grad_out, dtype)
+    index = np.ascontiguousarray(argmax)
+    (height, width), (kh, kw), (sh, sw) = geometry.input_size, geometry.kernel_size, geometry.strides
+    overlap = sh < kh or sw < kw
+    # Every input cell lies in some window: no zero fill needed before the writes.
+    covered = (
+        not overlap and (sh, sw) == (kh, kw) and not geometry.is_padded and tuple(geometry.used_size) == (height, width)
+    )
+    grad_x = np.empty((batch, height, width, channels), dtype)
+    with launch_lock:
+        backward(grad, index, grad_x, *_layout(geometry), overlap, covered, dtype.type(0))
+    return grad_x

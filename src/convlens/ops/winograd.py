@@ -1,0 +1,259 @@
+"""Winograd F(2x2, 3x3): a 3x3, stride-1 convolution with 16 multiplications per 2x2 output tile instead of 36.
+
+The direct (im2col + GEMM) convolution spends almost all of its time in one GEMM with few output
+columns (F = 32..128), a shape OpenBLAS runs at ~70% of its square-matrix rate. Winograd's minimal
+filtering algorithm (Lavin & Gray, 2016) computes each 2x2 output tile from a 4x4 input tile as
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A        (* element-wise over the 4x4 tile)
+
+so the channel reduction becomes 16 independent GEMMs of (tiles, C) @ (C, F): 2.25x fewer
+multiply-adds, paid for with cheap add/subtract transforms (only 0, +-1 and +-1/2 appear, so the
+transforms of the input and of the gradient are exact; the kernel transform rounds once). The
+kernel gradient is the same algorithm run backwards: dU = sum over tiles V^T dM, dM = A dY A^T,
+dg = G^T dU G. The input gradient is a stride-1 convolution too (the flipped kernel over the padded
+output gradient), so :class:`convlens.ops.conv.Conv2DPlan` runs it through this module as well.
+
+Results equal the direct convolution up to float rounding (float32: a few ulps more than im2col;
+float64: ~1e-15); the tests compare both paths and PyTorch.
+
+Shapes (channels_last):
+    x: (N, H, W, C); kernel: (3, 3, C, F); out: (N, OH, OW, F) with OH = H + PT + PB - 2
+    tiles: T = N * ceil(OH / 2) * ceil(OW / 2); V: (16, T, C); U: (16, C, F); M: (16, T, F)
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from convlens.geometry import WindowGeometry
+from convlens.ops import winograd_jit
+from convlens.ops.parallel import parallel_over_batch
+from convlens.ops.windows import Workspace
+
+__all__ = ["WinogradConv", "kernel_transform", "winograd_applies"]
+
+# Transform matrices of F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks").
+G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+BT = np.array([[1.0, 0.0, -1.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, -1.0, 1.0, 0.0], [0.0, 1.0, 0.0, -1.0]])
+AT = np.array([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]])
+
+# Narrow layers stay on im2col: with few channels the transforms cost more than the GEMM saves.
+MIN_CHANNELS = 16
+
+# Work on batch chunks of about this many input bytes, so the transform's intermediates stay in cache.
+_CHUNK_BYTES = 512 << 10
+
+
+def winograd_applies(geometry: WindowGeometry, kernel_shape: tuple[int, ...], groups: int) -> bool:
+    """True when F(2x2, 3x3) computes this convolution and is expected to be faster than im2col.
+
+    3x3 kernel, stride 1, no dilation, one group, at least 16 input and output channels, and
+    ``CONVLENS_WINOGRAD`` not set to ``0``.
+    """
+    if os.environ.get("CONVLENS_WINOGRAD", "1") == "0":
+        return False
+    kh, kw, channels, filters = kernel_shape
+    return (
+        (kh, kw) == (3, 3)
+        and geometry.strides == (1, 1)
+        and geometry.dilation_rate == (1, 1)
+        and groups == 1
+        and channels >= MIN_CHANNELS
+        and filters >= MIN_CHANNELS
+    )
+
+
+def kernel_transform(kernel: np.ndarray) -> np.ndarray:
+    """U = G g G^T for every (input channel, filter) pair.
+
+    Shapes:
+        kernel: (3, 3, C, F); returns (16, C, F) (tile position a * 4 + b first).
+    """
+    g = G.astype(kernel.dtype)
+    u = np.einsum("ai,ijcf,bj->abcf", g, kernel, g, optimize=True)
+    return np.ascontiguousarray(u.reshape(16, *kernel.shape[2:]))
+
+
+def _kernel_gradient(grad_u: np.ndarray) -> np.ndarray:
+    """dg = G^T dU G: (16, C, F) -> (3, 3, C, F)."""
+    g = G.astype(grad_u.dtype)
+    du = grad_u.reshape(4, 4, *grad_u.shape[1:])
+    return np.ascontiguousarray(np.einsum("ai,abcf,bj->ijcf", g, du, g, optimize=True))
+
+
+def _chunks(part: slice, per_item_bytes: int) -> list[slice]:
+    step = max(1, _CHUNK_BYTES // max(1, per_item_bytes))
+    return [slice(b, min(b + step, part.stop)) for b in range(part.start, part.stop, step)]
+
+
+class WinogradConv:
+    """F(2x2, 3x3) convolution for one input shape and geometry; buffers reused across calls.
+
+    ``forward`` keeps the transformed input V, which :meth:`grad_kernel` needs.
+
+    Shapes:
+        x: (N, H, W, C); kernel: (3, 3, C, F); bias: (F,); out: (N, OH, OW, F)
+    """
+
+    def __init__(self, x_shape: tuple[int, ...], filters: int, geometry: WindowGeometry, workspace: Workspace) -> None:
+        self.x_shape = x_shape
+        self.filters = filters
+        self.geometry = geometry
+        self.workspace = workspace
+        self.out_size = geometry.output_size
+        oh, ow = self.out_size
+        self.tiles = ((oh + 1) // 2, (ow + 1) // 2)
+        self._v: np.ndarray | None = None
+        self._v_source: np.ndarray | None = None
+
+    @property
+    def tile_count(self) -> int:
+        """T = N * ceil(OH / 2) * ceil(OW / 2)."""
+        return self.x_shape[0] * self.tiles[0] * self.tiles[1]
+
+    def _padded(self, x: np.ndarray) -> np.ndarray:
+        """x padded to (N, 2 TH + 2, 2 TW + 2, C): the geometry's pads plus zeros for an odd output edge."""
+        (pt, _), (pl, _) = self.geometry.pads
+        batch, height, width, channels = x.shape
+        th, tw = self.tiles
+        hq, wq = 2 * th + 2, 2 * tw + 2
+        if (pt, pl) == (0, 0) and (hq, wq) == (height, width):
+            return x
+        out = self.workspace.get("wino_padded", (batch, hq, wq, channels), x.dtype)
+        out[:, :pt] = 0
+        out[:, pt + height :] = 0
+        out[:, pt : pt + height, :pl] = 0
+        out[:, pt : pt + height, pl + width :] = 0
+
+        def work(part: slice) -> None:
+            out[part, pt : pt + height, pl : pl + width] = x[part]
+
+        parallel_over_batch(work, batch, x.nbytes)
+        return out
+
+    def transform_input(self, x: np.ndarray) -> np.ndarray:
+        """V = B^T d B for every 4x4 input tile (stride 2) and channel: (16, T, C)."""
+        padded = self._padded(x)
+        batch, hq, wq, channels = padded.shape
+        th, tw = self.tiles
+        v = self.workspace.get("wino_v", (4, 4, batch, th, tw, channels), x.dtype)
+        if winograd_jit.input_transform(padded, v.reshape(16, batch, th, tw, channels)):
+            return v.reshape(16, batch * th * tw, channels)
+
+        def work(part: slice) -> None:
+            for chunk in _chunks(part, hq * wq * channels * x.itemsize):
+                p = padded[chunk]
+                r = [p[:, i : i + 2 * th : 2] for i in range(4)]  # input rows of each tile, (n, TH, Wq, C)
+                t = np.empty((4, *r[0].shape), x.dtype)  # B^T d: combine rows
+                np.subtract(r[0], r[2], out=t[0])
+                np.add(r[1], r[2], out=t[1])
+                np.subtract(r[2], r[1], out=t[2])
+                np.subtract(r[1], r[3], out=t[3])
+                c = [t[:, :, :, j : j + 2 * tw : 2] for j in range(4)]  # (4, n, TH, TW, C)
+                vc = v[:, :, chunk]
+                np.subtract(c[0], c[2], out=vc[:, 0])  # (B^T d) B: combine columns
+                np.add(c[1], c[2], out=vc[:, 1])
+                np.subtract(c[2], c[1], out=vc[:, 2])
+                np.subtract(c[1], c[3], out=vc[:, 3])
+
+        parallel_over_batch(work, batch, 4 * padded.nbytes)
+        return v.reshape(16, batch * th * tw, channels)
+
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        """The convolution of ``x`` (N, H, W, C) with ``kernel`` (3, 3, C, F); returns a fresh (N, OH, OW, F)."""
+        v = self.transform_input(x)
+        self._v, self._v_source = v, x
+        u = kernel_transform(kernel)
+        m = self.workspace.get("wino_m", (16, self.tile_count, self.filters), x.dtype)
+        np.matmul(v, u, out=m)
+        return self._transform_output(m, bias)
+
+    def _transform_output(self, m: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+        """Y = A^T M A per tile, written into a fresh (N, OH, OW, F).
+
+        The bias is added to M[1, 1]: A^T[:, 1] = (1, 1), so that element reaches each of its tile's four
+        outputs exactly once.
+        """
+        batch, filters = self.x_shape[0], self.filters
+        th, tw = self.tiles
+        oh, ow = self.out_size
+        if bias is None:
+            bias = np.zeros(filters, m.dtype)
+        result = np.empty((batch, oh, ow, filters), m.dtype)
+        if winograd_jit.output_transform(m.reshape(16, batch, th, tw, filters), bias, result):
+            return result
+        m[5] += bias
+        m6 = m.reshape(4, 4, batch, th, tw, filters)
+        exact = (2 * th, 2 * tw) == (oh, ow)
+        full = result.reshape(batch, th, 2, tw, 2, filters) if exact else None
+        if full is None:
+            full = self.workspace.get("wino_full", (batch, th, 2, tw, 2, filters), m.dtype)
+        dtype = m.dtype
+
+        def work(part: slice) -> None:
+            for chunk in _chunks(part, 4 * th * tw * filters * m.itemsize):
+                mc = m6[:, :, chunk]
+                s = np.empty((2, 4, *mc.shape[2:]), dtype)  # A^T M: combine rows
+                np.add(mc[0], mc[1], out=s[0])
+                s[0] += mc[2]
+                np.subtract(mc[1], mc[2], out=s[1])
+                s[1] -= mc[3]
+                y = full[chunk].transpose(4, 2, 0, 1, 3, 5)  # (2 cols, 2 rows, n, TH, TW, F)
+                np.add(s[:, 0], s[:, 1], out=y[0])  # (A^T M) A: combine columns
+                y[0] += s[:, 2]
+                np.subtract(s[:, 1], s[:, 2], out=y[1])
+                y[1] -= s[:, 3]
+
+        parallel_over_batch(work, batch, m.nbytes)
+        if not exact:
+            np.copyto(result, full.reshape(batch, 2 * th, 2 * tw, filters)[:, :oh, :ow])
+        return result
+
+    def grad_kernel(self, grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """dL/dkernel (3, 3, C, F) for ``grad_out`` (N, OH, OW, F), reusing V of the last forward of ``x``."""
+        v = self._v
+        if v is None or v.dtype != grad_out.dtype or x is not self._v_source:
+            v = self.transform_input(x.astype(grad_out.dtype, copy=False))
+        self._v = self._v_source = None
+        dm = self._transform_grad(grad_out)
+        channels = v.shape[2]
+        grad_u = np.empty((16, channels, self.filters), grad_out.dtype)
+        for k in range(16):
+            np.matmul(v[k].T, dm[k], out=grad_u[k])
+        return _kernel_gradient(grad_u)
+
+    def _transform_grad(self, grad_out: np.ndarray) -> np.ndarray:
+        """dM = A dY A^T per 2x2 output-gradient tile: (16, T, F) (zeros stand in past an odd edge)."""
+        batch, filters = self.x_shape[0], self.filters
+        th, tw = self.tiles
+        oh, ow = self.out_size
+        dm = self.workspace.get("wino_dm", (4, 4, batch, th, tw, filters), grad_out.dtype)
+        if winograd_jit.grad_transform(np.ascontiguousarray(grad_out), dm.reshape(16, batch, th, tw, filters)):
+            return dm.reshape(16, batch * th * tw, filters)
+        if (2 * th, 2 * tw) != (oh, ow):
+            padded = self.workspace.get("wino_grad_padded", (batch, 2 * th, 2 * tw, filters), grad_out.dtype)
+            padded[:, oh:] = 0
+            padded[:, :, ow:] = 0
+            padded[:, :oh, :ow] = grad_out
+            grad_out = padded
+        g6 = grad_out.reshape(batch, th, 2, tw, 2, filters)
+        dtype = grad_out.dtype
+
+        def work(part: slice) -> None:
+            for chunk in _chunks(part, 4 * th * tw * filters * grad_out.itemsize):
+                q = g6[chunk]
+                e = np.empty((4, *q[:, :, 0].shape), dtype)  # A dY: rows (n, TH, TW, 2, F)
+                np.copyto(e[0], q[:, :, 0])
+                np.add(q[:, :, 0], q[:, :, 1], out=e[1])
+                np.subtract(q[:, :, 0], q[:, :, 1], out=e[2])
+                np.negative(q[:, :, 1], out=e[3])
+                d = dm[:, :, chunk]
+                np.copyto(d[:, 0], e[..., 0, :])  # (A dY) A^T: columns
+                np.add(e[..., 0, :], e[..., 1, :], out=d[:, 1])
+                np.subtract(e[..., 0, :], e[..., 1, :], out=d[:, 2])
+                np.negative(e[..., 1, :], out=d[:, 3])
+
+        parallel_over_batch(work, batch, 4 * grad_out.nbytes)
+        return dm.reshape(16, batch * th * tw, filters)

@@ -1,0 +1,210 @@
+"""Numba max-pool kernels: the same bits as the NumPy plan, the switch that turns them off, torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from convlens.errors import ConfigError, ShapeError
+from convlens.ops import jit, pooling_jit, pooling_plans
+from convlens.ops.pooling_plans import MaxPool2DPlan
+from tests.support import reference_pooling as ref
+
+pytest.importorskip("numba")
+
+SPECIALS = {"inf": np.inf, "-inf": -np.inf, "nan": np.nan, "-0": -0.0}
+
+
+def both_paths(monkeypatch, x, grad, pool, strides, padding, *, keep_argmax=True):
+    """(out, argmax, grad_x) from the JIT kernels and from the NumPy code, for one plan geometry."""
+    results = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("CONVLENS_JIT", flag)
+        plan = MaxPool2DPlan(x.shape, pool, strides, padding)
+        out = plan.forward(x, keep_argmax=keep_argmax)
+        argmax = None if plan.argmax is None else plan.argmax.copy()
+        results.append((out, argmax, plan.backward(grad), plan.argmax.copy()))
+    return results
+
+
+def assert_same_bits(a: np.ndarray, b: np.ndarray) -> None:
+    assert a.dtype == b.dtype
+    assert a.shape == b.shape
+    np.testing.assert_array_equal(a.view(f"u{a.itemsize}"), b.view(f"u{b.itemsize}"))
+
+
+def assert_paths_agree(monkeypatch, x, grad, pool, strides, padding, **kw):
+    (out, argmax, grad_x, argmax_after), (out_np, argmax_np, grad_np, argmax_np_after) = both_paths(
+        monkeypatch, x, grad, pool, strides, padding, **kw
+    )
+    assert_same_bits(out, out_np)
+    if argmax is not None:
+        assert argmax.dtype == np.uint8
+        np.testing.assert_array_equal(argmax, argmax_np)
+    np.testing.assert_array_equal(argmax_after, argmax_np_after)
+    assert_same_bits(grad_x, grad_np)
+    return out, argmax_after, grad_x
+
+
+@st.composite
+def cases(draw):
+    pool = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = draw(st.sampled_from(["valid", "same"]))
+    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 7)), draw(st.integers(1, 7)), draw(st.integers(1, 4)))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    # Small integers: many ties; zeros as after ReLU; specials where asked.
+    pool_of_values = draw(
+        st.sampled_from([[-1.0, 0.0, 1.0, 2.0], [0.0], [0.0, -0.0, 1.0], [-np.inf, 0.0, 1.0], [np.nan, 1.0, -np.inf]])
+    )
+    seed = draw(st.integers(0, 2**16))
+    return shape, pool, strides, padding, dtype, pool_of_values, seed
+
+
+@given(cases())
+def test_jit_matches_numpy_bit_for_bit(case):
+    shape, pool, strides, padding, dtype, values, seed = case
+    try:
+        plan = MaxPool2DPlan(shape, pool, strides, padding)
+    except (ConfigError, ShapeError):
+        assume(False)
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.choice(np.array(values, dtype), size=shape)
+    grad = rng.choice(np.array([-1.5, -0.0, 0.5, 2.0, 3.25], dtype), size=plan.output_shape)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        assert_paths_agree(monkeypatch, x, grad, pool, strides, padding)
+
+
+@pytest.mark.parametrize(
+    ("shape", "pool", "strides", "padding"),
+    [
+        ((2, 6, 6, 3), (2, 2), None, "valid"),
+        ((2, 7, 5, 2), (2, 2), None, "same"),
+        ((1, 7, 8, 2), (3, 3), (2, 2), "same"),
+        ((1, 6, 7, 2), (3, 2), (1, 2), "valid"),
+        ((1, 9, 9, 2), (2, 2), (3, 3), "valid"),
+        ((1, 4, 4, 2), (4, 4), (1, 1), "same"),
+    ],
+)
+def test_jit_matches_loop_reference(monkeypatch, shape, pool, strides, padding, rng):
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    x = rng.standard_normal(shape)
+    plan = MaxPool2DPlan(shape, pool, strides, padding)
+    np.testing.assert_allclose(plan.forward(x), ref.pool2d(x, "max", pool, strides, padding), rtol=0, atol=0)
+    g = rng.standard_normal(plan.output_shape)
+    expected = ref.pool2d_backward(g, x, "max", pool, strides, padding)
+    np.testing.assert_allclose(plan.backward(g), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_all_zero_windows_send_gradient_to_first_cell(monkeypatch):
+    x = np.zeros((1, 4, 4, 1), np.float32)
+    grad = np.ones((1, 2, 2, 1), np.float32)
+    _, argmax, grad_x = assert_paths_agree(monkeypatch, x, grad, (3, 3), (1, 1), "valid")
+    np.testing.assert_array_equal(argmax, 0)
+    # Each window's top-left cell gets exactly its window's gradient.
+    expected = np.zeros((4, 4), np.float32)
+    expected[:2, :2] = 1.0
+    np.testing.assert_array_equal(grad_x[0, :, :, 0], expected)
+
+
+def test_signed_zero_ties_and_specials(monkeypatch):
+    # Windows of 2x2: [-0, 0, 0, -0] ties; [-inf]*4; [1, nan, 2, 3]; [-inf, 0, nan, -inf].
+    cells = [[-0.0, 0.0, 0.0, -0.0], [-np.inf] * 4, [1.0, np.nan, 2.0, 3.0], [-np.inf, 0.0, np.nan, -np.inf]]
+    x = np.zeros((1, 2, 8, 1), np.float64)
+    for w, (a, b, c, d) in enumerate(cells):
+        x[0, :, 2 * w : 2 * w + 2, 0] = [[a, b], [c, d]]
+    grad = np.array([1.0, -2.0, 3.0, np.inf]).reshape(1, 1, 4, 1)
+    with np.errstate(invalid="ignore"):  # NumPy's inf * 0
+        out, argmax, grad_x = assert_paths_agree(monkeypatch, x, grad, (2, 2), None, "valid")
+    assert np.signbit(out[0, 0, 0, 0])  # np.maximum keeps the later of equal zeros
+    assert out[0, 0, 1, 0] == -np.inf
+    assert np.isnan(out[0, 0, 2:, 0]).all()
+    np.testing.assert_array_equal(argmax[0, 0, :, 0], [0, 0, 3, 3])
+    # inf * 0 leaks into the losers, as in NumPy; the winner (offset 3) gets inf.
+    np.testing.assert_array_equal(grad_x[0, :, 6:, 0], [[np.nan, np.nan], [np.nan, np.inf]])
+
+
+def test_inference_path_and_same_padding_with_inf(monkeypatch, rng):
+    x = rng.standard_normal((2, 5, 5, 3)).astype(np.float32)
+    x[0, 0, :2] = -np.inf  # a window whose only real cells are -inf ties with padding
+    grad = rng.standard_normal((2, 3, 3, 3)).astype(np.float32)
+    assert_paths_agree(monkeypatch, x, grad, (3, 3), (2, 2), "same", keep_argmax=False)
+    assert_paths_agree(monkeypatch, x, grad, (2, 2), None, "same")
+
+
+def test_noncontiguous_input_and_float64_grad(monkeypatch, rng):
+    x = rng.standard_normal((3, 6, 6, 4)).astype(np.float32)[:, :, :, ::2]
+    grad = rng.standard_normal((3, 3, 3, 2))
+    (out, _, grad_x, _), (out_np, _, grad_np, _) = both_paths(monkeypatch, x, grad, (2, 2), None, "valid")
+    assert out.dtype == grad_x.dtype == np.float32
+    assert_same_bits(out, out_np)
+    assert_same_bits(grad_x, grad_np)
+
+
+def test_returned_arrays_are_fresh(monkeypatch, rng):
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    x = rng.standard_normal((2, 4, 4, 2)).astype(np.float32)
+    plan = MaxPool2DPlan(x.shape, (2, 2))
+    grad = np.ones(plan.output_shape, np.float32)
+    out1, grad1 = plan.forward(x), plan.backward(grad)
+    out2, grad2 = plan.forward(x + 1), plan.backward(2 * grad)
+    assert not np.shares_memory(out1, out2)
+    assert not np.shares_memory(grad1, grad2)
+    np.testing.assert_array_equal(out2, out1 + 1)
+    np.testing.assert_array_equal(grad2, 2 * grad1)
+
+
+def _boom(*args, **kwargs):
+    raise AssertionError("JIT kernel called")
+
+
+def test_env_switch_takes_the_numpy_path(monkeypatch, rng):
+    monkeypatch.setattr(pooling_plans, "max_pool2d_forward_jit", _boom)
+    monkeypatch.setattr(pooling_plans, "max_pool2d_backward_jit", _boom)
+    x = rng.standard_normal((2, 4, 4, 2)).astype(np.float32)
+    plan = MaxPool2DPlan(x.shape, (2, 2))
+    monkeypatch.setenv("CONVLENS_JIT", "0")
+    assert not jit.jit_enabled()
+    plan.forward(x)
+    plan.backward(np.ones(plan.output_shape, np.float32))
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    assert jit.jit_enabled()
+    with pytest.raises(AssertionError, match="JIT kernel called"):
+        plan.forward(x)
+    # Other dtypes always take the NumPy path.
+    MaxPool2DPlan(x.shape, (2, 2)).forward(x.astype(np.float16))
+
+
+def test_missing_numba_disables_jit(monkeypatch):
+    def fail(name):
+        raise ImportError(f"No module named {name!r}")
+
+    monkeypatch.setattr(jit, "_numba", None)
+    monkeypatch.setattr(jit, "_import_failed", False)
+    monkeypatch.setattr(jit.importlib, "import_module", fail)
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    assert not jit.jit_enabled()
+    with pytest.raises(ImportError, match="numba cannot be imported"):
+        jit.numba_module()
+
+
+def test_matches_torch_float32(monkeypatch, rng):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    x = rng.standard_normal((4, 9, 9, 5)).astype(np.float32)
+    plan = MaxPool2DPlan(x.shape, (3, 3), (2, 2), "valid")
+    grad = rng.standard_normal(plan.output_shape).astype(np.float32)
+    xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_()
+    yt = torch.nn.functional.max_pool2d(xt, 3, 2)
+    yt.backward(torch.from_numpy(grad.transpose(0, 3, 1, 2).copy()))
+    out = plan.forward(x)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, yt.detach().numpy().transpose(0, 2, 3, 1), rtol=1e-4)
+    np.testing.assert_allclose(plan.backward(grad), xt.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-6)
+
+
+def test_kernels_compile_once():
+    assert pooling_jit._kernels() is pooling_jit._kernels()
