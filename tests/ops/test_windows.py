@@ -151,3 +151,75 @@ def test_workspace_im2col_col2im_reuse(channels: int) -> None:
     np.testing.assert_array_equal(back1, kept)
     np.testing.assert_array_equal(back1, col2im(expected1, geometry))
     np.testing.assert_array_equal(back2, col2im(np.ones_like(expected1), geometry))
+
+
+@given(problem=problems())
+def test_im2col_into_a_wider_matrix(problem: tuple[WindowGeometry, tuple[int, ...]]) -> None:
+    # Conv2DPlan writes the windows into the leading columns of a matrix with a trailing ones column.
+    geometry, shape = problem
+    x = np.random.default_rng(0).standard_normal(shape)
+    expected = im2col(x, geometry)
+    batch, oh, ow, kh, kw, c = expected.shape
+    depth = kh * kw * c
+    wide = np.full((batch * oh * ow, depth + 1), 7.0)
+    view = wide[:, :depth].reshape(expected.shape)
+    assert np.may_share_memory(view, wide)
+    im2col(x, geometry, out=view)
+    np.testing.assert_array_equal(wide[:, :depth], expected.reshape(-1, depth))
+    np.testing.assert_array_equal(wide[:, depth], 7.0)  # the extra column is untouched
+
+
+def test_workspace_init_runs_only_on_allocation() -> None:
+    ws = Workspace()
+    calls: list[tuple[int, ...]] = []
+
+    def init(buf: np.ndarray) -> None:
+        calls.append(buf.shape)
+        buf.fill(1.0)
+
+    first = ws.get("b", (2, 3), np.float32, init=init)
+    first[0, 0] = 5.0
+    again = ws.get("b", (2, 3), np.float32, init=init)
+    assert again is first
+    assert again[0, 0] == 5.0
+    assert calls == [(2, 3)]
+    ws.get("b", (4, 3), np.float32, init=init)  # new shape: a new buffer, initialised again
+    assert calls == [(2, 3), (4, 3)]
+
+
+@given(problem=problems(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_compiled_im2col_col2im_equal_numpy_bit_for_bit(
+    problem: tuple[WindowGeometry, tuple[int, ...]], dtype: Any
+) -> None:
+    from convlens.ops import windows_jit
+
+    if windows_jit.kernels() is None:
+        pytest.skip("numba is not installed (pip install 'convlens[fast]')")
+    geometry, shape = problem
+    gen = np.random.default_rng(1)
+    x = gen.standard_normal(shape).astype(dtype)
+    cols = im2col(x, geometry)
+    grad_cols = gen.standard_normal(cols.shape).astype(dtype)
+    grad = col2im(grad_cols, geometry)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONVLENS_JIT", "0")
+        np.testing.assert_array_equal(cols, im2col(x, geometry))
+        np.testing.assert_array_equal(grad, col2im(grad_cols, geometry))
+    assert cols.dtype == grad.dtype == dtype
+
+
+def test_numpy_windows_do_not_call_the_compiled_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    from convlens.ops import windows_jit
+
+    def boom(*_: Any) -> None:
+        raise AssertionError("compiled kernel called with CONVLENS_JIT=0")
+
+    monkeypatch.setenv("CONVLENS_JIT", "0")
+    monkeypatch.setattr(windows_jit, "_KERNELS", (boom, boom))
+    geometry = WindowGeometry.resolve((5, 5), (3, 3), 1, "same")
+    x = np.ones((1, 5, 5, 2))
+    col2im(im2col(x, geometry), geometry)
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    if windows_jit.kernels() is not None:
+        with pytest.raises(AssertionError, match="compiled kernel called"):
+            im2col(x, geometry)

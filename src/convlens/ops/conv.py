@@ -201,22 +201,51 @@ class Conv2DPlan:
             )
         source = x
         x = x.astype(dtype, copy=False)
+        g = self.groups
+        depth = kh * kw * cg
+        if g == 1:
+            # The bias rides in the GEMM: a ones column in the im2col matrix meets a bias row in the kernel
+            # (one pass over the output less, and the backward GEMM yields the bias gradient as its last row).
+            cols2d = self._im2col_ones(x)
+            self._cols, self._cols_source = cols2d, source
+            kernel_ones = np.empty((depth + 1, filters), dtype)
+            kernel_ones[:depth] = kernel.reshape(depth, filters)
+            kernel_ones[depth] = 0 if bias is None else bias
+            out = cols2d @ kernel_ones
+            return out.reshape(self.output_shape)
         cols = im2col(x, self.geometry, workspace=self.workspace)
         self._cols, self._cols_source = cols, source
         batch, oh, ow = cols.shape[:3]
         rows = batch * oh * ow
-        g = self.groups
-        if g == 1:
-            out = cols.reshape(rows, kh * kw * cg) @ kernel.reshape(kh * kw * cg, filters).astype(dtype, copy=False)
-        else:
-            fg = filters // g
-            cols_g = cols.reshape(rows, kh * kw, g, cg).transpose(2, 0, 1, 3).reshape(g, rows, kh * kw * cg)
-            kernel_g = kernel.astype(dtype).reshape(kh * kw, cg, g, fg).transpose(2, 0, 1, 3)
-            out_g = cols_g @ kernel_g.reshape(g, kh * kw * cg, fg)
-            out = out_g.transpose(1, 0, 2).reshape(rows, filters)
+        fg = filters // g
+        cols_g = cols.reshape(rows, kh * kw, g, cg).transpose(2, 0, 1, 3).reshape(g, rows, depth)
+        kernel_g = kernel.astype(dtype).reshape(kh * kw, cg, g, fg).transpose(2, 0, 1, 3)
+        out_g = cols_g @ kernel_g.reshape(g, depth, fg)
+        out = out_g.transpose(1, 0, 2).reshape(rows, filters)
         if bias is not None:
             out += bias.astype(dtype, copy=False)
         return out.reshape(batch, oh, ow, filters)
+
+    def _im2col_ones(self, x: np.ndarray) -> np.ndarray:
+        """im2col of ``x`` as a (N*OH*OW, KH*KW*C + 1) matrix whose last column is all ones."""
+        kh, kw, cg, _ = self.kernel_shape
+        batch, oh, ow = self.output_shape[:3]
+        depth = kh * kw * cg
+        shape = (batch * oh * ow, depth + 1)
+
+        def ones(buffer: np.ndarray) -> None:
+            buffer[:, depth] = 1
+
+        if self.workspace is not None:
+            cols = self.workspace.get("cols_ones", shape, x.dtype, init=ones)
+        else:
+            cols = np.empty(shape, x.dtype)
+            ones(cols)
+        view = cols[:, :depth].reshape(batch, oh, ow, kh, kw, cg)
+        if not np.may_share_memory(view, cols):  # pragma: no cover - NumPy always gives a view here
+            raise RuntimeError("im2col: the destination view was copied")
+        im2col(x, self.geometry, workspace=self.workspace, out=view)
+        return cols
 
     def backward(
         self,
@@ -250,20 +279,20 @@ class Conv2DPlan:
             return self._backward_winograd(
                 grad_out.astype(dtype, copy=False), x, kernel.astype(dtype, copy=False), compute_grad_x
             )
-        cols = self._cols
-        if cols is None or cols.dtype != dtype or x is not self._cols_source:
-            cols = im2col(x.astype(dtype, copy=False), self.geometry, workspace=self.workspace)
-        self._cols, self._cols_source = None, None
         kh, kw, cg, filters = self.kernel_shape
-        batch, oh, ow = cols.shape[:3]
+        batch, oh, ow = self.output_shape[:3]
         rows, depth = batch * oh * ow, kh * kw * cg
         g2d = np.ascontiguousarray(grad_out, dtype=dtype).reshape(rows, filters)
-        grad_bias = np.ones(rows, dtype) @ g2d
         g = self.groups
         kernel = kernel.astype(dtype, copy=False)
+        cols = self._cols
+        fresh = cols is None or cols.dtype != dtype or x is not self._cols_source
+        self._cols, self._cols_source = None, None
         if g == 1:
-            cols2d = cols.reshape(rows, depth)
-            grad_kernel = matmul_tn(cols2d, g2d).reshape(self.kernel_shape)
+            cols2d = self._im2col_ones(x.astype(dtype, copy=False)) if fresh or cols is None else cols
+            grads_ones = matmul_tn(cols2d, g2d)  # (KH*KW*C + 1, F): kernel gradient, then the bias gradient
+            grad_kernel = np.ascontiguousarray(grads_ones[:depth]).reshape(self.kernel_shape)
+            grad_bias = grads_ones[depth].copy()
             transposed = self._transposed_plan() if compute_grad_x else None
             if transposed is not None:
                 flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)
@@ -278,6 +307,9 @@ class Conv2DPlan:
                 return Conv2DGrads(grad_input, grad_kernel, grad_bias)
             grad_cols = (g2d @ kernel.reshape(depth, filters).T) if compute_grad_x else None
         else:
+            if fresh or cols is None:
+                cols = im2col(x.astype(dtype, copy=False), self.geometry, workspace=self.workspace)
+            grad_bias = np.ones(rows, dtype) @ g2d
             fg = filters // g
             cols_g = cols.reshape(rows, kh * kw, g, cg).transpose(2, 0, 1, 3).reshape(g, rows, depth)
             g_g = g2d.reshape(rows, g, fg).transpose(1, 0, 2)

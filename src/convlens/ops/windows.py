@@ -11,6 +11,7 @@ Shapes:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from convlens.geometry import WindowGeometry
 from convlens.ops.parallel import parallel_over_batch
+from convlens.ops.windows_jit import col2im_jit, im2col_jit
 
 __all__ = ["Workspace", "col2im", "col2im_channels_first", "crop", "im2col", "pad", "tap_slices", "window_view"]
 
@@ -32,13 +34,26 @@ class Workspace:
     def __init__(self) -> None:
         self._buffers: dict[str, np.ndarray] = {}
 
-    def get(self, name: str, shape: tuple[int, ...], dtype: Any, *, zero: bool = False) -> np.ndarray:
-        """Return a C-contiguous buffer of ``shape``/``dtype`` (contents undefined unless ``zero``)."""
+    def get(
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        dtype: Any,
+        *,
+        zero: bool = False,
+        init: Callable[[np.ndarray], object] | None = None,
+    ) -> np.ndarray:
+        """Return a C-contiguous buffer of ``shape``/``dtype`` (contents undefined unless ``zero``).
+
+        ``init(buffer)`` runs once when the buffer is (re)allocated, for contents that never change.
+        """
         dtype = np.dtype(dtype)
         buf = self._buffers.get(name)
         if buf is None or buf.shape != shape or buf.dtype != dtype:
             buf = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
             self._buffers[name] = buf
+            if init is not None:
+                init(buf)
         elif zero:
             buf.fill(0)
         return buf
@@ -129,16 +144,22 @@ def im2col(
     geometry: WindowGeometry,
     *,
     workspace: Workspace | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Copy every window of ``x`` (N, H, W, C) into a contiguous (N, OH, OW, KH, KW, C) array.
 
     Reshaped to (N*OH*OW, KH*KW*C) its rows meet a Keras kernel reshaped to (KH*KW*C, F).
+    ``out`` may give the destination instead: any (N, OH, OW, KH, KW, C) view, e.g. the leading
+    columns of a wider matrix.
     """
     padded = pad(x, geometry, workspace=workspace)
     kh, kw = geometry.kernel_size
     oh, ow = geometry.output_size
     batch, channels = x.shape[0], x.shape[3]
-    cols = _buffer(workspace, "cols", (batch, oh, ow, kh, kw, channels), x.dtype)
+    shape = (batch, oh, ow, kh, kw, channels)
+    cols = _buffer(workspace, "cols", shape, x.dtype) if out is None else out
+    if im2col_jit(padded, cols, geometry.strides, geometry.dilation_rate):
+        return cols
     view = window_view(padded, geometry) if channels >= 2 else None
     taps = [(i, j, *tap_slices(geometry, i, j)) for i in range(kh) for j in range(kw)]
 
@@ -167,7 +188,10 @@ def col2im(
     """
     batch, _, _, kh, kw, channels = grad_cols.shape
     ph, pw = geometry.padded_size
-    grad_padded = _buffer(workspace, "grad_padded", (batch, ph, pw, channels), grad_cols.dtype, zero=True)
+    grad_padded = _buffer(workspace, "grad_padded", (batch, ph, pw, channels), grad_cols.dtype)
+    if col2im_jit(grad_cols, grad_padded, geometry.strides, geometry.dilation_rate):
+        return _cropped(grad_padded, geometry, workspace)
+    grad_padded.fill(0)
     taps = [(i, j, *tap_slices(geometry, i, j)) for i in range(kh) for j in range(kw)]
     if 2 <= channels < 8:
         # Runs of 2-7 floats make the strided adds crawl: make each tap's slab contiguous first.
@@ -184,6 +208,11 @@ def col2im(
                 grad_padded[part, rows, columns, :] += grad_cols[part, :, :, i, j, :]
 
     parallel_over_batch(work, batch, grad_cols.nbytes)
+    return _cropped(grad_padded, geometry, workspace)
+
+
+def _cropped(grad_padded: np.ndarray, geometry: WindowGeometry, workspace: Workspace | None) -> np.ndarray:
+    """The interior of ``grad_padded`` as a fresh array (the buffer itself when it is unpadded and not reused)."""
     result = crop(grad_padded, geometry)
     if workspace is not None or geometry.is_padded:
         result = result.copy()

@@ -1,0 +1,96 @@
+"""Compiled (Numba) im2col and col2im for :mod:`convlens.ops.windows`.
+
+The NumPy versions are KH*KW strided copies or adds over the whole batch; each pass streams the
+whole array through memory, and with few channels the runs are only C floats long. These kernels
+walk one image at a time (its padded input and window gradients stay in cache) and run the
+images in parallel. col2im adds the taps in the same order as the NumPy code (tap by tap, each
+cell starting from zero), so both paths give identical bits.
+
+Shapes:
+    padded: (N, H + PT + PB, W + PL + PR, C); cols: (N, OH, OW, KH, KW, C) (any strides)
+    grad_padded: (N, H + PT + PB, W + PL + PR, C)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from convlens.ops.jit import launch_lock
+
+__all__ = ["col2im_jit", "im2col_jit", "kernels"]
+
+JIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _im2col(padded: Any, cols: Any, sh: int, sw: int, dh: int, dw: int) -> None:  # pragma: no cover - Numba
+    n_batch, oh, ow, kh, kw, channels = cols.shape
+    for n in _prange(n_batch):
+        for oy in range(oh):
+            for ox in range(ow):
+                for i in range(kh):
+                    row = oy * sh + i * dh
+                    for j in range(kw):
+                        col = ox * sw + j * dw
+                        for c in range(channels):
+                            cols[n, oy, ox, i, j, c] = padded[n, row, col, c]
+
+
+def _col2im(grad_cols: Any, grad_padded: Any, sh: int, sw: int, dh: int, dw: int) -> None:  # pragma: no cover
+    n_batch, oh, ow, kh, kw, channels = grad_cols.shape
+    for n in _prange(n_batch):
+        grad_padded[n] = 0
+        for i in range(kh):  # tap-major, as the NumPy code adds the taps
+            for j in range(kw):
+                for oy in range(oh):
+                    row = oy * sh + i * dh
+                    for ox in range(ow):
+                        col = ox * sw + j * dw
+                        for c in range(channels):
+                            grad_padded[n, row, col, c] += grad_cols[n, oy, ox, i, j, c]
+
+
+_prange: Any = range  # replaced by numba.prange inside the compiled kernels
+_KERNELS: tuple[Any, Any] | None = None
+
+
+def kernels() -> tuple[Any, Any] | None:
+    """The compiled (im2col, col2im) kernels, or None when the JIT is off or Numba is missing."""
+    global _KERNELS, _prange
+    from convlens.ops.jit import jit_enabled, numba_module  # imports Numba on first use only
+
+    if not jit_enabled():
+        return None
+    if _KERNELS is None:
+        numba = numba_module()
+        _prange = numba.prange
+        options = {"parallel": True, "cache": True, "nogil": True}
+        _KERNELS = (numba.njit(**options)(_im2col), numba.njit(**options)(_col2im))
+    return _KERNELS
+
+
+def im2col_jit(padded: np.ndarray, cols: np.ndarray, strides: tuple[int, ...], dilation: tuple[int, ...]) -> bool:
+    """Fill ``cols`` (N, OH, OW, KH, KW, C) from ``padded``; False (nothing done) when the JIT does not apply."""
+    if padded.dtype not in JIT_DTYPES or cols.dtype != padded.dtype:
+        return False
+    compiled = kernels()
+    if compiled is None:
+        return False
+    with launch_lock:
+        compiled[0](padded, cols, *strides, *dilation)
+    return True
+
+
+def col2im_jit(
+    grad_cols: np.ndarray, grad_padded: np.ndarray, strides: tuple[int, ...], dilation: tuple[int, ...]
+) -> bool:
+    """Set ``grad_padded`` to the sum of the window gradients ``grad_cols``; False when the JIT does not apply."""
+    if grad_cols.dtype not in JIT_DTYPES or grad_padded.dtype != grad_cols.dtype:
+        return False
+    compiled = kernels()
+    if compiled is None:
+        return False
+    with launch_lock:
+        compiled[1](grad_cols, grad_padded, *strides, *dilation)
+    return True
