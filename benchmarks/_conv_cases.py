@@ -32,11 +32,13 @@ def _median_ms(fn: Any, repeats: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def run_convlens(repeats: int) -> dict[str, float]:
+def run_convlens(repeats: int) -> dict[str, Any]:
     from convlens.ops.conv import Conv2DPlan
+    from convlens.ops.jit import jit_enabled
     from convlens.ops.pooling import MaxPool2DPlan
 
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
+    algorithms: dict[str, str] = {}
     rng = np.random.default_rng(0)
     for case in CASES:
         n, size, cin, cout, k, stride, padding = case
@@ -44,6 +46,7 @@ def run_convlens(repeats: int) -> dict[str, float]:
         kernel = rng.standard_normal((k, k, cin, cout), dtype=np.float32)
         bias = np.zeros(cout, np.float32)
         plan = Conv2DPlan(x.shape, kernel.shape, strides=stride, padding=padding)
+        algorithms[str(case)] = plan.algorithm + (" + JIT" if jit_enabled() else "")
         grad = rng.standard_normal(plan.output_shape, dtype=np.float32)
 
         def step(plan: Any = plan, x: Any = x, kernel: Any = kernel, bias: Any = bias, grad: Any = grad) -> None:
@@ -61,6 +64,8 @@ def run_convlens(repeats: int) -> dict[str, float]:
         pool.backward(g)
 
     out["pool"] = _median_ms(pool_step, repeats)
+    algorithms["pool"] = "JIT" if jit_enabled() else "NumPy"
+    out["algorithms"] = algorithms
     a = rng.standard_normal((2048, 2048), dtype=np.float32)
     out["gemm_gflops"] = 2 * 2048**3 / _median_ms(lambda: a @ a, repeats) / 1e6
     return out

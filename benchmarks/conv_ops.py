@@ -2,7 +2,8 @@
 
 Each contender runs in its own fresh process, interleaved over several rounds; medians are reported.
 Ratio = convlens time / PyTorch channels_last time (<= 1 means convlens is as fast or faster).
-Usage: python benchmarks/conv_ops.py [--rounds 3] [--repeats 7]
+"convlens NumPy ms" is the same code with the compiled kernels off (CONVLENS_JIT=0): what NumPy alone reaches.
+Usage: python benchmarks/conv_ops.py [--rounds 3] [--repeats 7] [--no-numpy-only]
 """
 
 from __future__ import annotations
@@ -20,15 +21,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--no-numpy-only", action="store_true", help="skip the CONVLENS_JIT=0 column")
     args = parser.parse_args()
-    who = ["convlens"] + (["torch_cl", "torch_nchw"] if has_torch() else [])
+    who = ["convlens"] + ([] if args.no_numpy_only else ["numpy_only"])
+    who += ["torch_cl", "torch_nchw"] if has_torch() else []
     results: dict[str, dict[str, list[float]]] = {w: {} for w in who}
+    algorithms: dict[str, str] = {}
     for _ in range(args.rounds):
         for w in who:
-            env = TUNED_MALLOC if w == "torch_cl" else {}
-            out = run_peer("_conv_cases.py", {"who": w, "repeats": args.repeats}, env)
+            env = TUNED_MALLOC if w == "torch_cl" else {"CONVLENS_JIT": "0"} if w == "numpy_only" else {}
+            job = {"who": "convlens" if w == "numpy_only" else w, "repeats": args.repeats}
+            out = run_peer("_conv_cases.py", job, env)
             for key, value in out.items():
-                results[w].setdefault(key, []).append(value)
+                if isinstance(value, float | int):
+                    results[w].setdefault(key, []).append(value)
+            if w == "convlens":
+                algorithms = out.get("algorithms", algorithms)
             time.sleep(1.0)
     med = {w: {k: statistics.median(v) for k, v in r.items()} for w, r in results.items()}
     gemm = med["convlens"]["gemm_gflops"]
@@ -37,7 +45,10 @@ def main() -> None:
     shapes = {str(c): c for c in CASES}
     for case in [*shapes, "pool"]:
         ours = med["convlens"][case]
-        row = [case if case != "pool" else "max-pool 2x2 (128, 28x28, 32)", f"{ours:.1f}"]
+        label = case if case != "pool" else "max-pool 2x2 (128, 28x28, 32)"
+        row = [label, algorithms.get(case, "-"), f"{ours:.1f}"]
+        if "numpy_only" in med:
+            row.append(f"{med['numpy_only'][case]:.1f}")
         if "torch_cl" in med:
             peer = med["torch_cl"][case]
             ratios.append(ours / peer)
@@ -50,7 +61,9 @@ def main() -> None:
         else:
             row.append("-")
         rows.append(row)
-    headers = ["case (N, HxW, Cin, Cout, k, s, pad)", "convlens ms"]
+    headers = ["case (N, HxW, Cin, Cout, k, s, pad)", "algorithm", "convlens ms"]
+    if "numpy_only" in med:
+        headers.append("convlens NumPy ms")
     if "torch_cl" in med:
         headers += ["torch channels_last ms", "torch NCHW ms", "ratio"]
     headers.append("convlens GFLOP/s (share of GEMM rate)")

@@ -73,7 +73,13 @@ class FusedConvMaxPool:
                 owner=f"{conv!r} + {self.pool!r}",
             )
             self._plan = plan
-        return plan.forward(x, conv.params["kernel"], conv.params.get("bias"), training=training)
+        return plan.forward(
+            x,
+            conv.params["kernel"],
+            conv.params.get("bias"),
+            training=training,
+            compute_grad_x=conv.compute_grad_x,
+        )
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         conv = self.conv

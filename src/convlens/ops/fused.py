@@ -9,6 +9,10 @@ folded into a running ``np.maximum`` while still in cache, and training keeps on
 window (a small integer per pooled value). The backward pass routes each pooled gradient to its winner's
 slab and runs the kernel-gradient GEMM over all slabs at once.
 
+For a few input channels (``JIT_CHANNELS``) and float32/float64, Numba kernels convolve directly
+instead (:mod:`convlens.ops.fused_jit`, same winner rule, no im2col matrix); ``CONVLENS_JIT=0``
+keeps this NumPy code, which is also the reference the kernels are tested against.
+
 Gradients are exactly those of the unfused layers, including the tie rule: the gradient of each
 window goes to the first maximal cell in row-major order.
 
@@ -28,12 +32,22 @@ from convlens.errors import ShapeError
 from convlens.geometry import WindowGeometry
 from convlens.ops.activations import Activation
 from convlens.ops.conv import Conv2DGrads
+from convlens.ops.fused_jit import JIT_DTYPES, conv_max_pool_backward_jit, conv_max_pool_forward_jit
+from convlens.ops.jit import jit_enabled
 from convlens.ops.linalg import matmul_tn
 from convlens.ops.windows import Workspace, crop, pad, tap_slices, window_view
 
-__all__ = ["MONOTONIC_ACTIVATIONS", "ConvMaxPoolPlan"]
+__all__ = ["JIT_CHANNELS", "MONOTONIC_ACTIVATIONS", "ConvMaxPoolPlan"]
 
 MONOTONIC_ACTIVATIONS = frozenset({"relu", "linear", "sigmoid", "tanh", "leaky_relu"})
+
+# Input channel counts for which the direct-convolution JIT kernels (:mod:`convlens.ops.fused_jit`)
+# replace im2col + GEMM when grad_x is wanted. Measured (2-core AMD EPYC, float32, batch 128, 3x3
+# 'same', pool 2x2, F=32; forward + backward with grad_x, ms, JIT vs GEMM): 14x14 C=2 4.5 vs 6.7,
+# C=3 3.3 vs 7.2, C=4 4.5 vs 8.3, C=6 6.3 vs 10.6; but C=8 9.7 vs 8.6 and (F=64, C=4) 11.7 vs 10.9.
+# Without grad_x (a first layer) the GEMM path wins: the kernel-gradient GEMM over the im2col matrix
+# beats the kernels' vector loops (course stage 28x28x1: 7.1 vs 6.1; 28x28x3: 17.9 vs 11.8).
+JIT_CHANNELS = range(2, 7)
 
 
 class ConvMaxPoolPlan:
@@ -60,6 +74,7 @@ class ConvMaxPoolPlan:
         self.activation = activation
         self.workspace = Workspace()
         self._cache: tuple[Any, ...] | None = None
+        self._winner: np.ndarray | None = None
         self.index_dtype = np.dtype(np.min_scalar_type(ph * pw - 1))
         qh, qw = self.pool_geometry.output_size
         kh, kw = kernel_shape[:2]
@@ -96,24 +111,80 @@ class ConvMaxPoolPlan:
                 cols[a, b, :, :, :, i, j, :] = padded[:, rows, columns, :]
         return cols
 
-    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, training: bool = False) -> np.ndarray:
-        """Pooled activations (N, QH, QW, F); keeps what backward needs when ``training``."""
+    @property
+    def winner(self) -> np.ndarray | None:
+        """Which pool offset ``a * PW + b`` won each window in the last training forward, else None.
+
+        Shapes:
+            winner: (N, QH, QW, F), unsigned integers
+        """
+        return None if self._winner is None else self._winner.reshape(self.output_shape)
+
+    def uses_jit(self, dtype: Any, compute_grad_x: bool = True) -> bool:
+        """Whether :meth:`forward` takes the compiled direct-convolution path for inputs of ``dtype``."""
+        return (
+            compute_grad_x and np.dtype(dtype) in JIT_DTYPES and self.kernel_shape[2] in JIT_CHANNELS and jit_enabled()
+        )
+
+    def forward(
+        self,
+        x: np.ndarray,
+        kernel: np.ndarray,
+        bias: np.ndarray | None,
+        training: bool = False,
+        *,
+        compute_grad_x: bool = True,
+    ) -> np.ndarray:
+        """Pooled activations (N, QH, QW, F); keeps what backward needs when ``training``.
+
+        ``compute_grad_x=False`` says the backward will not need ``grad_x`` (it only picks the faster
+        path; the backward's own flag decides what it returns).
+        """
+        filters = self.kernel_shape[3]
+        rows = self.output_shape[0] * self.output_shape[1] * self.output_shape[2]
+        winner = self.workspace.get("winner", (rows, filters), self.index_dtype) if training else None
+        window_max = self.workspace.get("window_max", (rows, filters), x.dtype)
+        use_jit = x.dtype == kernel.dtype and self.uses_jit(x.dtype, compute_grad_x)
+        if use_jit:
+            source = pad(x, self.geometry, workspace=self.workspace)
+            conv_max_pool_forward_jit(
+                source,
+                kernel,
+                self.geometry,
+                self.pool_size,
+                window_max.reshape(self.output_shape),
+                None if winner is None else winner.reshape(self.output_shape),
+            )
+        else:
+            source = self._gemm_forward(x, kernel, window_max, winner)
+        pooled = window_max + bias if bias is not None else window_max.copy()
+        if self.activation.name == "relu":
+            out = np.maximum(pooled, 0, out=pooled)
+            pre = None
+        else:
+            out = self.activation.forward(pooled)
+            pre = pooled
+        self._winner = winner
+        self._cache = (x, source, winner, out, pre, use_jit) if training else None
+        return out.reshape(self.output_shape)
+
+    def _gemm_forward(
+        self, x: np.ndarray, kernel: np.ndarray, window_max: np.ndarray, winner: np.ndarray | None
+    ) -> np.ndarray:
+        """Fill ``window_max`` (and ``winner``) by one GEMM per pool offset; returns the im2col matrix."""
         ph, pw = self.pool_size
         kh, kw, channels, filters = self.kernel_shape
         cols = self._cols(x)
         depth = kh * kw * channels
         slabs = ph * pw
-        rows = cols.size // (slabs * depth)
+        rows = window_max.shape[0]
         kernel2d = kernel.reshape(depth, filters)
         # One pooling offset at a time: each slab's GEMM output is still in cache when it is maxed.
         # Training also keeps, per window and filter, which offset won (the first maximum in
         # row-major window order: a later offset takes over only when strictly greater).
         cols3 = cols.reshape(slabs, rows, depth)
-        window_max = self.workspace.get("window_max", (rows, filters), x.dtype)
         np.matmul(cols3[0], kernel2d, out=window_max)
-        winner = None
-        if training:
-            winner = self.workspace.get("winner", (rows, filters), self.index_dtype)
+        if winner is not None:
             winner.fill(0)
         if slabs > 1:
             slab = self.workspace.get("slab", (rows, filters), x.dtype)
@@ -127,28 +198,15 @@ class ConvMaxPoolPlan:
                     np.multiply(newer, self.index_dtype.type(s), out=marked)
                     np.maximum(winner, marked, out=winner)
                 np.maximum(window_max, slab, out=window_max)
-        pooled = window_max + bias if bias is not None else window_max.copy()
-        if self.activation.name == "relu":
-            out = np.maximum(pooled, 0, out=pooled)
-            pre = None
-        else:
-            out = self.activation.forward(pooled)
-            pre = pooled
-        if training:
-            self._cache = (x, cols, winner, out, pre)
-        else:
-            self._cache = None
-        return out.reshape(self.output_shape)
+        return cols
 
     def backward(self, grad_out: np.ndarray, kernel: np.ndarray, *, compute_grad_x: bool = True) -> Conv2DGrads:
         """Gradients w.r.t. input, kernel and bias from ``grad_out`` (N, QH, QW, F)."""
         if self._cache is None:
             raise ShapeError("conv+maxpool: backward called without a forward(training=True) first.")
-        x, cols, winner, out, pre = self._cache
+        x, source, winner, out, pre, use_jit = self._cache
         self._cache = None
-        ph, pw = self.pool_size
-        kh, kw, channels, filters = self.kernel_shape
-        slabs = ph * pw
+        filters = self.kernel_shape[3]
         rows = winner.shape[0]
         g = grad_out.reshape(rows, filters)
         if self.activation.name == "relu":
@@ -156,6 +214,38 @@ class ConvMaxPoolPlan:
         else:
             g = self.activation.backward(g, pre, out)
         grad_bias = np.ones(rows, g.dtype) @ g
+        if use_jit:
+            grad_kernel, grad_padded = conv_max_pool_backward_jit(
+                source,
+                kernel,
+                g.reshape(self.output_shape),
+                winner.reshape(self.output_shape),
+                self.geometry,
+                self.pool_size,
+                compute_grad_x=compute_grad_x,
+            )
+            grad_x = None
+            if grad_padded is not None:
+                grad_x = (
+                    np.ascontiguousarray(crop(grad_padded, self.geometry)) if self.geometry.is_padded else grad_padded
+                )
+            return Conv2DGrads(grad_x, grad_kernel, grad_bias)
+        return self._gemm_backward(x, source, winner, g, grad_bias, kernel, compute_grad_x)
+
+    def _gemm_backward(
+        self,
+        x: np.ndarray,
+        cols: np.ndarray,
+        winner: np.ndarray,
+        g: np.ndarray,
+        grad_bias: np.ndarray,
+        kernel: np.ndarray,
+        compute_grad_x: bool,
+    ) -> Conv2DGrads:
+        ph, pw = self.pool_size
+        kh, kw, channels, filters = self.kernel_shape
+        slabs = ph * pw
+        rows = winner.shape[0]
         # Route g to the offset that won each window.
         routed = self.workspace.get("routed", (slabs, rows, filters), g.dtype)
         hit = self.workspace.get("hit", (rows, filters), bool)
