@@ -33,6 +33,7 @@ from convlens.geometry import WindowGeometry
 from convlens.ops.activations import Activation
 from convlens.ops.conv import Conv2DGrads
 from convlens.ops.fused_jit import JIT_DTYPES, conv_max_pool_backward_jit, conv_max_pool_forward_jit
+from convlens.ops.fused_pool_jit import pool_slabs_jit, route_gradient_jit
 from convlens.ops.jit import jit_enabled
 from convlens.ops.linalg import matmul_tn
 from convlens.ops.windows import Workspace, crop, pad, tap_slices, window_view
@@ -155,12 +156,17 @@ class ConvMaxPoolPlan:
                 window_max.reshape(self.output_shape),
                 None if winner is None else winner.reshape(self.output_shape),
             )
+            done = None
         else:
-            source = self._gemm_forward(x, kernel, window_max, winner)
-        pooled = window_max + bias if bias is not None else window_max.copy()
+            source, done = self._gemm_forward(x, kernel, bias, window_max, winner)
+        if done is not None:  # the compiled pass already added the bias (and applied the ReLU)
+            pooled = done
+        else:
+            pooled = window_max + bias if bias is not None else window_max.copy()
+            if self.activation.name == "relu":
+                np.maximum(pooled, 0, out=pooled)
         if self.activation.name == "relu":
-            out = np.maximum(pooled, 0, out=pooled)
-            pre = None
+            out, pre = pooled, None
         else:
             out = self.activation.forward(pooled)
             pre = pooled
@@ -169,9 +175,17 @@ class ConvMaxPoolPlan:
         return out.reshape(self.output_shape)
 
     def _gemm_forward(
-        self, x: np.ndarray, kernel: np.ndarray, window_max: np.ndarray, winner: np.ndarray | None
-    ) -> np.ndarray:
-        """Fill ``window_max`` (and ``winner``) by one GEMM per pool offset; returns the im2col matrix."""
+        self,
+        x: np.ndarray,
+        kernel: np.ndarray,
+        bias: np.ndarray | None,
+        window_max: np.ndarray,
+        winner: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """One GEMM per pool offset; returns the im2col matrix and, when the compiled pass ran, the pooled
+        output with the bias added (and the ReLU applied). Otherwise ``window_max`` (and ``winner``) are filled
+        and the second value is None.
+        """
         ph, pw = self.pool_size
         kh, kw, channels, filters = self.kernel_shape
         cols = self._cols(x)
@@ -179,10 +193,18 @@ class ConvMaxPoolPlan:
         slabs = ph * pw
         rows = window_max.shape[0]
         kernel2d = kernel.reshape(depth, filters)
+        cols3 = cols.reshape(slabs, rows, depth)
+        if slabs > 1 and x.dtype == kernel.dtype and (bias is None or bias.dtype == x.dtype):
+            # Compiled: all slabs' GEMMs, then one pass for max, winner, bias and ReLU (fresh output array).
+            conv = self.workspace.get("slabs", (slabs, rows, filters), x.dtype)
+            for s in range(slabs):
+                np.matmul(cols3[s], kernel2d, out=conv[s])
+            pooled = np.empty((rows, filters), x.dtype)
+            if pool_slabs_jit(conv, bias, self.activation.name == "relu", pooled, winner):
+                return cols, pooled
         # One pooling offset at a time: each slab's GEMM output is still in cache when it is maxed.
         # Training also keeps, per window and filter, which offset won (the first maximum in
         # row-major window order: a later offset takes over only when strictly greater).
-        cols3 = cols.reshape(slabs, rows, depth)
         np.matmul(cols3[0], kernel2d, out=window_max)
         if winner is not None:
             winner.fill(0)
@@ -198,7 +220,7 @@ class ConvMaxPoolPlan:
                     np.multiply(newer, self.index_dtype.type(s), out=marked)
                     np.maximum(winner, marked, out=winner)
                 np.maximum(window_max, slab, out=window_max)
-        return cols
+        return cols, None
 
     def backward(self, grad_out: np.ndarray, kernel: np.ndarray, *, compute_grad_x: bool = True) -> Conv2DGrads:
         """Gradients w.r.t. input, kernel and bias from ``grad_out`` (N, QH, QW, F)."""
@@ -209,10 +231,19 @@ class ConvMaxPoolPlan:
         filters = self.kernel_shape[3]
         rows = winner.shape[0]
         g = grad_out.reshape(rows, filters)
-        if self.activation.name == "relu":
-            g = np.multiply(g, out > 0, dtype=out.dtype)
-        else:
-            g = self.activation.backward(g, pre, out)
+        relu = self.activation.name == "relu"
+        routed = None
+        if not use_jit and relu and g.dtype == out.dtype:
+            # Compiled: the ReLU mask and the routing to each slab in one pass.
+            slabs = self.pool_size[0] * self.pool_size[1]
+            routed = self.workspace.get("routed", (slabs, rows, filters), g.dtype)
+            masked = np.empty((rows, filters), g.dtype)
+            if route_gradient_jit(np.ascontiguousarray(g), out, winner, True, masked, routed):
+                g = masked
+            else:
+                routed = None
+        if routed is None:
+            g = np.multiply(g, out > 0, dtype=out.dtype) if relu else self.activation.backward(g, pre, out)
         grad_bias = np.ones(rows, g.dtype) @ g
         if use_jit:
             grad_kernel, grad_padded = conv_max_pool_backward_jit(
@@ -230,7 +261,7 @@ class ConvMaxPoolPlan:
                     np.ascontiguousarray(crop(grad_padded, self.geometry)) if self.geometry.is_padded else grad_padded
                 )
             return Conv2DGrads(grad_x, grad_kernel, grad_bias)
-        return self._gemm_backward(x, source, winner, g, grad_bias, kernel, compute_grad_x)
+        return self._gemm_backward(x, source, winner, g, grad_bias, kernel, compute_grad_x, routed)
 
     def _gemm_backward(
         self,
@@ -241,17 +272,19 @@ class ConvMaxPoolPlan:
         grad_bias: np.ndarray,
         kernel: np.ndarray,
         compute_grad_x: bool,
+        routed: np.ndarray | None = None,
     ) -> Conv2DGrads:
         ph, pw = self.pool_size
         kh, kw, channels, filters = self.kernel_shape
         slabs = ph * pw
         rows = winner.shape[0]
-        # Route g to the offset that won each window.
-        routed = self.workspace.get("routed", (slabs, rows, filters), g.dtype)
-        hit = self.workspace.get("hit", (rows, filters), bool)
-        for s in range(slabs):
-            np.equal(winner, s, out=hit)
-            np.multiply(g, hit, out=routed[s])
+        if routed is None:
+            # Route g to the offset that won each window.
+            routed = self.workspace.get("routed", (slabs, rows, filters), g.dtype)
+            hit = self.workspace.get("hit", (rows, filters), bool)
+            for s in range(slabs):
+                np.equal(winner, s, out=hit)
+                np.multiply(g, hit, out=routed[s])
         depth = kh * kw * channels
         cols2d = cols.reshape(slabs * rows, depth)
         routed2d = routed.reshape(slabs * rows, filters)

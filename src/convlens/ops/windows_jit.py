@@ -71,8 +71,11 @@ def kernels() -> tuple[Any, Any] | None:
 
 
 def im2col_jit(padded: np.ndarray, cols: np.ndarray, strides: tuple[int, ...], dilation: tuple[int, ...]) -> bool:
-    """Fill ``cols`` (N, OH, OW, KH, KW, C) from ``padded``; False (nothing done) when the JIT does not apply."""
-    if padded.dtype not in JIT_DTYPES or cols.dtype != padded.dtype:
+    """Fill ``cols`` (N, OH, OW, KH, KW, C) from ``padded``; False (nothing done) when the JIT does not apply.
+
+    One channel is left to NumPy: its KH*KW slab copies measured 2.5x faster than this kernel's 1-float runs.
+    """
+    if padded.dtype not in JIT_DTYPES or cols.dtype != padded.dtype or padded.shape[3] < 2:
         return False
     compiled = kernels()
     if compiled is None:

@@ -1,0 +1,133 @@
+"""Compiled (Numba) element-wise passes of the fused conv + max-pool stage's GEMM path.
+
+After one GEMM per pooling offset (slab), the NumPy code of :class:`convlens.ops.fused.ConvMaxPoolPlan`
+makes about a dozen passes over (rows, F) arrays: per slab a comparison, a mask multiply and two
+maxima, then the bias and the ReLU; and in the backward pass a ReLU mask and one compare + multiply
+per slab. These kernels do each direction in one pass. They repeat the NumPy operations element by
+element, so the results are identical bit for bit:
+
+- ``np.maximum(a, b)`` is ``a`` when ``a > b`` or ``a`` is NaN, otherwise ``b`` (NaN propagates; of
+  two equal values, including 0.0 and -0.0, the second is returned);
+- the winner is the last slab that was strictly greater than the running max (the first maximum
+  in row-major window order);
+- gradients are multiplied by 1.0 or 0.0 masks, as NumPy multiplies by boolean arrays.
+
+Shapes:
+    slabs: (S, R, F) conv outputs before the bias, S = PH * PW pooling offsets, R = N * QH * QW
+    pooled, winner, g, routed[s]: (R, F); bias: (F,)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from convlens.ops.jit import launch_lock
+
+__all__ = ["JIT_DTYPES", "pool_slabs_jit", "route_gradient_jit"]
+
+JIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+_BLOCK = 256  # rows per parallel job
+
+
+def _pool_slabs(
+    slabs: Any, bias: Any, has_bias: bool, relu: bool, pooled: Any, winner: Any, training: bool
+) -> None:  # pragma: no cover - compiled by Numba
+    n_slabs, rows, filters = slabs.shape
+    zero = pooled.dtype.type(0)
+    for block in _prange((rows + _BLOCK - 1) // _BLOCK):
+        w = np.zeros(filters, np.uint8)
+        for r in range(block * _BLOCK, min(rows, (block + 1) * _BLOCK)):
+            # Filters innermost everywhere, so each step is a vector operation over the row.
+            for f in range(filters):
+                pooled[r, f] = slabs[0, r, f]
+                w[f] = 0
+            for s in range(1, n_slabs):
+                for f in range(filters):
+                    v = slabs[s, r, f]
+                    m = pooled[r, f]
+                    w[f] = s if v > m else w[f]
+                    pooled[r, f] = m if (m > v or m != m) else v  # np.maximum(m, v)
+            for f in range(filters):
+                m = pooled[r, f]
+                if has_bias:
+                    m = m + bias[f]
+                if relu:
+                    m = m if (m > zero or m != m) else zero  # np.maximum(m, 0)
+                pooled[r, f] = m
+            if training:
+                for f in range(filters):
+                    winner[r, f] = w[f]
+
+
+def _route_gradient(
+    grad: Any, out: Any, winner: Any, relu: bool, masked: Any, routed: Any
+) -> None:  # pragma: no cover - compiled by Numba
+    n_slabs = routed.shape[0]
+    rows, filters = grad.shape
+    one = grad.dtype.type(1)
+    zero = grad.dtype.type(0)
+    for block in _prange((rows + _BLOCK - 1) // _BLOCK):
+        for r in range(block * _BLOCK, min(rows, (block + 1) * _BLOCK)):
+            if relu:
+                for f in range(filters):
+                    masked[r, f] = grad[r, f] * (one if out[r, f] > zero else zero)
+                source = masked
+            else:
+                source = grad
+            for s in range(n_slabs):
+                for f in range(filters):
+                    routed[s, r, f] = source[r, f] * (one if winner[r, f] == s else zero)
+
+
+_prange: Any = range  # replaced by numba.prange inside the compiled kernels
+_KERNELS: tuple[Any, Any] | None = None
+
+
+def kernels() -> tuple[Any, Any] | None:
+    """The compiled (pool_slabs, route_gradient) kernels, or None when the JIT is off or Numba is missing."""
+    global _KERNELS, _prange
+    from convlens.ops.jit import jit_enabled, numba_module  # imports Numba on first use only
+
+    if not jit_enabled():
+        return None
+    if _KERNELS is None:
+        numba = numba_module()
+        _prange = numba.prange
+        options = {"parallel": True, "cache": True, "nogil": True}
+        _KERNELS = (numba.njit(**options)(_pool_slabs), numba.njit(**options)(_route_gradient))
+    return _KERNELS
+
+
+def pool_slabs_jit(
+    slabs: np.ndarray, bias: np.ndarray | None, relu: bool, pooled: np.ndarray, winner: np.ndarray | None
+) -> bool:
+    """Fill ``pooled`` = act(max over slabs + bias) (act = ReLU or identity) and ``winner``; False if no JIT."""
+    if slabs.dtype not in JIT_DTYPES or pooled.dtype != slabs.dtype:
+        return False
+    compiled = kernels()
+    if compiled is None:
+        return False
+    has_bias = bias is not None
+    bias_arr = np.zeros(slabs.shape[2], slabs.dtype) if bias is None else bias.astype(slabs.dtype, copy=False)
+    training = winner is not None
+    winner_arr = winner if winner is not None else np.zeros((1, 1), np.uint8)
+    with launch_lock:
+        compiled[0](slabs, bias_arr, has_bias, relu, pooled, winner_arr, training)
+    return True
+
+
+def route_gradient_jit(
+    grad: np.ndarray, out: np.ndarray, winner: np.ndarray, relu: bool, masked: np.ndarray, routed: np.ndarray
+) -> bool:
+    """``masked`` = grad * (out > 0) (ReLU only) and ``routed[s]`` = masked * (winner == s); False if no JIT."""
+    if grad.dtype not in JIT_DTYPES or routed.dtype != grad.dtype or out.dtype != grad.dtype:
+        return False
+    compiled = kernels()
+    if compiled is None:
+        return False
+    with launch_lock:
+        compiled[1](grad, out, winner, relu, masked, routed)
+    return True
