@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from convlens.geometry import WindowGeometry
-from convlens.ops import fused_pool_jit
+from convlens.ops import fused, fused_pool_jit
 from convlens.ops.activations import get_activation
 from convlens.ops.fused import ConvMaxPoolPlan
 
@@ -94,12 +94,15 @@ def test_route_gradient_equals_numpy(n_slabs: int, rows: int, filters: int, dtyp
 @pytest.mark.parametrize("channels", [1, 8])
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("blocks", ["one", "several"])
 def test_fused_stage_gemm_path_same_bits_with_and_without_jit(
-    channels: int, activation: str, dtype: Any, monkeypatch: pytest.MonkeyPatch
+    channels: int, activation: str, dtype: Any, blocks: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if blocks == "several":  # blocks of 256 rows over 16 * 6 * 5 = 480 rows: a full and a partial block
+        monkeypatch.setattr(fused, "_SLAB_BLOCK_BYTES", 1)
     gen = np.random.default_rng(channels)
     # Integer-valued data: many exact ties (and all-zero windows after the ReLU).
-    x = gen.integers(-2, 3, (4, 12, 10, channels)).astype(dtype)
+    x = gen.integers(-2, 3, (16, 12, 10, channels)).astype(dtype)
     kernel = gen.integers(-1, 2, (3, 3, channels, 16)).astype(dtype)
     bias = gen.integers(-1, 2, 16).astype(dtype)
     geometry = WindowGeometry.resolve((12, 10), (3, 3), 1, "same")

@@ -50,6 +50,11 @@ MONOTONIC_ACTIVATIONS = frozenset({"relu", "linear", "sigmoid", "tanh", "leaky_r
 # beats the kernels' vector loops (course stage 28x28x1: 7.1 vs 6.1; 28x28x3: 17.9 vs 11.8).
 JIT_CHANNELS = range(2, 7)
 
+# The GEMM path's compiled pass works on blocks of rows whose slabs (conv outputs of every pool offset)
+# take about this many bytes: they are still in cache when the pass reads them, and inference on large
+# batches does not hold every slab at once.
+_SLAB_BLOCK_BYTES = 4 << 20
+
 
 class ConvMaxPoolPlan:
     """A fused conv + activation + max-pool stage for one input shape (buffers reused across calls)."""
@@ -194,14 +199,21 @@ class ConvMaxPoolPlan:
         rows = window_max.shape[0]
         kernel2d = kernel.reshape(depth, filters)
         cols3 = cols.reshape(slabs, rows, depth)
-        if slabs > 1 and x.dtype == kernel.dtype and (bias is None or bias.dtype == x.dtype):
-            # Compiled: all slabs' GEMMs, then one pass for max, winner, bias and ReLU (fresh output array).
-            conv = self.workspace.get("slabs", (slabs, rows, filters), x.dtype)
-            for s in range(slabs):
-                np.matmul(cols3[s], kernel2d, out=conv[s])
+        same_dtype = x.dtype == kernel.dtype and (bias is None or bias.dtype == x.dtype)
+        if slabs > 1 and same_dtype and x.dtype in JIT_DTYPES and jit_enabled():
+            # Compiled: per block of rows, every slab's GEMM into a cache-sized buffer, then one pass for the
+            # max, the winner, the bias and the ReLU into the fresh output array.
+            block = max(256, _SLAB_BLOCK_BYTES // (slabs * filters * x.itemsize))
+            conv = self.workspace.get("slabs", (slabs * min(block, rows) * filters,), x.dtype)
             pooled = np.empty((rows, filters), x.dtype)
-            if pool_slabs_jit(conv, bias, self.activation.name == "relu", pooled, winner):
-                return cols, pooled
+            relu = self.activation.name == "relu"
+            for start in range(0, rows, block):
+                stop = min(start + block, rows)
+                part = conv[: slabs * (stop - start) * filters].reshape(slabs, stop - start, filters)  # contiguous
+                for s in range(slabs):
+                    np.matmul(cols3[s, start:stop], kernel2d, out=part[s])
+                pool_slabs_jit(part, bias, relu, pooled[start:stop], None if winner is None else winner[start:stop])
+            return cols, pooled
         # One pooling offset at a time: each slab's GEMM output is still in cache when it is maxed.
         # Training also keeps, per window and filter, which offset won (the first maximum in
         # row-major window order: a later offset takes over only when strictly greater).
