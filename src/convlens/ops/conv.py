@@ -37,6 +37,7 @@ from convlens.ops._checks import (
 from convlens.ops.depthwise import depthwise_backward, depthwise_forward
 from convlens.ops.linalg import matmul_tn
 from convlens.ops.windows import Workspace, col2im, col2im_channels_first, im2col
+from convlens.ops.windows_jit import col2im_compiled
 from convlens.ops.winograd import WinogradConv, winograd_applies
 
 __all__ = [
@@ -297,9 +298,10 @@ class Conv2DPlan:
             if transposed is not None:
                 flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)
                 return Conv2DGrads(transposed.forward(g2d.reshape(self.output_shape), flipped), grad_kernel, grad_bias)
-            if compute_grad_x and cg < 8:
-                # Few channels: build the window gradients tap-major and channel-first, (KH*KW*C, rows), so the
-                # col2im adds run over whole output rows instead of 1-7 float runs.
+            if compute_grad_x and cg < 8 and not col2im_compiled(dtype):
+                # Few channels, NumPy col2im: build the window gradients tap-major and channel-first,
+                # (KH*KW*C, rows), so the adds run over whole output rows instead of 1-7 float runs.
+                # (The compiled col2im handles short runs well: the plain path below is faster then.)
                 grad_taps = kernel.reshape(depth, filters) @ g2d.T
                 grad_input = col2im_channels_first(
                     grad_taps.reshape(kh, kw, cg, batch, oh, ow), self.geometry, workspace=self.workspace

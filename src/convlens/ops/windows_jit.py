@@ -19,7 +19,7 @@ import numpy as np
 
 from convlens.ops.jit import launch_lock
 
-__all__ = ["col2im_jit", "im2col_jit", "kernels"]
+__all__ = ["col2im_compiled", "col2im_jit", "im2col_jit", "kernels"]
 
 JIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -68,6 +68,11 @@ def kernels() -> tuple[Any, Any] | None:
         options = {"parallel": True, "cache": True, "nogil": True}
         _KERNELS = (numba.njit(**options)(_im2col), numba.njit(**options)(_col2im))
     return _KERNELS
+
+
+def col2im_compiled(dtype: np.dtype[Any]) -> bool:
+    """Whether :func:`col2im_jit` will run for window gradients of ``dtype``."""
+    return np.dtype(dtype) in JIT_DTYPES and kernels() is not None
 
 
 def im2col_jit(padded: np.ndarray, cols: np.ndarray, strides: tuple[int, ...], dilation: tuple[int, ...]) -> bool:
