@@ -19,7 +19,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from convlens.geometry import WindowGeometry
 from convlens.ops.parallel import parallel_over_batch
-from convlens.ops.windows_jit import col2im_jit, im2col_jit
+from convlens.ops.windows_jit import col2im_compiled, col2im_jit, im2col_jit
 
 __all__ = ["Workspace", "col2im", "col2im_channels_first", "crop", "im2col", "pad", "tap_slices", "window_view"]
 
@@ -152,14 +152,14 @@ def im2col(
     ``out`` may give the destination instead: any (N, OH, OW, KH, KW, C) view, e.g. the leading
     columns of a wider matrix.
     """
-    padded = pad(x, geometry, workspace=workspace)
     kh, kw = geometry.kernel_size
     oh, ow = geometry.output_size
     batch, channels = x.shape[0], x.shape[3]
     shape = (batch, oh, ow, kh, kw, channels)
     cols = _buffer(workspace, "cols", shape, x.dtype) if out is None else out
-    if im2col_jit(padded, cols, geometry.strides, geometry.dilation_rate):
+    if im2col_jit(x, cols, geometry):
         return cols
+    padded = pad(x, geometry, workspace=workspace)
     view = window_view(padded, geometry) if channels >= 2 else None
     taps = [(i, j, *tap_slices(geometry, i, j)) for i in range(kh) for j in range(kw)]
 
@@ -187,11 +187,12 @@ def col2im(
     Implemented as KH*KW strided adds into a zeroed padded buffer, then a crop.
     """
     batch, _, _, kh, kw, channels = grad_cols.shape
+    if col2im_compiled(grad_cols.dtype):
+        grad_x = np.empty((batch, *geometry.input_size, channels), grad_cols.dtype)
+        col2im_jit(grad_cols, grad_x, geometry)
+        return grad_x
     ph, pw = geometry.padded_size
-    grad_padded = _buffer(workspace, "grad_padded", (batch, ph, pw, channels), grad_cols.dtype)
-    if col2im_jit(grad_cols, grad_padded, geometry.strides, geometry.dilation_rate):
-        return _cropped(grad_padded, geometry, workspace)
-    grad_padded.fill(0)
+    grad_padded = _buffer(workspace, "grad_padded", (batch, ph, pw, channels), grad_cols.dtype, zero=True)
     taps = [(i, j, *tap_slices(geometry, i, j)) for i in range(kh) for j in range(kw)]
     if 2 <= channels < 8:
         # Runs of 2-7 floats make the strided adds crawl: make each tap's slab contiguous first.

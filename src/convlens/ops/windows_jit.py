@@ -6,9 +6,11 @@ walk one image at a time (its padded input and window gradients stay in cache) a
 images in parallel. col2im adds the taps in the same order as the NumPy code (tap by tap, each
 cell starting from zero), so both paths give identical bits.
 
+They read and write the unpadded arrays directly (window cells on padding are zeros, or dropped
+from the gradient), which saves the NumPy path's pad copy and crop copy.
+
 Shapes:
-    padded: (N, H + PT + PB, W + PL + PR, C); cols: (N, OH, OW, KH, KW, C) (any strides)
-    grad_padded: (N, H + PT + PB, W + PL + PR, C)
+    x, grad_x: (N, H, W, C); cols, grad_cols: (N, OH, OW, KH, KW, C) (any strides)
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from convlens.geometry import WindowGeometry
 from convlens.ops.jit import launch_lock
 
 __all__ = ["col2im_compiled", "col2im_jit", "im2col_jit", "kernels"]
@@ -24,31 +27,45 @@ __all__ = ["col2im_compiled", "col2im_jit", "im2col_jit", "kernels"]
 JIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _im2col(padded: Any, cols: Any, sh: int, sw: int, dh: int, dw: int) -> None:  # pragma: no cover - Numba
+def _im2col(
+    x: Any, cols: Any, sh: int, sw: int, dh: int, dw: int, pt: int, pl: int
+) -> None:  # pragma: no cover - compiled by Numba
     n_batch, oh, ow, kh, kw, channels = cols.shape
+    height, width = x.shape[1], x.shape[2]
+    zero = cols.dtype.type(0)
     for n in _prange(n_batch):
         for oy in range(oh):
             for ox in range(ow):
                 for i in range(kh):
-                    row = oy * sh + i * dh
+                    row = oy * sh + i * dh - pt
                     for j in range(kw):
-                        col = ox * sw + j * dw
-                        for c in range(channels):
-                            cols[n, oy, ox, i, j, c] = padded[n, row, col, c]
+                        col = ox * sw + j * dw - pl
+                        if 0 <= row < height and 0 <= col < width:
+                            for c in range(channels):
+                                cols[n, oy, ox, i, j, c] = x[n, row, col, c]
+                        else:  # a padded cell
+                            for c in range(channels):
+                                cols[n, oy, ox, i, j, c] = zero
 
 
-def _col2im(grad_cols: Any, grad_padded: Any, sh: int, sw: int, dh: int, dw: int) -> None:  # pragma: no cover
+def _col2im(
+    grad_cols: Any, grad_x: Any, sh: int, sw: int, dh: int, dw: int, pt: int, pl: int
+) -> None:  # pragma: no cover - compiled by Numba
     n_batch, oh, ow, kh, kw, channels = grad_cols.shape
+    height, width = grad_x.shape[1], grad_x.shape[2]
     for n in _prange(n_batch):
-        grad_padded[n] = 0
+        grad_x[n] = 0
         for i in range(kh):  # tap-major, as the NumPy code adds the taps
             for j in range(kw):
                 for oy in range(oh):
-                    row = oy * sh + i * dh
+                    row = oy * sh + i * dh - pt
+                    if row < 0 or row >= height:
+                        continue  # padded cells get no gradient
                     for ox in range(ow):
-                        col = ox * sw + j * dw
-                        for c in range(channels):
-                            grad_padded[n, row, col, c] += grad_cols[n, oy, ox, i, j, c]
+                        col = ox * sw + j * dw - pl
+                        if 0 <= col < width:
+                            for c in range(channels):
+                                grad_x[n, row, col, c] += grad_cols[n, oy, ox, i, j, c]
 
 
 _prange: Any = range  # replaced by numba.prange inside the compiled kernels
@@ -75,30 +92,33 @@ def col2im_compiled(dtype: np.dtype[Any]) -> bool:
     return np.dtype(dtype) in JIT_DTYPES and kernels() is not None
 
 
-def im2col_jit(padded: np.ndarray, cols: np.ndarray, strides: tuple[int, ...], dilation: tuple[int, ...]) -> bool:
-    """Fill ``cols`` (N, OH, OW, KH, KW, C) from ``padded``; False (nothing done) when the JIT does not apply.
+def im2col_jit(x: np.ndarray, cols: np.ndarray, geometry: WindowGeometry) -> bool:
+    """Fill ``cols`` (N, OH, OW, KH, KW, C) with the windows of the unpadded ``x`` (N, H, W, C), zeros where
+    a window covers padding; False (nothing done) when the JIT does not apply.
 
     One channel is left to NumPy: its KH*KW slab copies measured 2.5x faster than this kernel's 1-float runs.
     """
-    if padded.dtype not in JIT_DTYPES or cols.dtype != padded.dtype or padded.shape[3] < 2:
+    if x.dtype not in JIT_DTYPES or cols.dtype != x.dtype or x.shape[3] < 2:
         return False
     compiled = kernels()
     if compiled is None:
         return False
+    (pt, _), (pl, _) = geometry.pads
     with launch_lock:
-        compiled[0](padded, cols, *strides, *dilation)
+        compiled[0](x, cols, *geometry.strides, *geometry.dilation_rate, pt, pl)
     return True
 
 
-def col2im_jit(
-    grad_cols: np.ndarray, grad_padded: np.ndarray, strides: tuple[int, ...], dilation: tuple[int, ...]
-) -> bool:
-    """Set ``grad_padded`` to the sum of the window gradients ``grad_cols``; False when the JIT does not apply."""
-    if grad_cols.dtype not in JIT_DTYPES or grad_padded.dtype != grad_cols.dtype:
+def col2im_jit(grad_cols: np.ndarray, grad_x: np.ndarray, geometry: WindowGeometry) -> bool:
+    """Set ``grad_x`` (N, H, W, C) to the sum of the window gradients ``grad_cols`` that fall inside the input
+    (those on padding are dropped); False (nothing done) when the JIT does not apply.
+    """
+    if grad_cols.dtype not in JIT_DTYPES or grad_x.dtype != grad_cols.dtype:
         return False
     compiled = kernels()
     if compiled is None:
         return False
+    (pt, _), (pl, _) = geometry.pads
     with launch_lock:
-        compiled[1](grad_cols, grad_padded, *strides, *dilation)
+        compiled[1](grad_cols, grad_x, *geometry.strides, *geometry.dilation_rate, pt, pl)
     return True
