@@ -152,8 +152,7 @@ class Conv2DPlan:
             geometry = self.geometry
             channels, filters = self.kernel_shape[2], self.kernel_shape[3]
             # Worth it when the input gradient is wide: col2im's adds grow with C, this path's im2col with F.
-            wide = self.winograd is not None or (channels >= 16 and 2 * channels >= filters)
-            if geometry.strides == (1, 1) and self.groups == 1 and wide:
+            if geometry.strides == (1, 1) and self.groups == 1 and channels >= 16 and 2 * channels >= filters:
                 pads = tuple(
                     ((k - 1) * d - before, (k - 1) * d - after)
                     for k, d, (before, after) in zip(
@@ -340,18 +339,7 @@ class Conv2DPlan:
         grad_out = np.ascontiguousarray(grad_out)
         g2d = grad_out.reshape(-1, grad_out.shape[-1])
         grad_bias = np.ones(g2d.shape[0], g2d.dtype) @ g2d
-        grad_kernel = winograd.grad_kernel(grad_out, x)
-        if not compute_grad_x:
-            return Conv2DGrads(None, grad_kernel, grad_bias)
-        transposed = self._transposed_plan()
-        if transposed is not None:
-            flipped = kernel[::-1, ::-1].transpose(0, 1, 3, 2)
-            return Conv2DGrads(transposed.forward(grad_out, flipped), grad_kernel, grad_bias)
-        # Padding wider than the kernel: window gradients and col2im (no im2col needed for these).
-        kh, kw, channels, filters = self.kernel_shape
-        batch, oh, ow = grad_out.shape[:3]
-        grad_cols = g2d @ kernel.reshape(kh * kw * channels, filters).T
-        grad_x = col2im(grad_cols.reshape(batch, oh, ow, kh, kw, channels), self.geometry, workspace=self.workspace)
+        grad_kernel, grad_x = winograd.backward(grad_out, x, kernel, compute_grad_x)
         return Conv2DGrads(grad_x, grad_kernel, grad_bias)
 
 

@@ -10,8 +10,8 @@ so the channel reduction becomes 16 independent GEMMs of (tiles, C) @ (C, F): 2.
 multiply-adds, paid for with cheap add/subtract transforms (only 0, +-1 and +-1/2 appear, so the
 transforms of the input and of the gradient are exact; the kernel transform rounds once). The
 kernel gradient is the same algorithm run backwards: dU = sum over tiles V^T dM, dM = A dY A^T,
-dg = G^T dU G. The input gradient is a stride-1 convolution too (the flipped kernel over the padded
-output gradient), so :class:`convlens.ops.conv.Conv2DPlan` runs it through this module as well.
+dg = G^T dU G. The input gradient is the exact adjoint of the forward chain, from the same dM:
+dV = dM U^T (16 GEMMs), then B dV B^T added back onto the overlapping 4x4 input tiles.
 
 Results equal the direct convolution up to float rounding (float32: a few ulps more than im2col;
 float64: ~1e-15); the tests compare both paths and PyTorch.
@@ -211,8 +211,15 @@ class WinogradConv:
             np.copyto(result, full.reshape(batch, 2 * th, 2 * tw, filters)[:, :oh, :ow])
         return result
 
-    def grad_kernel(self, grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """dL/dkernel (3, 3, C, F) for ``grad_out`` (N, OH, OW, F), reusing V of the last forward of ``x``."""
+    def backward(
+        self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray, compute_grad_x: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(dL/dkernel (3, 3, C, F), dL/dx (N, H, W, C) or None) for ``grad_out`` (N, OH, OW, F).
+
+        Reuses V of the last forward of ``x``. Both gradients start from dM = A dY A^T: the kernel
+        gradient is dU = V^T dM per tile position, the input gradient the exact adjoint of the forward
+        chain, dV = dM U^T, then B dV B^T added back onto the overlapping 4x4 input tiles.
+        """
         v = self._v
         if v is None or v.dtype != grad_out.dtype or x is not self._v_source:
             v = self.transform_input(x.astype(grad_out.dtype, copy=False))
@@ -222,7 +229,54 @@ class WinogradConv:
         grad_u = np.empty((16, channels, self.filters), grad_out.dtype)
         for k in range(16):
             np.matmul(v[k].T, dm[k], out=grad_u[k])
-        return _kernel_gradient(grad_u)
+        grad_x = None
+        if compute_grad_x:
+            u = kernel_transform(kernel.astype(grad_out.dtype, copy=False))
+            batch, th, tw = self.x_shape[0], *self.tiles
+            # V is no longer needed: its buffer takes dV.
+            dv = self.workspace.get("wino_v", (4, 4, batch, th, tw, channels), v.dtype).reshape(v.shape)
+            np.matmul(dm, np.ascontiguousarray(u.transpose(0, 2, 1)), out=dv)
+            grad_x = self._transform_input_adjoint(dv)
+        return _kernel_gradient(grad_u), grad_x
+
+    def _transform_input_adjoint(self, dv: np.ndarray) -> np.ndarray:
+        """dL/dx (N, H, W, C) from dV (16, T, C): B dV B^T per tile, summed where the tiles overlap, cropped."""
+        batch, height, width, channels = self.x_shape
+        th, tw = self.tiles
+        (pt, _), (pl, _) = self.geometry.pads
+        grad_x = np.empty(self.x_shape, dv.dtype)
+        dv6 = dv.reshape(4, 4, batch, th, tw, channels)
+        if winograd_jit.input_adjoint(dv6.reshape(16, batch, th, tw, channels), grad_x, (pt, pl)):
+            return grad_x
+        hq, wq = 2 * th + 2, 2 * tw + 2
+        grad_padded = self.workspace.get("wino_grad_x", (batch, hq, wq, channels), dv.dtype, zero=True)
+        dtype = dv.dtype
+
+        def work(part: slice) -> None:
+            for chunk in _chunks(part, 16 * th * tw * channels * dv.itemsize):
+                d = dv6[:, :, chunk]
+                e = np.empty((4, *d.shape[1:]), dtype)  # B dV: rows (i, b, n, TH, TW, C)
+                np.copyto(e[0], d[0])
+                np.subtract(d[1], d[2], out=e[1])
+                e[1] += d[3]
+                np.add(d[1], d[2], out=e[2])
+                e[2] -= d[0]
+                np.negative(d[3], out=e[3])
+                tile = np.empty((4, 4, *d.shape[2:]), dtype)  # (B dV) B^T: columns (i, j, n, TH, TW, C)
+                np.copyto(tile[:, 0], e[:, 0])
+                np.subtract(e[:, 1], e[:, 2], out=tile[:, 1])
+                tile[:, 1] += e[:, 3]
+                np.add(e[:, 1], e[:, 2], out=tile[:, 2])
+                tile[:, 2] -= e[:, 0]
+                np.negative(e[:, 3], out=tile[:, 3])
+                target = grad_padded[chunk]
+                for i in range(4):
+                    for j in range(4):
+                        target[:, i : i + 2 * th : 2, j : j + 2 * tw : 2] += tile[i, j]
+
+        parallel_over_batch(work, batch, dv.nbytes)
+        np.copyto(grad_x, grad_padded[:, pt : pt + height, pl : pl + width])
+        return grad_x
 
     def _transform_grad(self, grad_out: np.ndarray) -> np.ndarray:
         """dM = A dY A^T per 2x2 output-gradient tile: (16, T, F) (zeros stand in past an odd edge)."""

@@ -3,7 +3,9 @@
 The NumPy transforms in ``winograd.py`` are the readable reference and the fallback; each makes
 several passes over arrays 4x the size of the input (~20 GB/s of traffic here). These kernels do
 each transform in one pass: read a tile, write its 16 transformed values (or its four outputs).
-The arithmetic is the same additions in the same order, so both paths give identical results.
+The arithmetic is the same additions in the same order, so both paths give identical results, except
+the input-gradient adjoint: it adds the overlapping tiles of an image in tile order (NumPy: in tap
+order), so there the two agree to rounding.
 
 Shapes:
     padded: (N, 2 TH + 2, 2 TW + 2, C); v: (16, N, TH, TW, C)
@@ -18,7 +20,7 @@ import numpy as np
 
 from convlens.ops.jit import launch_lock
 
-__all__ = ["grad_transform", "input_transform", "kernels", "output_transform"]
+__all__ = ["grad_transform", "input_adjoint", "input_transform", "kernels", "output_transform"]
 
 
 def _input_transform(padded: Any, v: Any) -> None:  # pragma: no cover - compiled by Numba
@@ -160,12 +162,68 @@ def _grad_transform(grad_out: Any, dm: Any) -> None:  # pragma: no cover - compi
                 dm[15, n, ty, tx, f] = -e31
 
 
+def _input_adjoint(dv: Any, grad_x: Any, pt: int, pl: int) -> None:  # pragma: no cover - compiled by Numba
+    _, n_batch, th, tw, channels = dv.shape
+    height, width = grad_x.shape[1], grad_x.shape[2]
+    for n in _prange(n_batch):
+        acc = np.zeros((2 * th + 2, 2 * tw + 2, channels), dv.dtype)  # this image's padded gradient
+        tile = np.empty((16, channels), dv.dtype)  # B dV B^T of one tile
+        for ty in range(th):
+            r = 2 * ty
+            for tx in range(tw):
+                col = 2 * tx
+                for c in range(channels):
+                    # B dV: rows
+                    e00 = dv[0, n, ty, tx, c]
+                    e01 = dv[1, n, ty, tx, c]
+                    e02 = dv[2, n, ty, tx, c]
+                    e03 = dv[3, n, ty, tx, c]
+                    e10 = dv[4, n, ty, tx, c] - dv[8, n, ty, tx, c] + dv[12, n, ty, tx, c]
+                    e11 = dv[5, n, ty, tx, c] - dv[9, n, ty, tx, c] + dv[13, n, ty, tx, c]
+                    e12 = dv[6, n, ty, tx, c] - dv[10, n, ty, tx, c] + dv[14, n, ty, tx, c]
+                    e13 = dv[7, n, ty, tx, c] - dv[11, n, ty, tx, c] + dv[15, n, ty, tx, c]
+                    e20 = dv[4, n, ty, tx, c] + dv[8, n, ty, tx, c] - e00
+                    e21 = dv[5, n, ty, tx, c] + dv[9, n, ty, tx, c] - e01
+                    e22 = dv[6, n, ty, tx, c] + dv[10, n, ty, tx, c] - e02
+                    e23 = dv[7, n, ty, tx, c] + dv[11, n, ty, tx, c] - e03
+                    e30 = -dv[12, n, ty, tx, c]
+                    e31 = -dv[13, n, ty, tx, c]
+                    e32 = -dv[14, n, ty, tx, c]
+                    e33 = -dv[15, n, ty, tx, c]
+                    # (B dV) B^T: columns
+                    tile[0, c] = e00
+                    tile[1, c] = e01 - e02 + e03
+                    tile[2, c] = e01 + e02 - e00
+                    tile[3, c] = -e03
+                    tile[4, c] = e10
+                    tile[5, c] = e11 - e12 + e13
+                    tile[6, c] = e11 + e12 - e10
+                    tile[7, c] = -e13
+                    tile[8, c] = e20
+                    tile[9, c] = e21 - e22 + e23
+                    tile[10, c] = e21 + e22 - e20
+                    tile[11, c] = -e23
+                    tile[12, c] = e30
+                    tile[13, c] = e31 - e32 + e33
+                    tile[14, c] = e31 + e32 - e30
+                    tile[15, c] = -e33
+                for k in range(16):  # add the tile onto its 4x4 cells (tiles overlap by two rows/columns)
+                    i = r + k // 4
+                    j = col + k % 4
+                    for c in range(channels):
+                        acc[i, j, c] += tile[k, c]
+        for y in range(height):
+            for x in range(width):
+                for c in range(channels):
+                    grad_x[n, y, x, c] = acc[y + pt, x + pl, c]
+
+
 _prange: Any = range  # replaced by numba.prange inside the compiled kernels
-_KERNELS: tuple[Any, Any, Any] | None = None
+_KERNELS: tuple[Any, Any, Any, Any] | None = None
 
 
-def kernels() -> tuple[Any, Any, Any] | None:
-    """The compiled (input, output, gradient) transforms, or None when the JIT is off or unavailable."""
+def kernels() -> tuple[Any, Any, Any, Any] | None:
+    """The compiled (input, output, gradient, input-adjoint) transforms, or None when the JIT is off or unavailable."""
     global _KERNELS, _prange
     from convlens.ops.jit import jit_enabled, numba_module  # imports Numba on first use only
 
@@ -179,6 +237,7 @@ def kernels() -> tuple[Any, Any, Any] | None:
             numba.njit(**options)(_input_transform),
             numba.njit(**options)(_output_transform),
             numba.njit(**options)(_grad_transform),
+            numba.njit(**options)(_input_adjoint),
         )
     return _KERNELS
 
@@ -210,4 +269,16 @@ def grad_transform(grad_out: np.ndarray, dm: np.ndarray) -> bool:
         return False
     with launch_lock:
         compiled[2](grad_out, dm)
+    return True
+
+
+def input_adjoint(dv: np.ndarray, grad_x: np.ndarray, pads: tuple[int, int]) -> bool:
+    """Fill ``grad_x`` (N, H, W, C) with B dV B^T summed over the overlapping tiles of ``dv`` (16, N, TH, TW, C),
+    cropped by ``pads`` = (PT, PL); False (nothing done) when the JIT is off.
+    """
+    compiled = kernels()
+    if compiled is None:
+        return False
+    with launch_lock:
+        compiled[3](dv, grad_x, *pads)
     return True
