@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from convlens.geometry import WindowGeometry
-from convlens.ops.jit import launch_lock, numba_module
+from convlens.ops.jit import compiled_kernels, launch
 
 __all__ = ["JIT_DTYPES", "conv_max_pool_backward_jit", "conv_max_pool_forward_jit"]
 
@@ -42,7 +42,7 @@ JIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _CHUNKS = 8
 
 # ``numba.prange`` once the kernels compile (Numba reads the global then); ``range`` until then.
-prange: Any = range
+_prange: Any = range
 
 
 def _forward_kernel(
@@ -61,7 +61,7 @@ def _forward_kernel(
     kh, kw, channels, filters = kernel.shape
     batch, qh, qw, _ = window_max.shape
     width = qw * pw  # conv columns that some pooling window reads
-    for job in prange(batch * qh):
+    for job in _prange(batch * qh):
         n = job // qh
         qy = job - n * qh
         # One conv row at a time, tap by tap: each inner loop is one kernel row (all filters) times
@@ -120,7 +120,7 @@ def _backward_kernel(
     chunks = parts.shape[0]
     width = qw * pw
     zero = g.dtype.type(0)
-    for t in prange(chunks):
+    for t in _prange(chunks):
         part = parts[t]
         part[:] = zero
         routed = np.empty((width, filters), g.dtype)
@@ -154,22 +154,21 @@ def _backward_kernel(
                                         grad_padded[n, r, ox * sw + j * dw, c] += total
 
 
-_compiled: tuple[Any, Any] | None = None
+_KERNELS: tuple[Any, ...] | None = None
 
 
-def _kernels() -> tuple[Any, Any]:
+def _kernels() -> tuple[Any, ...]:
     """The compiled (forward, backward) kernels; imports Numba on the first call."""
-    global _compiled, prange
-    if _compiled is None:
-        numba = numba_module()
-        prange = numba.prange
-        # 'contract' allows fused multiply-adds (one rounding fewer than BLAS may do: the same tolerance).
-        forward = numba.njit(parallel=True, cache=True, nogil=True, fastmath={"contract"})(_forward_kernel)
-        # 'reassoc' lets LLVM vectorise the grad_x dot products over the filters (a reduction);
-        # no flag that changes NaN/inf handling.
-        backward = numba.njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc", "contract"})(_backward_kernel)
-        _compiled = (forward, backward)
-    return _compiled
+    # 'contract' allows fused multiply-adds (one rounding fewer than BLAS may do: the same tolerance).
+    # 'reassoc' lets LLVM vectorise the grad_x dot products over the filters (a reduction);
+    # no flag that changes NaN/inf handling.
+    return compiled_kernels(
+        globals(),
+        (
+            (_forward_kernel, {"fastmath": {"contract"}}),
+            (_backward_kernel, {"fastmath": {"reassoc", "contract"}}),
+        ),
+    )
 
 
 def _layout(geometry: WindowGeometry, pool_size: tuple[int, int]) -> tuple[int, int, int, int, int, int]:
@@ -200,8 +199,7 @@ def conv_max_pool_forward_jit(
     kernel = np.ascontiguousarray(kernel, padded.dtype)
     keep = winner is not None
     index = winner if winner is not None else np.empty((0, 0, 0, 0), np.uint8)
-    with launch_lock:
-        forward(padded, kernel, window_max, index, *_layout(geometry, pool_size), keep)
+    launch(forward, padded, kernel, window_max, index, *_layout(geometry, pool_size), keep)
 
 
 def conv_max_pool_backward_jit(
@@ -232,7 +230,6 @@ def conv_max_pool_backward_jit(
     chunks = max(1, min(_CHUNKS, padded.shape[0]))
     parts = np.empty((chunks, *kernel.shape), dtype)
     grad_padded = np.empty(padded.shape if compute_grad_x else (0, 0, 0, 0), dtype)
-    with launch_lock:
-        backward(padded, kernel, g, winner, parts, grad_padded, *_layout(geometry, pool_size), compute_grad_x)
+    launch(backward, padded, kernel, g, winner, parts, grad_padded, *_layout(geometry, pool_size), compute_grad_x)
     grad_kernel = parts[0].copy() if chunks == 1 else parts.sum(axis=0)
     return grad_kernel, (grad_padded if compute_grad_x else None)

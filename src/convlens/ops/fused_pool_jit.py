@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from convlens.ops.jit import launch_lock
+from convlens.ops.jit import compiled_kernels, jit_enabled, launch
 
 __all__ = ["JIT_DTYPES", "pool_slabs_jit", "route_gradient_jit"]
 
@@ -82,23 +82,21 @@ def _route_gradient(
                     routed[s, r, f] = source[r, f] * (one if winner[r, f] == s else zero)
 
 
-_prange: Any = range  # replaced by numba.prange inside the compiled kernels
-_KERNELS: tuple[Any, Any] | None = None
+_prange: Any = range  # numba.prange inside the compiled kernels (see convlens.ops.jit.compiled_kernels)
+_KERNELS: tuple[Any, ...] | None = None
 
 
-def kernels() -> tuple[Any, Any] | None:
+def kernels() -> tuple[Any, ...] | None:
     """The compiled (pool_slabs, route_gradient) kernels, or None when the JIT is off or Numba is missing."""
-    global _KERNELS, _prange
-    from convlens.ops.jit import jit_enabled, numba_module  # imports Numba on first use only
-
     if not jit_enabled():
         return None
-    if _KERNELS is None:
-        numba = numba_module()
-        _prange = numba.prange
-        options = {"parallel": True, "cache": True, "nogil": True}
-        _KERNELS = (numba.njit(**options)(_pool_slabs), numba.njit(**options)(_route_gradient))
-    return _KERNELS
+    return compiled_kernels(
+        globals(),
+        (
+            _pool_slabs,
+            _route_gradient,
+        ),
+    )
 
 
 def pool_slabs_jit(
@@ -114,8 +112,7 @@ def pool_slabs_jit(
     bias_arr = np.zeros(slabs.shape[2], slabs.dtype) if bias is None else bias.astype(slabs.dtype, copy=False)
     training = winner is not None
     winner_arr = winner if winner is not None else np.zeros((1, 1), np.uint8)
-    with launch_lock:
-        compiled[0](slabs, bias_arr, has_bias, relu, pooled, winner_arr, training)
+    launch(compiled[0], slabs, bias_arr, has_bias, relu, pooled, winner_arr, training)
     return True
 
 
@@ -128,6 +125,5 @@ def route_gradient_jit(
     compiled = kernels()
     if compiled is None:
         return False
-    with launch_lock:
-        compiled[1](grad, out, winner, relu, masked, routed)
+    launch(compiled[1], grad, out, winner, relu, masked, routed)
     return True

@@ -18,9 +18,10 @@ from __future__ import annotations
 import importlib
 import os
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["JIT_ENV", "jit_enabled", "launch_lock", "numba_module"]
+__all__ = ["JIT_ENV", "compiled_kernels", "jit_enabled", "launch", "launch_lock", "numba_module"]
 
 JIT_ENV = "CONVLENS_JIT"
 
@@ -67,3 +68,36 @@ def jit_enabled() -> bool:
     except ImportError:
         return False
     return True
+
+
+KernelSpec = Callable[..., Any] | tuple[Callable[..., Any], dict[str, Any]]
+
+
+def compiled_kernels(namespace: dict[str, Any], specs: Sequence[KernelSpec]) -> tuple[Any, ...]:
+    """Compile a module's kernels once and cache them in its ``_KERNELS`` global.
+
+    The kernels are plain module-level Python functions whose parallel loops iterate over the module
+    global ``_prange`` (``range`` until now, so the module imports and reads without Numba); it becomes
+    ``numba.prange`` before compiling. Each spec is a function or ``(function, extra njit options)``;
+    every kernel gets ``parallel=True, cache=True, nogil=True``.
+
+    Raises:
+        ImportError: Numba is not installed (callers check :func:`jit_enabled` first).
+    """
+    kernels = namespace.get("_KERNELS")
+    if kernels is None:
+        numba = numba_module()
+        namespace["_prange"] = numba.prange
+        built = []
+        for spec in specs:
+            function, extra = spec if isinstance(spec, tuple) else (spec, {})
+            built.append(numba.njit(parallel=True, cache=True, nogil=True, **extra)(function))
+        kernels = namespace["_KERNELS"] = tuple(built)
+    result: tuple[Any, ...] = kernels
+    return result
+
+
+def launch(kernel: Callable[..., Any], *args: Any) -> None:
+    """Run a compiled parallel kernel (one at a time: see :data:`launch_lock`)."""
+    with launch_lock:
+        kernel(*args)

@@ -26,14 +26,14 @@ from typing import Any
 import numpy as np
 
 from convlens.geometry import WindowGeometry
-from convlens.ops.jit import launch_lock, numba_module
+from convlens.ops.jit import compiled_kernels, launch
 
 __all__ = ["JIT_DTYPES", "max_pool2d_backward_jit", "max_pool2d_forward_jit"]
 
 JIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # ``numba.prange`` once the kernels compile (Numba reads the global then); ``range`` until then.
-prange: Any = range
+_prange: Any = range
 
 
 def _forward_kernel(
@@ -42,7 +42,7 @@ def _forward_kernel(
     batch, height, width, channels = x.shape
     _, out_h, out_w, _ = out.shape
     taps = kh * kw
-    for n in prange(batch):
+    for n in _prange(batch):
         # One output row at a time, offset by offset: each pass is a short contiguous stream.
         for oh in range(out_h):
             row = out[n, oh]
@@ -107,7 +107,7 @@ def _backward_kernel(
     batch, height, width, channels = grad_x.shape
     _, out_h, out_w, _ = grad_out.shape
     taps = kh * kw
-    for n in prange(batch):
+    for n in _prange(batch):
         if not covered:
             for r in range(height):
                 for c in range(width):
@@ -149,18 +149,12 @@ def _backward_kernel(
                                     target[c, ch] = g if index[ow, ch] == k else g * zero
 
 
-_compiled: tuple[Any, Any] | None = None
+_KERNELS: tuple[Any, ...] | None = None
 
 
-def _kernels() -> tuple[Any, Any]:
+def _kernels() -> tuple[Any, ...]:
     """The compiled (forward, backward) kernels; imports Numba on the first call."""
-    global _compiled, prange
-    if _compiled is None:
-        numba = numba_module()
-        prange = numba.prange
-        jit = numba.njit(parallel=True, cache=True, nogil=True)
-        _compiled = (jit(_forward_kernel), jit(_backward_kernel))
-    return _compiled
+    return compiled_kernels(globals(), (_forward_kernel, _backward_kernel))
 
 
 def _layout(geometry: WindowGeometry) -> tuple[int, int, int, int, int, int]:
@@ -182,8 +176,7 @@ def max_pool2d_forward_jit(x: np.ndarray, geometry: WindowGeometry, out: np.ndar
     x = np.ascontiguousarray(x)
     keep = argmax is not None
     index = argmax if argmax is not None else np.empty((0, 0, 0, 0), np.uint8)
-    with launch_lock:
-        forward(x, out, index, *_layout(geometry), keep, x.dtype.type(-np.inf))
+    launch(forward, x, out, index, *_layout(geometry), keep, x.dtype.type(-np.inf))
 
 
 def max_pool2d_backward_jit(
@@ -205,6 +198,5 @@ def max_pool2d_backward_jit(
         not overlap and (sh, sw) == (kh, kw) and not geometry.is_padded and tuple(geometry.used_size) == (height, width)
     )
     grad_x = np.empty((batch, height, width, channels), dtype)
-    with launch_lock:
-        backward(grad, index, grad_x, *_layout(geometry), overlap, covered, dtype.type(0))
+    launch(backward, grad, index, grad_x, *_layout(geometry), overlap, covered, dtype.type(0))
     return grad_x

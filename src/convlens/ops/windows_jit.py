@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from convlens.geometry import WindowGeometry
-from convlens.ops.jit import launch_lock
+from convlens.ops.jit import compiled_kernels, jit_enabled, launch
 
 __all__ = ["col2im_compiled", "col2im_jit", "im2col_jit", "kernels"]
 
@@ -68,23 +68,21 @@ def _col2im(
                                 grad_x[n, row, col, c] += grad_cols[n, oy, ox, i, j, c]
 
 
-_prange: Any = range  # replaced by numba.prange inside the compiled kernels
-_KERNELS: tuple[Any, Any] | None = None
+_prange: Any = range  # numba.prange inside the compiled kernels (see convlens.ops.jit.compiled_kernels)
+_KERNELS: tuple[Any, ...] | None = None
 
 
-def kernels() -> tuple[Any, Any] | None:
+def kernels() -> tuple[Any, ...] | None:
     """The compiled (im2col, col2im) kernels, or None when the JIT is off or Numba is missing."""
-    global _KERNELS, _prange
-    from convlens.ops.jit import jit_enabled, numba_module  # imports Numba on first use only
-
     if not jit_enabled():
         return None
-    if _KERNELS is None:
-        numba = numba_module()
-        _prange = numba.prange
-        options = {"parallel": True, "cache": True, "nogil": True}
-        _KERNELS = (numba.njit(**options)(_im2col), numba.njit(**options)(_col2im))
-    return _KERNELS
+    return compiled_kernels(
+        globals(),
+        (
+            _im2col,
+            _col2im,
+        ),
+    )
 
 
 def col2im_compiled(dtype: np.dtype[Any]) -> bool:
@@ -104,8 +102,7 @@ def im2col_jit(x: np.ndarray, cols: np.ndarray, geometry: WindowGeometry) -> boo
     if compiled is None:
         return False
     (pt, _), (pl, _) = geometry.pads
-    with launch_lock:
-        compiled[0](x, cols, *geometry.strides, *geometry.dilation_rate, pt, pl)
+    launch(compiled[0], x, cols, *geometry.strides, *geometry.dilation_rate, pt, pl)
     return True
 
 
@@ -119,6 +116,5 @@ def col2im_jit(grad_cols: np.ndarray, grad_x: np.ndarray, geometry: WindowGeomet
     if compiled is None:
         return False
     (pt, _), (pl, _) = geometry.pads
-    with launch_lock:
-        compiled[1](grad_cols, grad_x, *geometry.strides, *geometry.dilation_rate, pt, pl)
+    launch(compiled[1], grad_cols, grad_x, *geometry.strides, *geometry.dilation_rate, pt, pl)
     return True

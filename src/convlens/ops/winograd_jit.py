@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from convlens.ops.jit import launch_lock
+from convlens.ops.jit import compiled_kernels, jit_enabled, launch
 
 __all__ = ["grad_transform", "input_adjoint", "input_transform", "kernels", "output_transform"]
 
@@ -218,28 +218,23 @@ def _input_adjoint(dv: Any, grad_x: Any, pt: int, pl: int) -> None:  # pragma: n
                     grad_x[n, y, x, c] = acc[y + pt, x + pl, c]
 
 
-_prange: Any = range  # replaced by numba.prange inside the compiled kernels
-_KERNELS: tuple[Any, Any, Any, Any] | None = None
+_prange: Any = range  # numba.prange inside the compiled kernels (see convlens.ops.jit.compiled_kernels)
+_KERNELS: tuple[Any, ...] | None = None
 
 
-def kernels() -> tuple[Any, Any, Any, Any] | None:
-    """The compiled (input, output, gradient, input-adjoint) transforms, or None when the JIT is off or unavailable."""
-    global _KERNELS, _prange
-    from convlens.ops.jit import jit_enabled, numba_module  # imports Numba on first use only
-
+def kernels() -> tuple[Any, ...] | None:
+    """The compiled (input, output, gradient, input-adjoint) transforms; None when the JIT is off or unavailable."""
     if not jit_enabled():
         return None
-    if _KERNELS is None:
-        numba = numba_module()
-        _prange = numba.prange
-        options = {"parallel": True, "cache": True, "nogil": True, "fastmath": False}
-        _KERNELS = (
-            numba.njit(**options)(_input_transform),
-            numba.njit(**options)(_output_transform),
-            numba.njit(**options)(_grad_transform),
-            numba.njit(**options)(_input_adjoint),
-        )
-    return _KERNELS
+    return compiled_kernels(
+        globals(),
+        (
+            _input_transform,
+            _output_transform,
+            _grad_transform,
+            _input_adjoint,
+        ),
+    )
 
 
 def input_transform(padded: np.ndarray, v: np.ndarray) -> bool:
@@ -247,8 +242,7 @@ def input_transform(padded: np.ndarray, v: np.ndarray) -> bool:
     compiled = kernels()
     if compiled is None:
         return False
-    with launch_lock:
-        compiled[0](padded, v)
+    launch(compiled[0], padded, v)
     return True
 
 
@@ -257,8 +251,7 @@ def output_transform(m: np.ndarray, bias: np.ndarray, out: np.ndarray) -> bool:
     compiled = kernels()
     if compiled is None:
         return False
-    with launch_lock:
-        compiled[1](m, bias, out)
+    launch(compiled[1], m, bias, out)
     return True
 
 
@@ -267,8 +260,7 @@ def grad_transform(grad_out: np.ndarray, dm: np.ndarray) -> bool:
     compiled = kernels()
     if compiled is None:
         return False
-    with launch_lock:
-        compiled[2](grad_out, dm)
+    launch(compiled[2], grad_out, dm)
     return True
 
 
@@ -279,6 +271,5 @@ def input_adjoint(dv: np.ndarray, grad_x: np.ndarray, pads: tuple[int, int]) -> 
     compiled = kernels()
     if compiled is None:
         return False
-    with launch_lock:
-        compiled[3](dv, grad_x, *pads)
+    launch(compiled[3], dv, grad_x, *pads)
     return True
