@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+if __name__ == "__main__" and '"convlens"' in sys.argv[1]:
+    import convlens  # noqa: F401  - before NumPy, as a user's `import convlens as cl` script or the CLI loads it
 import numpy as np
 
 CASES: list[tuple[int, int, int, int, int, int, str]] = [

@@ -6,13 +6,14 @@ import json
 import sys
 import time
 
+import convlens as cl  # before NumPy, as a user's `import convlens as cl` script or the CLI loads it
+
+# isort: split
 import numpy as np
 
 
 def main() -> None:
     args = json.loads(sys.argv[1])
-    import convlens as cl
-
     cl.utils.set_random_seed(0)
     n, batch, repeats, mode = args["n"], args["batch"], args["repeats"], args["mode"]
     rng = np.random.default_rng(0)
