@@ -30,7 +30,7 @@ import numpy as np
 from convlens.geometry import WindowGeometry
 from convlens.ops import winograd_jit
 from convlens.ops.parallel import parallel_over_batch
-from convlens.ops.windows import Workspace
+from convlens.ops.windows import Workspace, crop, pad
 
 __all__ = ["WinogradConv", "kernel_transform", "winograd_applies"]
 
@@ -91,7 +91,7 @@ def _chunks(part: slice, per_item_bytes: int) -> list[slice]:
 class WinogradConv:
     """F(2x2, 3x3) convolution for one input shape and geometry; buffers reused across calls.
 
-    ``forward`` keeps the transformed input V, which :meth:`grad_kernel` needs.
+    ``forward`` keeps the transformed input V, which :meth:`backward` needs.
 
     Shapes:
         x: (N, H, W, C); kernel: (3, 3, C, F); bias: (F,); out: (N, OH, OW, F)
@@ -107,35 +107,25 @@ class WinogradConv:
         self.tiles = ((oh + 1) // 2, (ow + 1) // 2)
         self._v: np.ndarray | None = None
         self._v_source: np.ndarray | None = None
+        # The tiles read a (2 TH + 2, 2 TW + 2) window of the input: the convolution's pads plus, for an odd
+        # output size, one more zero row/column after. Padding and cropping go through this geometry.
+        height, width = x_shape[1:3]
+        (pt, _), (pl, _) = geometry.pads
+        extra = ((pt, 2 * self.tiles[0] + 2 - height - pt), (pl, 2 * self.tiles[1] + 2 - width - pl))
+        self.tile_geometry = WindowGeometry.resolve((height, width), (4, 4), 2, extra)
+        # The output gradient's 2x2 tiles: zeros after an odd last row/column.
+        oh, ow = self.out_size
+        even = ((0, 2 * self.tiles[0] - oh), (0, 2 * self.tiles[1] - ow))
+        self.grad_geometry = WindowGeometry.resolve((oh, ow), (2, 2), 2, even)
 
     @property
     def tile_count(self) -> int:
         """T = N * ceil(OH / 2) * ceil(OW / 2)."""
         return self.x_shape[0] * self.tiles[0] * self.tiles[1]
 
-    def _padded(self, x: np.ndarray) -> np.ndarray:
-        """x padded to (N, 2 TH + 2, 2 TW + 2, C): the geometry's pads plus zeros for an odd output edge."""
-        (pt, _), (pl, _) = self.geometry.pads
-        batch, height, width, channels = x.shape
-        th, tw = self.tiles
-        hq, wq = 2 * th + 2, 2 * tw + 2
-        if (pt, pl) == (0, 0) and (hq, wq) == (height, width):
-            return x
-        out = self.workspace.get("wino_padded", (batch, hq, wq, channels), x.dtype)
-        out[:, :pt] = 0
-        out[:, pt + height :] = 0
-        out[:, pt : pt + height, :pl] = 0
-        out[:, pt : pt + height, pl + width :] = 0
-
-        def work(part: slice) -> None:
-            out[part, pt : pt + height, pl : pl + width] = x[part]
-
-        parallel_over_batch(work, batch, x.nbytes)
-        return out
-
     def transform_input(self, x: np.ndarray) -> np.ndarray:
         """V = B^T d B for every 4x4 input tile (stride 2) and channel: (16, T, C)."""
-        padded = self._padded(x)
+        padded = pad(x, self.tile_geometry, workspace=self.workspace, name="wino_padded")
         batch, hq, wq, channels = padded.shape
         th, tw = self.tiles
         v = self.workspace.get("wino_v", (4, 4, batch, th, tw, channels), x.dtype)
@@ -241,15 +231,16 @@ class WinogradConv:
 
     def _transform_input_adjoint(self, dv: np.ndarray) -> np.ndarray:
         """dL/dx (N, H, W, C) from dV (16, T, C): B dV B^T per tile, summed where the tiles overlap, cropped."""
-        batch, height, width, channels = self.x_shape
+        batch, _, _, channels = self.x_shape
         th, tw = self.tiles
         (pt, _), (pl, _) = self.geometry.pads
         grad_x = np.empty(self.x_shape, dv.dtype)
         dv6 = dv.reshape(4, 4, batch, th, tw, channels)
         if winograd_jit.input_adjoint(dv6.reshape(16, batch, th, tw, channels), grad_x, (pt, pl)):
             return grad_x
-        hq, wq = 2 * th + 2, 2 * tw + 2
-        grad_padded = self.workspace.get("wino_grad_x", (batch, hq, wq, channels), dv.dtype, zero=True)
+        grad_padded = self.workspace.get(
+            "wino_grad_x", (batch, *self.tile_geometry.padded_size, channels), dv.dtype, zero=True
+        )
         dtype = dv.dtype
 
         def work(part: slice) -> None:
@@ -275,23 +266,17 @@ class WinogradConv:
                         target[:, i : i + 2 * th : 2, j : j + 2 * tw : 2] += tile[i, j]
 
         parallel_over_batch(work, batch, dv.nbytes)
-        np.copyto(grad_x, grad_padded[:, pt : pt + height, pl : pl + width])
+        np.copyto(grad_x, crop(grad_padded, self.tile_geometry))
         return grad_x
 
     def _transform_grad(self, grad_out: np.ndarray) -> np.ndarray:
         """dM = A dY A^T per 2x2 output-gradient tile: (16, T, F) (zeros stand in past an odd edge)."""
         batch, filters = self.x_shape[0], self.filters
         th, tw = self.tiles
-        oh, ow = self.out_size
         dm = self.workspace.get("wino_dm", (4, 4, batch, th, tw, filters), grad_out.dtype)
         if winograd_jit.grad_transform(np.ascontiguousarray(grad_out), dm.reshape(16, batch, th, tw, filters)):
             return dm.reshape(16, batch * th * tw, filters)
-        if (2 * th, 2 * tw) != (oh, ow):
-            padded = self.workspace.get("wino_grad_padded", (batch, 2 * th, 2 * tw, filters), grad_out.dtype)
-            padded[:, oh:] = 0
-            padded[:, :, ow:] = 0
-            padded[:, :oh, :ow] = grad_out
-            grad_out = padded
+        grad_out = pad(grad_out, self.grad_geometry, workspace=self.workspace, name="wino_grad_padded")
         g6 = grad_out.reshape(batch, th, 2, tw, 2, filters)
         dtype = grad_out.dtype
 
