@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 from _stress_runner import Case
-
 from tests.support.bad_values import (
     ARRAY_VALUES,
     BOOL_VALUES,
@@ -26,8 +25,17 @@ from tests.support.bad_values import (
     PADDING_VALUES,
 )
 
-SAME_VALUES = ("bool", "int64", "uint8", "float64", "nested_list", "fortran", "noncontiguous", "readonly",
-               "broadcast_moderate")  # fmt: skip
+SAME_VALUES = (
+    "bool",
+    "int64",
+    "uint8",
+    "float64",
+    "nested_list",
+    "fortran",
+    "noncontiguous",
+    "readonly",
+    "broadcast_moderate",
+)
 
 
 @dataclass
@@ -38,6 +46,7 @@ class Family:
     call: Callable[..., Any]
     base: Callable[[np.random.Generator], dict[str, Any]]
     arrays: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ("bias", "gamma", "beta", "mask")  # arrays for which None is a valid value
     ints: tuple[str, ...] = ()  # sizes, strides...: zero is invalid
     int_any: tuple[str, ...] = ()  # axis, seed...: zero may be valid
     floats: tuple[str, ...] = ()  # must be finite
@@ -66,7 +75,7 @@ def _floating(result: Any) -> str | None:
         result = result.y
     items = result if isinstance(result, tuple) else (result,)
     for item in items:
-        if item is None or isinstance(item, (float, int)) and not isinstance(item, bool):
+        if item is None or isinstance(item, (float, int, bool, np.bool_)):  # a cache's flags and sizes
             continue
         if isinstance(item, np.ndarray):
             if item.dtype.kind != "f":
@@ -107,6 +116,8 @@ def _mutation_pool(family: Family) -> list[tuple[str, str, Any, str]]:
         for label, factory, kind in ARRAY_VALUES:
             if i > 0 and label.startswith(("zero_", "broadcast_moderate")):
                 kind = "any"  # an empty or broadcast kernel, bias, label array... is not an edge case
+            if label == "none" and arg in family.optional:
+                kind = "any"
             pool.append((arg, f"array:{label}", factory, kind))
     for arg in family.ints:
         for label, value, kind in INT_VALUES:
@@ -114,13 +125,19 @@ def _mutation_pool(family: Family) -> list[tuple[str, str, Any, str]]:
                 kind = "invalid" if label == "zero" else kind
             pool.append((arg, f"int:{label}", value, kind))
     for arg in family.int_any:
-        pool += [(arg, f"int:{label}", value, kind) for label, value, kind in INT_VALUES]
+        pool += [
+            (arg, f"int:{label}", value, "any" if label == "minus_one" else kind) for label, value, kind in INT_VALUES
+        ]
     for arg in family.floats:
-        pool += [(arg, f"float:{label}", value, "invalid" if label == "inf" else kind) for label, value, kind in FLOAT_VALUES]  # fmt: skip
+        pool += [
+            (arg, f"float:{label}", value, "invalid" if label == "inf" else kind) for label, value, kind in FLOAT_VALUES
+        ]
     for arg in family.float_inf_ok:
         pool += [(arg, f"float:{label}", value, kind) for label, value, kind in FLOAT_VALUES]
     for arg in family.choices:
-        pool += [(arg, f"choice:{label}", value, "any" if kind == "edge" else kind) for label, value, kind in CHOICE_VALUES]  # fmt: skip
+        pool += [
+            (arg, f"choice:{label}", value, "any" if kind == "edge" else kind) for label, value, kind in CHOICE_VALUES
+        ]
     for arg in family.paddings:
         pool += [(arg, f"padding:{label}", value, kind) for label, value, kind in PADDING_VALUES]
     for arg in family.bools:
@@ -159,19 +176,21 @@ def _case(family: Family, picks: list[tuple[str, str, Any, str]], seed: int, pre
         nprng = np.random.default_rng(seed)
         kwargs = family.base(nprng)
         canonical = dict(kwargs)
+        comparable = True
         for arg, what, value, _ in picks:
             if what.startswith("array:"):
                 shape = np.shape(kwargs[arg]) if kwargs.get(arg) is not None else (2, 3)
                 kwargs[arg] = value(tuple(shape), nprng)
-                name = what.split(":", 1)[1]
-                if name in SAME_VALUES:
-                    canonical[arg] = np.ascontiguousarray(np.asarray(kwargs[arg], dtype=np.float64))
+                if what.split(":", 1)[1] in SAME_VALUES:
+                    # The documented conversion: integers and bools become float32, floats keep their dtype.
+                    plain = np.ascontiguousarray(np.asarray(kwargs[arg]))
+                    canonical[arg] = plain.astype(np.float32) if plain.dtype.kind in "biu" else plain
                 else:
-                    canonical = {}
+                    comparable = False
             else:
                 kwargs[arg] = value
-                canonical = {}
-        return kwargs, canonical
+                comparable = False
+        return kwargs, canonical if comparable else {}
 
     def run() -> Any:
         kwargs, _ = arguments()
@@ -181,7 +200,7 @@ def _case(family: Family, picks: list[tuple[str, str, Any, str]], seed: int, pre
         bad = family.result_check(result) if family.result_check is not None else _floating(result)
         if bad:
             return bad
-        kwargs, canonical = arguments()
+        _kwargs, canonical = arguments()
         main = family.arrays[0] if family.arrays else None
         zero_batch = any(what == "array:zero_batch" and arg == main for arg, what, _, _ in picks)
         if zero_batch and family.batch_out and not _first_axis_zero(result):
@@ -198,6 +217,12 @@ def _case(family: Family, picks: list[tuple[str, str, Any, str]], seed: int, pre
     return Case(family=f"{prefix}.{family.name}", label=label, run=run, kind=kind, arg=invalid_arg, check=check)
 
 
+def _is_geometry(result: Any) -> str | None:
+    from convlens.geometry import WindowGeometry
+
+    return None if isinstance(result, WindowGeometry) else f"result of type {type(result).__name__}"
+
+
 # ----- op families -----------------------------------------------------------------------------------
 def _r(rng: np.random.Generator, *shape: int) -> np.ndarray:
     return rng.standard_normal(shape).astype(np.float32)
@@ -207,96 +232,309 @@ def op_families() -> list[Family]:
     from convlens import ops
     from convlens.geometry import WindowGeometry
 
-    conv_args = dict(ints=("strides", "dilation_rate", "groups"), paddings=("padding",), choices=("data_format",))
-    pool_args = dict(ints=("pool_size", "strides"), choices=("padding", "data_format"))
+    conv_args = {"ints": ("strides", "dilation_rate", "groups"), "paddings": ("padding",), "choices": ("data_format",)}
+    pool_args = {"ints": ("pool_size", "strides"), "choices": ("padding", "data_format")}
     fams = [
-        Family("conv2d", ops.conv2d, lambda r: dict(x=_r(r, 2, 6, 5, 3), kernel=_r(r, 3, 2, 3, 4), bias=_r(r, 4),
-               strides=1, padding="valid", dilation_rate=1, groups=1, data_format="channels_last"),
-               arrays=("x", "kernel", "bias"), weight=3, **conv_args),  # fmt: skip
-        Family("conv2d_backward", ops.conv2d_backward, lambda r: dict(grad_out=_r(r, 2, 4, 4, 4), x=_r(r, 2, 6, 5, 3),
-               kernel=_r(r, 3, 2, 3, 4), strides=1, padding="valid", dilation_rate=1, groups=1),
-               arrays=("x", "grad_out", "kernel"), ints=("strides", "dilation_rate", "groups"),
-               paddings=("padding",), bools=("compute_grad_x",), weight=2, batch_out=False),  # fmt: skip
-        Family("conv1d", ops.conv1d, lambda r: dict(x=_r(r, 2, 7, 3), kernel=_r(r, 3, 3, 4), bias=None, strides=1,
-               padding="causal", dilation_rate=1, groups=1), arrays=("x", "kernel", "bias"), weight=2, **conv_args),  # fmt: skip
-        Family("conv1d_backward", ops.conv1d_backward, lambda r: dict(grad_out=_r(r, 2, 5, 4), x=_r(r, 2, 7, 3),
-               kernel=_r(r, 3, 3, 4)), arrays=("x", "grad_out", "kernel"), ints=("strides", "dilation_rate"),
-               paddings=("padding",), batch_out=False),  # fmt: skip
-        Family("max_pool2d", ops.max_pool2d, lambda r: dict(x=_r(r, 2, 6, 5, 3), pool_size=2, strides=None,
-               padding="valid"), arrays=("x",), weight=2, **pool_args),  # fmt: skip
-        Family("avg_pool2d", ops.avg_pool2d, lambda r: dict(x=_r(r, 2, 6, 5, 3), pool_size=2, strides=None,
-               padding="same"), arrays=("x",), weight=2, **pool_args),  # fmt: skip
-        Family("max_pool1d", ops.max_pool1d, lambda r: dict(x=_r(r, 2, 7, 3), pool_size=2, padding="same"),
-               arrays=("x",), **pool_args),  # fmt: skip
-        Family("avg_pool1d", ops.avg_pool1d, lambda r: dict(x=_r(r, 2, 7, 3), pool_size=3, strides=2),
-               arrays=("x",), **pool_args),  # fmt: skip
-        Family("max_pool2d_backward", ops.max_pool2d_backward, lambda r: dict(grad_out=_r(r, 2, 3, 2, 3),
-               x=_r(r, 2, 6, 5, 3), pool_size=2), arrays=("x", "grad_out"), batch_out=False, **pool_args),  # fmt: skip
-        Family("avg_pool1d_backward", ops.avg_pool1d_backward, lambda r: dict(grad_out=_r(r, 2, 3, 3),
-               x=_r(r, 2, 7, 3), pool_size=2), arrays=("x", "grad_out"), batch_out=False, **pool_args),  # fmt: skip
-        Family("global_max_pool2d", ops.global_max_pool2d, lambda r: dict(x=_r(r, 2, 4, 8, 3)), arrays=("x",),
-               bools=("keepdims",), choices=("data_format",), weight=1.5),  # fmt: skip
-        Family("global_avg_pool1d", ops.global_avg_pool1d, lambda r: dict(x=_r(r, 2, 4, 3)), arrays=("x",),
-               bools=("keepdims",), choices=("data_format",)),  # fmt: skip
-        Family("global_max_pool2d_backward", ops.global_max_pool2d_backward, lambda r: dict(grad_out=_r(r, 2, 3),
-               x=_r(r, 2, 4, 8, 3)), arrays=("grad_out", "x"), bools=("keepdims",), batch_out=False),  # fmt: skip
-        Family("dense", ops.dense, lambda r: dict(x=_r(r, 4, 5), kernel=_r(r, 5, 3), bias=_r(r, 3)),
-               arrays=("x", "kernel", "bias"), weight=2),  # fmt: skip
-        Family("dense_backward", ops.dense_backward, lambda r: dict(grad_out=_r(r, 4, 3), x=_r(r, 4, 5),
-               kernel=_r(r, 5, 3)), arrays=("grad_out", "x", "kernel"), bools=("compute_grad_x",),
-               batch_out=False),  # fmt: skip
-        Family("dropout", ops.dropout, lambda r: dict(x=_r(r, 4, 5), rate=0.5, rng=np.random.default_rng(0),
-               training=True), arrays=("x",), floats=("rate",), bools=("training",),
-               extra=[("rng", "rng:none", None, "invalid"), ("rng", "rng:int", 3, "invalid"),
-                      ("rng", "rng:str", "x", "invalid")], weight=1.5),  # fmt: skip
-        Family("dropout_backward", ops.dropout_backward, lambda r: dict(grad_out=_r(r, 4, 5), mask=_r(r, 4, 5)),
-               arrays=("grad_out", "mask"), batch_out=False),  # fmt: skip
-        Family("batch_norm_forward", ops.batch_norm_forward, lambda r: dict(x=_r(r, 4, 3, 5), gamma=_r(r, 5),
-               beta=_r(r, 5), moving_mean=np.zeros(5, np.float32), moving_variance=np.ones(5, np.float32),
-               momentum=0.9, epsilon=1e-3, training=True), arrays=("x", "gamma", "beta", "moving_mean",
-               "moving_variance"), floats=("momentum", "epsilon"), bools=("training",), weight=2),  # fmt: skip
-        Family("softmax", ops.softmax, lambda r: dict(x=_r(r, 4, 5), axis=-1), arrays=("x",), int_any=("axis",),
-               weight=1.5),  # fmt: skip
-        Family("softmax_backward", ops.softmax_backward, lambda r: dict(grad_out=_r(r, 4, 5), y=_r(r, 4, 5)),
-               arrays=("grad_out", "y"), int_any=("axis",), batch_out=False),  # fmt: skip
-        Family("relu", ops.relu, lambda r: dict(x=_r(r, 4, 5)), arrays=("x",)),
-        Family("relu_backward", ops.relu_backward, lambda r: dict(grad_out=_r(r, 4, 5), y=_r(r, 4, 5)),
-               arrays=("grad_out", "y"), batch_out=False),  # fmt: skip
-        Family("sigmoid", ops.sigmoid, lambda r: dict(x=_r(r, 4, 5)), arrays=("x",)),
-        Family("tanh", ops.tanh, lambda r: dict(x=_r(r, 4, 5)), arrays=("x",)),
-        Family("gelu", ops.gelu, lambda r: dict(x=_r(r, 4, 5)), arrays=("x",), bools=("approximate",)),
-        Family("elu", ops.elu, lambda r: dict(x=_r(r, 4, 5), alpha=1.0), arrays=("x",), floats=("alpha",)),
-        Family("leaky_relu", ops.leaky_relu, lambda r: dict(x=_r(r, 4, 5), negative_slope=0.2), arrays=("x",),
-               floats=("negative_slope",)),  # fmt: skip
-        Family("softplus", ops.softplus, lambda r: dict(x=_r(r, 4, 5)), arrays=("x",)),
-        Family("silu", ops.silu, lambda r: dict(x=_r(r, 4, 5)), arrays=("x",)),
-        Family("erf", ops.erf, lambda r: dict(x=_r(r, 4, 5)), arrays=("x",), weight=0.5),
-        Family("sigmoid_backward", ops.sigmoid_backward, lambda r: dict(grad_out=_r(r, 4, 5), y=_r(r, 4, 5)),
-               arrays=("grad_out", "y"), batch_out=False, weight=0.5),  # fmt: skip
-        Family("sparse_categorical_crossentropy", ops.sparse_categorical_crossentropy,
-               lambda r: dict(y_true=r.integers(0, 3, 4), y_pred=np.abs(_r(r, 4, 3)) + 0.1),
-               arrays=("y_true", "y_pred"), bools=("from_logits",), batch_out=False, weight=1.5),  # fmt: skip
-        Family("categorical_crossentropy_backward", ops.categorical_crossentropy_backward,
-               lambda r: dict(y_true=np.eye(3, dtype=np.float32)[r.integers(0, 3, 4)], y_pred=np.abs(_r(r, 4, 3)) + 0.1),
-               arrays=("y_true", "y_pred"), bools=("from_logits",), batch_out=False),  # fmt: skip
-        Family("binary_crossentropy", ops.binary_crossentropy, lambda r: dict(y_true=(_r(r, 4, 1) > 0) * 1.0,
-               y_pred=np.full((4, 1), 0.3, np.float32)), arrays=("y_true", "y_pred"), bools=("from_logits",),
-               batch_out=False),  # fmt: skip
-        Family("mean_squared_error", ops.mean_squared_error, lambda r: dict(y_true=_r(r, 4, 2), y_pred=_r(r, 4, 2)),
-               arrays=("y_true", "y_pred"), batch_out=False),  # fmt: skip
-        Family("softmax_cross_entropy_with_logits", ops.softmax_cross_entropy_with_logits,
-               lambda r: dict(labels=r.integers(0, 3, 4), logits=_r(r, 4, 3)), arrays=("labels", "logits"),
-               batch_out=False),  # fmt: skip
-        Family("WindowGeometry.resolve", WindowGeometry.resolve, lambda r: dict(input_size=(7, 6), kernel_size=3,
-               strides=1, padding="same", dilation_rate=1), ints=("kernel_size", "strides", "dilation_rate"),
-               paddings=("padding",), extra=[("input_size", "size:none", None, "invalid"),
-               ("input_size", "size:huge", (10**12, 10**12), "any"), ("input_size", "size:neg", (-1, 3), "invalid"),
-               ("input_size", "size:str", "7x6", "invalid")], batch_out=False),  # fmt: skip
+        Family(
+            "conv2d",
+            ops.conv2d,
+            lambda r: {
+                "x": _r(r, 2, 6, 5, 3),
+                "kernel": _r(r, 3, 2, 3, 4),
+                "bias": _r(r, 4),
+                "strides": 1,
+                "padding": "valid",
+                "dilation_rate": 1,
+                "groups": 1,
+                "data_format": "channels_last",
+            },
+            arrays=("x", "kernel", "bias"),
+            weight=3,
+            **conv_args,
+        ),
+        Family(
+            "conv2d_backward",
+            ops.conv2d_backward,
+            lambda r: {
+                "grad_out": _r(r, 2, 4, 4, 4),
+                "x": _r(r, 2, 6, 5, 3),
+                "kernel": _r(r, 3, 2, 3, 4),
+                "strides": 1,
+                "padding": "valid",
+                "dilation_rate": 1,
+                "groups": 1,
+            },
+            arrays=("x", "grad_out", "kernel"),
+            ints=("strides", "dilation_rate", "groups"),
+            paddings=("padding",),
+            bools=("compute_grad_x",),
+            weight=2,
+            batch_out=False,
+        ),
+        Family(
+            "conv1d",
+            ops.conv1d,
+            lambda r: {
+                "x": _r(r, 2, 7, 3),
+                "kernel": _r(r, 3, 3, 4),
+                "bias": None,
+                "strides": 1,
+                "padding": "causal",
+                "dilation_rate": 1,
+                "groups": 1,
+            },
+            arrays=("x", "kernel", "bias"),
+            weight=2,
+            **conv_args,
+        ),
+        Family(
+            "conv1d_backward",
+            ops.conv1d_backward,
+            lambda r: {"grad_out": _r(r, 2, 5, 4), "x": _r(r, 2, 7, 3), "kernel": _r(r, 3, 3, 4)},
+            arrays=("x", "grad_out", "kernel"),
+            ints=("strides", "dilation_rate"),
+            paddings=("padding",),
+            batch_out=False,
+        ),
+        Family(
+            "max_pool2d",
+            ops.max_pool2d,
+            lambda r: {"x": _r(r, 2, 6, 5, 3), "pool_size": 2, "strides": None, "padding": "valid"},
+            arrays=("x",),
+            weight=2,
+            **pool_args,
+        ),
+        Family(
+            "avg_pool2d",
+            ops.avg_pool2d,
+            lambda r: {"x": _r(r, 2, 6, 5, 3), "pool_size": 2, "strides": None, "padding": "same"},
+            arrays=("x",),
+            weight=2,
+            **pool_args,
+        ),
+        Family(
+            "max_pool1d",
+            ops.max_pool1d,
+            lambda r: {"x": _r(r, 2, 7, 3), "pool_size": 2, "padding": "same"},
+            arrays=("x",),
+            **pool_args,
+        ),
+        Family(
+            "avg_pool1d",
+            ops.avg_pool1d,
+            lambda r: {"x": _r(r, 2, 7, 3), "pool_size": 3, "strides": 2},
+            arrays=("x",),
+            **pool_args,
+        ),
+        Family(
+            "max_pool2d_backward",
+            ops.max_pool2d_backward,
+            lambda r: {"grad_out": _r(r, 2, 3, 2, 3), "x": _r(r, 2, 6, 5, 3), "pool_size": 2},
+            arrays=("x", "grad_out"),
+            batch_out=False,
+            **pool_args,
+        ),
+        Family(
+            "avg_pool1d_backward",
+            ops.avg_pool1d_backward,
+            lambda r: {"grad_out": _r(r, 2, 3, 3), "x": _r(r, 2, 7, 3), "pool_size": 2},
+            arrays=("x", "grad_out"),
+            batch_out=False,
+            **pool_args,
+        ),
+        Family(
+            "global_max_pool2d",
+            ops.global_max_pool2d,
+            lambda r: {"x": _r(r, 2, 4, 8, 3)},
+            arrays=("x",),
+            bools=("keepdims",),
+            choices=("data_format",),
+            weight=1.5,
+        ),
+        Family(
+            "global_avg_pool1d",
+            ops.global_avg_pool1d,
+            lambda r: {"x": _r(r, 2, 4, 3)},
+            arrays=("x",),
+            bools=("keepdims",),
+            choices=("data_format",),
+        ),
+        Family(
+            "global_max_pool2d_backward",
+            ops.global_max_pool2d_backward,
+            lambda r: {"grad_out": _r(r, 2, 3), "x": _r(r, 2, 4, 8, 3)},
+            arrays=("grad_out", "x"),
+            bools=("keepdims",),
+            batch_out=False,
+        ),
+        Family(
+            "dense",
+            ops.dense,
+            lambda r: {"x": _r(r, 4, 5), "kernel": _r(r, 5, 3), "bias": _r(r, 3)},
+            arrays=("x", "kernel", "bias"),
+            weight=2,
+        ),
+        Family(
+            "dense_backward",
+            ops.dense_backward,
+            lambda r: {"grad_out": _r(r, 4, 3), "x": _r(r, 4, 5), "kernel": _r(r, 5, 3)},
+            arrays=("grad_out", "x", "kernel"),
+            bools=("compute_grad_x",),
+            batch_out=False,
+        ),
+        Family(
+            "dropout",
+            ops.dropout,
+            lambda r: {"x": _r(r, 4, 5), "rate": 0.5, "rng": np.random.default_rng(0), "training": True},
+            arrays=("x",),
+            floats=("rate",),
+            bools=("training",),
+            extra=[
+                ("rng", "rng:none", None, "invalid"),
+                ("rng", "rng:int", 3, "invalid"),
+                ("rng", "rng:str", "x", "invalid"),
+            ],
+            weight=1.5,
+        ),
+        Family(
+            "dropout_backward",
+            ops.dropout_backward,
+            lambda r: {"grad_out": _r(r, 4, 5), "mask": _r(r, 4, 5)},
+            arrays=("grad_out", "mask"),
+            batch_out=False,
+        ),
+        Family(
+            "batch_norm_forward",
+            ops.batch_norm_forward,
+            lambda r: {
+                "x": _r(r, 4, 3, 5),
+                "gamma": _r(r, 5),
+                "beta": _r(r, 5),
+                "moving_mean": np.zeros(5, np.float32),
+                "moving_variance": np.ones(5, np.float32),
+                "momentum": 0.9,
+                "epsilon": 1e-3,
+                "training": True,
+            },
+            arrays=("x", "gamma", "beta", "moving_mean", "moving_variance"),
+            floats=("momentum", "epsilon"),
+            bools=("training",),
+            weight=2,
+        ),
+        Family(
+            "softmax",
+            ops.softmax,
+            lambda r: {"x": _r(r, 4, 5), "axis": -1},
+            arrays=("x",),
+            int_any=("axis",),
+            weight=1.5,
+        ),
+        Family(
+            "softmax_backward",
+            ops.softmax_backward,
+            lambda r: {"grad_out": _r(r, 4, 5), "y": _r(r, 4, 5)},
+            arrays=("grad_out", "y"),
+            int_any=("axis",),
+            batch_out=False,
+        ),
+        Family("relu", ops.relu, lambda r: {"x": _r(r, 4, 5)}, arrays=("x",)),
+        Family(
+            "relu_backward",
+            ops.relu_backward,
+            lambda r: {"grad_out": _r(r, 4, 5), "y": _r(r, 4, 5)},
+            arrays=("grad_out", "y"),
+            batch_out=False,
+        ),
+        Family("sigmoid", ops.sigmoid, lambda r: {"x": _r(r, 4, 5)}, arrays=("x",)),
+        Family("tanh", ops.tanh, lambda r: {"x": _r(r, 4, 5)}, arrays=("x",)),
+        Family("gelu", ops.gelu, lambda r: {"x": _r(r, 4, 5)}, arrays=("x",), bools=("approximate",)),
+        Family("elu", ops.elu, lambda r: {"x": _r(r, 4, 5), "alpha": 1.0}, arrays=("x",), floats=("alpha",)),
+        Family(
+            "leaky_relu",
+            ops.leaky_relu,
+            lambda r: {"x": _r(r, 4, 5), "negative_slope": 0.2},
+            arrays=("x",),
+            floats=("negative_slope",),
+        ),
+        Family("softplus", ops.softplus, lambda r: {"x": _r(r, 4, 5)}, arrays=("x",)),
+        Family("silu", ops.silu, lambda r: {"x": _r(r, 4, 5)}, arrays=("x",)),
+        Family("erf", ops.erf, lambda r: {"x": _r(r, 4, 5)}, arrays=("x",), weight=0.5),
+        Family(
+            "sigmoid_backward",
+            ops.sigmoid_backward,
+            lambda r: {"grad_out": _r(r, 4, 5), "y": _r(r, 4, 5)},
+            arrays=("grad_out", "y"),
+            batch_out=False,
+            weight=0.5,
+        ),
+        Family(
+            "sparse_categorical_crossentropy",
+            ops.sparse_categorical_crossentropy,
+            lambda r: {"y_true": r.integers(0, 3, 4), "y_pred": np.abs(_r(r, 4, 3)) + 0.1},
+            arrays=("y_true", "y_pred"),
+            bools=("from_logits",),
+            batch_out=False,
+            weight=1.5,
+        ),
+        Family(
+            "categorical_crossentropy_backward",
+            ops.categorical_crossentropy_backward,
+            lambda r: {"y_true": np.eye(3, dtype=np.float32)[r.integers(0, 3, 4)], "y_pred": np.abs(_r(r, 4, 3)) + 0.1},
+            arrays=("y_true", "y_pred"),
+            bools=("from_logits",),
+            batch_out=False,
+        ),
+        Family(
+            "binary_crossentropy",
+            ops.binary_crossentropy,
+            lambda r: {"y_true": (_r(r, 4, 1) > 0) * 1.0, "y_pred": np.full((4, 1), 0.3, np.float32)},
+            arrays=("y_true", "y_pred"),
+            bools=("from_logits",),
+            batch_out=False,
+        ),
+        Family(
+            "mean_squared_error",
+            ops.mean_squared_error,
+            lambda r: {"y_true": _r(r, 4, 2), "y_pred": _r(r, 4, 2)},
+            arrays=("y_true", "y_pred"),
+            batch_out=False,
+        ),
+        Family(
+            "softmax_cross_entropy_with_logits",
+            ops.softmax_cross_entropy_with_logits,
+            lambda r: {"labels": r.integers(0, 3, 4), "logits": _r(r, 4, 3)},
+            arrays=("labels", "logits"),
+            batch_out=False,
+        ),
+        Family(
+            "WindowGeometry.resolve",
+            WindowGeometry.resolve,
+            lambda r: {"input_size": (7, 6), "kernel_size": 3, "strides": 1, "padding": "same", "dilation_rate": 1},
+            ints=("kernel_size", "strides", "dilation_rate"),
+            paddings=("padding",),
+            extra=[
+                ("input_size", "size:none", None, "invalid"),
+                ("input_size", "size:huge", (10**12, 10**12), "any"),
+                ("input_size", "size:neg", (-1, 3), "invalid"),
+                ("input_size", "size:str", "7x6", "invalid"),
+            ],
+            batch_out=False,
+            result_check=_is_geometry,
+        ),
     ]
     for name in ("get_activation", "get_loss"):
         default = "relu" if name == "get_activation" else "mse"
-        fams.append(Family(name, getattr(ops, name), lambda r, d=default: dict(identifier=d), choices=("identifier",),
-                           batch_out=False, weight=0.3))  # fmt: skip
+        fams.append(
+            Family(
+                name,
+                getattr(ops, name),
+                lambda r, d=default: {"identifier": d},
+                choices=("identifier",),
+                batch_out=False,
+                weight=0.3,
+                result_check=lambda result: None,
+            )
+        )
     return fams
 
 
@@ -328,29 +566,53 @@ def layer_families() -> list[Family]:
             f"layers.{name}", _layer_call(cls), make_base, arrays=("x",), weight=weight, compare=_layer_compare, **kw
         )
 
-    conv = dict(ints=("filters", "kernel_size", "strides", "dilation_rate", "groups"), paddings=("padding",),
-                choices=("activation", "data_format", "kernel_initializer"), bools=("use_bias",))  # fmt: skip
-    pool = dict(ints=("pool_size", "strides"), choices=("padding", "data_format"))
+    conv = {
+        "ints": ("filters", "kernel_size", "strides", "dilation_rate", "groups"),
+        "paddings": ("padding",),
+        "choices": ("activation", "data_format", "kernel_initializer"),
+        "bools": ("use_bias",),
+    }
+    pool = {"ints": ("pool_size", "strides"), "choices": ("padding", "data_format")}
     return [
-        fam("Conv2D", (6, 6, 2), dict(filters=4, kernel_size=3), weight=3, **conv),
-        fam("Conv1D", (7, 2), dict(filters=4, kernel_size=3, padding="causal"), weight=1.5, **conv),
-        fam("DepthwiseConv2D", (6, 6, 2), dict(kernel_size=3), ints=("kernel_size", "strides", "depth_multiplier"),
-            paddings=("padding",), bools=("use_bias",)),  # fmt: skip
-        fam("Dense", (5,), dict(units=3), weight=2, ints=("units",), choices=("activation", "kernel_initializer"),
-            bools=("use_bias",)),  # fmt: skip
-        fam("Dropout", (5,), dict(rate=0.5), floats=("rate",), int_any=("seed",)),
-        fam("BatchNormalization", (4, 3), dict(), weight=1.5, int_any=("axis",), floats=("momentum", "epsilon"),
-            bools=("center", "scale")),  # fmt: skip
-        fam("MaxPooling2D", (6, 5, 2), dict(), weight=2, **pool),
-        fam("AveragePooling2D", (6, 5, 2), dict(padding="same"), **pool),
-        fam("MaxPooling1D", (7, 2), dict(padding="same"), weight=1.5, **pool),
-        fam("AveragePooling1D", (7, 2), dict(), **pool),
-        fam("GlobalMaxPooling2D", (4, 5, 2), dict(), bools=("keepdims",), choices=("data_format",)),
-        fam("GlobalAveragePooling1D", (4, 2), dict(), bools=("keepdims",), choices=("data_format",)),
-        fam("ZeroPadding2D", (3, 4, 2), dict(padding=1), paddings=("padding",)),
-        fam("ZeroPadding1D", (3, 2), dict(padding=1), paddings=("padding",)),
-        fam("Activation", (5,), dict(activation="relu"), choices=("activation",)),
-        fam("ReLU", (5,), dict(), float_inf_ok=("max_value",), floats=("negative_slope", "threshold")),
-        fam("Softmax", (5,), dict(), int_any=("axis",)),
-        fam("Flatten", (3, 2), dict(), choices=("data_format",)),
+        fam("Conv2D", (6, 6, 2), {"filters": 4, "kernel_size": 3}, weight=3, **conv),
+        fam("Conv1D", (7, 2), {"filters": 4, "kernel_size": 3, "padding": "causal"}, weight=1.5, **conv),
+        fam(
+            "DepthwiseConv2D",
+            (6, 6, 2),
+            {"kernel_size": 3},
+            ints=("kernel_size", "strides", "depth_multiplier"),
+            paddings=("padding",),
+            bools=("use_bias",),
+        ),
+        fam(
+            "Dense",
+            (5,),
+            {"units": 3},
+            weight=2,
+            ints=("units",),
+            choices=("activation", "kernel_initializer"),
+            bools=("use_bias",),
+        ),
+        fam("Dropout", (5,), {"rate": 0.5}, floats=("rate",), int_any=("seed",)),
+        fam(
+            "BatchNormalization",
+            (4, 3),
+            {},
+            weight=1.5,
+            int_any=("axis",),
+            floats=("momentum", "epsilon"),
+            bools=("center", "scale"),
+        ),
+        fam("MaxPooling2D", (6, 5, 2), {}, weight=2, **pool),
+        fam("AveragePooling2D", (6, 5, 2), {"padding": "same"}, **pool),
+        fam("MaxPooling1D", (7, 2), {"padding": "same"}, weight=1.5, **pool),
+        fam("AveragePooling1D", (7, 2), {}, **pool),
+        fam("GlobalMaxPooling2D", (4, 5, 2), {}, bools=("keepdims",), choices=("data_format",)),
+        fam("GlobalAveragePooling1D", (4, 2), {}, bools=("keepdims",), choices=("data_format",)),
+        fam("ZeroPadding2D", (3, 4, 2), {"padding": 1}, paddings=("padding",)),
+        fam("ZeroPadding1D", (3, 2), {"padding": 1}, paddings=("padding",)),
+        fam("Activation", (5,), {"activation": "relu"}, choices=("activation",)),
+        fam("ReLU", (5,), {}, float_inf_ok=("max_value",), floats=("negative_slope", "threshold")),
+        fam("Softmax", (5,), {}, int_any=("axis",)),
+        fam("Flatten", (3, 2), {}, choices=("data_format",)),
     ]

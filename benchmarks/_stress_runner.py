@@ -78,28 +78,27 @@ def run_case(case: Case) -> Outcome:
         ):
             warnings.simplefilter("ignore")
             result = case.run()
-    except MemoryError as exc:
-        return Outcome("memory_or_hang", f"MemoryError: {exc}"[:300], time.perf_counter() - start)
-    except err_cls as exc:
+    except err_cls as exc:  # first: a ResourceError is a convlens error (and a MemoryError)
         seconds = time.perf_counter() - start
         names = None if case.arg is None else (case.arg.lower() in str(exc).lower())
         return Outcome("clean_error", f"{type(exc).__name__}: {exc}"[:300], seconds, names)
+    except MemoryError as exc:
+        return Outcome("memory_or_hang", f"MemoryError: {exc}"[:300], time.perf_counter() - start)
     except SystemExit as exc:  # the CLI: argparse's usage errors exit 2 with one line on stderr
         seconds = time.perf_counter() - start
         code = exc.code if isinstance(exc.code, int) else 1
         text = sink.getvalue()
         if code == 2 and "Traceback" not in text:
-            return Outcome("clean_error", f"exit 2: {text.strip().splitlines()[-1] if text.strip() else ''}"[:300],
-                           seconds)  # fmt: skip
+            return Outcome(
+                "clean_error", f"exit 2: {text.strip().splitlines()[-1] if text.strip() else ''}"[:300], seconds
+            )
         if code == 0:
             return _returned(case, 0, seconds)
         return Outcome("other_exception", f"exit {code}: {text[-300:]}", seconds)
-    except BaseException as exc:  # noqa: BLE001 - classifying is the point
+    except BaseException as exc:
         tb = traceback.extract_tb(exc.__traceback__)
         where = f"{tb[-1].filename.rsplit('/', 2)[-1]}:{tb[-1].lineno}" if tb else "?"
-        return Outcome(
-            "other_exception", f"{type(exc).__name__}: {exc} [{where}]"[:300], time.perf_counter() - start
-        )
+        return Outcome("other_exception", f"{type(exc).__name__}: {exc} [{where}]"[:300], time.perf_counter() - start)
     return _returned(case, result, time.perf_counter() - start)
 
 
@@ -108,8 +107,10 @@ def _returned(case: Case, result: Any, seconds: float) -> Outcome:
         return Outcome("silent_wrong", f"accepted an invalid {case.arg or 'argument'}: {case.label}", seconds)
     if case.check is not None:
         try:
-            problem = case.check(result)
-        except Exception as exc:  # noqa: BLE001 - a result the oracle cannot even inspect is wrong
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                problem = case.check(result)
+        except Exception as exc:
             problem = f"oracle failed on the result: {type(exc).__name__}: {exc}"
         if problem:
             return Outcome("silent_wrong", problem[:300], seconds)

@@ -20,26 +20,26 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 os.environ.setdefault("CONVLENS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import collections  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import random  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import collections
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import convlens  # noqa: E402, F401  (before NumPy: OpenBLAS settings)
-import numpy as np  # noqa: E402
-from _stress_api import api_cases  # noqa: E402
-from _stress_calls import layer_families, make_cases, op_families  # noqa: E402
-from _stress_runner import CLASSES, Case, Outcome, run_cases  # noqa: E402
+import numpy as np
+from _stress_api import api_cases
+from _stress_calls import layer_families, make_cases, op_families
+from _stress_runner import CLASSES, Case, Outcome, run_cases
+from tests.support import damaged_files
 
-from tests.support import damaged_files  # noqa: E402
+import convlens  # noqa: F401  (before NumPy: OpenBLAS settings)
 
 
 def _warm_up() -> None:
@@ -52,12 +52,14 @@ def _warm_up() -> None:
         k = rng.standard_normal((3, 3, 3, 4)).astype(dtype)
         cl.ops.conv2d_backward(cl.ops.conv2d(x, k), x, k)
         cl.ops.max_pool2d_backward(cl.ops.max_pool2d(x), x)
-    model = cl.Sequential([
-        cl.layers.Conv2D(2, 3, activation="relu", input_shape=(6, 6, 1)),
-        cl.layers.MaxPooling2D(),
-        cl.layers.Flatten(),
-        cl.layers.Dense(3, activation="softmax"),
-    ])
+    model = cl.Sequential(
+        [
+            cl.layers.Conv2D(2, 3, activation="relu", input_shape=(6, 6, 1)),
+            cl.layers.MaxPooling2D(),
+            cl.layers.Flatten(),
+            cl.layers.Dense(3, activation="softmax"),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
     model.fit(rng.standard_normal((8, 6, 6, 1)), rng.integers(0, 3, 8), epochs=1, verbose=0)
 
@@ -70,13 +72,15 @@ def _base_model() -> tuple[bytes, dict[str, Any]]:
     import convlens as cl
 
     cl.utils.set_random_seed(0)
-    model = cl.Sequential([
-        cl.layers.Conv2D(3, 3, padding="same", activation="relu", input_shape=(6, 6, 1)),
-        cl.layers.BatchNormalization(),
-        cl.layers.MaxPooling2D(),
-        cl.layers.Flatten(),
-        cl.layers.Dense(4, activation="softmax"),
-    ])
+    model = cl.Sequential(
+        [
+            cl.layers.Conv2D(3, 3, padding="same", activation="relu", input_shape=(6, 6, 1)),
+            cl.layers.BatchNormalization(),
+            cl.layers.MaxPooling2D(),
+            cl.layers.Flatten(),
+            cl.layers.Dense(4, activation="softmax"),
+        ]
+    )
     model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
     rng = np.random.default_rng(0)
     model.fit(rng.standard_normal((16, 6, 6, 1)), rng.integers(0, 4, 16), epochs=2, batch_size=8, verbose=0)
@@ -155,7 +159,8 @@ def idx_file_cases(rng: random.Random, count: int) -> list[Case]:
             if reference is None:
                 return "returned an array for bytes that are not a valid IDX file"
             if result.dtype != reference.dtype or result.shape != reference.shape:
-                return f"dtype/shape {result.dtype}{result.shape} differ from the file's {reference.dtype}{reference.shape}"
+                got, want = f"{result.dtype}{result.shape}", f"{reference.dtype}{reference.shape}"
+                return f"dtype/shape {got} differ from the file's {want}"
             if not np.array_equal(result, reference, equal_nan=True):
                 return "values differ from the file's"
             return None
@@ -197,13 +202,17 @@ def report(cases: list[Case], outcomes: list[Outcome], show: int) -> dict[str, A
     for group in ("calls", "model files", "IDX files"):
         row = totals[group]
         print(f"{group:18}" + "".join(f"{row[c]:>{width + 2}}" for c in CLASSES) + f"{sum(row.values()):>8}")
-    print("\nclean errors of invalid-argument cases that name the argument: "
-          + ", ".join(f"{g} {named[g]}/{named[g] + unnamed[g]}" for g in ("calls",) if named[g] + unnamed[g]))  # fmt: skip
+    print(
+        "\nclean errors of invalid-argument cases that name the argument: "
+        + ", ".join(f"{g} {named[g]}/{named[g] + unnamed[g]}" for g in ("calls",) if named[g] + unnamed[g])
+    )
     print(f"clean errors that took more than 1 s (outside the CLI): {slow_errors}")
     for group, values in times.items():
         values.sort()
-        print(f"time per case, {group}: median {values[len(values) // 2] * 1e3:.1f} ms, "
-              f"99th percentile {values[int(len(values) * 0.99)] * 1e3:.1f} ms, max {values[-1]:.2f} s")  # fmt: skip
+        print(
+            f"time per case, {group}: median {values[len(values) // 2] * 1e3:.1f} ms, "
+            f"99th percentile {values[int(len(values) * 0.99)] * 1e3:.1f} ms, max {values[-1]:.2f} s"
+        )
     print("\n== per family (only those with other_exception, silent_wrong or memory_or_hang) ==")
     for family, row in sorted(families.items()):
         bad = {c: row[c] for c in ("other_exception", "silent_wrong", "memory_or_hang") if row[c]}
@@ -247,8 +256,9 @@ def main() -> None:
     cases: list[Case] = []
     cases += make_cases(op_families(), n(5000), rng, "ops")
     cases += make_cases(layer_families(), n(2300), rng, "layers")
-    cases += api_cases(rng, {"models": n(1400), "optimizers": n(450), "callbacks": n(400), "misc": n(300),
-                             "cli": n(450)})  # fmt: skip
+    cases += api_cases(
+        rng, {"models": n(1400), "optimizers": n(450), "callbacks": n(400), "misc": n(300), "cli": n(450)}
+    )
     cases += model_file_cases(rng, n(1100))
     cases += idx_file_cases(rng, n(1100))
     if args.only:

@@ -1,5 +1,5 @@
 """Keras-style training callbacks: History, EarlyStopping, ModelCheckpoint, CSVLogger,
-LearningRateScheduler, and ProgbarLogger (defined in :mod:`convlens.progbar`).
+LearningRateScheduler, TerminateOnNaN, and ProgbarLogger (defined in :mod:`convlens.progbar`).
 
 The model calls the hooks through a :class:`CallbackList`; every hook gets the same ``logs``
 dict, so a callback that adds a key (LearningRateScheduler's ``learning_rate``) is seen by the
@@ -25,7 +25,18 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
-from convlens.errors import ConfigError, check_choice, check_int
+from convlens.errors import (
+    ConfigError,
+    ConfigTypeError,
+    DataError,
+    StateError,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    short_repr,
+)
+from convlens.files import as_path
 
 __all__ = [
     "CSVLogger",
@@ -35,6 +46,7 @@ __all__ = [
     "History",
     "LearningRateScheduler",
     "ModelCheckpoint",
+    "TerminateOnNaN",
 ]
 
 Logs = dict[str, Any]
@@ -120,7 +132,9 @@ class CallbackList(Callback):
         self.callbacks: list[Callback] = []
         for cb in callbacks or []:
             if not isinstance(cb, Callback):
-                raise TypeError(f"CallbackList: every callback must be a Callback instance, got {cb!r}.")
+                raise ConfigTypeError(
+                    f"CallbackList: every callback must be a Callback instance, got {short_repr(cb)}."
+                )
             self.callbacks.append(cb)
         if add_history and not any(isinstance(cb, History) for cb in self.callbacks):
             self.callbacks.append(History())
@@ -204,6 +218,21 @@ class History(Callback):
             self.model.history = self
 
 
+def _check_monitor(owner: str, monitor: Any) -> str:
+    if not isinstance(monitor, str) or not monitor:
+        raise ConfigTypeError(
+            f"{owner}: `monitor` must be a metric name such as 'val_loss', got {short_repr(monitor)}."
+        )
+    return monitor
+
+
+def _check_verbose(owner: str, verbose: Any) -> int:
+    """A callback's ``verbose``: 0 (silent) or more (messages); True/False read as 1/0."""
+    if isinstance(verbose, bool):
+        return int(verbose)
+    return check_int(verbose, "verbose", owner=owner, minimum=0, maximum=2)
+
+
 def _resolve_mode(owner: str, mode: Any, monitor: str) -> str:
     """'auto' -> 'max' for accuracy-like names, 'min' otherwise (Keras)."""
     choice = check_choice(mode, "mode", ("auto", "min", "max"), owner=owner)
@@ -245,16 +274,14 @@ class EarlyStopping(Callback):
     ) -> None:
         super().__init__()
         owner = "EarlyStopping"
-        self.monitor = monitor
+        self.monitor = _check_monitor(owner, monitor)
         self.mode = _resolve_mode(owner, mode, monitor)
-        if not isinstance(min_delta, numbers.Real) or isinstance(min_delta, bool):
-            raise ConfigError(f"{owner}: `min_delta` must be a number, got {min_delta!r}.")
-        self.min_delta: float = abs(float(min_delta))
+        self.min_delta: float = abs(check_float(min_delta, "min_delta", owner=owner))
         self.patience: int = check_int(patience, "patience", owner=owner, minimum=0)
         self.start_from_epoch: int = check_int(start_from_epoch, "start_from_epoch", owner=owner, minimum=0)
-        self.verbose: int = verbose
-        self.baseline: float | None = baseline
-        self.restore_best_weights: bool = bool(restore_best_weights)
+        self.verbose: int = _check_verbose(owner, verbose)
+        self.baseline: float | None = None if baseline is None else check_float(baseline, "baseline", owner=owner)
+        self.restore_best_weights: bool = check_bool(restore_best_weights, "restore_best_weights", owner=owner)
         self.wait: int = 0
         self.stopped_epoch: int = 0
         self.best: float | None = None
@@ -324,14 +351,16 @@ class ModelCheckpoint(Callback):
     ) -> None:
         super().__init__()
         owner = "ModelCheckpoint"
-        self.filepath = os.fspath(filepath)
-        self.monitor = monitor
-        self.verbose = verbose
-        self.save_best_only = bool(save_best_only)
-        self.save_weights_only = bool(save_weights_only)
+        self.filepath = str(as_path(filepath, owner=owner, name="filepath"))
+        self.monitor = _check_monitor(owner, monitor)
+        self.verbose = _check_verbose(owner, verbose)
+        self.save_best_only = check_bool(save_best_only, "save_best_only", owner=owner)
+        self.save_weights_only = check_bool(save_weights_only, "save_weights_only", owner=owner)
         self.mode = _resolve_mode(owner, mode, monitor)
         if save_freq != "epoch" and (not isinstance(save_freq, int) or isinstance(save_freq, bool) or save_freq < 1):
-            raise ConfigError(f"{owner}: `save_freq` must be 'epoch' or a positive integer, got {save_freq!r}.")
+            raise ConfigError(
+                f"{owner}: `save_freq` must be 'epoch' or a positive integer, got {short_repr(save_freq)}."
+            )
         self.save_freq = save_freq
         self.best = math.inf if self.mode == "min" else -math.inf
         self._epoch = 0
@@ -344,7 +373,7 @@ class ModelCheckpoint(Callback):
             fields["batch"] = batch + 1
         try:
             return self.filepath.format(**{**fields, "epoch": epoch + 1})
-        except (KeyError, IndexError, ValueError) as exc:
+        except (KeyError, IndexError, ValueError, TypeError, AttributeError) as exc:
             raise ConfigError(
                 f"ModelCheckpoint: cannot format `filepath` {self.filepath!r} with epoch and log keys "
                 f"{sorted(fields)}: {exc!r}."
@@ -402,9 +431,12 @@ class CSVLogger(Callback):
 
     def __init__(self, filename: str | os.PathLike[str], separator: str = ",", append: bool = False) -> None:
         super().__init__()
-        self.filename = os.fspath(filename)
+        owner = "CSVLogger"
+        self.filename = str(as_path(filename, owner=owner, name="filename"))
+        if not isinstance(separator, str) or len(separator) != 1 or separator in '\r\n"':
+            raise ConfigError(f"{owner}: `separator` must be one character such as ',', got {short_repr(separator)}.")
         self.separator = separator
-        self.append = bool(append)
+        self.append = check_bool(append, "append", owner=owner)
         self.keys: list[str] | None = None
         self._file: IO[str] | None = None
         self._writer: Any = None
@@ -412,10 +444,13 @@ class CSVLogger(Callback):
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
         self._write_header = True
-        if self.append and os.path.exists(self.filename):
-            with open(self.filename, encoding="utf-8") as existing:
-                self._write_header = not existing.readline()
-        self._file = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")  # noqa: SIM115
+        try:
+            if self.append and os.path.exists(self.filename):
+                with open(self.filename, encoding="utf-8", errors="replace") as existing:
+                    self._write_header = not existing.readline()
+            self._file = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise DataError(f"CSVLogger: cannot write '{self.filename}': {exc.strerror or exc}.") from None
         self.keys = None
         self._writer = None
 
@@ -455,9 +490,9 @@ class LearningRateScheduler(Callback):
     def __init__(self, schedule: Callable[..., float], verbose: int = 0) -> None:
         super().__init__()
         if not callable(schedule):
-            raise ConfigError(f"LearningRateScheduler: `schedule` must be callable, got {schedule!r}.")
+            raise ConfigTypeError(f"LearningRateScheduler: `schedule` must be callable, got {short_repr(schedule)}.")
         self.schedule = schedule
-        self.verbose = verbose
+        self.verbose = _check_verbose("LearningRateScheduler", verbose)
         try:
             parameters = inspect.signature(schedule).parameters.values()
             positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -471,9 +506,10 @@ class LearningRateScheduler(Callback):
             raise ConfigError("LearningRateScheduler: the model's optimizer must have a `learning_rate`.")
         lr = float(optimizer.learning_rate)
         new_lr = self.schedule(epoch, lr) if self._takes_lr else self.schedule(epoch)
-        if not isinstance(new_lr, numbers.Real) or isinstance(new_lr, bool) or not math.isfinite(new_lr):
+        if not isinstance(new_lr, numbers.Real) or isinstance(new_lr, bool) or not math.isfinite(new_lr) or new_lr < 0:
             raise ConfigError(
-                f"LearningRateScheduler: `schedule` must return a finite float, got {new_lr!r} at epoch {epoch}."
+                f"LearningRateScheduler: `schedule` must return a finite float >= 0, got {short_repr(new_lr)} at "
+                f"epoch {epoch}."
             )
         optimizer.learning_rate = float(new_lr)
         if self.verbose > 0:
@@ -482,6 +518,39 @@ class LearningRateScheduler(Callback):
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if logs is not None:
             logs["learning_rate"] = float(self.model.optimizer.learning_rate)
+
+
+class TerminateOnNaN(Callback):
+    """Stop training when the loss becomes NaN or infinite (``keras.callbacks.TerminateOnNaN``).
+
+    At the end of every training batch, a NaN or infinite ``logs['loss']`` prints
+    ``Batch {batch}: Invalid loss, terminating training`` and sets ``model.stop_training`` (the epoch
+    ends after that batch, ``on_train_end`` still runs), as Keras 3 does; with ``raise_error=True`` it
+    raises a ``StateError`` (a ``RuntimeError``, as Keras raises) instead, skipping the other callbacks'
+    ``on_train_end``. ``fit`` has its own guard (``on_nan``, on by default) that also keeps the NaN
+    batch's update from being applied; this callback is for Keras code that passes it explicitly.
+
+    >>> TerminateOnNaN().raise_error
+    False
+    """
+
+    def __init__(self, raise_error: bool = False) -> None:
+        super().__init__()
+        self.raise_error = check_bool(raise_error, "raise_error", owner="TerminateOnNaN")
+
+    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        value = float(loss)
+        if math.isnan(value) or math.isinf(value):
+            if self.raise_error:
+                raise StateError(
+                    f"NaN or Inf loss encountered at batch {batch}. Loss value: {value}. Terminating training "
+                    "immediately."
+                )
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
 
 
 def __getattr__(name: str) -> Any:

@@ -80,10 +80,13 @@ def build_course_model(
     return Sequential(stack)
 
 
-def train_course_model(config: TrainConfig, data: Any = None) -> tuple[Any, Any, list[float]]:
+def train_course_model(
+    config: TrainConfig, data: Any = None, callbacks: list[Any] | None = None
+) -> tuple[Any, Any, list[float]]:
     """Train the course model on MNIST as the course does (pixels / 255); return (model, history, [loss, acc]).
 
     ``data`` may supply ``((x_train, y_train), (x_test, y_test))``; by default the packaged MNIST is loaded.
+    ``callbacks`` go to ``fit``.
     """
     from convlens import optimizers
     from convlens.datasets import mnist
@@ -114,6 +117,7 @@ def train_course_model(config: TrainConfig, data: Any = None) -> tuple[Any, Any,
         batch_size=config.batch_size,
         validation_split=config.validation_split,
         verbose=config.verbose,
+        callbacks=callbacks,
     )
     result = model.evaluate(
         x_test[..., None].astype(np.float32) / np.float32(255.0), y_test, batch_size=1000, verbose=0

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from convlens.errors import ConfigError, ShapeError, normalize_tuple
+from convlens.errors import MAX_SIZE, ConfigError, ShapeError, normalize_tuple, short_repr
 
 __all__ = ["PADDING_MODES", "WindowGeometry", "normalize_padding"]
 
@@ -59,8 +59,9 @@ def normalize_padding(padding: Any, rank: int, *, owner: str | None = None) -> P
     bad = ConfigError(
         f"{prefix}`padding` must be 'valid', 'same'{', ' + repr('causal') if rank == 1 else ''}, a "
         f"non-negative int, a tuple of {rank} non-negative ints or {rank} (before, after) pairs, "
-        f"got {padding!r}."
+        f"got {short_repr(padding)}."
     )
+    too_big = ConfigError(f"{prefix}`padding` must be at most {MAX_SIZE} per side, got {short_repr(padding)}.")
     if isinstance(padding, str):
         mode = padding.lower()
         if mode not in PADDING_MODES or (mode == "causal" and rank != 1):
@@ -69,6 +70,8 @@ def normalize_padding(padding: Any, rank: int, *, owner: str | None = None) -> P
     if _is_int(padding):
         if padding < 0:
             raise bad
+        if padding > MAX_SIZE:
+            raise too_big
         return ((int(padding), int(padding)),) * rank
     if not isinstance(padding, Sequence):
         raise bad
@@ -85,6 +88,8 @@ def normalize_padding(padding: Any, rank: int, *, owner: str | None = None) -> P
         raise bad
     if any(v < 0 for pair in pairs for v in pair):
         raise bad
+    if any(v > MAX_SIZE for pair in pairs for v in pair):
+        raise too_big
     return tuple(pairs)
 
 
@@ -136,7 +141,7 @@ class WindowGeometry:
             owner: name used in error messages (a layer repr or op name).
         """
         rank = 1 if _is_int(input_size) else len(tuple(input_size))  # type: ignore[arg-type]
-        size = normalize_tuple(input_size, rank, "input size", owner=owner, minimum=0)
+        size = normalize_tuple(input_size, rank, "input size", owner=owner, minimum=0, maximum=2**62)
         kernel = normalize_tuple(kernel_size, rank, "kernel_size", owner=owner)
         stride = normalize_tuple(strides, rank, "strides", owner=owner)
         dilation = normalize_tuple(dilation_rate, rank, "dilation_rate", owner=owner)

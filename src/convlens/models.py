@@ -23,14 +23,44 @@ from typing import Any
 import numpy as np
 
 from convlens import allocator, training
-from convlens.callbacks import CallbackList, History
-from convlens.errors import ConfigError, ShapeError, StateError, check_float, check_int
+from convlens.callbacks import Callback, CallbackList, History
+from convlens.errors import (
+    MAX_SIZE,
+    ConfigError,
+    ConfigTypeError,
+    ShapeError,
+    StateError,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    short_repr,
+)
 from convlens.layers.base import Layer, Shape
+from convlens.ops._checks import as_array
 from convlens.progbar import Progbar
+from convlens.resources import check_arrays
 
 __all__ = ["Sequential"]
 
 _MODEL_COUNT = [0]
+
+
+def _check_callbacks(callbacks: Any) -> list[Callback]:
+    """``callbacks`` as a list of Callback instances (None for none), refused with a hint otherwise."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        raise ConfigTypeError(
+            f"fit: `callbacks` must be a list of Callback instances, got a single {type(callbacks).__name__}; "
+            "wrap it: callbacks=[...]."
+        )
+    if not isinstance(callbacks, (list, tuple, CallbackList)):
+        raise ConfigTypeError(f"fit: `callbacks` must be a list of Callback instances, got {short_repr(callbacks)}.")
+    for cb in callbacks:
+        if not isinstance(cb, Callback):
+            raise ConfigTypeError(f"fit: every callback must be a Callback instance, got {short_repr(cb)}.")
+    return list(callbacks)
 
 
 class Sequential:
@@ -42,6 +72,10 @@ class Sequential:
     """
 
     def __init__(self, layers: Iterable[Layer] | None = None, name: str | None = None) -> None:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigTypeError(f"Sequential: `name` must be a non-empty string, got {short_repr(name)}.")
+        if layers is not None and (isinstance(layers, (str, bytes, dict)) or not isinstance(layers, Iterable)):
+            raise ConfigTypeError(f"Sequential: `layers` must be a list of layers, got {short_repr(layers)}.")
         self.name = name or ("sequential" if _MODEL_COUNT[0] == 0 else f"sequential_{_MODEL_COUNT[0]}")
         _MODEL_COUNT[0] += 1
         self._layers: list[Layer] = []
@@ -69,7 +103,9 @@ class Sequential:
     def add(self, layer: Layer) -> None:
         """Append a layer (an ``Input`` layer sets the input shape instead)."""
         if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add: expected a convlens layer, got {type(layer).__name__} ({layer!r}).")
+            raise ConfigTypeError(
+                f"Sequential.add: expected a convlens layer, got {type(layer).__name__} ({short_repr(layer, 60)})."
+            )
         if getattr(layer, "is_input", False):
             if self._layers:
                 raise ConfigError(f"Sequential.add: an Input layer must come first, got it after {self._layers[-1]!r}.")
@@ -112,7 +148,7 @@ class Sequential:
                 f"Sequential '{self.name}': cannot build without an input shape; pass input_shape= to the first "
                 "layer, add an Input layer, or call the model on data."
             )
-        shape: Shape = tuple(input_shape)
+        shape = self._check_build_shape(input_shape)
         rng = self._get_rng()
         for layer in self._layers:
             if not layer.built or layer.input_shape != shape:
@@ -126,6 +162,22 @@ class Sequential:
         self._input_shape = tuple(input_shape)
         self.built = True
         self._stages = None
+
+    def _check_build_shape(self, input_shape: Any) -> Shape:
+        """``input_shape`` (batch axis included) as a tuple of positive ints and Nones."""
+        bad = ConfigError(
+            f"Sequential '{self.name}': `input_shape` must be a tuple of positive ints (at most {MAX_SIZE}) or None, "
+            f"batch axis included, e.g. (None, 28, 28, 1); got {short_repr(input_shape)}."
+        )
+        if isinstance(input_shape, (str, bytes, dict)) or not isinstance(input_shape, Sequence | tuple | list):
+            raise bad
+        shape = tuple(input_shape)
+        if not 1 < len(shape) <= 32 or not all(
+            s is None or (isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 0 < s <= MAX_SIZE)
+            for s in shape
+        ):
+            raise bad
+        return tuple(None if s is None else int(s) for s in shape)
 
     @property
     def input_shape(self) -> Shape | None:
@@ -166,6 +218,10 @@ class Sequential:
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Set all weights from a list in :meth:`get_weights` order."""
         self._require_built("set_weights")
+        if not isinstance(weights, (list, tuple)):
+            raise ConfigTypeError(
+                f"Sequential '{self.name}': set_weights expects a list of arrays, got {short_repr(weights)}."
+            )
         weights = list(weights)
         expected = sum(len(layer.get_weights()) for layer in self._layers)
         if len(weights) != expected:
@@ -218,11 +274,14 @@ class Sequential:
         return x
 
     def __call__(self, x: Any, training: bool = False) -> np.ndarray:
-        """Run the model on a batch (builds it from ``x`` on the first call)."""
+        """Run the model on a batch (builds it from ``x`` on the first call; an empty batch gives an empty output)."""
+        training = check_bool(training, "training", owner=f"Sequential '{self.name}'")
         x = self._as_input(x, "x")
         if not self.built:
             self.build((None, *x.shape[1:]))
         self._check_x(x)
+        if x.ndim and x.shape[0] == 0:
+            return np.zeros((0, *(s or 0 for s in self.output_shape[1:])), np.float32)
         return self._forward(x, training)
 
     # ----- compile ---------------------------------------------------------------------------------
@@ -237,10 +296,10 @@ class Sequential:
                 f"Sequential '{self.name}': compile needs a `loss`, e.g. 'sparse_categorical_crossentropy'."
             )
         self.optimizer = optimizers.get(optimizer)
-        self.loss = get_loss(loss)
-        if metrics is not None and (isinstance(metrics, str) or not isinstance(metrics, Sequence)):
-            raise ConfigError(
-                f"Sequential '{self.name}': `metrics` must be a list such as ['accuracy'], got {metrics!r}."
+        self.loss = get_loss(loss, owner=f"Sequential '{self.name}'")
+        if metrics is not None and (isinstance(metrics, str) or not isinstance(metrics, (list, tuple))):
+            raise ConfigTypeError(
+                f"Sequential '{self.name}': `metrics` must be a list such as ['accuracy'], got {short_repr(metrics)}."
             )
         self._metric_ids = list(metrics or [])
         self.metrics = [metrics_module.get(m, self.loss.name) for m in self._metric_ids]
@@ -279,9 +338,7 @@ class Sequential:
         return float(loss), y_pred
 
     def _prepare_y(self, y: Any, n: int, what: str = "y") -> np.ndarray:
-        arr = np.asarray(y)
-        if arr.dtype == object:
-            raise TypeError(f"Sequential '{self.name}': `{what}` must hold numbers, got dtype object.")
+        arr = as_array(y, what, f"Sequential '{self.name}'")
         if arr.shape[:1] != (n,):
             raise ShapeError(
                 f"Sequential '{self.name}': x and {what} must have the same number of samples, got {n} and "
@@ -289,17 +346,31 @@ class Sequential:
             )
         return arr
 
-    def train_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Any:
-        """One gradient step on one batch; returns the loss (and metrics) for that batch."""
+    def train_on_batch(self, x: Any, y: Any, return_dict: bool = False, *, on_nan: str = "stop") -> Any:
+        """One gradient step on one batch; returns the loss (and metrics) for that batch.
+
+        ``x`` and ``y`` must be finite. When the loss is NaN or infinite the update is not applied:
+        ``on_nan='stop'`` warns (:class:`~convlens.training.NonFiniteLossWarning`), 'raise' raises
+        ``StateError``, 'continue' applies it anyway (Keras).
+        """
+        owner = f"Sequential '{self.name}'"
         self._require_compiled("train_on_batch")
+        return_dict = check_bool(return_dict, "return_dict", owner=owner)
+        on_nan = check_choice(on_nan, "on_nan", training.NAN_POLICIES, owner=owner)
         x = self._as_input(x, "x")
         if not self.built:
             self.build((None, *x.shape[1:]))
         self._check_x(x)
+        self._check_not_empty(x, "train_on_batch")
         y = self._prepare_y(y, x.shape[0])
+        training.check_finite(x, "x", owner)
+        training.check_finite(y, "y", owner)
         loss, y_pred = self._loss_and_grad(y, x)
-        params, grads = self._trainable()
-        self.optimizer.apply(params, grads)
+        if not np.isfinite(loss) and on_nan != "continue":
+            training.non_finite_loss(self, loss, "train_on_batch", on_nan, stopped=False)
+        else:
+            params, grads = self._trainable()
+            self.optimizer.apply(params, grads)
         return self._batch_logs(loss, y, y_pred, return_dict)
 
     def _batch_logs(self, loss: float, y: np.ndarray, y_pred: np.ndarray, return_dict: bool) -> Any:
@@ -315,9 +386,11 @@ class Sequential:
     def test_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Any:
         """Loss (and metrics) of one batch without updating weights."""
         self._require_compiled("test_on_batch")
+        return_dict = check_bool(return_dict, "return_dict", owner=f"Sequential '{self.name}'")
         x = self._as_input(x, "x")
         self._require_built("test_on_batch")
         self._check_x(x)
+        self._check_not_empty(x, "test_on_batch")
         y = self._prepare_y(y, x.shape[0])
         y_pred = self._forward(x, training=False)
         return self._batch_logs(float(self.loss.forward(y, y_pred)), y, y_pred, return_dict)
@@ -340,10 +413,17 @@ class Sequential:
         validation_data: Any = None,
         shuffle: bool = True,
         initial_epoch: int = 0,
+        *,
+        on_nan: str = "stop",
     ) -> History:
         """Train for ``epochs`` epochs of mini-batch gradient descent (Keras semantics).
 
         ``validation_split`` takes the LAST fraction of the samples before shuffling, as Keras does.
+        Every argument is checked before anything trains; ``x`` and ``y`` must be finite.
+        ``on_nan`` (not in Keras) says what happens when a batch's loss is NaN or infinite: 'stop' (the
+        default) skips that batch's update, stops training and warns with a
+        :class:`~convlens.training.NonFiniteLossWarning`; 'raise' raises ``StateError`` instead; 'continue'
+        trains on as Keras does (pass ``callbacks=[TerminateOnNaN()]`` for Keras's own guard).
         Returns a :class:`~convlens.callbacks.History`.
         """
         self._require_compiled("fit")
@@ -351,22 +431,28 @@ class Sequential:
             raise ConfigError(f"Sequential '{self.name}': fit needs x and y.")
         batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="fit", minimum=1)
         epochs = check_int(epochs, "epochs", owner="fit", minimum=0)
+        initial_epoch = check_int(initial_epoch, "initial_epoch", owner="fit", minimum=0)
         validation_split = check_float(
             validation_split, "validation_split", owner="fit", minimum=0.0, maximum=1.0, inclusive_max=False
         )
+        shuffle = check_bool(shuffle, "shuffle", owner="fit")
+        on_nan = check_choice(on_nan, "on_nan", training.NAN_POLICIES, owner="fit")
+        verbose_level = training.verbosity(verbose, owner="fit")
+        user_callbacks = _check_callbacks(callbacks)
         x = self._as_input(x, "x")
         if not self.built:
             self.build((None, *x.shape[1:]))
         self._check_x(x)
         self._check_not_empty(x, "fit")
         y = self._prepare_y(y, x.shape[0])
+        training.check_finite(x, "x", "fit")
+        training.check_finite(y, "y", "fit")
         x, y, val = training.split_validation(self, x, y, validation_split, validation_data)
         n = x.shape[0]
         steps = -(-n // batch_size)
-        verbose_level = training.verbosity(verbose)
         self.history = History()
         cb_list = CallbackList(
-            [*(callbacks or []), self.history],
+            [*user_callbacks, self.history],
             model=self,
             params={"epochs": epochs, "steps": steps, "verbose": verbose_level, "do_validation": val is not None},
         )
@@ -379,7 +465,7 @@ class Sequential:
                 print(f"Epoch {epoch + 1}/{epochs}", file=sys.stdout, flush=True)
             bar = Progbar(steps, verbose=verbose_level) if verbose_level else None
             order = rng.permutation(n) if shuffle else None
-            epoch_logs = training.train_epoch(self, x, y, batch_size, order, cb_list, bar)
+            epoch_logs = training.train_epoch(self, x, y, batch_size, order, cb_list, bar, epoch=epoch, on_nan=on_nan)
             if val is not None:
                 val_logs = self.evaluate(val[0], val[1], batch_size=batch_size, verbose=0, return_dict=True)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
@@ -403,12 +489,14 @@ class Sequential:
         """Loss and metrics over ``(x, y)``, in batches (no weight updates)."""
         self._require_compiled("evaluate")
         batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="evaluate", minimum=1)
+        verbose_level = training.verbosity(verbose, owner="evaluate")
+        return_dict = check_bool(return_dict, "return_dict", owner="evaluate")
         x = self._as_input(x, "x")
         self._require_built("evaluate")
         self._check_x(x)
         self._check_not_empty(x, "evaluate")
         y = self._prepare_y(y, x.shape[0])
-        logs = training.evaluate_arrays(self, x, y, batch_size, training.verbosity(verbose))
+        logs = training.evaluate_arrays(self, x, y, batch_size, verbose_level)
         if return_dict:
             return logs
         return logs.get("loss") if not self.metrics else [logs["loss"], *(logs[m.name] for m in self.metrics)]
@@ -420,11 +508,16 @@ class Sequential:
         ``verbose`` 'auto' or 1 shows Keras's progress bar (its final line only when not a terminal), 0 nothing.
         """
         batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="predict", minimum=1)
+        verbose_level = training.verbosity(verbose, owner="predict")
         x = self._as_input(x, "x")
         if not self.built:
             self.build((None, *x.shape[1:]))
         self._check_x(x)
-        out = training.predict_arrays(self, x, batch_size, training.verbosity(verbose))
+        if x.ndim == 0:
+            raise ShapeError(f"Sequential '{self.name}': predict needs a batch of samples, got a scalar.")
+        out_shape = self.output_shape
+        check_arrays([("the predictions", (x.shape[0], *(s or 0 for s in out_shape[1:])), 4)], owner="predict")
+        out = training.predict_arrays(self, x, batch_size, verbose_level)
         if out is None:
             return np.empty((0, *self.output_shape[1:]), np.float32)  # type: ignore[arg-type, misc]
         return out

@@ -7,15 +7,20 @@ functions take the model and work on already-validated float32 arrays.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 
-from convlens.errors import ConfigError
+from convlens.errors import ConfigError, ConfigTypeError, StateError, check_verbose, short_repr
+from convlens.ops._checks import as_float_array
 from convlens.progbar import Progbar
 
 __all__ = [
+    "NAN_POLICIES",
+    "NonFiniteLossWarning",
     "as_float32",
+    "check_finite",
     "evaluate_arrays",
     "ordered",
     "predict_arrays",
@@ -24,21 +29,38 @@ __all__ = [
     "verbosity",
 ]
 
+NAN_POLICIES = ("stop", "raise", "continue")
+
+
+class NonFiniteLossWarning(RuntimeWarning):
+    """``fit`` stopped because the training loss became NaN or infinite (``on_nan='stop'``)."""
+
 
 def as_float32(x: Any, what: str) -> np.ndarray:
-    """``x`` as a float32 array, or a ``TypeError`` naming the argument (no copy when already float32)."""
-    try:
-        arr = np.asarray(x)
-    except Exception as exc:  # pragma: no cover - exotic inputs
-        raise TypeError(f"Sequential: `{what}` must be array-like, got {type(x).__name__}.") from exc
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise TypeError(f"Sequential: `{what}` must hold numbers, got dtype {arr.dtype}.")
-    return arr.astype(np.float32, copy=False)
+    """``x`` as a float32 array, or a ``ConfigTypeError`` naming the argument (no copy when already float32)."""
+    return as_float_array(x, what, "Sequential").astype(np.float32, copy=False)
 
 
-def verbosity(verbose: Any) -> int:
-    """Keras's ``verbose`` ('auto' means 1)."""
-    return 1 if verbose == "auto" else int(verbose)
+def check_finite(arr: np.ndarray, what: str, owner: str) -> None:
+    """Refuse NaN or infinite values in training data (they would turn every weight into NaN).
+
+    Raises:
+        ConfigError: naming the argument, how many values are bad and the first one's index.
+    """
+    if arr.dtype.kind != "f":
+        return
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ConfigError(
+            f"{owner}: `{what}` holds {int(bad.sum())} NaN or infinite value(s), the first at index {first} "
+            f"({arr[first]!r}); training on them turns every weight into NaN. Clean the data first."
+        )
+
+
+def verbosity(verbose: Any, owner: str | None = None) -> int:
+    """Keras's ``verbose``: 'auto' (1), 0, 1, 2 (True/False read as 1/0)."""
+    return check_verbose(verbose, owner=owner)
 
 
 def ordered(logs: dict[str, float]) -> dict[str, float]:
@@ -53,9 +75,13 @@ def split_validation(
     ``validation_split`` fraction of the samples (before any shuffling), as Keras does."""
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ConfigError(f"Sequential '{model.name}': `validation_data` must be a tuple (x_val, y_val).")
+            raise ConfigTypeError(
+                f"Sequential '{model.name}': `validation_data` must be a tuple (x_val, y_val), got "
+                f"{short_repr(validation_data, 60)}."
+            )
         vx = model._as_input(validation_data[0], "validation_data x")
         model._check_x(vx)
+        model._check_not_empty(vx, "fit's validation_data")
         return x, y, (vx, model._prepare_y(validation_data[1], vx.shape[0], "validation_data y"))
     if validation_split > 0:
         split = math.floor(x.shape[0] * (1.0 - validation_split))
@@ -68,6 +94,18 @@ def split_validation(
     return x, y, None
 
 
+def non_finite_loss(model: Any, loss: float, where: str, on_nan: str, *, stopped: bool = True) -> None:
+    """What ``fit``/``train_on_batch`` do when a batch's loss is NaN or infinite (the update is not applied)."""
+    what = "training stopped and that batch's update was not applied" if stopped else "the update was not applied"
+    message = (
+        f"Sequential '{model.name}': the loss became {loss} at {where}; {what}, so the weights are those of the "
+        "last finite step. Lower the learning rate or check the data (on_nan='continue' trains on, as Keras does)."
+    )
+    if on_nan == "raise":
+        raise StateError(message)
+    warnings.warn(message, NonFiniteLossWarning, stacklevel=4)
+
+
 def train_epoch(
     model: Any,
     x: np.ndarray,
@@ -76,10 +114,16 @@ def train_epoch(
     order: np.ndarray | None,
     callbacks: Any,
     bar: Progbar | None,
+    *,
+    epoch: int = 0,
+    on_nan: str = "stop",
 ) -> dict[str, float]:
     """One pass over ``(x, y)`` in mini-batches (in ``order`` when shuffling); returns the running logs.
 
     The logged loss is the mean over samples of the batch losses (each batch weighted by its size).
+    With ``on_nan`` 'stop' or 'raise', a batch whose loss is NaN or infinite is not applied: 'stop' warns
+    (:class:`NonFiniteLossWarning`) and sets ``model.stop_training``, 'raise' raises ``StateError``. As in
+    Keras 3, the epoch ends early once a callback sets ``model.stop_training``.
     """
     n = x.shape[0]
     steps = -(-n // batch_size)
@@ -97,7 +141,9 @@ def train_epoch(
         else:
             xb, yb = x[lo:hi], y[lo:hi]
         loss, y_pred = model._loss_and_grad(yb, xb)
-        model.optimizer.apply(params, grads)
+        diverged = not math.isfinite(loss) and on_nan != "continue"
+        if not diverged:
+            model.optimizer.apply(params, grads)
         loss_sum += loss * (hi - lo)
         seen += hi - lo
         logs = {"loss": loss_sum / seen}
@@ -107,6 +153,11 @@ def train_epoch(
         callbacks.on_train_batch_end(step, logs)
         if bar is not None:
             bar.update(step + 1, list(ordered(logs).items()), finalize=False)
+        if diverged:
+            non_finite_loss(model, loss, f"epoch {epoch + 1}, batch {step + 1}", on_nan)
+            model.stop_training = True
+        if model.stop_training:
+            break
     return logs
 
 

@@ -219,7 +219,7 @@ def test_bad_sparse_labels_name_the_value_and_k() -> None:
         loss_ops.softmax_cross_entropy_with_logits(np.array([0, -1, 1]), probs)
     with pytest.raises(ConfigError, match=r"sparse labels must be integers, got 1.5"):
         loss_ops.sparse_categorical_crossentropy(np.array([0.0, 1.5, 1.0]), probs)
-    with pytest.raises(TypeError, match=r"sparse labels must be integers, got dtype <U1"):
+    with pytest.raises(TypeError, match=r"`y_true` must hold numbers, got dtype <U1"):
         loss_ops.sparse_categorical_crossentropy(np.array(["a", "b", "c"]), probs)
     with pytest.raises(ShapeError, match=r"sparse labels must have shape \(3,\) or \(3, 1\) .* got \(2,\)"):
         loss_ops.sparse_categorical_crossentropy(np.array([0, 1]), probs)

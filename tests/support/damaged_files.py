@@ -48,9 +48,8 @@ def _special(kind: str, name: str) -> Make:
         elif kind == "dev_zero":
             if not path.exists():
                 path.symlink_to("/dev/zero")
-        elif kind == "dangling":
-            if not path.is_symlink():
-                path.symlink_to(folder / "does-not-exist")
+        elif kind == "dangling" and not path.is_symlink():
+            path.symlink_to(folder / "does-not-exist")
         return path
 
     return make
@@ -347,8 +346,20 @@ def model_damages(base: bytes, rng: random.Random, count: int, *, legacy: bool =
 
     @add(2)
     def structure() -> tuple[str, Make]:
-        how = rng.choice(["drop_weight", "drop_config", "extra_member", "rename", "compressed", "dir_member",
-                          "dup_member", "config_2d", "config_float", "config_not_utf8"])  # fmt: skip
+        how = rng.choice(
+            [
+                "drop_weight",
+                "drop_config",
+                "extra_member",
+                "rename",
+                "compressed",
+                "dir_member",
+                "dup_member",
+                "config_2d",
+                "config_float",
+                "config_not_utf8",
+            ]
+        )
         out = dict(members)
         compression = zipfile.ZIP_STORED
         if how == "drop_weight":
@@ -383,8 +394,9 @@ def model_damages(base: bytes, rng: random.Random, count: int, *, legacy: bool =
 
     @add(2)
     def header() -> tuple[str, Make]:
-        how = rng.choice(["huge_shape", "huge_dims", "object", "void", "fortran", "bad_magic", "long_header",
-                          "negative"])  # fmt: skip
+        how = rng.choice(
+            ["huge_shape", "huge_dims", "object", "void", "fortran", "bad_magic", "long_header", "negative"]
+        )
         name = rng.choice([*names, "__config__.npy"])
         out = dict(members)
         if how == "huge_shape":
@@ -423,8 +435,23 @@ def model_damages(base: bytes, rng: random.Random, count: int, *, legacy: bool =
 
     @add(2)
     def renamed() -> tuple[str, Make]:
-        how = rng.choice(["npy", "gzip", "png", "text", "empty", "hdf5", "zip_text", "tar", "directory", "fifo",
-                          "dev_zero", "dangling", "pickle"])  # fmt: skip
+        how = rng.choice(
+            [
+                "npy",
+                "gzip",
+                "png",
+                "text",
+                "empty",
+                "hdf5",
+                "zip_text",
+                "tar",
+                "directory",
+                "fifo",
+                "dev_zero",
+                "dangling",
+                "pickle",
+            ]
+        )
         if how in ("directory", "fifo", "dev_zero", "dangling"):
             return f"renamed {how}", _special(how, "model.npz")
         data = {
@@ -541,10 +568,24 @@ def idx_damages(rng: random.Random, count: int) -> list[tuple[str, Make, bytes |
         raw = idx_bytes(arr)
         gz = rng.random() < 0.3
         how = rng.choices(
-            ["truncate", "flip", "flip_header", "dims_huge", "ndim_255", "trailing", "gzip_truncate", "gzip_flip",
-             "gzip_bomb", "gzip_bomb_trailing", "double_gzip", "special", "foreign", "valid"],
+            [
+                "truncate",
+                "flip",
+                "flip_header",
+                "dims_huge",
+                "ndim_255",
+                "trailing",
+                "gzip_truncate",
+                "gzip_flip",
+                "gzip_bomb",
+                "gzip_bomb_trailing",
+                "double_gzip",
+                "special",
+                "foreign",
+                "valid",
+            ],
             [4, 4, 4, 2, 1, 1, 2, 2, 1, 1, 0.5, 1, 1, 1],
-        )[0]  # fmt: skip
+        )[0]
         name = f"data{i % 7}.idx" + (".gz" if gz else "")
         data: bytes | None
         if how == "truncate":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -41,20 +42,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``convlens`` command."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
-    from convlens.errors import ConvlensError
+    """Entry point of the ``convlens`` command.
 
-    module = importlib.import_module(COMMANDS[args.command])
+    Exit codes: 0 done; 2 a usage or data error (one line on stderr: what was wrong); 130 Ctrl-C (one line on
+    stderr: what finished and what was or was not saved, no traceback).
+    """
+    from convlens.cli._common import PROGRESS
+
+    PROGRESS.reset()
+    command = "convlens"
     try:
-        return int(module.run(args))
-    except ConvlensError as exc:
-        print(f"convlens {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 0
+        command = f"convlens {args.command}"
+        from convlens.errors import ConvlensError
+
+        module = importlib.import_module(COMMANDS[args.command])
+        try:
+            return int(module.run(args))
+        except (ConvlensError, OSError) as exc:
+            message = (
+                str(exc) if isinstance(exc, ConvlensError) or not exc.filename else f"{exc.strerror}: '{exc.filename}'"
+            )
+            print(f"{command}: error: {message}", file=sys.stderr)
+            return 2
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not turn the one line into a traceback
+        sys.stdout.flush()
+        print(f"\n{command}: interrupted (Ctrl-C); {PROGRESS.describe()}", file=sys.stderr, flush=True)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

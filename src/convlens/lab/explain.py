@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from convlens.errors import check_choice, check_float
+from convlens.errors import ConfigError, check_choice, check_float
 from convlens.geometry import WindowGeometry
-from convlens.lab.kernels import as_grid, get_kernel
+from convlens.lab.kernels import MAX_INPUT_CELLS, as_grid, get_kernel
 from convlens.ops.windows import pad, window_view
 
 __all__ = [
@@ -263,6 +263,23 @@ def _grid_input(input: Any, seed: int) -> tuple[np.ndarray, str]:
     return as_grid(input, "input"), ""
 
 
+def check_traceable(geometry: WindowGeometry, owner: str) -> None:
+    """Refuse a trace too large to step through: one step per output position, one grid cell per padded cell.
+
+    Raises:
+        ConfigError: naming the output and padded sizes.
+    """
+    steps = int(np.prod(geometry.output_size, dtype=object))
+    cells = int(np.prod(geometry.padded_size, dtype=object))
+    if steps > MAX_INPUT_CELLS or cells > 16 * MAX_INPUT_CELLS:
+        shown = "x".join(str(v) for v in geometry.output_size)
+        padded = "x".join(str(v) for v in geometry.padded_size)
+        raise ConfigError(
+            f"{owner}: a {shown} output over a {padded} padded grid is too large to step through; at most "
+            f"{MAX_INPUT_CELLS:,} steps and {16 * MAX_INPUT_CELLS:,} grid cells (use less padding or a smaller input)."
+        )
+
+
 def conv_trace(
     geometry: WindowGeometry,
     x: np.ndarray,
@@ -276,6 +293,9 @@ def conv_trace(
 
     Shapes:
         x: (H, W); padded, cells: geometry.padded_size; kernel: geometry.kernel_size; output: geometry.output_size.
+
+    Raises:
+        ConfigError: for more than 65,536 steps (see :func:`check_traceable`).
     """
     windows = _windows(padded, geometry)
     real = _windows(cells, geometry) == CELL_INPUT
@@ -332,6 +352,7 @@ def convolution(
     k = get_kernel(kernel)
     bias = check_float(bias, "bias", owner="explain.convolution")
     geometry = WindowGeometry.resolve(x.shape, k.shape, strides, padding, dilation_rate, owner="explain.convolution")
+    check_traceable(geometry, "explain.convolution")
     padded, cells = _padded(x, geometry, 0.0)
     return conv_trace(geometry, x, padded, cells, k, bias, source)
 
@@ -366,6 +387,7 @@ def pooling(
     x, source = _grid_input(input, seed)
     stride = pool_size if strides is None else strides
     geometry = WindowGeometry.resolve(x.shape, pool_size, stride, padding, owner=owner)
+    check_traceable(geometry, owner)
     padded, cells = _padded(x, geometry, np.nan)
     windows = _windows(padded, geometry)
     real = _windows(cells, geometry) == CELL_INPUT

@@ -24,7 +24,16 @@ import numpy as np
 
 from convlens.errors import ShapeError, check_choice
 from convlens.geometry import WindowGeometry
-from convlens.lab.explain import CELL_INSERTED, CELL_PAD, ConvTrace, PoolTrace, conv_trace, json_grid, pooling
+from convlens.lab.explain import (
+    CELL_INSERTED,
+    CELL_PAD,
+    ConvTrace,
+    PoolTrace,
+    check_traceable,
+    conv_trace,
+    json_grid,
+    pooling,
+)
 from convlens.lab.kernels import as_grid, get_kernel
 
 __all__ = ["ConvBackwardTrace", "PoolBackwardTrace", "convolution_backward", "pooling_backward"]
@@ -130,6 +139,7 @@ def convolution_backward(
         size = tuple(input_size)
     k = get_kernel(kernel)
     forward = WindowGeometry.resolve(size, k.shape, strides, padding, dilation_rate, owner=owner)
+    check_traceable(forward, owner)
     grad = _grad_out(grad_out, forward.output_size, owner)
     (sh, sw), (eh, ew) = forward.strides, forward.extent
     oh, ow = forward.output_size
