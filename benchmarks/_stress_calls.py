@@ -169,7 +169,8 @@ def make_cases(families: list[Family], count: int, rng: random.Random, prefix: s
 
 def _case(family: Family, picks: list[tuple[str, str, Any, str]], seed: int, prefix: str) -> Case:
     kind = max((p[3] for p in picks), key=_KIND_ORDER.__getitem__)
-    invalid_arg = next((p[0] for p in picks if p[3] == "invalid"), None)
+    # Whether a clean error names the damaged argument is only measured when one argument was damaged.
+    invalid_arg = picks[0][0] if len(picks) == 1 and picks[0][3] == "invalid" else None
     label = f"{family.name}(" + ", ".join(f"{arg}={what}" for arg, what, _, _ in picks) + ")"
 
     def arguments() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -219,6 +219,12 @@ def report(cases: list[Case], outcomes: list[Outcome], show: int) -> dict[str, A
         if bad:
             print(f"  {family:42} {sum(row.values()):5} cases  " + "  ".join(f"{c} {n}" for c, n in bad.items()))
     if show:
+        print("\n== clean errors that do not name the damaged argument ==")
+        seen_unnamed: collections.Counter[str] = collections.Counter()
+        for case, outcome in zip(cases, outcomes, strict=True):
+            if outcome.names_arg is False and seen_unnamed[case.family] < show:
+                seen_unnamed[case.family] += 1
+                print(f"  {case.label}\n      -> {outcome.detail}")
         print("\n== examples ==")
         seen: collections.Counter[tuple[str, str]] = collections.Counter()
         for case, outcome in zip(cases, outcomes, strict=True):

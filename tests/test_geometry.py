@@ -317,7 +317,7 @@ def test_zero_size_input_raises_even_with_same() -> None:
             {"dilation_rate": (1, 1.5)},
             "L: `dilation_rate` must be an integer or a tuple of 2 integers, got (1, 1.5).",
         ),
-        ({"input_size": (5, -1)}, "L: `input size` must be integers >= 0, got (5, -1)."),
+        ({"input_size": (5, -1)}, "L: `input_size` must be integers >= 0, got (5, -1)."),
     ],
 )
 def test_resolve_argument_errors(kwargs: dict[str, object], message: str) -> None:

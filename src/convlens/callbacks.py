@@ -450,7 +450,7 @@ class CSVLogger(Callback):
                     self._write_header = not existing.readline()
             self._file = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
-            raise DataError(f"CSVLogger: cannot write '{self.filename}': {exc.strerror or exc}.") from None
+            raise DataError(f"CSVLogger: cannot write `filename` '{self.filename}': {exc.strerror or exc}.") from None
         self.keys = None
         self._writer = None
 

@@ -77,9 +77,9 @@ def readable_file(path: Any, *, owner: str, name: str = "path") -> tuple[Path, i
     except FileNotFoundError:
         raise MissingFileError(f"{owner}: no such file: '{target}'.") from None
     except OSError as exc:
-        raise FileAccessError(f"{owner}: cannot read '{target}': {exc.strerror or exc}.") from None
+        raise FileAccessError(f"{owner}: cannot read `{name}` '{target}': {exc.strerror or exc}.") from None
     if not stat.S_ISREG(info.st_mode):
-        raise FileAccessError(f"{owner}: '{target}' is {_kind(info.st_mode)}, not a file.")
+        raise FileAccessError(f"{owner}: `{name}` '{target}' is {_kind(info.st_mode)}, not a file.")
     return target, int(info.st_size)
 
 
@@ -121,7 +121,9 @@ def remove_stale_temps(target: Path) -> list[Path]:
     return removed
 
 
-def atomic_write(path: Any, write: Callable[[IO[bytes]], Any], *, owner: str, make_parents: bool = True) -> Path:
+def atomic_write(
+    path: Any, write: Callable[[IO[bytes]], Any], *, owner: str, make_parents: bool = True, name: str = "path"
+) -> Path:
     """Write ``path`` through ``write(handle)`` into a temporary beside it, then replace ``path`` with it.
 
     Raises:
@@ -129,7 +131,7 @@ def atomic_write(path: Any, write: Callable[[IO[bytes]], Any], *, owner: str, ma
         FileAccessError: when ``path`` exists and is not a regular file (a directory, ``/dev/null``), or its
             folder cannot be created or written (an ``OSError`` too).
     """
-    target = as_path(path, owner=owner)
+    target = as_path(path, owner=owner, name=name)
     try:
         info = os.stat(target)
     except FileNotFoundError:
@@ -137,7 +139,9 @@ def atomic_write(path: Any, write: Callable[[IO[bytes]], Any], *, owner: str, ma
     except OSError as exc:
         raise FileAccessError(f"{owner}: cannot write '{target}': {exc.strerror or exc}.") from None
     if info is not None and not stat.S_ISREG(info.st_mode):
-        raise FileAccessError(f"{owner}: '{target}' is {_kind(info.st_mode)}; refusing to replace it with a file.")
+        raise FileAccessError(
+            f"{owner}: `{name}` '{target}' is {_kind(info.st_mode)}; refusing to replace it with a file."
+        )
     try:
         if make_parents:
             target.parent.mkdir(parents=True, exist_ok=True)

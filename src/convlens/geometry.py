@@ -140,8 +140,8 @@ class WindowGeometry:
             dilation_rate: int or per-axis tuple.
             owner: name used in error messages (a layer repr or op name).
         """
-        rank = 1 if _is_int(input_size) else len(tuple(input_size))  # type: ignore[arg-type]
-        size = normalize_tuple(input_size, rank, "input size", owner=owner, minimum=0, maximum=2**62)
+        rank = 1 if _is_int(input_size) or not isinstance(input_size, Sequence) else len(input_size)
+        size = normalize_tuple(input_size, rank, "input_size", owner=owner, minimum=0, maximum=2**62)
         kernel = normalize_tuple(kernel_size, rank, "kernel_size", owner=owner)
         stride = normalize_tuple(strides, rank, "strides", owner=owner)
         dilation = normalize_tuple(dilation_rate, rank, "dilation_rate", owner=owner)

@@ -59,7 +59,7 @@ def _check_callbacks(callbacks: Any) -> list[Callback]:
         raise ConfigTypeError(f"fit: `callbacks` must be a list of Callback instances, got {short_repr(callbacks)}.")
     for cb in callbacks:
         if not isinstance(cb, Callback):
-            raise ConfigTypeError(f"fit: every callback must be a Callback instance, got {short_repr(cb)}.")
+            raise ConfigTypeError(f"fit: every item of `callbacks` must be a Callback instance, got {short_repr(cb)}.")
     return list(callbacks)
 
 
@@ -365,7 +365,8 @@ class Sequential:
         y = self._prepare_y(y, x.shape[0])
         training.check_finite(x, "x", owner)
         training.check_finite(y, "y", owner)
-        loss, y_pred = self._loss_and_grad(y, x)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the guard below says it once
+            loss, y_pred = self._loss_and_grad(y, x)
         if not np.isfinite(loss) and on_nan != "continue":
             training.non_finite_loss(self, loss, "train_on_batch", on_nan, stopped=False)
         else:

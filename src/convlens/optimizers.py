@@ -118,12 +118,12 @@ class Optimizer:
                     else f"dtype {p.dtype}" + ("" if p.flags.writeable else ", read-only")
                 )
                 raise ConfigTypeError(
-                    f"{self!r}: parameter {i} must be a writeable float ndarray (updated in place), got {what}."
+                    f"{self!r}: `params[{i}]` must be a writeable float ndarray (updated in place), got {what}."
                 )
         for i, g in enumerate(grads):
             if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
                 what = type(g).__name__ if not isinstance(g, np.ndarray) else f"dtype {g.dtype}"
-                raise ConfigTypeError(f"{self!r}: gradient {i} must be a float ndarray, got {what}.")
+                raise ConfigTypeError(f"{self!r}: `grads[{i}]` must be a float ndarray, got {what}.")
         if len(params) != len(grads):
             raise ShapeError(
                 f"{self!r}: `params` and `grads` must have the same length, got {len(params)} and {len(grads)}."

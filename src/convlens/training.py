@@ -140,7 +140,8 @@ def train_epoch(
             xb, yb = x[idx], y[idx]
         else:
             xb, yb = x[lo:hi], y[lo:hi]
-        loss, y_pred = model._loss_and_grad(yb, xb)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the guard below says it once
+            loss, y_pred = model._loss_and_grad(yb, xb)
         diverged = not math.isfinite(loss) and on_nan != "continue"
         if not diverged:
             model.optimizer.apply(params, grads)

@@ -37,6 +37,15 @@ def _write(name: str, data: bytes) -> Make:
     return make
 
 
+def _lazy(name: str, build: Callable[[], bytes]) -> Make:
+    """Like :func:`_write`, computing the bytes only when the file is made (bombs take seconds to build)."""
+
+    def make(folder: Path) -> Path:
+        return _write(name, build())(folder)
+
+    return make
+
+
 def _special(kind: str, name: str) -> Make:
     def make(folder: Path) -> Path:
         path = folder / name
@@ -423,7 +432,7 @@ def model_damages(base: bytes, rng: random.Random, count: int, *, legacy: bool =
         name = rng.choice([*names, "__config__.npy"])
         size = 2**31
         payload = raw_npy_header((size // 4,)) if name != "__config__.npy" else raw_npy_header((size,), "|u1")
-        return f"zip bomb {name}", _write("model.npz", _zip_with_bomb(members, name, payload, size))
+        return f"zip bomb {name}", _lazy("model.npz", lambda: _zip_with_bomb(members, name, payload, size))
 
     @add(1)
     def lying_size() -> tuple[str, Make]:
@@ -613,11 +622,11 @@ def idx_damages(rng: random.Random, count: int) -> list[tuple[str, Make, bytes |
         elif how == "gzip_bomb":
             size = 2**31
             head = gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", size), mtime=0)
-            out.append(("gzip bomb 2 GiB declared", _write("bomb.idx.gz", head + zeros_gzip(size)), None))
+            out.append(("gzip bomb 2 GiB declared", _lazy("bomb.idx.gz", lambda h=head: h + zeros_gzip(2**31)), None))
             continue
         elif how == "gzip_bomb_trailing":
             head = gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 4), mtime=0)
-            out.append(("gzip bomb trailing 2 GiB", _write("bomb2.idx.gz", head + zeros_gzip(2**31)), None))
+            out.append(("gzip bomb trailing 2 GiB", _lazy("bomb2.idx.gz", lambda h=head: h + zeros_gzip(2**31)), None))
             continue
         elif how == "double_gzip":
             data = gzip.compress(gzip.compress(raw, mtime=0), mtime=0)
