@@ -69,11 +69,12 @@ def _paddings(arg: str) -> list[Damage]:
 def _floating(result: Any) -> bool:
     items = result if isinstance(result, tuple) else (result,)
     return all(
-        item is None or isinstance(item, (float, bool, int, np.floating)) or (
-            isinstance(item, np.ndarray) and item.dtype.kind == "f"
-        ) or (isinstance(item, tuple) and _floating(item))
+        item is None
+        or isinstance(item, (float, bool, int, np.floating))
+        or (isinstance(item, np.ndarray) and item.dtype.kind == "f")
+        or (isinstance(item, tuple) and _floating(item))
         for item in items
-    )  # fmt: skip
+    )
 
 
 def check(call: Callable[..., Any], base: dict[str, Any], damage: Damage) -> None:
@@ -98,8 +99,16 @@ def _x(*shape: int) -> np.ndarray:
     return RNG.standard_normal(shape).astype(np.float32)
 
 
-CONV = {"x": _x(2, 6, 5, 3), "kernel": _x(3, 2, 3, 4), "bias": _x(4), "strides": 1, "padding": "valid",
-        "dilation_rate": 1, "groups": 1, "data_format": "channels_last"}  # fmt: skip
+CONV = {
+    "x": _x(2, 6, 5, 3),
+    "kernel": _x(3, 2, 3, 4),
+    "bias": _x(4),
+    "strides": 1,
+    "padding": "valid",
+    "dilation_rate": 1,
+    "groups": 1,
+    "data_format": "channels_last",
+}
 CONV_DAMAGES = [
     *_arrays("x", (2, 6, 5, 3)),
     *_arrays("kernel", (3, 2, 3, 4), main=False),
@@ -170,21 +179,43 @@ def test_activation_backward(damage: Damage) -> None:
     check(ops.sigmoid_backward, {"grad_out": _x(4, 5), "y": _x(4, 5)}, damage)
 
 
-@given(st.sampled_from([*_arrays("x", (4, 5)), *_floats("rate"), *_bools("training"),
-                        ("rng", "none", None, "invalid"), ("rng", "int", 3, "invalid")]))  # fmt: skip
+@given(
+    st.sampled_from(
+        [
+            *_arrays("x", (4, 5)),
+            *_floats("rate"),
+            *_bools("training"),
+            ("rng", "none", None, "invalid"),
+            ("rng", "int", 3, "invalid"),
+        ]
+    )
+)
 def test_dropout(damage: Damage) -> None:
     check(ops.dropout, {"x": _x(4, 5), "rate": 0.5, "rng": np.random.default_rng(0), "training": True}, damage)
 
 
-@given(st.sampled_from([*_arrays("x", (4, 3, 5)), *_arrays("gamma", (5,), main=False, optional=True),
-                        *_floats("momentum"), *_floats("epsilon"), *_bools("training")]))  # fmt: skip
+@given(
+    st.sampled_from(
+        [
+            *_arrays("x", (4, 3, 5)),
+            *_arrays("gamma", (5,), main=False, optional=True),
+            *_floats("momentum"),
+            *_floats("epsilon"),
+            *_bools("training"),
+        ]
+    )
+)
 def test_batch_norm(damage: Damage) -> None:
     def call(**kwargs: Any) -> Any:
-        return ops.batch_norm_forward(**kwargs, moving_mean=np.zeros(5, np.float32),
-                                      moving_variance=np.ones(5, np.float32))[0]  # fmt: skip
+        return ops.batch_norm_forward(
+            **kwargs, moving_mean=np.zeros(5, np.float32), moving_variance=np.ones(5, np.float32)
+        )[0]
 
-    check(call, {"x": _x(4, 3, 5), "gamma": None, "beta": None, "momentum": 0.9, "epsilon": 1e-3, "training": True},
-          damage)  # fmt: skip
+    check(
+        call,
+        {"x": _x(4, 3, 5), "gamma": None, "beta": None, "momentum": 0.9, "epsilon": 1e-3, "training": True},
+        damage,
+    )
 
 
 @given(st.sampled_from([*_arrays("y_true", (4,)), *_arrays("y_pred", (4, 3), main=False), *_bools("from_logits")]))
@@ -193,8 +224,15 @@ def test_sparse_categorical_crossentropy(damage: Damage) -> None:
     check(ops.sparse_categorical_crossentropy, base, damage)
 
 
-@given(st.sampled_from([*_arrays("x", (4, 5)), *_arrays("kernel", (5, 3), main=False),
-                        *_arrays("bias", (3,), main=False, optional=True)]))  # fmt: skip
+@given(
+    st.sampled_from(
+        [
+            *_arrays("x", (4, 5)),
+            *_arrays("kernel", (5, 3), main=False),
+            *_arrays("bias", (3,), main=False, optional=True),
+        ]
+    )
+)
 def test_dense(damage: Damage) -> None:
     check(ops.dense, {"x": _x(4, 5), "kernel": _x(5, 3), "bias": _x(3)}, damage)
 
@@ -208,18 +246,38 @@ def _layer(cls: type, shape: tuple[int, ...]) -> Callable[..., Any]:
 
 
 LAYERS: list[tuple[type, tuple[int, ...], dict[str, Any], list[Damage]]] = [
-    (cl.layers.Conv2D, (6, 6, 2), {"filters": 4, "kernel_size": 3},
-     [*_ints("filters"), *_ints("kernel_size"), *_ints("strides"), *_ints("dilation_rate"), *_paddings("padding"),
-      *_bools("use_bias"), *_choices("activation")]),
+    (
+        cl.layers.Conv2D,
+        (6, 6, 2),
+        {"filters": 4, "kernel_size": 3},
+        [
+            *_ints("filters"),
+            *_ints("kernel_size"),
+            *_ints("strides"),
+            *_ints("dilation_rate"),
+            *_paddings("padding"),
+            *_bools("use_bias"),
+            *_choices("activation"),
+        ],
+    ),
     (cl.layers.Dense, (5,), {"units": 3}, [*_ints("units"), *_bools("use_bias"), *_choices("kernel_initializer")]),
-    (cl.layers.MaxPooling1D, (7, 2), {"padding": "same"}, [*_ints("pool_size"), *_ints("strides"), *_choices("padding")]),
-    (cl.layers.BatchNormalization, (4, 3), {}, [*_floats("momentum"), *_floats("epsilon"), *_bools("center"),
-                                                *_ints("axis", zero_invalid=False)]),
+    (
+        cl.layers.MaxPooling1D,
+        (7, 2),
+        {"padding": "same"},
+        [*_ints("pool_size"), *_ints("strides"), *_choices("padding")],
+    ),
+    (
+        cl.layers.BatchNormalization,
+        (4, 3),
+        {},
+        [*_floats("momentum"), *_floats("epsilon"), *_bools("center"), *_ints("axis", zero_invalid=False)],
+    ),
     (cl.layers.Dropout, (5,), {"rate": 0.5}, [*_floats("rate"), *_ints("seed", zero_invalid=False)]),
     (cl.layers.ReLU, (5,), {}, [*_floats("negative_slope"), *_floats("threshold")]),
     (cl.layers.ZeroPadding2D, (3, 4, 2), {"padding": 1}, _paddings("padding")),
     (cl.layers.GlobalAveragePooling1D, (4, 2), {}, [*_bools("keepdims"), *_choices("data_format")]),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("cls", "shape", "base", "damages"), LAYERS, ids=[entry[0].__name__ for entry in LAYERS])
@@ -231,7 +289,7 @@ def test_layers(cls: type, shape: tuple[int, ...], base: dict[str, Any], damages
     check(_layer(cls, shape), {"x": _x(2, *shape), **base}, (arg, label, value, kind))
 
 
-# ----- fit --------------------------------------------------------------------------------------------------------------
+# ----- fit ---------------------------------------------------------------------------------------------------------
 def _fit(**kwargs: Any) -> float:
     model = cl.Sequential([cl.layers.Conv2D(2, 3, input_shape=(6, 6, 1)), cl.layers.Flatten(), cl.layers.Dense(3)])
     model.compile("adam", "sparse_categorical_crossentropy")
@@ -246,12 +304,18 @@ FIT_DAMAGES = [
     *[d for d in _ints("initial_epoch", zero_invalid=False) if d[1] != "minus_one"],
     *_floats("validation_split"),
     *_bools("shuffle"),
-    ("verbose", "none", None, "invalid"), ("verbose", "three", 3, "invalid"), ("verbose", "str", "yes", "invalid"),
-    ("callbacks", "single", cl.callbacks.History(), "invalid"), ("callbacks", "none_item", [None], "invalid"),
-    ("validation_data", "one", (np.zeros((2, 6, 6, 1)),), "invalid"), ("validation_data", "str", "val", "invalid"),
-    ("y", "out_of_range", np.full(8, 9), "invalid"), ("y", "nan", np.full(8, np.nan), "invalid"),
-    ("y", "str", np.full(8, "a"), "invalid"), ("y", "short", np.zeros(3, np.int64), "invalid"),
-]  # fmt: skip
+    ("verbose", "none", None, "invalid"),
+    ("verbose", "three", 3, "invalid"),
+    ("verbose", "str", "yes", "invalid"),
+    ("callbacks", "single", cl.callbacks.History(), "invalid"),
+    ("callbacks", "none_item", [None], "invalid"),
+    ("validation_data", "one", (np.zeros((2, 6, 6, 1)),), "invalid"),
+    ("validation_data", "str", "val", "invalid"),
+    ("y", "out_of_range", np.full(8, 9), "invalid"),
+    ("y", "nan", np.full(8, np.nan), "invalid"),
+    ("y", "str", np.full(8, "a"), "invalid"),
+    ("y", "short", np.zeros(3, np.int64), "invalid"),
+]
 
 
 @given(st.sampled_from(FIT_DAMAGES))

@@ -140,7 +140,7 @@ def _run_cli(args: list[str], cwd: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_default_sigint,  # noqa: PLW1509 - only resets one signal
+        preexec_fn=_default_sigint,
     )
 
 
@@ -152,7 +152,7 @@ def test_ctrl_c_during_train_is_one_line_within_a_second(tmp_path: Path) -> None
     time.sleep(3.0)  # past loading MNIST, inside fit
     sent = time.perf_counter()
     child.send_signal(signal.SIGINT)
-    out, err = child.communicate(timeout=10)
+    _out, err = child.communicate(timeout=10)
     assert time.perf_counter() - sent < 1.0
     assert child.returncode == 130
     lines = [line for line in err.splitlines() if line.strip()]
@@ -185,8 +185,22 @@ def _alive(pid: int) -> bool:
         return False
 
 
-SWEEP = ["sweep", "run", "--kernel-size", "3,5", "--epochs", "20", "--train-limit", "2000", "--test-limit", "100",
-         "--workers", "2", "--db", "s.db"]  # fmt: skip
+SWEEP = [
+    "sweep",
+    "run",
+    "--kernel-size",
+    "3,5",
+    "--epochs",
+    "20",
+    "--train-limit",
+    "2000",
+    "--test-limit",
+    "100",
+    "--workers",
+    "2",
+    "--db",
+    "s.db",
+]
 
 
 def _workers_of(child: subprocess.Popen[str]) -> set[int]:

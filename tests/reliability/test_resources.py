@@ -97,8 +97,10 @@ def test_weights_too_large_are_refused_at_build() -> None:
         r"^Dense '\w+': this call needs about [\d.]+ TiB \(weight 'kernel' of shape \(5, 1000000000000\) alone is "
         r".*\), more than the .* this process can still allocate\. Use fewer filters or units, or a smaller input\.$",
     )
-    _refused_quickly(lambda: cl.Sequential([cl.layers.Flatten(), cl.layers.Dense(3)]).build((None, 10**6, 10**6)),
-                     r"weight 'kernel' of shape \(1000000000000, 3\)")  # fmt: skip
+    _refused_quickly(
+        lambda: cl.Sequential([cl.layers.Flatten(), cl.layers.Dense(3)]).build((None, 10**6, 10**6)),
+        r"weight 'kernel' of shape \(1000000000000, 3\)",
+    )
 
 
 def test_zero_padding_layer_output_is_guarded() -> None:

@@ -72,8 +72,16 @@ def test_on_nan_continue_with_terminate_on_nan_is_keras(capsys: pytest.CaptureFi
     # epoch ends after that batch, on_epoch_end and on_train_end still run.
     model, x, y = diverging_model()
     recorder = Recorder()
-    history = model.fit(x, y, batch_size=8, epochs=3, shuffle=False, verbose=0, on_nan="continue",
-                        callbacks=[TerminateOnNaN(), recorder])  # fmt: skip
+    history = model.fit(
+        x,
+        y,
+        batch_size=8,
+        epochs=3,
+        shuffle=False,
+        verbose=0,
+        on_nan="continue",
+        callbacks=[TerminateOnNaN(), recorder],
+    )
     assert capsys.readouterr().out == "Batch 1: Invalid loss, terminating training\n"
     assert [e[:2] for e in recorder.events] == [("batch", 0), ("batch", 1), ("epoch_end", 0), ("train_end",)]
     assert history.epoch == [0]
@@ -138,9 +146,16 @@ def test_fit_refuses_non_finite_data_before_training() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"callbacks": cl.callbacks.History()}, ConfigTypeError,
-         "fit: `callbacks` must be a list of Callback instances, got a single History; wrap it: callbacks=[...]."),
-        ({"callbacks": [None]}, ConfigTypeError, "fit: every item of `callbacks` must be a Callback instance, got None."),
+        (
+            {"callbacks": cl.callbacks.History()},
+            ConfigTypeError,
+            "fit: `callbacks` must be a list of Callback instances, got a single History; wrap it: callbacks=[...].",
+        ),
+        (
+            {"callbacks": [None]},
+            ConfigTypeError,
+            "fit: every item of `callbacks` must be a Callback instance, got None.",
+        ),
         ({"verbose": None}, ConfigError, "fit: `verbose` must be 'auto', 0, 1 or 2, got None."),
         ({"validation_split": float("nan")}, ConfigError, "fit: `validation_split` must be a finite number, got nan."),
         ({"shuffle": "no"}, ConfigTypeError, "fit: `shuffle` must be True or False, got 'no'."),
@@ -148,7 +163,7 @@ def test_fit_refuses_non_finite_data_before_training() -> None:
         ({"on_nan": "ignore"}, ConfigError, "fit: `on_nan` must be one of 'stop', 'raise', 'continue', got 'ignore'."),
         ({"validation_data": "val"}, ConfigTypeError, "`validation_data` must be a tuple (x_val, y_val), got 'val'."),
     ],
-)  # fmt: skip
+)
 def test_fit_arguments_are_checked_before_anything_trains(
     kwargs: dict[str, Any], error: type[Exception], message: str
 ) -> None:
