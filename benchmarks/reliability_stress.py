@@ -124,6 +124,7 @@ def model_file_cases(rng: random.Random, count: int) -> list[Case]:
     n_legacy = count // 5
     damages = [("current", d) for d in damaged_files.model_damages(base, rng, count - n_legacy)]
     damages += [("legacy", d) for d in damaged_files.model_damages(legacy, rng, n_legacy, legacy=True)]
+    _prebuild([make for _, (label, make) in damages if "bomb" in label])
     cases = []
     for i, (which, (label, make)) in enumerate(damages):
 
@@ -141,9 +142,20 @@ def model_file_cases(rng: random.Random, count: int) -> list[Case]:
     return cases
 
 
+def _prebuild(makes: list[Any]) -> None:
+    """Build the bombs once here, before the workers fork (a 2 GiB deflate stream takes seconds; then cached)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        for make in makes:
+            make(Path(folder)).unlink()
+
+
 def idx_file_cases(rng: random.Random, count: int) -> list[Case]:
     cases = []
-    for i, (label, make, data) in enumerate(damaged_files.idx_damages(rng, count)):
+    damages = damaged_files.idx_damages(rng, count)
+    _prebuild([make for label, make, _ in damages if "bomb" in label])
+    for i, (label, make, data) in enumerate(damages):
 
         def run(make: Any = make, i: int = i) -> Any:
             from convlens.datasets.idx import read_idx

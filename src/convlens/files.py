@@ -52,6 +52,12 @@ def as_path(path: Any, *, owner: str, name: str = "path") -> Path:
     return Path(text)
 
 
+def _shown(target: Path) -> str:
+    """A path for a message: in full up to 200 characters."""
+    text = str(target)
+    return text if len(text) <= 200 else text[:100] + "..." + text[-97:]
+
+
 def _kind(mode: int) -> str:
     if stat.S_ISDIR(mode):
         return "a directory"
@@ -75,11 +81,11 @@ def readable_file(path: Any, *, owner: str, name: str = "path") -> tuple[Path, i
     try:
         info = os.stat(target)
     except FileNotFoundError:
-        raise MissingFileError(f"{owner}: no such file: '{target}'.") from None
+        raise MissingFileError(f"{owner}: no such file: '{_shown(target)}'.") from None
     except OSError as exc:
-        raise FileAccessError(f"{owner}: cannot read `{name}` '{target}': {exc.strerror or exc}.") from None
+        raise FileAccessError(f"{owner}: cannot read `{name}` '{_shown(target)}': {exc.strerror or exc}.") from None
     if not stat.S_ISREG(info.st_mode):
-        raise FileAccessError(f"{owner}: `{name}` '{target}' is {_kind(info.st_mode)}, not a file.")
+        raise FileAccessError(f"{owner}: `{name}` '{_shown(target)}' is {_kind(info.st_mode)}, not a file.")
     return target, int(info.st_size)
 
 
@@ -137,10 +143,10 @@ def atomic_write(
     except FileNotFoundError:
         info = None
     except OSError as exc:
-        raise FileAccessError(f"{owner}: cannot write '{target}': {exc.strerror or exc}.") from None
+        raise FileAccessError(f"{owner}: cannot write `{name}` '{_shown(target)}': {exc.strerror or exc}.") from None
     if info is not None and not stat.S_ISREG(info.st_mode):
         raise FileAccessError(
-            f"{owner}: `{name}` '{target}' is {_kind(info.st_mode)}; refusing to replace it with a file."
+            f"{owner}: `{name}` '{_shown(target)}' is {_kind(info.st_mode)}; refusing to replace it with a file."
         )
     try:
         if make_parents:
@@ -149,7 +155,7 @@ def atomic_write(
         tmp = temp_name(target)
         handle = open(tmp, "xb")  # noqa: SIM115 - closed below, before the replace
     except OSError as exc:
-        raise FileAccessError(f"{owner}: cannot write '{target}': {exc.strerror or exc}.") from None
+        raise FileAccessError(f"{owner}: cannot write `{name}` '{_shown(target)}': {exc.strerror or exc}.") from None
     try:
         with handle:
             write(handle)
@@ -159,7 +165,7 @@ def atomic_write(
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise FileAccessError(f"{owner}: cannot write '{target}': {exc.strerror or exc}.") from None
+        raise FileAccessError(f"{owner}: cannot write `{name}` '{_shown(target)}': {exc.strerror or exc}.") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

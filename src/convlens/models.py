@@ -246,7 +246,7 @@ class Sequential:
         if x.ndim == 0 or x.shape[0] == 0:
             raise ConfigError(f"Sequential '{self.name}': {method} needs at least one sample, got an empty x.")
 
-    def _check_x(self, x: np.ndarray) -> None:
+    def _check_x(self, x: np.ndarray, what: str = "x") -> None:
         expected = self._input_shape
         if expected is None:
             return
@@ -257,7 +257,10 @@ class Sequential:
             if x.ndim == len(expected) - 1 and tuple(x.shape[1:]) == tuple(expected[1:-1]):
                 hint = " Add a channel axis: x[..., None]."
             shown = "(None, " + ", ".join(str(e) for e in expected[1:]) + ")"
-            raise ShapeError(f"Sequential '{self.name}': expected input of shape {shown}, got {x.shape}.{hint}")
+            which = "" if what == "x" else f" (`{what}`)"
+            raise ShapeError(
+                f"Sequential '{self.name}': expected input of shape {shown}, got {x.shape}{which}.{hint}"
+            )
 
     def stages(self) -> list[Any]:
         """What runs: the layers, with fusable neighbours joined (see :mod:`convlens.fusion`)."""
@@ -367,10 +370,11 @@ class Sequential:
         training.check_finite(y, "y", owner)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the guard below says it once
             loss, y_pred = self._loss_and_grad(y, x)
-        if not np.isfinite(loss) and on_nan != "continue":
-            training.non_finite_loss(self, loss, "train_on_batch", on_nan, stopped=False)
+        params, grads = self._trainable()
+        problem = training.diverged(loss, grads) if on_nan != "continue" else None
+        if problem is not None:
+            training.non_finite_loss(self, problem, "train_on_batch", on_nan, stopped=False)
         else:
-            params, grads = self._trainable()
             self.optimizer.apply(params, grads)
         return self._batch_logs(loss, y, y_pred, return_dict)
 
@@ -421,7 +425,8 @@ class Sequential:
 
         ``validation_split`` takes the LAST fraction of the samples before shuffling, as Keras does.
         Every argument is checked before anything trains; ``x`` and ``y`` must be finite.
-        ``on_nan`` (not in Keras) says what happens when a batch's loss is NaN or infinite: 'stop' (the
+        ``on_nan`` (not in Keras) says what happens when a batch's loss is NaN or infinite (or its gradients too
+        large to square, see :func:`convlens.training.diverged`): 'stop' (the
         default) skips that batch's update, stops training and warns with a
         :class:`~convlens.training.NonFiniteLossWarning`; 'raise' raises ``StateError`` instead; 'continue'
         trains on as Keras does (pass ``callbacks=[TerminateOnNaN()]`` for Keras's own guard).

@@ -47,10 +47,10 @@ def check_finite(arr: np.ndarray, what: str, owner: str) -> None:
     Raises:
         ConfigError: naming the argument, how many values are bad and the first one's index.
     """
-    if arr.dtype.kind != "f":
+    if arr.dtype.kind != "f" or np.isfinite(arr.sum(dtype=np.float64)):  # one pass, no temporary, usually
         return
     bad = ~np.isfinite(arr)
-    if bad.any():
+    if bad.any():  # (a float64 sum of huge float64 values can overflow with every value finite)
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ConfigError(
             f"{owner}: `{what}` holds {int(bad.sum())} NaN or infinite value(s), the first at index {first} "
@@ -80,7 +80,7 @@ def split_validation(
                 f"{short_repr(validation_data, 60)}."
             )
         vx = model._as_input(validation_data[0], "validation_data x")
-        model._check_x(vx)
+        model._check_x(vx, "validation_data")
         model._check_not_empty(vx, "fit's validation_data")
         return x, y, (vx, model._prepare_y(validation_data[1], vx.shape[0], "validation_data y"))
     if validation_split > 0:
@@ -94,12 +94,31 @@ def split_validation(
     return x, y, None
 
 
-def non_finite_loss(model: Any, loss: float, where: str, on_nan: str, *, stopped: bool = True) -> None:
-    """What ``fit``/``train_on_batch`` do when a batch's loss is NaN or infinite (the update is not applied)."""
-    what = "training stopped and that batch's update was not applied" if stopped else "the update was not applied"
+def diverged(loss: float, grads: list[np.ndarray]) -> str | None:
+    """Why a step must not be applied: a NaN or infinite loss, or gradients whose squares overflow their dtype
+    (Adam, RMSprop and clipping square them: the weights would turn NaN with a finite loss). None when fine.
+
+    Shapes:
+        grads: any shapes.
+    """
+    if not math.isfinite(loss):
+        return f"the loss became {loss}"
+    for g in grads:
+        if g.size == 0:
+            continue
+        largest = max(abs(float(g.max())), abs(float(g.min())))
+        if not largest <= math.sqrt(float(np.finfo(g.dtype).max)):
+            return f"the gradients overflowed (|gradient| up to {largest:.3g}, too large to square in {g.dtype})"
+    return None
+
+
+def non_finite_loss(model: Any, what: str, where: str, on_nan: str, *, stopped: bool = True) -> None:
+    """What ``fit``/``train_on_batch`` do when a step diverged (``what``, from :func:`diverged`): its update is
+    not applied; warn (``on_nan='stop'``) or raise ``StateError`` (``'raise'``)."""
+    action = "training stopped and that batch's update was not applied" if stopped else "the update was not applied"
     message = (
-        f"Sequential '{model.name}': the loss became {loss} at {where}; {what}, so the weights are those of the "
-        "last finite step. Lower the learning rate or check the data (on_nan='continue' trains on, as Keras does)."
+        f"Sequential '{model.name}': {what} at {where}; {action}, so the weights are those of the last finite step. "
+        "Lower the learning rate or check the data (on_nan='continue' trains on, as Keras does)."
     )
     if on_nan == "raise":
         raise StateError(message)
@@ -121,7 +140,8 @@ def train_epoch(
     """One pass over ``(x, y)`` in mini-batches (in ``order`` when shuffling); returns the running logs.
 
     The logged loss is the mean over samples of the batch losses (each batch weighted by its size).
-    With ``on_nan`` 'stop' or 'raise', a batch whose loss is NaN or infinite is not applied: 'stop' warns
+    With ``on_nan`` 'stop' or 'raise', a batch whose loss is NaN or infinite (or whose gradients overflow, see
+    :func:`diverged`) is not applied: 'stop' warns
     (:class:`NonFiniteLossWarning`) and sets ``model.stop_training``, 'raise' raises ``StateError``. As in
     Keras 3, the epoch ends early once a callback sets ``model.stop_training``.
     """
@@ -142,8 +162,8 @@ def train_epoch(
             xb, yb = x[lo:hi], y[lo:hi]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the guard below says it once
             loss, y_pred = model._loss_and_grad(yb, xb)
-        diverged = not math.isfinite(loss) and on_nan != "continue"
-        if not diverged:
+        problem = diverged(loss, grads) if on_nan != "continue" else None
+        if problem is None:
             model.optimizer.apply(params, grads)
         loss_sum += loss * (hi - lo)
         seen += hi - lo
@@ -154,8 +174,8 @@ def train_epoch(
         callbacks.on_train_batch_end(step, logs)
         if bar is not None:
             bar.update(step + 1, list(ordered(logs).items()), finalize=False)
-        if diverged:
-            non_finite_loss(model, loss, f"epoch {epoch + 1}, batch {step + 1}", on_nan)
+        if problem is not None:
+            non_finite_loss(model, problem, f"epoch {epoch + 1}, batch {step + 1}", on_nan)
             model.stop_training = True
         if model.stop_training:
             break

@@ -198,3 +198,17 @@ def test_weight_decay_cannot_overshoot_zero() -> None:
     with pytest.raises(ConfigError, match=re.escape("`weight_decay` * `learning_rate` must be <= 1 (a decay step")):
         optimizer.apply([w], [np.zeros(3, np.float32)])
     np.testing.assert_array_equal(w, np.ones(3))
+
+
+def test_gradients_too_large_to_square_stop_training_with_a_finite_loss() -> None:
+    # A finite loss (2.25e38 < float32's 3.4e38) whose kernel gradient (~3e19) Adam would square to inf.
+    model = cl.Sequential([cl.layers.Dense(1, kernel_initializer="ones", input_shape=(3,))])
+    model.compile("adam", "mse")
+    x, y = np.ones((1, 3), np.float32), np.full((1, 1), 1.5e19, np.float32)  # one sample: no overflowing mean
+    with pytest.warns(
+        NonFiniteLossWarning,
+        match=r"the gradients overflowed \(\|gradient\| up to 3e\+19, too large to square in float32\) at epoch 1, "
+        r"batch 1; training stopped",
+    ):
+        model.fit(x, y, batch_size=1, epochs=2, verbose=0)
+    np.testing.assert_array_equal(model.get_weights()[0], np.ones((3, 1)))

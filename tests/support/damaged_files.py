@@ -26,6 +26,7 @@ Make = Callable[[Path], Path]
 Damage = tuple[str, Make]
 
 _BOMB_CACHE: dict[tuple[str, int], bytes] = {}
+_CRC_CACHE: dict[tuple[str, int], int] = {}
 
 
 def _write(name: str, data: bytes) -> Make:
@@ -77,19 +78,28 @@ def zeros_deflated(size: int) -> bytes:
     return _BOMB_CACHE[key]
 
 
+def zeros_crc(size: int, start: int = 0) -> int:
+    """CRC-32 of ``size`` zero bytes continuing from ``start`` (cached for a start of 0)."""
+    key = ("crc", size)
+    if start == 0 and key in _CRC_CACHE:
+        return _CRC_CACHE[key]
+    crc = start
+    chunk = bytes(1 << 20)
+    for _ in range(size >> 20):
+        crc = zlib.crc32(chunk, crc)
+    crc = zlib.crc32(bytes(size & ((1 << 20) - 1)), crc)
+    if start == 0:
+        _CRC_CACHE[key] = crc
+    return crc
+
+
 def zeros_gzip(size: int) -> bytes:
     """One gzip member holding ``size`` zero bytes (cached)."""
     key = ("gzip", size)
     if key not in _BOMB_CACHE:
-        body = zeros_deflated(size)
         header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
-        crc = zlib.crc32(b"")
-        # CRC-32 of `size` zeros, computed in chunks.
-        chunk = bytes(1 << 20)
-        for _ in range(size >> 20):
-            crc = zlib.crc32(chunk, crc)
-        crc = zlib.crc32(bytes(size & ((1 << 20) - 1)), crc)
-        _BOMB_CACHE[key] = header + body + struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF)
+        trailer = struct.pack("<II", zeros_crc(size) & 0xFFFFFFFF, size & 0xFFFFFFFF)
+        _BOMB_CACHE[key] = header + zeros_deflated(size) + trailer
     return _BOMB_CACHE[key]
 
 
@@ -484,7 +494,14 @@ def model_damages(base: bytes, rng: random.Random, count: int, *, legacy: bool =
 
 
 def _zip_with_bomb(members: dict[str, bytes], name: str, header: bytes, size: int) -> bytes:
-    """``members`` with ``name`` replaced by ``header`` + ``size`` zero bytes, deflated (a few MB on disk)."""
+    """``members`` with ``name`` replaced by ``header`` + ``size`` zero bytes, deflated (a few MB on disk; cached)."""
+    key = (f"zip:{name}:{hash(header)}:{hash(tuple(sorted(members)))}", size)
+    if key not in _BOMB_CACHE:
+        _BOMB_CACHE[key] = _build_zip_bomb(members, name, header, size)
+    return _BOMB_CACHE[key]
+
+
+def _build_zip_bomb(members: dict[str, bytes], name: str, header: bytes, size: int) -> bytes:
     out = dict(members)
     out.pop(name)
     head = write_members(out, zipfile.ZIP_STORED)
@@ -492,9 +509,8 @@ def _zip_with_bomb(members: dict[str, bytes], name: str, header: bytes, size: in
     payload = zlib.compressobj(9, zlib.DEFLATED, -15)
     body = payload.compress(header) + payload.flush(zlib.Z_FULL_FLUSH) + zeros_deflated(size)
     crc = zlib.crc32(header)
-    chunk = bytes(1 << 20)
-    for _ in range(size >> 20):
-        crc = zlib.crc32(chunk, crc)
+    # crc32(header + zeros) from crc32(header): continue over the zeros (one pass per header, ~1 s for 2 GiB).
+    crc = zeros_crc(size, crc)
     total = len(header) + size
     buffer = io.BytesIO(head)
     with zipfile.ZipFile(buffer, "a") as archive:
