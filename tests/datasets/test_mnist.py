@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import convlens.datasets
-from convlens.datasets import mnist
+from convlens.datasets import mnist, sources
 from convlens.datasets.idx import write_idx
 from convlens.errors import DataError
 
@@ -28,9 +28,9 @@ def data():
 
 @pytest.fixture
 def fresh_cache():
-    mnist._clear_cache()
+    sources.clear_cache()
     yield
-    mnist._clear_cache()
+    sources.clear_cache()
 
 
 def _synthetic_dir(directory: Path, n_train: int = 6, n_test: int = 4, gz: bool = True) -> Path:
@@ -107,7 +107,7 @@ def test_second_call_skips_decompression(data, monkeypatch):
         raise AssertionError("decompressed again")
 
     mnist.load_data()
-    monkeypatch.setattr(mnist.gzip, "decompress", boom)
+    monkeypatch.setattr(sources.gzip, "decompress", boom)
     (_, y_train), _ = mnist.load_data()
     assert y_train[0] == 5
 
@@ -233,3 +233,13 @@ def test_user_dir_corrupt_idx_names_the_file(tmp_path, fresh_cache):
     (directory / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03" + bytes(12) + b"1"))
     with pytest.raises(DataError, match=r"^train-images-idx3-ubyte\.gz: trailing bytes after IDX data: "):
         mnist.load_data(directory)
+
+
+def test_sample_is_the_first_100_test_images(data):
+    _, (x_test, y_test) = data
+    x, y = mnist.load_sample()
+    assert x.shape == (100, 28, 28)
+    assert x.dtype == y.dtype == np.uint8
+    np.testing.assert_array_equal(x, x_test[:100])
+    np.testing.assert_array_equal(y, y_test[:100])
+    assert mnist.CLASS_NAMES[int(y[0])] == "7"  # the first test digit
