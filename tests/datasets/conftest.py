@@ -6,7 +6,6 @@ import functools
 import gzip
 import hashlib
 import http.server
-import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,20 +16,9 @@ import pytest
 
 from convlens.datasets import sources
 from convlens.datasets.idx import write_idx
+from tests.support.shared_data import shared_copy
 
-# ../shared from the repository root (CI checks it out beside the clone).
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def shared_copy(name: str) -> Path:
-    """The shared official files of data set ``name``; a failure under CI=true, a skip elsewhere."""
-    directory = SHARED / name
-    if not directory.is_dir():
-        message = f"the shared copy of {name} is missing: expected {directory}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return directory
+__all__ = ["Server", "shared_copy", "synthetic_idx_set"]
 
 
 def synthetic_idx_set(directory: Path, seed: int, n_train: int = 6, n_test: int = 4) -> dict[str, str]:
