@@ -83,3 +83,14 @@ def test_data_dir_trains_on_a_folder_and_tests_on_the_held_out_part(tmp_path, ca
 def test_dataset_and_data_dir_exclude_each_other(tmp_path, capsys):
     assert main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path)]) == 2
     assert capsys.readouterr().err == "convlens train: error: --dataset and --data-dir: give one of them, got both.\n"
+
+
+def test_sweep_has_a_dataset_axis(capsys):
+    assert main(["sweep", "run", "--dataset", "mnist,cifar10", "--strides", "1,2", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:4] == [
+        "dataset=mnist strides=1",
+        "dataset=mnist strides=2",
+        "dataset=cifar10 strides=1",
+        "dataset=cifar10 strides=2",
+    ]
