@@ -4,11 +4,11 @@ Keras returns a ``tf.data.Dataset``; convlens returns an :class:`ImageDataset`, 
 same ``(images, labels)`` batches as NumPy arrays and that ``model.fit/evaluate/predict`` accept as ``x``. The
 file index, the class order, the seeded shuffle of the file list and the training/validation split follow
 Keras's code (``keras.src.utils.dataset_utils``), so the same seed puts the same files in the same subset.
+For example, with ``photos/cats/*.jpg``, ``photos/dogs/*.png`` and ``photos/foxes/*.png``::
 
->>> ds = image_dataset_from_directory("photos", image_size=(64, 64), batch_size=16)  # doctest: +SKIP
-Found 120 files belonging to 3 classes.
->>> ds.class_names  # doctest: +SKIP
-['cats', 'dogs', 'foxes']
+    ds = image_dataset_from_directory("photos", image_size=(64, 64), batch_size=16)   # Found 120 files ...
+    ds.class_names                                                                     # ['cats', 'dogs', 'foxes']
+    for images, labels in ds.take(1): ...                                              # (16, 64, 64, 3), (16,)
 """
 
 from __future__ import annotations
