@@ -15,6 +15,8 @@ from convlens.datasets import mnist, sources
 from convlens.datasets.idx import write_idx
 from convlens.errors import DataError
 
+from .conftest import synthetic_idx_set
+
 PACKAGED = Path(mnist.__file__).parent / "data" / "mnist"
 # Per-class counts of the official MNIST release (LeCun et al.), train and test.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -33,18 +35,8 @@ def fresh_cache():
     sources.clear_cache()
 
 
-def _synthetic_dir(directory: Path, n_train: int = 6, n_test: int = 4, gz: bool = True) -> Path:
-    rng = np.random.default_rng(0)
-    suffix = ".gz" if gz else ""
-    directory.mkdir(parents=True, exist_ok=True)
-    arrays = [
-        rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        rng.integers(0, 10, n_train, dtype=np.uint8),
-        rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        rng.integers(0, 10, n_test, dtype=np.uint8),
-    ]
-    for stem, array in zip(mnist.FILES, arrays, strict=True):
-        write_idx(directory / f"{stem}{suffix}", array)
+def _synthetic_dir(directory: Path, n_train: int = 6, n_test: int = 4) -> Path:
+    synthetic_idx_set(directory, seed=0, n_train=n_train, n_test=n_test)
     return directory
 
 
@@ -180,8 +172,8 @@ def test_user_dir_missing_file(tmp_path, fresh_cache):
     (directory / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(
         DataError,
-        match=r"^mnist\.load_data: missing MNIST file in .*d: expected t10k-labels-idx1-ubyte\.gz or "
-        r"t10k-labels-idx1-ubyte, found neither\.$",
+        match=r"^mnist\.load_data: .*d does not hold the MNIST files: expected train-images-idx3-ubyte\[\.gz\], "
+        r"train-labels-idx1-ubyte\[\.gz\], t10k-images-idx3-ubyte\[\.gz\], t10k-labels-idx1-ubyte\[\.gz\]\.$",
     ):
         mnist.load_data(directory)
 
@@ -193,7 +185,8 @@ def test_path_must_be_a_directory(tmp_path, kind):
         target.write_bytes(b"x")
     with pytest.raises(
         DataError,
-        match=rf"^mnist\.load_data: `path` must be a directory holding the MNIST IDX files, found {kind} at ",
+        match=rf"^mnist\.load_data: `path` must be a directory holding the MNIST files \(train-images-idx3-ubyte"
+        rf"\[\.gz\], .*\), found {kind} at ",
     ):
         mnist.load_data(target)
 

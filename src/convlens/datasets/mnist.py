@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from convlens.datasets import sources
-from convlens.datasets.sources import IDX_FILES, IdxArrays
+from convlens.datasets.sources import IDX_FILES, IdxArrays, Source
 from convlens.errors import DataError
 
 __all__ = ["CLASS_NAMES", "FILES", "SHA256", "load_data", "load_sample"]
@@ -34,6 +34,10 @@ SHA256 = {
 
 #: Label -> name (the digits themselves).
 CLASS_NAMES = tuple(str(digit) for digit in range(10))
+
+SOURCE = Source(
+    owner="mnist.load_data", title="MNIST", folder="mnist", expected=", ".join(f"{stem}[.gz]" for stem in FILES)
+)
 
 _PACKAGED_DIR = Path(__file__).parent / "data" / "mnist"
 _DAMAGED = " The packaged MNIST file is damaged; reinstall convlens."
@@ -74,15 +78,7 @@ def load_data(path: str | os.PathLike[str] | None = None) -> IdxArrays:
     if path is None:
         paths = [_packaged(stem) for stem in FILES]
         return sources.load_idx_set(paths, [SHA256[stem] for stem in FILES], _DAMAGED)
-    directory = Path(path)
-    if not directory.is_dir():
-        what = "a file" if directory.exists() else "nothing"
-        raise DataError(
-            f"mnist.load_data: `path` must be a directory holding the MNIST IDX files, found {what} at {directory}."
-        )
-    found = sources.find_idx_files(directory)
-    if found is None:
-        raise sources.missing_idx_file("mnist.load_data", "MNIST", directory)
+    found = sources.locate(SOURCE, path, sources.find_idx_files, fetch=None)  # that directory only
     return sources.load_idx_set(found, [None] * len(FILES))
 
 

@@ -50,7 +50,6 @@ __all__ = [
     "find_idx_files",
     "load_idx_set",
     "locate",
-    "missing_idx_file",
     "read_idx_checked",
     "read_uncompressed",
     "search_dirs",
@@ -208,12 +207,6 @@ def find_idx_files(directory: Path, stems: Sequence[str] = IDX_FILES) -> list[Pa
             return None
         found.append(candidates[0])
     return found
-
-
-def missing_idx_file(owner: str, title: str, directory: Path, stems: Sequence[str] = IDX_FILES) -> DataError:
-    """The error for the first stem missing from ``directory``."""
-    stem = next(s for s in stems if find_idx_files(directory, [s]) is None)
-    return DataError(f"{owner}: missing {title} file in {directory}: expected {stem}.gz or {stem}, found neither.")
 
 
 def _check_pair(images: npt.NDArray[Any], labels: npt.NDArray[Any], image_file: str, label_file: str) -> None:
