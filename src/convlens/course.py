@@ -100,7 +100,6 @@ class CourseData:
     train: tuple[np.ndarray, np.ndarray]
     test: tuple[np.ndarray, np.ndarray]
     class_names: list[str]
-    test_name: str = "test"
 
 
 def _scaled(x: np.ndarray) -> np.ndarray:
@@ -134,9 +133,7 @@ def load_course_data(
             data_dir, image_size=image_size, color_mode=color_mode, validation_split=0.2, subset="both", seed=seed
         )
         (x_train, y_train), (x_test, y_test) = training.to_arrays(), held_out.to_arrays()
-        return CourseData(
-            (_scaled(x_train), y_train), (_scaled(x_test), y_test), list(training.class_names), "held-out 20%"
-        )
+        return CourseData((_scaled(x_train), y_train), (_scaled(x_test), y_test), list(training.class_names))
     from convlens import datasets
     from convlens.errors import check_choice
 
