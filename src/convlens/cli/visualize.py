@@ -42,7 +42,7 @@ def add_parser(sub: Any) -> None:
     kinds = viz.add_subparsers(dest="kind", metavar="KIND", required=True)
     for kind, text in _KINDS.items():
         p = kinds.add_parser(kind, help=text, description=text)
-        p.add_argument("model", metavar="MODEL", help="a model saved with --save / model.save (.npz)")
+        p.add_argument("model", metavar="MODEL", help="a saved model: .npz, .keras or .onnx")
         p.add_argument("-o", "--output", default=f"{kind}.png", help=f"output .png or .svg (default {kind}.png)")
         if kind in _TAKES_INPUT:
             source = p.add_mutually_exclusive_group()
@@ -73,7 +73,7 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the model, draw the picture, save it."""
     from convlens.lab import viz
-    from convlens.saving import load_model
+    from convlens import load_model  # by suffix: .npz, .keras, .onnx
 
     model = load_model(args.model)
     kind = args.kind

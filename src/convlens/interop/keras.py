@@ -172,8 +172,6 @@ def load_model(path: Any) -> Sequential:
             f"{source}: holds a {found!r} model; convlens reads Keras Sequential models. Hint: rebuild it as "
             "keras.Sequential([...]) with the same layers."
         )
-    if weights is None:
-        raise DataError(f"{source} has no model.weights.h5.")
     entries = config.get("config", {}).get("layers", [])
     model = Sequential(name=config.get("config", {}).get("name"))
     from convlens.layers import Input
@@ -194,6 +192,8 @@ def load_model(path: Any) -> Sequential:
         class_names.append(str(entry["class_name"]))
     if not model.built:
         raise DataError(f"{source}: the model has no input shape (no InputLayer or build_config); convlens needs one.")
+    if weights is None:
+        raise DataError(f"{source} has no model.weights.h5.")
     h5py = _h5py()
     try:
         with h5py.File(io.BytesIO(weights), "r") as handle:

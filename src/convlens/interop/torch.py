@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -56,16 +57,19 @@ def _conv(b: ChainBuilder, m: Any, where: str) -> None:
     b.conv(_arr(m.weight), bias, strides=m.stride, pads=pads, dilation=m.dilation, groups=m.groups, where=where)
 
 
-def _pool(b: ChainBuilder, m: Any, where: str) -> None:
+def _pool(b: ChainBuilder, m: Any, where: str, extra: Any = None) -> None:
+    """Max/avg pooling; ``extra``: pads of a ConstantPad(-inf) just before a MaxPool (padded cells never win)."""
     rank = 2 if type(m).__name__.endswith("2d") else 1
     kernel = _pairs(m.kernel_size, rank)
     strides = _pairs(m.stride if m.stride is not None else m.kernel_size, rank)
     kind = "max" if type(m).__name__.startswith("Max") else "avg"
     if kind == "max" and (any(d != 1 for d in _pairs(m.dilation, rank)) or m.return_indices):
         raise ConfigError(f"{b.source}: {where}: dilation or return_indices is not supported.")
-    if kind == "avg" and m.divisor_override is not None:
+    if kind == "avg" and getattr(m, "divisor_override", None) is not None:
         raise ConfigError(f"{b.source}: {where}: divisor_override is not supported.")
     pads = tuple((p, p) for p in _pairs(m.padding, rank))
+    if extra is not None:
+        pads = tuple((b0 + e0, a0 + e1) for (b0, a0), (e0, e1) in zip(pads, extra, strict=True))
     include = bool(getattr(m, "count_include_pad", False))
     b.pool(kind, kernel, strides, pads, count_include_pad=include, ceil_mode=bool(m.ceil_mode), where=where)
 
@@ -90,12 +94,18 @@ def _linear(b: ChainBuilder, m: Any, where: str) -> None:
     b.dense(_arr(m.weight).T, None if m.bias is None else _arr(m.bias), where)
 
 
+def _pad_pairs(m: Any) -> list[tuple[int, int]]:
+    flat = list(m.padding)  # last axis first: (left, right, top, bottom)
+    return [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)][::-1]
+
+
 def _pad(b: ChainBuilder, m: Any, where: str) -> None:
     if float(getattr(m, "value", 0.0)) != 0.0:
-        raise ConfigError(f"{b.source}: {where}: only zero padding is supported, value={m.value}.")
-    flat = list(m.padding)  # last axis first: (left, right, top, bottom)
-    pairs = [(flat[i], flat[i + 1]) for i in range(0, len(flat), 2)][::-1]
-    b.zero_pad(pairs, where)
+        raise ConfigError(
+            f"{b.source}: {where}: only zero padding (or -inf padding right before a MaxPool) is supported, "
+            f"value={m.value}."
+        )
+    b.zero_pad(_pad_pairs(m), where)
 
 
 def _flatten(b: ChainBuilder, m: Any, where: str) -> None:
@@ -172,6 +182,10 @@ def _leaves(module: Any, prefix: str) -> list[tuple[str, Any]]:
     return [(prefix or type(module).__name__, module)]
 
 
+def _is_max_pad(module: Any) -> bool:
+    return type(module).__name__.startswith("ConstantPad") and float(module.value) == float("-inf")
+
+
 def from_module(module: Any, input_shape: Any) -> Sequential:
     """Convert a torch ``nn.Sequential`` CNN (nested Sequentials allowed) into a convlens model.
 
@@ -192,8 +206,14 @@ def from_module(module: Any, input_shape: Any) -> Sequential:
         raise ConfigError(f"from_module: `input_shape` must be positive ints such as (28, 28, 1), got {input_shape!r}.")
     source = f"torch module {type(module).__name__}"
     builder = ChainBuilder(shape, channels_first=len(shape) > 1, source=source)
-    for name, leaf in _leaves(module, ""):
+    leaves = _leaves(module, "")
+    for i, (name, leaf) in enumerate(leaves):
         kind = type(leaf).__name__
+        if i and _is_max_pad(leaves[i - 1][1]):
+            continue  # folded into this MaxPool below
+        if _is_max_pad(leaf) and i + 1 < len(leaves) and type(leaves[i + 1][1]).__name__.startswith("MaxPool"):
+            _pool(builder, leaves[i + 1][1], f"modules '{name}', '{leaves[i + 1][0]}'", extra=_pad_pairs(leaf))
+            continue
         where = f"module '{name}' ({kind})"
         convert = FROM_MODULES.get(kind)
         if convert is None:
@@ -284,7 +304,9 @@ def read_state_file(path: Any) -> dict[str, np.ndarray]:
     import torch
 
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's note on pickle protocols; the refusal is ours
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise DataError(
             f"load_state_dict: '{path}' holds pickled Python objects (a whole model?) beyond tensors; unpickling "
