@@ -22,7 +22,14 @@ nn = torch.nn
 
 def small() -> cl.Sequential:
     return randomize(
-        cl.Sequential([L.Conv2D(3, 3, padding="same", activation="relu", input_shape=(6, 5, 1)), L.MaxPooling2D(), L.Flatten(), L.Dense(4, activation="softmax")])
+        cl.Sequential(
+            [
+                L.Conv2D(3, 3, padding="same", activation="relu", input_shape=(6, 5, 1)),
+                L.MaxPooling2D(),
+                L.Flatten(),
+                L.Dense(4, activation="softmax"),
+            ]
+        )
     )
 
 
@@ -64,7 +71,7 @@ def test_cli_convert_between_formats(tmp_path: Path, capsys: pytest.CaptureFixtu
     model.save(tmp_path / "c.npz")
     for out in ("c.keras", "c.onnx", "c.weights.h5", "c.safetensors"):
         assert main(["convert", str(tmp_path / "c.npz"), str(tmp_path / out)]) == 0
-        assert f"max |difference| on 8 random inputs: 0\n" in capsys.readouterr().out
+        assert "max |difference| on 8 random inputs: 0\n" in capsys.readouterr().out
     spec = "input28x28x1, conv4k3same-relu, maxpool2, flatten, dense10-softmax"
     assert main(["convert", str(tmp_path / "c.safetensors"), str(tmp_path / "d.onnx"), "--architecture", spec]) == 0
     assert "Converted" in capsys.readouterr().out
@@ -80,7 +87,10 @@ def test_cli_summary_and_visualize_read_any_model_file(tmp_path: Path, capsys: p
     model.save(tmp_path / "c.keras")
     assert main(["summary", str(tmp_path / "d.onnx"), "--columns", "layer,params_formula", "--format", "markdown"]) == 0
     assert "3*3*1*4 + 4 = 40" in capsys.readouterr().out
-    assert main(["visualize", "feature-maps", str(tmp_path / "c.keras"), "--index", "0", "-o", str(tmp_path / "maps.png")]) == 0
+    assert (
+        main(["visualize", "feature-maps", str(tmp_path / "c.keras"), "--index", "0", "-o", str(tmp_path / "maps.png")])
+        == 0
+    )
     assert (tmp_path / "maps.png").stat().st_size > 0
 
 
@@ -91,7 +101,14 @@ def test_imported_torch_model_in_every_view() -> None:
 
     torch.manual_seed(0)
     module = randomize_torch(
-        nn.Sequential(nn.Conv2d(1, 2, 3, stride=2, padding=1), nn.BatchNorm2d(2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(98, 10))
+        nn.Sequential(
+            nn.Conv2d(1, 2, 3, stride=2, padding=1),
+            nn.BatchNorm2d(2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(98, 10),
+        )
     )
     model = cl.interop.torch.from_module(module, (28, 28, 1))
     stats = model_stats(model)
@@ -99,7 +116,13 @@ def test_imported_torch_model_in_every_view() -> None:
     assert stats[0].params_formula == "3*3*1*2 + 2 = 20"
     x = np.random.default_rng(0).random((1, 28, 28, 1), dtype=np.float32)
     conv = model.layers[0]
-    trace = explain.convolution(x[0, :, :, 0], conv.params["kernel"][:, :, 0, 1], strides=conv.strides, padding=conv.padding, bias=float(conv.params["bias"][1]))
+    trace = explain.convolution(
+        x[0, :, :, 0],
+        conv.params["kernel"][:, :, 0, 1],
+        strides=conv.strides,
+        padding=conv.padding,
+        bias=float(conv.params["bias"][1]),
+    )
     with torch.no_grad():
         reference = module[0](torch.from_numpy(x.transpose(0, 3, 1, 2)))[0, 1].numpy()
     assert max_diff(trace.output, reference) < 1e-5

@@ -13,9 +13,9 @@ import pytest
 
 os.environ["KERAS_BACKEND"] = "torch"  # before keras is imported: the light backend (torch is in the test extra)
 
-import convlens as cl  # noqa: E402
-from convlens.errors import ConfigError, DataError  # noqa: E402
-from tests.interop.helpers import max_diff, need, randomize  # noqa: E402
+import convlens as cl
+from convlens.errors import ConfigError, DataError
+from tests.interop.helpers import max_diff, need, randomize
 
 need("torch")
 need("h5py")
@@ -23,7 +23,9 @@ keras = need("keras")
 ck = cl.interop.keras
 L = cl.layers
 # Keras 3.15's torch backend hands NumPy an __array__ without the copy keyword (NumPy 2 deprecation).
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
 
 
 def convlens_model() -> cl.Sequential:
@@ -92,7 +94,12 @@ def test_keras_built_model_loads_into_convlens(tmp_path: Path) -> None:
     x = np.random.default_rng(1).normal(size=(4, 6, 10, 2)).astype(np.float32)
     assert max_diff(ours.predict(x, verbose=0), np.asarray(model.predict(x, verbose=0))) < 1e-5
     assert ours.count_params() == model.count_params()
-    assert [type(layer).__name__ for layer in ours.layers][:4] == ["Conv2D", "BatchNormalization", "DepthwiseConv2D", "ReLU"]
+    assert [type(layer).__name__ for layer in ours.layers][:4] == [
+        "Conv2D",
+        "BatchNormalization",
+        "DepthwiseConv2D",
+        "ReLU",
+    ]
 
 
 def test_weights_files_both_ways(tmp_path: Path) -> None:
@@ -118,16 +125,27 @@ def test_lambda_and_custom_layers_are_refused(tmp_path: Path) -> None:
     with zipfile.ZipFile(tmp_path / "m.keras") as archive:
         config = json.loads(archive.read("config.json"))
         weights = archive.read("model.weights.h5")
-    config["config"]["layers"][2] = {"module": "keras.layers", "class_name": "Lambda", "config": {"name": "boom", "function": "os.system"}}
+    config["config"]["layers"][2] = {
+        "module": "keras.layers",
+        "class_name": "Lambda",
+        "config": {"name": "boom", "function": "os.system"},
+    }
     with zipfile.ZipFile(tmp_path / "lambda.keras", "w") as archive:
         archive.writestr("config.json", json.dumps(config))
         archive.writestr("model.weights.h5", weights)
     with pytest.raises(ConfigError, match=r"layer 'boom' \(Lambda\) holds Python code; convlens never executes code"):
         cl.load_model(tmp_path / "lambda.keras")
-    config["config"]["layers"][2] = {"module": None, "class_name": "MyLayer", "config": {"name": "mine"}, "registered_name": "pkg>MyLayer"}
+    config["config"]["layers"][2] = {
+        "module": None,
+        "class_name": "MyLayer",
+        "config": {"name": "mine"},
+        "registered_name": "pkg>MyLayer",
+    }
     with zipfile.ZipFile(tmp_path / "custom.keras", "w") as archive:
         archive.writestr("config.json", json.dumps(config))
-    with pytest.raises(ConfigError, match=r"layer 'mine' \(MyLayer\) is not supported; convlens reads these Keras layers: Activation"):
+    with pytest.raises(
+        ConfigError, match=r"layer 'mine' \(MyLayer\) is not supported; convlens reads these Keras layers: Activation"
+    ):
         cl.load_model(tmp_path / "custom.keras")
 
 

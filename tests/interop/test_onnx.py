@@ -101,7 +101,9 @@ def test_export_1d_and_global_pooling(tmp_path: Path) -> None:
 def torch_export(module: Any, x: Any, path: Path, dynamo: bool = False) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
-        torch.onnx.export(module, (x,), str(path), dynamo=dynamo, opset_version=18 if dynamo else 17, external_data=False)
+        torch.onnx.export(
+            module, (x,), str(path), dynamo=dynamo, opset_version=18 if dynamo else 17, external_data=False
+        )
     return path
 
 
@@ -157,7 +159,9 @@ def test_import_torch_dynamo_export_matches_torch(tmp_path: Path) -> None:
 def test_import_conv1d_global_pooling(tmp_path: Path) -> None:
     torch.manual_seed(1)
     module = randomize_torch(
-        nn.Sequential(nn.Conv1d(2, 4, 3, padding=2, dilation=2), nn.SiLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 3))
+        nn.Sequential(
+            nn.Conv1d(2, 4, 3, padding=2, dilation=2), nn.SiLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(4, 3)
+        )
     )
     x = torch.randn(2, 2, 9)
     model = co.load(torch_export(module, x, tmp_path / "c1.onnx"))
@@ -175,7 +179,10 @@ def test_unsupported_operator_names_the_node(tmp_path: Path) -> None:
             return torch.cos(self.conv(x))
 
     path = torch_export(Residual().eval(), torch.randn(1, 2, 5, 5), tmp_path / "cos.onnx")
-    with pytest.raises(ConfigError, match=r"node '.*Cos.*' \(Cos\) is not supported; convlens converts these ONNX operators: Add, AveragePool"):
+    with pytest.raises(
+        ConfigError,
+        match=r"node '.*Cos.*' \(Cos\) is not supported; convlens converts these ONNX operators: Add, AveragePool",
+    ):
         co.load(path)
 
 
@@ -219,6 +226,11 @@ def test_export_refuses_what_onnx_cannot_say(tmp_path: Path) -> None:
 
 def test_pooling_pads_convlens_cannot_express(tmp_path: Path) -> None:
     # torch's MaxPool2d(3, 2, padding=1) on an even size pads (1, 1); TensorFlow's 'same' pads (0, 1).
-    path = torch_export(nn.Sequential(nn.MaxPool2d(3, 2, padding=1)).eval(), torch.randn(1, 2, 8, 8), tmp_path / "p.onnx")
-    with pytest.raises(ConfigError, match=r"pooling with pads \(\(1, 1\), \(1, 1\)\) on a \(8, 8\) map is not supported.*\(\(0, 1\), \(0, 1\)\)"):
+    path = torch_export(
+        nn.Sequential(nn.MaxPool2d(3, 2, padding=1)).eval(), torch.randn(1, 2, 8, 8), tmp_path / "p.onnx"
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"pooling with pads \(\(1, 1\), \(1, 1\)\) on a \(8, 8\) map is not supported.*\(\(0, 1\), \(0, 1\)\)",
+    ):
         co.load(path)

@@ -62,13 +62,22 @@ def test_from_module_every_kind_matches_torch() -> None:
     )
     assert model.count_params() == torch_params
     kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds.count("Dropout") == 1 and "DepthwiseConv2D" in kinds
+    assert kinds.count("Dropout") == 1
+    assert "DepthwiseConv2D" in kinds
 
 
 def test_conv1d_and_adaptive_pooling() -> None:
     torch.manual_seed(1)
     module = randomize_torch(
-        nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.ELU(), nn.MaxPool1d(2), nn.AvgPool1d(2), nn.AdaptiveMaxPool1d(1), nn.Flatten(), nn.Linear(4, 2))
+        nn.Sequential(
+            nn.Conv1d(2, 4, 3, padding=1),
+            nn.ELU(),
+            nn.MaxPool1d(2),
+            nn.AvgPool1d(2),
+            nn.AdaptiveMaxPool1d(1),
+            nn.Flatten(),
+            nn.Linear(4, 2),
+        )
     )
     model = ct.from_module(module, (12, 2))
     x = np.random.default_rng(1).normal(size=(3, 12, 2)).astype(np.float32)
@@ -151,13 +160,19 @@ def test_pickled_full_model_is_refused(tmp_path: Path) -> None:
 def test_state_dict_mismatch_names_the_module() -> None:
     model = cl.Sequential([L.Dense(2, input_shape=(3,)), L.Dense(4)])
     with pytest.raises(ShapeError, match=r"module '0' has \{'weight': \(5, 3\)"):
-        ct.load_state_dict(model, {"0.weight": np.zeros((5, 3)), "0.bias": np.zeros(2), "1.weight": np.zeros((4, 2)), "1.bias": np.zeros(4)})
+        ct.load_state_dict(
+            model,
+            {"0.weight": np.zeros((5, 3)), "0.bias": np.zeros(2), "1.weight": np.zeros((4, 2)), "1.bias": np.zeros(4)},
+        )
     with pytest.raises(ShapeError, match=r"the state dict has 1 modules with weights \(0\), Sequential .* needs 2"):
         ct.load_state_dict(model, {"0.weight": np.zeros((2, 3)), "0.bias": np.zeros(2)})
 
 
 def test_unsupported_module_and_wrong_input_shape() -> None:
-    with pytest.raises(ConfigError, match=r"module '1' \(Hardswish\) is not supported; convlens converts nn.Sequential chains of AdaptiveAvgPool1d"):
+    with pytest.raises(
+        ConfigError,
+        match=r"module '1' \(Hardswish\) is not supported; convlens converts nn.Sequential chains of AdaptiveAvgPool1d",
+    ):
         ct.from_module(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Hardswish()), (8, 8, 1))
     with pytest.raises(ShapeError, match=r"takes 1 channels but input_shape \(1, 28, 28\) has 28.*e.g. \(28, 28, 1\)"):
         ct.from_module(nn.Sequential(nn.Conv2d(1, 2, 3)), (1, 28, 28))

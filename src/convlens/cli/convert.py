@@ -75,7 +75,10 @@ def run(args: argparse.Namespace) -> int:
         back = _weights_into(model, args.output) if suffix(args.output) in _WEIGHTS else load_model_spec(args.output)
         x = np.random.default_rng(0).normal(size=(args.check_samples, *model.input_shape[1:])).astype(np.float32)
         diff = float(np.max(np.abs(back.predict(x, verbose=0) - model.predict(x, verbose=0))))
-        print(f"Check: {args.output} read back by convlens; max |difference| on {args.check_samples} random inputs: {diff:.3g}")
+        print(
+            f"Check: {args.output} read back by convlens; max |difference| on {args.check_samples} random inputs: "
+            f"{diff:.3g}"
+        )
     return 0
 
 
@@ -86,6 +89,8 @@ def _weights_into(model: Any, path: str) -> Any:
     from convlens.models import Sequential
 
     config = model.get_config()
-    copy = Sequential([LAYER_REGISTRY[e["class_name"]].from_config({**e["config"], "name": None}) for e in config["layers"]])
+    copy = Sequential(
+        [LAYER_REGISTRY[e["class_name"]].from_config({**e["config"], "name": None}) for e in config["layers"]]
+    )
     copy.build(model.input_shape)
     return load_model(path, architecture=copy)

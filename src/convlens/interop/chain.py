@@ -113,8 +113,8 @@ class ChainBuilder:
         padding = padding_from_pads(tuple(pads), self._spatial(), kernel_size, strides, dilation)
         channels = self.shape[-1]
         if rank == 2 and groups == channels > 1 and weight.shape[1] == 1:
-            from convlens.layers import DepthwiseConv2D
             from convlens.interop.layout import depthwise_kernel_from_channels_first
+            from convlens.layers import DepthwiseConv2D
 
             depthwise = DepthwiseConv2D(
                 tuple(int(k) for k in kernel_size),
@@ -155,7 +155,7 @@ class ChainBuilder:
 
         ``ceil_mode`` (torch, ONNX) keeps a last, partial window: the same as more padding after.
         """
-        from convlens import layers as L
+        from convlens import layers
 
         self._require_channels_first(where, "pooling")
         rank = len(pool_size)
@@ -165,7 +165,10 @@ class ChainBuilder:
         padding = padding_from_pads(pads, self._spatial(), pool_size, strides, (1,) * rank)
         if not isinstance(padding, str) and kind == "avg" and count_include_pad:
             # Padded zeros that count in the mean: exactly a ZeroPadding layer, then 'valid' pooling.
-            self.add((L.ZeroPadding1D if rank == 1 else L.ZeroPadding2D)(pads if rank == 2 else pads[0]), where=where)
+            self.add(
+                (layers.ZeroPadding1D if rank == 1 else layers.ZeroPadding2D)(pads if rank == 2 else pads[0]),
+                where=where,
+            )
             padding = "valid"
         elif padding == "same" and kind == "avg" and count_include_pad:
             raise ConfigError(
@@ -178,8 +181,8 @@ class ChainBuilder:
                 f"{self.source}: {where}: pooling with pads {pads} on a {self._spatial()} map is not supported; "
                 f"convlens pools with 'valid' (no pads) or TensorFlow's 'same' (pads {same} here)."
             )
-        names = {("max", 1): L.MaxPooling1D, ("max", 2): L.MaxPooling2D}
-        names.update({("avg", 1): L.AveragePooling1D, ("avg", 2): L.AveragePooling2D})
+        names = {("max", 1): layers.MaxPooling1D, ("max", 2): layers.MaxPooling2D}
+        names.update({("avg", 1): layers.AveragePooling1D, ("avg", 2): layers.AveragePooling2D})
         cls = names[(kind, rank)]
         self.add(cls(tuple(pool_size), tuple(strides), padding), where=where)
 
@@ -193,32 +196,34 @@ class ChainBuilder:
                 out -= 1
             extra = max((out - 1) * s + k - (size + before + after), 0)
             if extra and counted:
-                raise ConfigError(f"{self.source}: {where}: ceil_mode with padding counted in the mean is not supported.")
+                raise ConfigError(
+                    f"{self.source}: {where}: ceil_mode with padding counted in the mean is not supported."
+                )
             result.append((before, after + extra))
         return tuple(result)
 
     def global_pool(self, kind: str, *, keepdims: bool, where: str) -> None:
         """Global max / average pooling over every spatial axis."""
-        from convlens import layers as L
+        from convlens import layers
 
         self._require_channels_first(where, "global pooling")
         rank = len(self.shape) - 1
-        table = {("max", 1): L.GlobalMaxPooling1D, ("max", 2): L.GlobalMaxPooling2D}
-        table.update({("avg", 1): L.GlobalAveragePooling1D, ("avg", 2): L.GlobalAveragePooling2D})
+        table = {("max", 1): layers.GlobalMaxPooling1D, ("max", 2): layers.GlobalMaxPooling2D}
+        table.update({("avg", 1): layers.GlobalAveragePooling1D, ("avg", 2): layers.GlobalAveragePooling2D})
         self.add(table[(kind, rank)](keepdims=keepdims), where=where)
         if not keepdims:
             self.rel = (0, 1)
 
     def zero_pad(self, pads: Sequence[tuple[int, int]], where: str) -> None:
         """Zero padding of the spatial axes, ``pads`` ((before, after), ...)."""
-        from convlens import layers as L
+        from convlens import layers
 
         self._require_channels_first(where, "zero padding")
         pads = tuple((int(b), int(a)) for b, a in pads)
         if len(pads) == 1:
-            self.add(L.ZeroPadding1D(pads[0]), where=where)
+            self.add(layers.ZeroPadding1D(pads[0]), where=where)
         else:
-            self.add(L.ZeroPadding2D(pads), where=where)
+            self.add(layers.ZeroPadding2D(pads), where=where)
 
     def batch_norm(
         self, gamma: Any, beta: Any, mean: Any, var: Any, *, epsilon: float, momentum: float, where: str
@@ -284,7 +289,7 @@ class ChainBuilder:
 
     def activation(self, name: str, where: str, **options: Any) -> None:
         """An element-wise activation: folded into the Conv/Dense just before it when possible."""
-        from convlens import layers as L
+        from convlens import layers
         from convlens.ops.activations import get_activation
 
         layer = self._fresh
@@ -298,9 +303,9 @@ class ChainBuilder:
             self._fresh = None
             return
         if name == "relu" or options:
-            self.add(L.ReLU(**options), where=where)
+            self.add(layers.ReLU(**options), where=where)
         else:
-            self.add(L.Activation(name), where=where)
+            self.add(layers.Activation(name), where=where)
         self._fresh = None
 
     def softmax(self, source_axis: int, where: str) -> None:
@@ -330,4 +335,3 @@ class ChainBuilder:
                 "a Dense/Linear layer or global pooling."
             )
         return self.model
-

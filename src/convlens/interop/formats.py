@@ -58,9 +58,14 @@ def load_model(path: Any, architecture: Sequential | None = None) -> Sequential:
     kind = suffix(path)
     if architecture is not None:
         if kind not in WEIGHT_SUFFIXES and kind != ".npz":
-            raise ConfigError(f"load_model: `architecture` goes with a weight file ({', '.join(WEIGHT_SUFFIXES)}, .npz), got '{Path(path).name}'.")
+            raise ConfigError(
+                f"load_model: `architecture` goes with a weight file ({', '.join(WEIGHT_SUFFIXES)}, .npz), "
+                f"got '{Path(path).name}'."
+            )
         if not isinstance(architecture, Sequential):
-            raise ConfigError(f"load_model: `architecture` must be a convlens Sequential, got {type(architecture).__name__}.")
+            raise ConfigError(
+                f"load_model: `architecture` must be a convlens Sequential, got {type(architecture).__name__}."
+            )
         load_weights(architecture, path)
         return architecture
     if kind == ".npz":

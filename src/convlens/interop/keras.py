@@ -89,7 +89,11 @@ def save_model(model: Sequential, path: Any) -> Path:
     model._require_built("save")
     from convlens import __version__
 
-    metadata = {"keras_version": KERAS_VERSION, "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S"), "saved_by": f"convlens {__version__}"}
+    metadata = {
+        "keras_version": KERAS_VERSION,
+        "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S"),
+        "saved_by": f"convlens {__version__}",
+    }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("metadata.json", json.dumps(metadata))
@@ -185,7 +189,9 @@ def load_model(path: Any) -> Sequential:
             continue
         layer = from_keras_layer(entry, source)
         if not model.layers and model.input_shape is None:
-            build = entry.get("build_config", {}).get("input_shape") or config.get("build_config", {}).get("input_shape")
+            build = entry.get("build_config", {}).get("input_shape") or config.get("build_config", {}).get(
+                "input_shape"
+            )
             if build:
                 model.add(Input(shape=tuple(build[1:])))
         model.add(layer)

@@ -4,7 +4,7 @@ The one place that knows how a kernel, a flattened feature vector or a per-side 
 PyTorch / ONNX. Pure NumPy: nothing here imports torch or onnx.
 
 Shapes:
-    conv kernel, convlens: (K1, ..., Kr, C / G, F); channel-first (torch ``weight``, ONNX ``W``): (F, C / G, K1, ..., Kr)
+    conv kernel, convlens: (K1, ..., Kr, C / G, F); channel-first (torch weight, ONNX W): (F, C / G, K1, ..., Kr)
     depthwise kernel, convlens: (KH, KW, C, M); channel-first: (C * M, 1, KH, KW) (output channel c * M + m)
     flattened features: convlens flattens (H, W, C), torch and ONNX flatten (C, H, W);
     ``flatten_index`` gives ``idx`` with ``flat_convlens = flat_channel_first[idx]``.

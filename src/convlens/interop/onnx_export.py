@@ -71,7 +71,9 @@ class _Graph:
 
     def to_channels_first(self, name: str) -> None:
         if not self.channels_first and self.rank > 2:
-            self.unary("Transpose", f"{name}/to_channels_first", perm=list(inverse_perm(channels_first_perm(self.rank))))
+            self.unary(
+                "Transpose", f"{name}/to_channels_first", perm=list(inverse_perm(channels_first_perm(self.rank)))
+            )
             self.channels_first = True
 
     def to_channels_last(self, name: str) -> None:
@@ -118,8 +120,8 @@ def _activation(g: _Graph, name: str, where: str) -> None:
         raise ConfigError(f"{where}: activation {name!r} has no ONNX export; supported: {sorted(_ACTIVATIONS)}.")
 
 
-_ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softplus", "selu", "softmax", "leaky_relu", "elu", "relu6")
-_ACTIVATIONS += ("silu", "gelu")
+_ACTIVATIONS: tuple[str, ...] = ("linear", "relu", "sigmoid", "tanh", "softplus", "selu", "softmax", "leaky_relu")
+_ACTIVATIONS += ("elu", "relu6", "silu", "gelu")
 
 
 def _conv(g: _Graph, layer: Any) -> None:

@@ -71,14 +71,15 @@ def _window_pads(n: _Node, spatial: tuple[int, ...], kernel: tuple[int, ...], st
 
 
 def _conv(b: ChainBuilder, n: _Node) -> None:
-    weight = n.const(1)
+    weight = np.asarray(n.const(1))
     bias = n.const(2, required=False)
-    rank = weight.ndim - 2  # type: ignore[union-attr]
-    kernel = tuple(weight.shape[2:])  # type: ignore[union-attr]
+    rank = weight.ndim - 2
+    kernel = tuple(weight.shape[2:])
     strides = n.ints("strides", (1,) * rank)
     dilations = n.ints("dilations", (1,) * rank)
     pads = _window_pads(n, b.shape[:-1], kernel, strides, dilations)
-    b.conv(weight, bias, strides=strides, pads=pads, dilation=dilations, groups=int(n.attrs.get("group", 1)), where=n.where)  # type: ignore[arg-type]
+    groups = int(n.attrs.get("group", 1))
+    b.conv(weight, bias, strides=strides, pads=pads, dilation=dilations, groups=groups, where=n.where)
 
 
 def _pool(b: ChainBuilder, n: _Node) -> None:
@@ -86,7 +87,9 @@ def _pool(b: ChainBuilder, n: _Node) -> None:
     rank = len(kernel)
     strides = n.ints("strides", (1,) * rank)
     if any(d != 1 for d in n.ints("dilations", (1,) * rank)):
-        raise ConfigError(f"{b.source}: {n.where}: dilated pooling is not supported (dilations {n.attrs['dilations']}).")
+        raise ConfigError(
+            f"{b.source}: {n.where}: dilated pooling is not supported (dilations {n.attrs['dilations']})."
+        )
     spatial = b.shape[:-1]
     pads = list(_window_pads(n, spatial, kernel, strides, (1,) * rank))
     include = bool(n.attrs.get("count_include_pad", 0))
@@ -288,14 +291,18 @@ def from_onnx(proto: Any, source: str = "ONNX model") -> Sequential:
     constants = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     inputs = [i for i in graph.input if i.name not in constants]
     if len(inputs) != 1 or len(graph.output) != 1:
-        raise DataError(f"{source}: convlens reads graphs with one input and one output, got {len(inputs)} and "
-                        f"{len(graph.output)}.")
+        raise DataError(
+            f"{source}: convlens reads graphs with one input and one output, got {len(inputs)} and {len(graph.output)}."
+        )
     shape = _input_shape(inputs[0], source)
     rank = len(shape) + 1
     first = next((node for node in graph.node if inputs[0].name in node.input), None)
     to_cf = list(inverse_perm(channels_first_perm(rank)))
     channels_last = (
-        rank > 2 and first is not None and first.op_type == "Transpose" and _Node(first, {}, opset).ints("perm", ()) == tuple(to_cf)
+        rank > 2
+        and first is not None
+        and first.op_type == "Transpose"
+        and _Node(first, {}, opset).ints("perm", ()) == tuple(to_cf)
     )
     if rank > 2 and not channels_last:
         shape = (*shape[1:], shape[0])  # (C, *S) -> (*S, C)

@@ -76,7 +76,9 @@ def _pool(b: ChainBuilder, m: Any, where: str, extra: Any = None) -> None:
 
 def _adaptive(b: ChainBuilder, m: Any, where: str) -> None:
     if any(s != 1 for s in _pairs(m.output_size, len(b.shape) - 1)):
-        raise ConfigError(f"{b.source}: {where}: only output_size=1 (global pooling) is supported, got {m.output_size}.")
+        raise ConfigError(
+            f"{b.source}: {where}: only output_size=1 (global pooling) is supported, got {m.output_size}."
+        )
     b.global_pool("max" if "Max" in type(m).__name__ else "avg", keepdims=True, where=where)
 
 
@@ -330,9 +332,11 @@ def load_state_dict(model: Sequential, state: Any) -> Sequential:
     Raises:
         ShapeError: when the modules or shapes do not match the model, naming the first mismatch.
     """
-    arrays = read_state_file(state) if isinstance(state, (str, Path)) else {
-        k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in state.items()
-    }
+    arrays = (
+        read_state_file(state)
+        if isinstance(state, (str, Path))
+        else {k: (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)) for k, v in state.items()}
+    )
     groups: dict[str, dict[str, np.ndarray]] = {}
     for key, value in arrays.items():
         prefix, _, name = key.rpartition(".")

@@ -119,13 +119,19 @@ def _conv(plan: _Plan, layer: Any, shape: tuple[int, ...]) -> None:
         groups=channels if depthwise else int(layer.groups),
         bias=bool(layer.use_bias),
     )
-    spec.tensors["weight"] = depthwise_kernel_to_channels_first(kernel) if depthwise else conv_kernel_to_channels_first(kernel)
+    spec.tensors["weight"] = (
+        depthwise_kernel_to_channels_first(kernel) if depthwise else conv_kernel_to_channels_first(kernel)
+    )
     if layer.use_bias:
         spec.tensors["bias"] = layer.params["bias"]
     spec.layer = layer
 
     def to_weights(t: dict[str, np.ndarray]) -> list[np.ndarray]:
-        w = depthwise_kernel_from_channels_first(t["weight"], channels) if depthwise else conv_kernel_from_channels_first(t["weight"])
+        w = (
+            depthwise_kernel_from_channels_first(t["weight"], channels)
+            if depthwise
+            else conv_kernel_from_channels_first(t["weight"])
+        )
         return [w, t["bias"]] if layer.use_bias else [w]
 
     spec.to_weights = to_weights
@@ -146,7 +152,10 @@ def _pool(plan: _Plan, layer: Any, shape: tuple[int, ...]) -> None:
         plan.add(cls, padding=symmetric, **kwargs)
         return
     before = tuple(b for b, _ in geometry.pads)
-    if all(2 * p <= k for p, k in zip(before, kernel, strict=True)) and _ceil_sizes(spatial, geometry) == geometry.output_size:
+    if (
+        all(2 * p <= k for p, k in zip(before, kernel, strict=True))
+        and _ceil_sizes(spatial, geometry) == geometry.output_size
+    ):
         plan.add(cls, padding=before, ceil_mode=True, **kwargs)  # the partial last window = TF's extra pad
         return
     if layer.kind == "max":  # padded cells never win
@@ -169,7 +178,9 @@ def _ceil_sizes(spatial: tuple[int, ...], geometry: WindowGeometry) -> tuple[int
 
 def _batch_norm(plan: _Plan, layer: Any, shape: tuple[int, ...]) -> None:
     if layer._channel_axis != len(shape):
-        raise ConfigError(f"{layer!r}: torch conversion normalises the last (channel) axis only, got axis={layer.axis}.")
+        raise ConfigError(
+            f"{layer!r}: torch conversion normalises the last (channel) axis only, got axis={layer.axis}."
+        )
     channels = int(shape[-1])
     spec = plan.add(
         "BatchNorm2d" if len(shape) == 3 else "BatchNorm1d",
@@ -190,9 +201,8 @@ def _batch_norm(plan: _Plan, layer: Any, shape: tuple[int, ...]) -> None:
     spec.layer = layer
 
     def to_weights(t: dict[str, np.ndarray]) -> list[np.ndarray]:
-        back = (lambda v: v) if index is None else (lambda v: v[index])
         keys = ["weight", "bias"] if layer.scale else []
-        return [back(t[k]) for k in [*keys, "running_mean", "running_var"]]
+        return [t[k] if index is None else t[k][index] for k in [*keys, "running_mean", "running_var"]]
 
     spec.to_weights = to_weights
 
@@ -254,6 +264,10 @@ def _global_pool(plan: _Plan, layer: Any, shape: tuple[int, ...]) -> None:
         plan.add("Flatten")
 
 
+def _dropout(plan: _Plan, layer: Any) -> None:
+    plan.add("Dropout", p=float(layer.rate))
+
+
 TORCH_LAYERS: dict[str, Callable[[_Plan, Any, tuple[int, ...]], None]] = {
     "Conv1D": _conv,
     "Conv2D": _conv,
@@ -269,7 +283,7 @@ TORCH_LAYERS: dict[str, Callable[[_Plan, Any, tuple[int, ...]], None]] = {
     "BatchNormalization": _batch_norm,
     "Dense": _dense,
     "Flatten": _flatten,
-    "Dropout": lambda plan, layer, shape: plan.add("Dropout", p=float(layer.rate)) and None,
+    "Dropout": lambda plan, layer, shape: _dropout(plan, layer),
     "Activation": lambda plan, layer, shape: plan.activation(layer.activation.name, 1 if len(shape) > 1 else -1, layer),
     "ReLU": _relu,
     "Softmax": _softmax,
@@ -293,7 +307,8 @@ def plan_modules(model: Sequential) -> list[ModuleSpec]:
         convert = TORCH_LAYERS.get(type(layer).__name__)
         if convert is None:
             raise ConfigError(
-                f"{layer!r}: no torch module for {type(layer).__name__}; supported layers: {', '.join(sorted(TORCH_LAYERS))}."
+                f"{layer!r}: no torch module for {type(layer).__name__}; supported layers: "
+                f"{', '.join(sorted(TORCH_LAYERS))}."
             )
         shape = tuple(int(s) for s in layer.input_shape[1:])  # type: ignore[index, arg-type]
         convert(plan, layer, shape)

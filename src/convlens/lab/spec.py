@@ -244,7 +244,7 @@ def parse_spec(text: str, *, name: str | None = None) -> Any:
 
 
 def load_model_spec(arg: str | Path) -> Any:
-    """A model from a ``.py`` file defining ``model``, a saved model (``.npz``, ``.keras``, ``.onnx``), or a layer string.
+    """A model from a ``.py`` file defining ``model``, a saved model (.npz, .keras, .onnx) or a layer string.
 
     The ``.py`` file is executed (it is the user's own code, as ``python file.py`` would).
 
