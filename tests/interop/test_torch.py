@@ -94,6 +94,7 @@ def test_to_module_same_padding_and_flatten_order(size: tuple[int, int]) -> None
                 L.BatchNormalization(),
                 L.DepthwiseConv2D(3, padding="same", depth_multiplier=2),
                 L.MaxPooling2D(2, strides=1, padding="same"),
+                L.AveragePooling2D(2, strides=1, padding="same"),  # pads (0, 1): convlens's AvgPoolSame module
                 L.AveragePooling2D(3, strides=2, padding="same"),
                 L.Conv2D(3, 1, activation="tanh"),
                 L.Flatten(),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["formats", "keras", "layout", "onnx", "safetensors", "torch"]
+__all__ = ["chain", "formats", "keras", "layout", "onnx", "torch"]
 
 
 def __getattr__(name: str) -> Any:

@@ -164,6 +164,9 @@ FROM_MODULES: dict[str, Any] = {
     "ConstantPad2d": _pad,
     "Dropout": lambda b, m, where: b.add(_dropout(m), where=where),
     "Identity": lambda b, m, where: None,
+    "AvgPoolSame": lambda b, m, where: b.pool(
+        "avg", m.kernel_size, m.stride, m.pads, count_include_pad=False, where=where
+    ),
 }
 
 
@@ -233,13 +236,44 @@ def from_module(module: Any, input_shape: Any) -> Sequential:
     return builder.finish("the last module")
 
 
+def avg_pool_same(kernel_size: Any, stride: Any, pads: Any) -> Any:
+    """A torch module: average pooling over per-side ``pads`` that leaves padded cells out of each mean.
+
+    torch's ``AvgPool`` pads both sides alike; TensorFlow's 'same' puts the odd pad after (a 2x2 stride-1
+    pool pads (0, 1)). The mean is the window sum over the zero-padded input divided by its real-cell count.
+    """
+    import torch
+    from torch.nn import functional
+
+    class AvgPoolSame(torch.nn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.kernel_size, self.stride = tuple(kernel_size), tuple(stride)
+            self.pads = tuple(tuple(p) for p in pads)
+
+        def forward(self, x: Any) -> Any:
+            flat = tuple(p for pair in reversed(self.pads) for p in pair)
+            pool = functional.avg_pool2d if len(self.kernel_size) == 2 else functional.avg_pool1d
+            sums = pool(functional.pad(x, flat), self.kernel_size, self.stride)
+            return sums / pool(functional.pad(torch.ones_like(x[:1, :1]), flat), self.kernel_size, self.stride)
+
+        def extra_repr(self) -> str:
+            return f"kernel_size={self.kernel_size}, stride={self.stride}, pads={self.pads}"
+
+    return AvgPoolSame()
+
+
 def to_module(model: Sequential) -> Any:
-    """A ``torch.nn.Sequential`` (eval mode) computing what ``model`` computes, on channel-first input."""
+    """A ``torch.nn.Sequential`` (eval mode) computing what ``model`` computes, on channel-first input.
+
+    Standard ``torch.nn`` modules, except 'same' average pooling with uneven pads (``AvgPoolSame``).
+    """
     import torch
 
     modules = []
     for spec in plan_modules(model):
-        module = getattr(torch.nn, spec.cls)(**spec.kwargs)
+        factory = avg_pool_same if spec.cls == "AvgPoolSame" else getattr(torch.nn, spec.cls)
+        module = factory(**spec.kwargs)
         with torch.no_grad():
             for name, value in spec.tensors.items():
                 getattr(module, name).copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))

@@ -162,10 +162,8 @@ def _pool(plan: _Plan, layer: Any, shape: tuple[int, ...]) -> None:
         _pad_module(plan, geometry.pads, value=float("-inf"))
         plan.add(cls, **kwargs)
         return
-    raise ConfigError(
-        f"{layer!r}: 'same' average pooling with pads {geometry.pads} on {spatial} has no torch form "
-        "(AvgPool pads symmetrically and counts or ignores padding for the whole window)."
-    )
+    # torch's AvgPool pads symmetrically: a small module of convlens's own (see interop.torch.AvgPoolSame)
+    plan.add("AvgPoolSame", kernel_size=geometry.kernel_size, stride=geometry.strides, pads=geometry.pads)
 
 
 def _ceil_sizes(spatial: tuple[int, ...], geometry: WindowGeometry) -> tuple[int, ...]:
