@@ -134,3 +134,24 @@ def test_imported_torch_model_in_every_view() -> None:
     assert cam.cam.shape == (28, 28)
     assert cam.cam_small.shape == (7, 7)
     assert cam.weights.shape == (2,)
+
+
+def test_readme_interop_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    blocks = [
+        b
+        for b in re.findall(r"```python\n(.*?)```", readme.read_text(encoding="utf-8"), re.DOTALL)
+        if "from_module(" in b
+    ]
+    assert len(blocks) == 1
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "readme_interop"}
+    exec(compile(blocks[0], str(readme), "exec"), namespace)  # the README's code, unchanged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.keras", "mine.onnx", "mine.safetensors"]
+    x = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
+    with torch.no_grad():
+        expected = namespace["net"](torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()  # type: ignore[operator]
+    for name in ("mine.keras", "mine.onnx"):
+        assert max_diff(cl.load_model(tmp_path / name).predict(x, verbose=0), expected) < 1e-5
