@@ -51,9 +51,6 @@ def every_layer_model(size: tuple[int, int], strides: int) -> cl.Sequential:
     )
 
 
-MEASURED: dict[str, float] = {}
-
-
 @pytest.mark.parametrize("size", [(13, 15), (16, 14)], ids=["odd", "even"])
 @pytest.mark.parametrize("strides", [1, 2])
 def test_export_every_layer_matches_onnxruntime(tmp_path: Path, size: tuple[int, int], strides: int) -> None:
@@ -140,7 +137,6 @@ def test_import_torch_onnx_export_matches_torch(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = module(x).numpy()
     got = model.predict(x.numpy().transpose(0, 2, 3, 1), verbose=0)
-    MEASURED["onnx import (torch legacy exporter)"] = max_diff(got, expected)
     assert max_diff(got, expected) < 1e-5
 
 

@@ -183,3 +183,12 @@ def test_unsupported_module_and_wrong_input_shape() -> None:
         ct.from_module(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten()), (5, 4, 1))
     with pytest.raises(ConfigError, match=r"to_module|no torch module for GlobalMaxPooling2D|flattened"):
         ct.to_module(cl.Sequential([L.Conv2D(2, 1, input_shape=(3, 2, 1)), L.Flatten()]))
+
+
+def test_average_pooling_that_counts_its_padding() -> None:
+    """count_include_pad=True (torch's default) with pads that happen to equal 'same': a ZeroPadding layer."""
+    module = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1), nn.AvgPool2d(2, stride=2, padding=1)).eval()
+    model = ct.from_module(module, (6, 5, 2))
+    assert [type(layer).__name__ for layer in model.layers].count("ZeroPadding2D") == 2
+    x = np.random.default_rng(5).normal(size=(2, 6, 5, 2)).astype(np.float32)
+    assert max_diff(model.predict(x, verbose=0), torch_out(module, x)) < 1e-6

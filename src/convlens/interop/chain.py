@@ -163,18 +163,11 @@ class ChainBuilder:
         if ceil_mode:
             pads = self._ceil_pads(pads, pool_size, strides, kind == "avg" and count_include_pad, where)
         padding = padding_from_pads(pads, self._spatial(), pool_size, strides, (1,) * rank)
-        if not isinstance(padding, str) and kind == "avg" and count_include_pad:
+        if kind == "avg" and count_include_pad and padding != "valid":
             # Padded zeros that count in the mean: exactly a ZeroPadding layer, then 'valid' pooling.
-            self.add(
-                (layers.ZeroPadding1D if rank == 1 else layers.ZeroPadding2D)(pads if rank == 2 else pads[0]),
-                where=where,
-            )
+            zero_pad = layers.ZeroPadding1D(pads[0]) if rank == 1 else layers.ZeroPadding2D(pads)
+            self.add(zero_pad, where=where)
             padding = "valid"
-        elif padding == "same" and kind == "avg" and count_include_pad:
-            raise ConfigError(
-                f"{self.source}: {where}: average pooling with pads {pads} that count in the mean "
-                "(count_include_pad) next to pads that do not is not expressible; convlens's 'same' leaves them out."
-            )
         if not isinstance(padding, str):
             same = WindowGeometry.resolve(self._spatial(), tuple(pool_size), tuple(strides), "same").pads
             raise ConfigError(
