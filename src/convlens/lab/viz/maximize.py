@@ -67,11 +67,12 @@ def blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-def _auto_jitter(model: Any, index: int) -> int:
-    """min(2, (r - 1) // 4) for the smaller side r of the unit's receptive field (the whole input after Flatten)."""
+def _auto_jitter(model: Any, index: int, center: bool) -> int:
+    """min(2, (r - 1) // 4) for the smaller side r of what the objective reads: the centre unit's receptive
+    field, or the whole input for a map's mean (and after Flatten)."""
     from convlens.lab.arithmetic import model_stats
 
-    field_size = min(model_stats(model)[index].receptive_field)
+    field_size = min(model_stats(model)[index].receptive_field) if center else min(_input_shape(model)[:-1])
     return int(min(2, (field_size - 1) // 4))
 
 
@@ -101,9 +102,9 @@ def maximize(
     ``position='center'`` maximises the filter's response at the centre of its map (the pattern it
     detects, framed by its receptive field); ``'mean'`` its mean over the whole map.
     Each step normalises the gradient (divides by its RMS), so ``learning_rate`` is in pixel units.
-    ``jitter=None`` picks min(2, (receptive field - 1) // 4) pixels: a shift as large as half the unit's
-    receptive field (a first-layer 3x3 filter) would move the pattern out of the window it optimises, and
-    the objective would zig-zag instead of rising.
+    ``jitter=None`` picks min(2, (r - 1) // 4) pixels, r the side of what the objective reads (the centre
+    unit's receptive field; the whole input for ``'mean'``): a shift as large as half a first-layer 3x3
+    filter's window moves the pattern out of the window it optimises, and the objective zig-zags.
     ``start`` defaults to mid-grey plus a little noise.
 
     Shapes:
@@ -114,7 +115,7 @@ def maximize(
     target = model.layers[index]
     steps = check_int(steps, "steps", owner="maximize", minimum=1)
     auto_jitter = jitter is None
-    jitter = _auto_jitter(model, index) if jitter is None else check_int(jitter, "jitter", owner="maximize", minimum=0)
+    jitter = _auto_jitter(model, index, center) if jitter is None else check_int(jitter, "jitter", owner="maximize", minimum=0)
     blur_every = check_int(blur_every, "blur_every", owner="maximize", minimum=0)
     learning_rate = check_float(learning_rate, "learning_rate", owner="maximize", minimum=0.0)
     l2 = check_float(l2, "l2", owner="maximize", minimum=0.0)
@@ -206,9 +207,10 @@ def _curve_note(history: list[float], bound: float | None, blur_every: int, *, z
             "l2=0 or blur_every=0"
         )
     text = f"rose from {before:.3g} to {after:.3g}"
-    if bound is not None and best >= bound - 1e-3 * max(abs(bound), 1.0):
-        reached = next(i for i, v in enumerate(history) if v >= bound - 1e-3 * max(abs(bound), 1.0))
-        text += f"; reached the upper bound at step {reached}"
+    tolerance = 0.01 * abs(bound) + 1e-6 if bound is not None else 0.0
+    if bound is not None and best >= bound - tolerance:
+        reached = next(i for i, v in enumerate(history) if v >= bound - tolerance)
+        text += f"; reached the upper bound (within 1%) at step {reached}"
     dips = sum(1 for a, b in zip(history, history[1:]) if b < a - 1e-6)
     if dips and blur_every:
         text += f"; small dips every {blur_every} steps come from the blur"
