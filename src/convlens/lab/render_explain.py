@@ -18,7 +18,16 @@ import numpy as np
 from convlens.geometry import WindowGeometry
 from convlens.lab.explain import CELL_INPUT, CELL_INSERTED, CELL_PAD, ConvStep, ConvTrace, PoolStep, PoolTrace
 
-__all__ = ["fmt_value", "format_grid", "output_formula", "print_text", "render_comparison", "render_text", "sum_text"]
+__all__ = [
+    "describe_geometry",
+    "fmt_value",
+    "format_grid",
+    "output_formula",
+    "print_text",
+    "render_comparison",
+    "render_text",
+    "sum_text",
+]
 
 _MARK = {CELL_PAD: ".", CELL_INSERTED: "_"}
 _MAX_TERMS = 16
@@ -71,7 +80,8 @@ def output_formula(g: WindowGeometry) -> list[str]:
     return lines
 
 
-def _describe(g: WindowGeometry) -> str:
+def describe_geometry(g: WindowGeometry) -> str:
+    """One line: input, window, stride, dilation, padding per side, output."""
     (pt, pb), (pl, pr) = g.pads
     parts = [
         f"input {g.input_size[0]}x{g.input_size[1]}",
@@ -134,7 +144,7 @@ def render_text(trace: ConvTrace | PoolTrace, step: int | None = None, *, max_st
     """The whole explanation as plain text: setup, steps (all, or only ``step``, 1-based), result, formula."""
     g = trace.geometry
     what = "convolution (cross-correlation)" if isinstance(trace, ConvTrace) else f"{trace.pool} pooling"
-    lines = [f"{what}: {_describe(g)}"]
+    lines = [f"{what}: {describe_geometry(g)}"]
     if trace.source:
         lines.append(f"input: {trace.source}")
     blocks = [("input", format_grid(trace.input))]
