@@ -56,7 +56,7 @@ def _jumps_and_margins(model: Any) -> dict[str, tuple[tuple[int, int], tuple[int
     return result
 
 
-@dataclass
+@dataclass(repr=False)
 class EquivarianceResult(FigureResult):
     """The figure and the numbers behind it.
 

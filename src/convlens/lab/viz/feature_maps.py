@@ -17,7 +17,7 @@ from convlens.lab.viz.images import model_input
 __all__ = ["FeatureMapsResult", "feature_maps"]
 
 
-@dataclass
+@dataclass(repr=False)
 class FeatureMapsResult(FigureResult):
     """The figure, and each layer's output for the one input (name -> (H, W, C) or (units,))."""
 

@@ -14,7 +14,7 @@ from convlens.lab.viz._figure import FigureResult, new_figure, show_image
 __all__ = ["FiltersResult", "filters"]
 
 
-@dataclass
+@dataclass(repr=False)
 class FiltersResult(FigureResult):
     """The figure; per conv layer its kernel (KH, KW, C, F), the grid ``layout`` (rows, cols) and tile count."""
 

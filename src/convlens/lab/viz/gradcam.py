@@ -110,7 +110,7 @@ def zero_reason(method: str, activations: np.ndarray, gradients: np.ndarray, cla
     )
 
 
-@dataclass
+@dataclass(repr=False)
 class GradCamResult(FigureResult):
     """The figure and the maps.
 

@@ -24,7 +24,7 @@ from convlens.lab.viz.images import _input_shape
 __all__ = ["MaximizeResult", "blur", "maximize"]
 
 
-@dataclass
+@dataclass(repr=False)
 class MaximizeResult(FigureResult):
     """The figure; the optimised ``image`` (H, W, C); the objective per step; its value before and after.
 
@@ -45,6 +45,10 @@ class MaximizeResult(FigureResult):
     jitter: int = 0
     bound: float | None = None
     note: str = ""
+
+    def describe(self) -> str:
+        """'layer' filter N: the curve's note."""
+        return f"'{self.layer}' filter {self.filter}: {self.note}"
 
 
 def blur(image: np.ndarray, sigma: float) -> np.ndarray:

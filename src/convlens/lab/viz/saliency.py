@@ -20,7 +20,7 @@ from convlens.lab.viz.images import model_input
 __all__ = ["GradCamResult", "SaliencyResult", "gradcam", "saliency", "upsample_nearest"]
 
 
-@dataclass
+@dataclass(repr=False)
 class SaliencyResult(FigureResult):
     """The figure; ``saliency`` (H, W) = max over channels of |gradient|; ``gradient`` (H, W, C); the class."""
 
