@@ -178,7 +178,9 @@ def test_errors():
         Progbar(3, verbose=3)
     with pytest.raises(ConfigError, match=r"Progbar: `width` must be a positive integer, got 0"):
         Progbar(3, width=0)
-    with pytest.raises(ConfigError, match=r"Progbar: `display` must be one of auto, terminal, notebook, log, got 'html'"):
+    with pytest.raises(
+        ConfigError, match=r"Progbar: `display` must be one of auto, terminal, notebook, log, got 'html'"
+    ):
         Progbar(3, display="html")
 
 
@@ -206,7 +208,8 @@ def test_notebook_display_updates_one_output_in_place(clock, monkeypatch):
     middle = fake.shown[1][1]
     # live, before the run ended: step 2 of 4 with an ETA (1 s/step after the first step, 2 steps left)
     assert middle["text/plain"] == f"2/4 {BAR * 10}{BAR * 10} 2s 1s/step - loss: 0.5000"
-    assert 'width:50.0%' in middle["text/html"] and "<b>2/4</b>" in middle["text/html"]
+    assert "width:50.0%" in middle["text/html"]
+    assert "<b>2/4</b>" in middle["text/html"]
     assert fake.shown[-1][1]["text/plain"].startswith(f"4/4 {BAR * 20} 4s ")
 
 

@@ -71,7 +71,7 @@ def _show(data: dict[str, str], handle: Any) -> Any:
     if handle is None:
         from IPython.display import display
 
-        return display(data, raw=True, display_id=True)
+        return display(data, raw=True, display_id=True)  # type: ignore[no-untyped-call]
     handle.update(data, raw=True)
     return handle
 

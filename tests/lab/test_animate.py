@@ -90,7 +90,8 @@ def test_frames_carry_kernel_and_products_and_max_steps_bounds_them(tmp_path) ->
     with Image.open(path) as im:
         assert im.n_frames == 3
     labels = [label for _, label in _legend(sc, first)]
-    assert "padding (reads 0)" in labels and "inserted zero" not in labels
+    assert "padding (reads 0)" in labels
+    assert "inserted zero" not in labels
     valid = scene(convolution(x, kernel))
     assert not any(label.startswith("padding") for _, label in _legend(valid, valid.frames[0]))
     with pytest.raises(ConfigError, match=r"animate: `max_steps` must be an integer >= 1, got 0"):

@@ -51,7 +51,8 @@ def test_flatten_head_known_answer_and_reference() -> None:
     np.testing.assert_allclose(grad.weights, [-0.5])  # mean of (1, -1, -1, -1)
     assert not grad.cam_small.any()
     assert grad.zero_reasons["gradcam"].startswith("all 1 channel weights alpha_k (the gradient of the class-0 score")
-    assert "gradcam" in hires.zero_reasons and "hirescam" not in hires.zero_reasons
+    assert "gradcam" in hires.zero_reasons
+    assert "hirescam" not in hires.zero_reasons
     assert "all zero" in grad.describe()
     # the figure says so in words
     texts = " ".join(t.get_text() for t in grad.figure.texts)

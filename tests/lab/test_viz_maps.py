@@ -164,6 +164,7 @@ def test_jupyter_bundle_has_the_picture_and_a_short_text() -> None:
     bundle = result._repr_mimebundle_()
     assert base64.b64decode(bundle["image/png"])[:8] == b"\x89PNG\r\n\x1a\n"
     text = bundle["text/plain"]
-    assert text.startswith("<FeatureMapsResult; maps={") and len(text) < 400  # shapes, not an array dump
+    assert text.startswith("<FeatureMapsResult; maps={")
+    assert len(text) < 400
     assert "input=array(8, 8, 1)" in text
     assert repr(result) == text

@@ -22,7 +22,7 @@ def course_like_torch(model) -> Callable[[torch.Tensor], tuple[dict[str, torch.T
     Returns f(x_nhwc) -> ({layer name: NHWC output}, logits). Layouts change here only: kernels
     (KH, KW, C, F) -> (F, C, KH, KW); Flatten reads (H, W, C) order as Keras.
     """
-    import torch.nn.functional as F
+    from torch.nn import functional
 
     def run(x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         outs: dict[str, torch.Tensor] = {}
@@ -34,9 +34,9 @@ def course_like_torch(model) -> Callable[[torch.Tensor], tuple[dict[str, torch.T
                 kernel = torch.tensor(np.asarray(layer.params["kernel"]), dtype=x.dtype).permute(3, 2, 0, 1)
                 bias = torch.tensor(np.asarray(layer.params["bias"]), dtype=x.dtype)
                 padding = "same" if layer.padding == "same" else 0
-                h = F.relu(F.conv2d(h, kernel, bias, padding=padding))
+                h = functional.relu(functional.conv2d(h, kernel, bias, padding=padding))
             elif kind == "MaxPooling2D":
-                h = F.max_pool2d(h, layer.pool_size)
+                h = functional.max_pool2d(h, layer.pool_size)
             elif kind == "Flatten":
                 h = h.permute(0, 2, 3, 1).reshape(h.shape[0], -1)
             elif kind == "GlobalAveragePooling2D":

@@ -62,9 +62,13 @@ def add_parser(sub: Any) -> None:
         if kind in ("maximize", "gradcam"):
             p.add_argument("--layer", default=None, help="layer name (maximize: default the first conv)")
         if kind == "gradcam":
-            p.add_argument("--method", choices=["hirescam", "gradcam"], default="hirescam",
-                           help="hirescam (gradient x activation per position, default) or gradcam (channel "
-                           "weights = gradient averaged over positions; all zero for many Flatten -> Dense heads)")  # fmt: skip
+            p.add_argument(
+                "--method",
+                choices=["hirescam", "gradcam"],
+                default="hirescam",
+                help="hirescam (gradient x activation per position, default) or gradcam (channel weights = "
+                "gradient averaged over positions; all zero for many Flatten -> Dense heads)",
+            )
         if kind == "maximize":
             p.add_argument("--filter", type=int, default=0, help="filter (channel or unit) index (default 0)")
             p.add_argument("--steps", type=positive_int, default=100, help="gradient-ascent steps (default 100)")

@@ -31,7 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from convlens.lab.explain import CELL_INPUT, CELL_INSERTED, CELL_PAD, ConvTrace, PoolTrace, _geometry_dict
+from convlens.lab.explain import (
+    CELL_INPUT,
+    CELL_INSERTED,
+    CELL_PAD,
+    ConvStep,
+    ConvTrace,
+    PoolTrace,
+    _geometry_dict,
+)
 from convlens.lab.render_explain import describe_geometry, fmt_value, output_formula, sum_text
 
 __all__ = ["COLORS", "explain_html", "gif_data_uri", "step_captions"]
@@ -61,13 +69,13 @@ def step_captions(trace: ConvTrace | PoolTrace) -> list[str]:
     out = []
     for s in trace.steps:
         head = f"out[{s.index[0]},{s.index[1]}] = "
-        if isinstance(trace, ConvTrace):
-            out.append(head + sum_text(s.products, trace.bias, s.total))  # type: ignore[union-attr]
-        elif trace.pool == "max" and s.argmax is not None:  # type: ignore[union-attr]
-            out.append(head + f"max(window) = {fmt_value(s.value)} at input[{s.argmax[0]}, {s.argmax[1]}]")  # type: ignore[union-attr]
+        if isinstance(s, ConvStep):
+            out.append(head + sum_text(s.products, trace.bias if isinstance(trace, ConvTrace) else 0.0, s.total))
+        elif s.argmax is not None:
+            out.append(head + f"max(window) = {fmt_value(s.value)} at input[{s.argmax[0]}, {s.argmax[1]}]")
         else:
             total = float(np.where(s.real, np.nan_to_num(s.window), 0.0).sum())
-            out.append(head + f"avg = {fmt_value(total)} / {s.count} real cells = {fmt_value(s.value)}")  # type: ignore[union-attr]
+            out.append(head + f"avg = {fmt_value(total)} / {s.count} real cells = {fmt_value(s.value)}")
     return out
 
 
@@ -89,7 +97,11 @@ def _cell_size(shape: tuple[int, ...]) -> int:
 
 
 def _table(name: str, texts: list[list[str]], colors: list[list[str]], size: int, *, numbers: bool = True) -> str:
-    td = _TD.format(font=max(8, min(12, size // 2 - 2)), size=size) if numbers else f"border:1px solid #999;padding:0;width:{size}px;height:{size}px;"
+    td = (
+        _TD.format(font=max(8, min(12, size // 2 - 2)), size=size)
+        if numbers
+        else f"border:1px solid #999;padding:0;width:{size}px;height:{size}px;"
+    )
     rows = []
     for row_texts, row_colors in zip(texts, colors, strict=True):
         cells = "".join(
@@ -180,15 +192,22 @@ def _step_table(trace: ConvTrace | PoolTrace, captions: list[str], limit: int) -
     td = "border:1px solid #ccc;padding:2px 6px;font:12px monospace;text-align:left;white-space:nowrap"
     head = "".join(f'<th style="{th}">{h}</th>' for h in ("step", "output", "window (input rows, cols)", "value"))
     rows = []
-    for i, (s, caption) in enumerate(zip(trace.steps[:limit], captions, strict=False)):
+    steps: list[Any] = list(trace.steps[:limit])
+    for i, (s, caption) in enumerate(zip(steps, captions, strict=False)):
         (r, c), (er, ec) = s.start_input, g.extent
         where = f"rows {r}..{r + er - 1}, cols {c}..{c + ec - 1}"
         value = caption.split(" = ", 1)[1]
         cells = [str(i + 1), f"out[{s.index[0]}, {s.index[1]}]", where, value]
-        rows.append(f'<tr data-step="{i}">' + "".join(f'<td style="{td}">{html.escape(x)}</td>' for x in cells) + "</tr>")
+        rows.append(
+            f'<tr data-step="{i}">' + "".join(f'<td style="{td}">{html.escape(x)}</td>' for x in cells) + "</tr>"
+        )
     more = len(trace.steps) - limit
-    note = f"<p style='font:12px sans-serif'>... {more} more steps (the player steps through all).</p>" if more > 0 else ""
-    table = f'<table style="border-collapse:collapse"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    note = (
+        f"<p style='font:12px sans-serif'>... {more} more steps (the player steps through all).</p>" if more > 0 else ""
+    )
+    table = (
+        f'<table style="border-collapse:collapse"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
     opened = " open" if len(trace.steps) <= 16 else ""
     return (
         f'<details{opened}><summary style="font:12px sans-serif;cursor:pointer">all steps '
@@ -226,7 +245,9 @@ def explain_html(trace: ConvTrace | PoolTrace, *, max_steps: int = 30, gif: bool
         "steps": [{"start_padded": list(s.start_padded)} for s in trace.steps],
     }
     payload = json.dumps({"trace": slim, "view": view}, separators=(",", ":")).replace("</", "<\\/")
-    source = f"<div style='font:12px sans-serif;color:#555'>input: {html.escape(trace.source)}</div>" if trace.source else ""
+    source = (
+        f"<div style='font:12px sans-serif;color:#555'>input: {html.escape(trace.source)}</div>" if trace.source else ""
+    )
     formula = "<br>".join(html.escape(line) for line in output_formula(g))
     animation = ""
     if gif:
@@ -266,7 +287,10 @@ _PLAYER = """(function () {
       visit(td, Math.floor(i / width), i % width);
     });
   }
-  function grey(v) { var l = Math.round(255 - 200 * Math.min(Math.max(v, 0), 1)); return "rgb(" + l + "," + l + "," + l + ")"; }
+  function grey(v) {
+    var l = Math.round(255 - 200 * Math.min(Math.max(v, 0), 1));
+    return "rgb(" + l + "," + l + "," + l + ")";
+  }
   function show(k) {
     current = Math.max(0, Math.min(n - 1, k));
     var s = steps[current], taps = {};
@@ -298,7 +322,10 @@ _PLAYER = """(function () {
       tr.style.background = +tr.dataset.step === current ? "#fff2cc" : "";
     });
   }
-  function stop() { if (timer) { clearInterval(timer); timer = null; } root.querySelector('[data-action="play"]').textContent = "\\u25b6 play"; }
+  function stop() {
+    if (timer) { clearInterval(timer); timer = null; }
+    root.querySelector('[data-action="play"]').textContent = "\\u25b6 play";
+  }
   function play() {
     if (timer) { stop(); return; }
     if (current >= n - 1) { show(0); }
@@ -312,6 +339,9 @@ _PLAYER = """(function () {
   Array.prototype.forEach.call(root.querySelectorAll("button[data-action]"), function (button) {
     button.addEventListener("click", actions[button.dataset.action]);
   });
-  root.querySelector('[data-action="scrub"]').addEventListener("input", function (event) { stop(); show(+event.target.value - 1); });
+  root.querySelector('[data-action="scrub"]').addEventListener("input", function (event) {
+    stop();
+    show(+event.target.value - 1);
+  });
   show(0);
 })();"""

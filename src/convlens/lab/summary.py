@@ -236,7 +236,9 @@ def _html(model: Any, stats: Sequence[LayerStats], columns: Sequence[str]) -> st
     out.append("</tbody></table>")
     for title, lines in _sections(model, stats, columns).items():
         items = "".join(f"<li>{esc(line)}</li>" for line in lines)
-        out.append(f'<p style="margin:6px 0 2px"><b>{esc(title)}</b></p><ul style="margin:0;padding-left:20px">{items}</ul>')
+        out.append(
+            f'<p style="margin:6px 0 2px"><b>{esc(title)}</b></p><ul style="margin:0;padding-left:20px">{items}</ul>'
+        )
     out.append("</div>")
     return "\n".join(out)
 

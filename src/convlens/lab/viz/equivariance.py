@@ -176,9 +176,7 @@ def _draw(result: EquivarianceResult, x: np.ndarray, moved: np.ndarray, descript
         axes[2].add_patch(_box(rows, cols))
         interior = result.interior_max_diff[name]
         verdict = "black everywhere: equal" if top == 0 else f"max {top:.3g} (borders)"
-        axes[2].set_title(
-            f"|shifted - original moved {moved_by}|\ninterior max {interior:.3g}; {verdict}", fontsize=8
-        )
+        axes[2].set_title(f"|shifted - original moved {moved_by}|\ninterior max {interior:.3g}; {verdict}", fontsize=8)
     ax = figure.add_subplot(grid[-1, :])
     width = 0.4
     units = np.arange(result.output_before.size)

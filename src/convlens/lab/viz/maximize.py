@@ -10,6 +10,7 @@ steps. Pixels stay in [0, 1], the range the model was trained on.
 
 from __future__ import annotations
 
+import itertools
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,7 +120,11 @@ def maximize(
     target = model.layers[index]
     steps = check_int(steps, "steps", owner="maximize", minimum=1)
     auto_jitter = jitter is None
-    jitter = _auto_jitter(model, index, center) if jitter is None else check_int(jitter, "jitter", owner="maximize", minimum=0)
+    jitter = (
+        _auto_jitter(model, index, center)
+        if jitter is None
+        else check_int(jitter, "jitter", owner="maximize", minimum=0)
+    )
     blur_every = check_int(blur_every, "blur_every", owner="maximize", minimum=0)
     learning_rate = check_float(learning_rate, "learning_rate", owner="maximize", minimum=0.0)
     l2 = check_float(l2, "l2", owner="maximize", minimum=0.0)
@@ -215,7 +220,7 @@ def _curve_note(history: list[float], bound: float | None, blur_every: int, *, z
     if bound is not None and best >= bound - tolerance:
         reached = next(i for i, v in enumerate(history) if v >= bound - tolerance)
         text += f"; reached the upper bound (within 1%) at step {reached}"
-    dips = sum(1 for a, b in zip(history, history[1:]) if b < a - 1e-6)
+    dips = sum(1 for a, b in itertools.pairwise(history) if b < a - 1e-6)
     if dips and blur_every:
         text += f"; small dips every {blur_every} steps come from the blur"
     return text
