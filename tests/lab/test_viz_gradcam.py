@@ -104,6 +104,7 @@ def test_random_cnn_equals_torch_autograd(layer: str, class_index: int) -> None:
     np.testing.assert_allclose(result.weights, ref["weights"], rtol=1e-4, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_trained_course_model_map_is_not_constant() -> None:
     from convlens.course import build_course_model
 

@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         result = viz.maximize(model, layer, args.filter, steps=args.steps, seed=args.seed, position=args.position)
         print(
             f"'{result.layer}' filter {result.filter}: pre-activation "
-            f"{result.activation_before:.4g} -> {result.activation_after:.4g}"
+            f"{result.activation_before:.4g} -> {result.activation_after:.4g} ({result.note})"
         )
     elif kind == "saliency":
         result = viz.saliency(model, class_index=args.class_index, **source)
