@@ -104,7 +104,8 @@ def test_cli_max_steps_bounds_the_animation(tmp_path, capsys) -> None:  # type: 
     from convlens.cli import main
 
     out = tmp_path / "ramp.gif"
-    assert main(["explain", "--input", "ramp:12x12", "--padding", "same", "--max-steps", "3", "--animate", str(out)]) == 0
+    args = ["explain", "--input", "ramp:12x12", "--padding", "same", "--max-steps", "3", "--animate", str(out)]
+    assert main(args) == 0
     assert f"wrote {out}" in capsys.readouterr().out
     with Image.open(out) as im:
         assert im.n_frames == 3  # not 12 * 12
