@@ -454,6 +454,13 @@ class Sequential:
 
         return str(render(self, fmt="html"))
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter: Keras's one-line ``text/plain`` and, once built, the detailed summary as ``text/html``."""
+        bundle = {"text/plain": f"<Sequential name={self.name}, built={self.built}>"}
+        if self.built and self._input_shape is not None:
+            bundle["text/html"] = self._repr_html_()
+        return bundle
+
     def summary_text(self) -> str:
         """The :meth:`summary` table as a string."""
         from convlens.summary_table import model_summary
