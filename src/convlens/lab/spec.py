@@ -252,7 +252,7 @@ def _is_file(path: Path) -> bool:
 
 
 def load_model_spec(arg: str | Path) -> Any:
-    """A model from a ``.py`` file defining ``model``, a saved ``.npz`` model, or a compact layer string.
+    """A model from a ``.py`` file defining ``model``, a saved model (.npz, .keras, .onnx) or a layer string.
 
     The ``.py`` file is executed (it is the user's own code, as ``python file.py`` would).
 
@@ -263,7 +263,7 @@ def load_model_spec(arg: str | Path) -> Any:
 
     text = str(arg)
     path = Path(text)
-    if text.endswith((".py", ".npz")) or _is_file(path):
+    if text.endswith((".py", ".npz", ".keras", ".onnx")) or _is_file(path):
         if not _is_file(path):
             raise ConfigError(f"spec: no such file {text!r}.")
         if path.suffix == ".py":
@@ -275,7 +275,7 @@ def load_model_spec(arg: str | Path) -> Any:
                 found = "nothing" if model is None else type(model).__name__
                 raise ConfigError(f"spec: {text!r} must define `model` as a convlens Sequential, found {found}.")
             return model
-        from convlens.saving import load_model
+        from convlens import load_model  # by suffix: .npz, .keras, .onnx (convlens.interop.formats)
 
         return load_model(path)
     return parse_spec(text)
