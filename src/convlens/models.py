@@ -258,9 +258,7 @@ class Sequential:
                 hint = " Add a channel axis: x[..., None]."
             shown = "(None, " + ", ".join(str(e) for e in expected[1:]) + ")"
             which = "" if what == "x" else f" (`{what}`)"
-            raise ShapeError(
-                f"Sequential '{self.name}': expected input of shape {shown}, got {x.shape}{which}.{hint}"
-            )
+            raise ShapeError(f"Sequential '{self.name}': expected input of shape {shown}, got {x.shape}{which}.{hint}")
 
     def stages(self) -> list[Any]:
         """What runs: the layers, with fusable neighbours joined (see :mod:`convlens.fusion`)."""
