@@ -151,12 +151,7 @@ class ArchiveReader:
         try:
             with self._zip.open(info) as stream:
                 head = io.BytesIO(stream.read(min(info.file_size, _HEADER_BYTES)))
-                version = np.lib.format.read_magic(head)
-                reader = (
-                    np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                )
-                declared, fortran, dtype = reader(head, max_header_size=_HEADER_BYTES)
-                dtype = np.dtype(dtype)
+                declared, fortran, dtype = _npy_header(head)
                 if dtype.hasobject or dtype.names is not None or dtype.shape != () or dtype.kind not in kinds:
                     raise self._bad(f"array '{name}' has dtype {dtype}, expected plain {_kinds_text(kinds)}")
                 if not all(isinstance(d, int) and d >= 0 for d in declared):
@@ -235,10 +230,7 @@ class ArchiveReader:
             raise self._bad(f"has no array '{name}'")
         try:
             with self._zip.open(info) as stream:
-                head = io.BytesIO(stream.read(min(info.file_size, _HEADER_BYTES)))
-            version = np.lib.format.read_magic(head)
-            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape = reader(head, max_header_size=_HEADER_BYTES)[0]
+                shape = _npy_header(io.BytesIO(stream.read(min(info.file_size, _HEADER_BYTES))))[0]
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, SyntaxError, TypeError, NotImplementedError) as exc:
             raise self._bad(f"array '{name}' is damaged ({type(exc).__name__}: {exc})") from None
         return tuple(int(d) for d in shape)
@@ -262,6 +254,14 @@ class ArchiveReader:
             if _sha256(data) != record.get("sha256"):
                 raise self._bad(f"array '{name}' is damaged: its SHA-256 differs from the one saved with it")
         return array
+
+
+def _npy_header(head: io.BytesIO) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """(shape, fortran_order, dtype) from the start of an ``.npy`` member; ``head`` is left after the header."""
+    version = np.lib.format.read_magic(head)
+    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = reader(head, max_header_size=_HEADER_BYTES)
+    return shape, fortran, np.dtype(dtype)
 
 
 def _kinds_text(kinds: str) -> str:
