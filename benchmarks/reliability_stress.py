@@ -34,10 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from _stress_api import api_cases
-from _stress_calls import layer_families, make_cases, op_families
+from _stress_calls import layer_families, op_families
+from _stress_cli import api_cases
+from _stress_families import make_cases
 from _stress_runner import CLASSES, Case, Outcome, run_cases
-from tests.support import damaged_files
+from tests.support import damaged_idx, damaged_models
 
 import convlens  # noqa: F401  (before NumPy: OpenBLAS settings)
 
@@ -120,10 +121,10 @@ def _same_model(model: Any, expected: dict[str, Any]) -> str | None:
 
 def model_file_cases(rng: random.Random, count: int) -> list[Case]:
     base, expected = _base_model()
-    legacy = damaged_files.legacy_model_bytes(base)
+    legacy = damaged_models.legacy_model_bytes(base)
     n_legacy = count // 5
-    damages = [("current", d) for d in damaged_files.model_damages(base, rng, count - n_legacy)]
-    damages += [("legacy", d) for d in damaged_files.model_damages(legacy, rng, n_legacy, legacy=True)]
+    damages = [("current", d) for d in damaged_models.model_damages(base, rng, count - n_legacy)]
+    damages += [("legacy", d) for d in damaged_models.model_damages(legacy, rng, n_legacy, legacy=True)]
     _prebuild([make for _, (label, make) in damages if "bomb" in label])
     cases = []
     for i, (which, (label, make)) in enumerate(damages):
@@ -153,7 +154,7 @@ def _prebuild(makes: list[Any]) -> None:
 
 def idx_file_cases(rng: random.Random, count: int) -> list[Case]:
     cases = []
-    damages = damaged_files.idx_damages(rng, count)
+    damages = damaged_idx.idx_damages(rng, count)
     _prebuild([make for label, make, _ in damages if "bomb" in label])
     for i, (label, make, data) in enumerate(damages):
 
@@ -167,7 +168,7 @@ def idx_file_cases(rng: random.Random, count: int) -> list[Case]:
         def check(result: Any, data: bytes | None = data, label: str = label) -> str | None:
             if data is None:
                 return f"read a {label} without an error"
-            reference = damaged_files.idx_reference(data)
+            reference = damaged_idx.idx_reference(data)
             if reference is None:
                 return "returned an array for bytes that are not a valid IDX file"
             if result.dtype != reference.dtype or result.shape != reference.shape:

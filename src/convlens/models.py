@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 
 from convlens import allocator, training
-from convlens.callbacks import Callback, CallbackList, History
+from convlens.callbacks import CallbackList, History
 from convlens.errors import (
-    MAX_SIZE,
     ConfigError,
     ConfigTypeError,
     ShapeError,
@@ -37,7 +36,7 @@ from convlens.errors import (
     short_repr,
 )
 from convlens.layers.base import Layer, Shape
-from convlens.ops._checks import as_array
+from convlens.model_checks import InputChecks, check_callbacks
 from convlens.progbar import Progbar
 from convlens.resources import check_arrays
 
@@ -46,24 +45,7 @@ __all__ = ["Sequential"]
 _MODEL_COUNT = [0]
 
 
-def _check_callbacks(callbacks: Any) -> list[Callback]:
-    """``callbacks`` as a list of Callback instances (None for none), refused with a hint otherwise."""
-    if callbacks is None:
-        return []
-    if isinstance(callbacks, Callback):
-        raise ConfigTypeError(
-            f"fit: `callbacks` must be a list of Callback instances, got a single {type(callbacks).__name__}; "
-            "wrap it: callbacks=[...]."
-        )
-    if not isinstance(callbacks, (list, tuple, CallbackList)):
-        raise ConfigTypeError(f"fit: `callbacks` must be a list of Callback instances, got {short_repr(callbacks)}.")
-    for cb in callbacks:
-        if not isinstance(cb, Callback):
-            raise ConfigTypeError(f"fit: every item of `callbacks` must be a Callback instance, got {short_repr(cb)}.")
-    return list(callbacks)
-
-
-class Sequential:
+class Sequential(InputChecks):
     """A linear stack of layers (``keras.Sequential``).
 
     Args:
@@ -163,22 +145,6 @@ class Sequential:
         self.built = True
         self._stages = None
 
-    def _check_build_shape(self, input_shape: Any) -> Shape:
-        """``input_shape`` (batch axis included) as a tuple of positive ints and Nones."""
-        bad = ConfigError(
-            f"Sequential '{self.name}': `input_shape` must be a tuple of positive ints (at most {MAX_SIZE}) or None, "
-            f"batch axis included, e.g. (None, 28, 28, 1); got {short_repr(input_shape)}."
-        )
-        if isinstance(input_shape, (str, bytes, dict)) or not isinstance(input_shape, Sequence | tuple | list):
-            raise bad
-        shape = tuple(input_shape)
-        if not 1 < len(shape) <= 32 or not all(
-            s is None or (isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 0 < s <= MAX_SIZE)
-            for s in shape
-        ):
-            raise bad
-        return tuple(None if s is None else int(s) for s in shape)
-
     @property
     def input_shape(self) -> Shape | None:
         """Input shape with a None batch axis."""
@@ -192,13 +158,6 @@ class Sequential:
         for layer in self._layers:
             shape = layer.compute_output_shape(shape)
         return shape
-
-    def _require_built(self, what: str) -> None:
-        if not self.built:
-            raise StateError(
-                f"Sequential '{self.name}': {what} needs a built model; give the first layer input_shape=... "
-                "or call build(input_shape)."
-            )
 
     # ----- weights --------------------------------------------------------------------------------
     def _trainable(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -238,28 +197,6 @@ class Sequential:
         return sum(layer.count_params() for layer in self._layers)
 
     # ----- forward/backward -----------------------------------------------------------------------
-    @staticmethod
-    def _as_input(x: Any, what: str) -> np.ndarray:
-        return training.as_float32(x, what)
-
-    def _check_not_empty(self, x: np.ndarray, method: str) -> None:
-        if x.ndim == 0 or x.shape[0] == 0:
-            raise ConfigError(f"Sequential '{self.name}': {method} needs at least one sample, got an empty x.")
-
-    def _check_x(self, x: np.ndarray, what: str = "x") -> None:
-        expected = self._input_shape
-        if expected is None:
-            return
-        if x.ndim != len(expected) or any(
-            e is not None and e != a for e, a in zip(expected[1:], x.shape[1:], strict=False)
-        ):
-            hint = ""
-            if x.ndim == len(expected) - 1 and tuple(x.shape[1:]) == tuple(expected[1:-1]):
-                hint = " Add a channel axis: x[..., None]."
-            shown = "(None, " + ", ".join(str(e) for e in expected[1:]) + ")"
-            which = "" if what == "x" else f" (`{what}`)"
-            raise ShapeError(f"Sequential '{self.name}': expected input of shape {shown}, got {x.shape}{which}.{hint}")
-
     def stages(self) -> list[Any]:
         """What runs: the layers, with fusable neighbours joined (see :mod:`convlens.fusion`)."""
         from convlens.fusion import plan_stages
@@ -277,11 +214,8 @@ class Sequential:
     def __call__(self, x: Any, training: bool = False) -> np.ndarray:
         """Run the model on a batch (builds it from ``x`` on the first call; an empty batch gives an empty output)."""
         training = check_bool(training, "training", owner=f"Sequential '{self.name}'")
-        x = self._as_input(x, "x")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        self._check_x(x)
-        if x.ndim and x.shape[0] == 0:
+        x = self._inference_input(x, "the model")
+        if x.shape[0] == 0:
             return np.zeros((0, *(s or 0 for s in self.output_shape[1:])), np.float32)
         return self._forward(x, training)
 
@@ -305,10 +239,6 @@ class Sequential:
         self._metric_ids = list(metrics or [])
         self.metrics = [metrics_module.get(m, self.loss.name) for m in self._metric_ids]
         self.compiled = True
-
-    def _require_compiled(self, what: str) -> None:
-        if not self.compiled:
-            raise StateError(f"Sequential '{self.name}': call compile(optimizer, loss, metrics) before {what}.")
 
     def _fused(self) -> bool:
         """Whether the loss can start from the last layer's logits (softmax/sigmoid + cross-entropy)."""
@@ -338,42 +268,18 @@ class Sequential:
         self._last_pred = y_pred
         return float(loss), y_pred
 
-    def _prepare_y(self, y: Any, n: int, what: str = "y") -> np.ndarray:
-        arr = as_array(y, what, f"Sequential '{self.name}'")
-        if arr.shape[:1] != (n,):
-            raise ShapeError(
-                f"Sequential '{self.name}': x and {what} must have the same number of samples, got {n} and "
-                f"{arr.shape[0] if arr.ndim else 'a scalar'}."
-            )
-        return arr
-
     def train_on_batch(self, x: Any, y: Any, return_dict: bool = False, *, on_nan: str = "stop") -> Any:
         """One gradient step on one batch; returns the loss (and metrics) for that batch.
 
-        ``x`` and ``y`` must be finite. When the loss is NaN or infinite the update is not applied:
-        ``on_nan='stop'`` warns (:class:`~convlens.training.NonFiniteLossWarning`), 'raise' raises
-        ``StateError``, 'continue' applies it anyway (Keras).
+        ``x`` and ``y`` must be finite; ``on_nan`` as in :meth:`fit` ('stop' skips a diverged step and warns).
         """
-        owner = f"Sequential '{self.name}'"
         self._require_compiled("train_on_batch")
-        return_dict = check_bool(return_dict, "return_dict", owner=owner)
-        on_nan = check_choice(on_nan, "on_nan", training.NAN_POLICIES, owner=owner)
-        x = self._as_input(x, "x")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        self._check_x(x)
-        self._check_not_empty(x, "train_on_batch")
-        y = self._prepare_y(y, x.shape[0])
-        training.check_finite(x, "x", owner)
-        training.check_finite(y, "y", owner)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the guard below says it once
-            loss, y_pred = self._loss_and_grad(y, x)
-        params, grads = self._trainable()
-        problem = training.diverged(loss, grads) if on_nan != "continue" else None
+        return_dict = check_bool(return_dict, "return_dict", owner=f"Sequential '{self.name}'")
+        on_nan = check_choice(on_nan, "on_nan", training.NAN_POLICIES, owner=f"Sequential '{self.name}'")
+        x, y = self._training_data(x, y, "train_on_batch")
+        loss, y_pred, problem = training.train_step(self, x, y, *self._trainable(), on_nan)
         if problem is not None:
             training.non_finite_loss(self, problem, "train_on_batch", on_nan, stopped=False)
-        else:
-            self.optimizer.apply(params, grads)
         return self._batch_logs(loss, y, y_pred, return_dict)
 
     def _batch_logs(self, loss: float, y: np.ndarray, y_pred: np.ndarray, return_dict: bool) -> Any:
@@ -420,16 +326,12 @@ class Sequential:
         *,
         on_nan: str = "stop",
     ) -> History:
-        """Train for ``epochs`` epochs of mini-batch gradient descent (Keras semantics).
+        """Train for ``epochs`` epochs of mini-batch gradient descent (Keras semantics); return the History.
 
-        ``validation_split`` takes the LAST fraction of the samples before shuffling, as Keras does.
-        Every argument is checked before anything trains; ``x`` and ``y`` must be finite.
-        ``on_nan`` (not in Keras) says what happens when a batch's loss is NaN or infinite (or its gradients too
-        large to square, see :func:`convlens.training.diverged`): 'stop' (the
-        default) skips that batch's update, stops training and warns with a
-        :class:`~convlens.training.NonFiniteLossWarning`; 'raise' raises ``StateError`` instead; 'continue'
-        trains on as Keras does (pass ``callbacks=[TerminateOnNaN()]`` for Keras's own guard).
-        Returns a :class:`~convlens.callbacks.History`.
+        ``validation_split`` takes the LAST fraction of the samples before shuffling, as Keras does. Every
+        argument is checked before anything trains; ``x`` and ``y`` must be finite. ``on_nan`` (not in Keras):
+        when a batch diverges (:func:`convlens.training.diverged`), 'stop' skips its update, stops and warns
+        (:class:`~convlens.training.NonFiniteLossWarning`), 'raise' raises ``StateError``, 'continue' trains on.
         """
         self._require_compiled("fit")
         if x is None or y is None:
@@ -443,15 +345,8 @@ class Sequential:
         shuffle = check_bool(shuffle, "shuffle", owner="fit")
         on_nan = check_choice(on_nan, "on_nan", training.NAN_POLICIES, owner="fit")
         verbose_level = training.verbosity(verbose, owner="fit")
-        user_callbacks = _check_callbacks(callbacks)
-        x = self._as_input(x, "x")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        self._check_x(x)
-        self._check_not_empty(x, "fit")
-        y = self._prepare_y(y, x.shape[0])
-        training.check_finite(x, "x", "fit")
-        training.check_finite(y, "y", "fit")
+        user_callbacks = check_callbacks(callbacks)
+        x, y = self._training_data(x, y, "fit")
         x, y, val = training.split_validation(self, x, y, validation_split, validation_data)
         n = x.shape[0]
         steps = -(-n // batch_size)
@@ -513,14 +408,8 @@ class Sequential:
         """Outputs for every sample of ``x`` in batches (default 32); ``verbose`` 'auto'/1: Keras's bar, 0: none."""
         batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="predict", minimum=1)
         verbose_level = training.verbosity(verbose, owner="predict")
-        x = self._as_input(x, "x")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        self._check_x(x)
-        if x.ndim == 0:
-            raise ShapeError(f"Sequential '{self.name}': predict needs a batch of samples, got a scalar.")
-        out_shape = self.output_shape
-        check_arrays([("the predictions", (x.shape[0], *(s or 0 for s in out_shape[1:])), 4)], owner="predict")
+        x = self._inference_input(x, "predict")
+        check_arrays([("the predictions", (x.shape[0], *(s or 0 for s in self.output_shape[1:])), 4)], owner="predict")
         out = training.predict_arrays(self, x, batch_size, verbose_level)
         if out is None:
             return np.empty((0, *self.output_shape[1:]), np.float32)  # type: ignore[arg-type, misc]

@@ -110,20 +110,16 @@ class Optimizer:
 
     # ----- the step ------------------------------------------------------------------------------
     def _check(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
-        for i, p in enumerate(params):
-            if not isinstance(p, np.ndarray) or p.dtype.kind != "f" or not p.flags.writeable:
-                what = (
-                    type(p).__name__
-                    if not isinstance(p, np.ndarray)
-                    else f"dtype {p.dtype}" + ("" if p.flags.writeable else ", read-only")
-                )
-                raise ConfigTypeError(
-                    f"{self!r}: `params[{i}]` must be a writeable float ndarray (updated in place), got {what}."
-                )
-        for i, g in enumerate(grads):
-            if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
-                what = type(g).__name__ if not isinstance(g, np.ndarray) else f"dtype {g.dtype}"
-                raise ConfigTypeError(f"{self!r}: `grads[{i}]` must be a float ndarray, got {what}.")
+        decay = (self.weight_decay or 0.0) * self._learning_rate
+        if decay > 1.0:  # p *= 1 - decay would flip the weights' signs
+            raise ConfigError(f"{self!r}: `weight_decay` * `learning_rate` must be <= 1, got {decay}.")
+        for name, arrays in (("params", params), ("grads", grads)):
+            for i, a in enumerate(arrays):
+                writeable = name == "grads" or (isinstance(a, np.ndarray) and a.flags.writeable)
+                if not isinstance(a, np.ndarray) or a.dtype.kind != "f" or not writeable:
+                    got = f"dtype {a.dtype}{'' if writeable else ' (read-only)'}" if isinstance(a, np.ndarray) else a
+                    need = "a writeable float ndarray (updated in place)" if name == "params" else "a float ndarray"
+                    raise ConfigTypeError(f"{self!r}: `{name}[{i}]` must be {need}, got {short_repr(got)}.")
         if len(params) != len(grads):
             raise ShapeError(
                 f"{self!r}: `params` and `grads` must have the same length, got {len(params)} and {len(grads)}."
@@ -206,11 +202,6 @@ class Optimizer:
         params = list(params)
         grads = list(grads)
         self._check(params, grads)
-        if self.weight_decay and self.weight_decay * self._learning_rate > 1.0:
-            raise ConfigError(
-                f"{self!r}: `weight_decay` * `learning_rate` must be <= 1 (a decay step cannot overshoot zero), got "
-                f"{self.weight_decay} * {self._learning_rate}."
-            )
         self._ensure_state(params)
         grads = self._clipped(grads)
         lr = self._learning_rate
@@ -240,7 +231,8 @@ class Optimizer:
         iterations = 0
         for key, value in state.items():
             if key == "iterations":
-                iterations = check_int(_scalar(value), "iterations", owner=repr(self), minimum=0)
+                saved = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+                iterations = check_int(saved, "iterations", owner=repr(self), minimum=0)
                 continue
             name, _, index = key.rpartition("_")
             if name not in names or not index.isdigit():
@@ -272,20 +264,11 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Optimizer:
-        """Rebuild from :meth:`get_config` output.
-
-        Raises:
-            ConfigError: for a key the optimizer does not take.
-        """
-        import inspect
-
-        accepted = set(inspect.signature(cls.__init__).parameters) | set(
-            inspect.signature(Optimizer.__init__).parameters
-        )
-        unknown = sorted(str(k)[:40] for k in config if k not in accepted or k in ("self", "kwargs"))
-        if unknown:
-            raise ConfigTypeError(f"{cls.__name__}.from_config: unexpected setting(s) {', '.join(unknown)}.")
-        return cls(**config)
+        """Rebuild from :meth:`get_config` output (a key the optimizer does not take is a ``ConfigTypeError``)."""
+        try:
+            return cls(**config)
+        except TypeError as exc:  # an unexpected or missing keyword: Python's own message names it
+            raise ConfigTypeError(f"{cls.__name__}.from_config: {exc}.") from None
 
 
 class SGD(Optimizer):
@@ -477,14 +460,6 @@ class RMSprop(Optimizer):
             "epsilon": self.epsilon,
             "centered": self.centered,
         }
-
-
-def _scalar(value: Any) -> Any:
-    """A saved scalar (a 0-d array) as a Python number, anything else as it is."""
-    array = np.asarray(value) if isinstance(value, np.ndarray) else None
-    if array is not None and array.ndim == 0 and array.dtype.kind in "iu":
-        return int(array)
-    return value
 
 
 _OPTIMIZERS: dict[str, type[SGD] | type[Adam] | type[RMSprop]] = {

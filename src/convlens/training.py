@@ -30,6 +30,7 @@ __all__ = [
     "predict_arrays",
     "split_validation",
     "train_epoch",
+    "train_step",
     "verbosity",
 ]
 
@@ -186,6 +187,23 @@ def non_finite_loss(model: Any, what: str, where: str, on_nan: str, *, stopped: 
     warnings.warn(message, NonFiniteLossWarning, stacklevel=4)
 
 
+def train_step(
+    model: Any, x: np.ndarray, y: np.ndarray, params: list[np.ndarray], grads: list[np.ndarray], on_nan: str
+) -> tuple[float, np.ndarray, str | None]:
+    """Forward, backward and (unless it diverged, see :func:`diverged`) the optimizer step on one batch:
+    ``(loss, y_pred, why it diverged or None)``. NumPy's overflow warnings are silenced: the guard says it once.
+
+    Shapes:
+        x: (N, ...) inputs; y: (N, ...) targets; y_pred: the model's output.
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        loss, y_pred = model._loss_and_grad(y, x)
+    problem = diverged(loss, grads) if on_nan != "continue" else None
+    if problem is None:
+        model.optimizer.apply(params, grads)
+    return loss, y_pred, problem
+
+
 def train_epoch(
     model: Any,
     x: np.ndarray,
@@ -221,11 +239,7 @@ def train_epoch(
             xb, yb = x[idx], y[idx]
         else:
             xb, yb = x[lo:hi], y[lo:hi]
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the guard below says it once
-            loss, y_pred = model._loss_and_grad(yb, xb)
-        problem = diverged(loss, grads) if on_nan != "continue" else None
-        if problem is None:
-            model.optimizer.apply(params, grads)
+        loss, y_pred, problem = train_step(model, xb, yb, params, grads, on_nan)
         loss_sum += loss * (hi - lo)
         seen += hi - lo
         logs = {"loss": loss_sum / seen}

@@ -14,7 +14,8 @@ import pytest
 
 from convlens.datasets.idx import read_idx
 from convlens.errors import ConvlensError, DataError, FileAccessError, MissingFileError, ResourceError
-from tests.support import damaged_files as dmg
+from tests.support import damaged_files
+from tests.support import damaged_idx as dmg
 
 
 def test_seeded_damages_match_an_independent_reader(tmp_path: Path) -> None:
@@ -41,7 +42,7 @@ def test_seeded_damages_match_an_independent_reader(tmp_path: Path) -> None:
 
 def _gzip_bomb(declared: int, actual: int) -> bytes:
     header = gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", declared), mtime=0)
-    return header + dmg.zeros_gzip(actual)
+    return header + damaged_files.zeros_gzip(actual)
 
 
 def test_gzip_is_never_decompressed_past_the_declared_size() -> None:
@@ -87,7 +88,7 @@ def test_huge_declared_dimensions_are_compared_with_the_file_size_first(tmp_path
 )
 def test_paths_that_are_not_files(tmp_path: Path, kind: str, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
-        read_idx(dmg._special(kind, "x.idx")(tmp_path))
+        read_idx(damaged_files.special_path(kind, "x.idx")(tmp_path))
 
 
 def test_idx_reference_agrees_with_read_idx_on_valid_files() -> None:

@@ -18,7 +18,8 @@ import pytest
 import convlens as cl
 from convlens.errors import ConvlensError, DataError, FileAccessError, MissingFileError, ResourceError, ShapeError
 from convlens.files import TEMP_MARK
-from tests.support import damaged_files as dmg
+from tests.support import damaged_files
+from tests.support import damaged_models as dmg
 
 
 def small_model(seed: int = 0) -> cl.Sequential:
@@ -182,7 +183,7 @@ def test_config_values_are_checked_by_the_layers(saved: Any, tmp_path: Path) -> 
 
 @pytest.mark.parametrize("kind", ["directory", "fifo", "dev_zero", "dangling"])
 def test_paths_that_are_not_files(tmp_path: Path, kind: str) -> None:
-    path = dmg._special(kind, "m.npz")(tmp_path)
+    path = damaged_files.special_path(kind, "m.npz")(tmp_path)
     error = MissingFileError if kind == "dangling" else FileAccessError
     with pytest.raises(error, match=r"^load_model: "):
         cl.load_model(path)

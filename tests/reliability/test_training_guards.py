@@ -195,7 +195,9 @@ def test_non_finite_hyper_parameters_and_truthy_flags_are_refused(make: Any, mes
 def test_weight_decay_cannot_overshoot_zero() -> None:
     optimizer = cl.optimizers.SGD(learning_rate=1.0, weight_decay=2.0)
     w = np.ones(3, np.float32)
-    with pytest.raises(ConfigError, match=re.escape("`weight_decay` * `learning_rate` must be <= 1 (a decay step")):
+    with pytest.raises(
+        ConfigError, match=re.escape("SGD 'SGD': `weight_decay` * `learning_rate` must be <= 1, got 2.0.")
+    ):
         optimizer.apply([w], [np.zeros(3, np.float32)])
     np.testing.assert_array_equal(w, np.ones(3))
 
