@@ -45,7 +45,7 @@ def _global(kind: str, rank: int, x: Any, grad_out: Any, keepdims: bool, data_fo
     flat = x.reshape(batch, math.prod(x.shape[1:-1]), channels)
     kept = (batch, *(1,) * rank, channels)
     out_shape = kept if keepdims else (batch, channels)
-    if not owner.endswith("_backward"):
+    if not owner.endswith("_backward"):  # a *_backward op must get a grad_out: None is refused below
         if flat.size == 0:  # an empty batch or no channels: an empty result of the right shape
             out = np.zeros((batch, channels), x.dtype)
         else:

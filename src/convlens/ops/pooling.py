@@ -128,7 +128,7 @@ def _pool(
         mode = check_choice(padding, "padding", POOL_PADDINGS, owner=owner)
         WindowGeometry.resolve(x.shape[1:2], pool, stride, mode, owner=owner)
         pool_size, strides, x = (1, pool), (1, stride), x[:, None]
-    backward = owner.endswith("_backward")
+    backward = owner.endswith("_backward")  # every *_backward op passes grad_out, None included (refused below)
     plan = pool_plan(kind, x.shape, pool_size, strides, padding, owner=owner, backward=backward)
     batch = x.shape[0]
     if not backward:
