@@ -1,0 +1,48 @@
+"""The API's routers, one module per tab (plus ``meta``: version, datasets, kernels, uploads of images)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+
+from convlens.web.app import LabState
+
+__all__ = ["State", "json_safe", "lab", "read_capped"]
+
+
+def lab(request: Request) -> LabState:
+    """The application's shared state (a FastAPI dependency)."""
+    state: LabState = request.app.state.lab
+    return state
+
+
+#: A handler parameter that receives the shared state.
+State = Annotated[LabState, Depends(lab)]
+
+
+async def read_capped(request: Request, limit: int, what: str) -> bytes:
+    """The raw request body, refused with 413 as soon as it exceeds ``limit`` bytes (header or stream)."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise HTTPException(413, f"{what} is {int(length):,} bytes; the limit is {limit:,} bytes.")
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise HTTPException(413, f"{what} is over {limit:,} bytes (the limit).")
+        chunks.append(chunk)
+    if total == 0:
+        raise HTTPException(422, f"{what} is empty: send the file's bytes as the request body.")
+    return b"".join(chunks)
+
+
+def json_safe(value: Any) -> Any:
+    """NaN and infinities (not JSON) as None, recursively."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
