@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
 
 from convlens.web.app import LabState
 
-__all__ = ["State", "json_safe", "lab", "read_capped"]
+__all__ = ["State", "json_response", "json_safe", "lab", "read_capped"]
 
 
 def lab(request: Request) -> LabState:
@@ -46,3 +47,13 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
+
+
+def json_response(content: Any, status_code: int = 200) -> Response:
+    """JSON written by ``json.dumps`` directly: large nested lists of floats (traces, feature maps) skip
+    FastAPI's per-value ``jsonable_encoder`` walk, which costs more than computing them. NaN becomes null."""
+    try:
+        text = json.dumps(content, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        text = json.dumps(json_safe(content), separators=(",", ":"), allow_nan=False)
+    return Response(text, status_code=status_code, media_type="application/json")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from convlens.web.app import LabState
-from convlens.web.routes import State, read_capped
+from convlens.web.routes import State, json_response, read_capped
 from convlens.web.schemas import AttributionRequest, ForwardRequest, ImageInput, ModelRef, UnitRequest
 
 __all__ = ["MAX_MODEL_BYTES", "router"]
@@ -87,25 +87,25 @@ def _model_info(loaded: Any) -> dict[str, Any]:
 
 
 @router.get("/models/{ref}/summary")
-def summary(ref: ModelRef, state: State) -> dict[str, Any]:
+def summary(ref: ModelRef, state: State) -> Response:
     """The detailed summary (``convlens summary --detail --format json``): formulas, MACs, receptive fields."""
     from convlens.lab import inspect
 
     loaded = state.resolver.get(ref)
-    return {**_model_info(loaded), **inspect.summary(loaded.model)}
+    return json_response({**_model_info(loaded), **inspect.summary(loaded.model)})
 
 
 @router.get("/models/{ref}/filters")
-def filters(ref: ModelRef, state: State) -> dict[str, Any]:
+def filters(ref: ModelRef, state: State) -> Response:
     """Every conv layer's kernels as (F, C, KH, KW) lists and the symmetric colour bound."""
     from convlens.lab import inspect
 
     loaded = state.resolver.get(ref)
-    return {**_model_info(loaded), **inspect.filters(loaded.model)}
+    return json_response({**_model_info(loaded), **inspect.filters(loaded.model)})
 
 
 @router.post("/forward")
-def forward(req: ForwardRequest, state: State) -> dict[str, Any]:
+def forward(req: ForwardRequest, state: State) -> Response:
     """Class probabilities (``model.predict``) and every layer's feature maps for one input."""
     from convlens.lab import inspect
 
@@ -113,26 +113,26 @@ def forward(req: ForwardRequest, state: State) -> dict[str, Any]:
     x, description = _pixels(req.input)
     with loaded.lock:
         result = inspect.forward(loaded.model, x)
-    return {**_model_info(loaded), "description": description, **result}
+    return json_response({**_model_info(loaded), "description": description, **result})
 
 
 @router.post("/unit")
-def unit(req: UnitRequest, state: State) -> dict[str, Any]:
+def unit(req: UnitRequest, state: State) -> Response:
     """One unit: its receptive field on the input and the dot product (or max/mean) behind its value."""
     from convlens.lab import inspect
 
     loaded = state.resolver.get(req.model)
     x, _ = _pixels(req.input)
     with loaded.lock:
-        return inspect.unit(loaded.model, x, req.layer, tuple(req.index))
+        return json_response(inspect.unit(loaded.model, x, req.layer, tuple(req.index)))
 
 
 @router.post("/attributions")
-def attributions(req: AttributionRequest, state: State) -> dict[str, Any]:
+def attributions(req: AttributionRequest, state: State) -> Response:
     """Saliency and Grad-CAM of one class (default: the predicted one), from :mod:`convlens.lab.viz`."""
     from convlens.lab import inspect
 
     loaded = state.resolver.get(req.model)
     x, _ = _pixels(req.input)
     with loaded.lock:
-        return inspect.attributions(loaded.model, x, req.class_index)
+        return json_response(inspect.attributions(loaded.model, x, req.class_index))

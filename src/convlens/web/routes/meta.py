@@ -7,10 +7,10 @@ import os
 import tempfile
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from convlens.web.routes import State, read_capped
+from convlens.web.routes import State, json_response, read_capped
 
 __all__ = ["MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "router"]
 
@@ -48,21 +48,23 @@ def info(state: State) -> dict[str, Any]:
 
 
 @router.get("/datasets/{name}/images/{index}")
-def dataset_image(name: str, index: int) -> dict[str, Any]:
+def dataset_image(name: str, index: int) -> Response:
     """Test image ``index`` of a dataset, pixels / 255, as (H, W, C) lists, with its label."""
     from convlens.lab import samples
 
     x, label = samples.sample_image(name, index)
     info = samples.describe(name)
     names = info["class_names"]
-    return {
-        "dataset": name,
-        "index": index,
-        "label": label,
-        "label_name": names[label] if names else str(label),
-        "pixels": x.astype(float).tolist(),
-        "description": f"{info['label']} test image {index} (label {label}), pixels / 255",
-    }
+    return json_response(
+        {
+            "dataset": name,
+            "index": index,
+            "label": label,
+            "label_name": names[label] if names else str(label),
+            "pixels": x.astype(float).tolist(),
+            "description": f"{info['label']} test image {index} (label {label}), pixels / 255",
+        }
+    )
 
 
 def _decode(data: bytes, height: int, width: int, channels: int, invert: str) -> dict[str, Any]:

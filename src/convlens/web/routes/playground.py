@@ -6,8 +6,9 @@ import dataclasses
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
+from convlens.web.routes import json_response
 from convlens.web.schemas import PlaygroundInput, PlaygroundRequest
 
 __all__ = ["router"]
@@ -39,14 +40,23 @@ def _padding(req: PlaygroundRequest) -> Any:
     return ((p.top, p.bottom), (p.left, p.right))
 
 
+def _lean(trace: dict[str, Any]) -> dict[str, Any]:
+    """A conv trace without each step's window: the page reads it on the padded input it already has."""
+    if trace["kind"] == "conv":
+        for step in trace["steps"]:
+            del step["window"], step["real"]
+    return trace
+
+
 @router.post("/playground")
-def playground(req: PlaygroundRequest) -> dict[str, Any]:
+def playground(req: PlaygroundRequest) -> Response:
     """Trace the operation: every step's window, products (conv) or max/mean (pooling), and the output.
 
     Also returns the output-size formula with the request's numbers, "why this shape", the padding
     comparison (TensorFlow 'same' vs PyTorch k//2, plus explicit pads when given) and, when asked, the
     backward trace (conv: the input gradient as a full convolution with the flipped kernel; pooling: the
-    gradient routed back). Steps omit the partial maps: step ``p`` has written output cells ``0..p``.
+    gradient routed back). Steps omit the partial maps (step ``p`` has written output cells ``0..p``), and a
+    convolution's steps their window (``padded`` at the step's taps).
     """
     from convlens.lab import explain, explain_backward, padding_compare
     from convlens.lab.arithmetic import explain_geometry
@@ -63,8 +73,9 @@ def playground(req: PlaygroundRequest) -> dict[str, Any]:
         trace = explain.pooling(x, pool_size=req.pool_size, strides=req.strides, padding=padding, kind=req.op)
     trace = dataclasses.replace(trace, source=description)
     geometry = trace.geometry
+    traced = _lean(trace.to_dict(include_maps=False))
     out: dict[str, Any] = {
-        "trace": trace.to_dict(include_maps=False),
+        "trace": traced,
         "formula": output_formula(geometry),
         "why": explain_geometry(geometry),
         "comparison": None,
@@ -83,9 +94,10 @@ def playground(req: PlaygroundRequest) -> dict[str, Any]:
                 x.shape, trace.kernel, strides=req.strides, padding=padding, dilation_rate=req.dilation_rate
             )
             out["backward"] = backward.to_dict(include_maps=False)
+            _lean(out["backward"]["trace"])
         else:
             backward = explain_backward.pooling_backward(
                 x, pool_size=req.pool_size, strides=req.strides, padding=padding, kind=req.op
             )
             out["backward"] = backward.to_dict()
-    return out
+    return json_response(out)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path
 from fastapi.responses import Response
 
-from convlens.web.routes import State, json_safe
+from convlens.web.routes import State, json_response
 from convlens.web.store import trial_model_name
 
 __all__ = ["router"]
@@ -34,7 +34,7 @@ def _public(trial: dict[str, Any], saved: set[str]) -> dict[str, Any]:
 
 
 @router.get("/{db}")
-def sweep(db: DbName, state: State) -> dict[str, Any]:
+def sweep(db: DbName, state: State) -> Response:
     """Every trial, ranked as ``convlens sweep report`` ranks them, the report's table text, and for each cost
     (params, MACs, train time) the ids on the Pareto front of test accuracy versus that cost."""
     from convlens.lab.sweep import report
@@ -49,7 +49,7 @@ def sweep(db: DbName, state: State) -> dict[str, Any]:
         front = report.pareto_front([t[cost] for t in points], [t["test_accuracy"] for t in points])
         fronts[cost] = [points[i]["id"] for i in front]
     saved = set(state.models.names())
-    return json_safe(
+    return json_response(
         {
             "database": db,
             "sweeps": sorted({t["sweep_id"] for t in trials}),
@@ -58,7 +58,7 @@ def sweep(db: DbName, state: State) -> dict[str, Any]:
             "trials": [_public(t, saved) for t in ranked],
             "fronts": fronts,
         }
-    )  # type: ignore[no-any-return]
+    )
 
 
 @router.get("/{db}/trials/{trial_id}/features.png")

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from convlens.errors import StateError
 from convlens.web.app import LabState
-from convlens.web.routes import State, json_safe
+from convlens.web.routes import State, json_response, json_safe
 from convlens.web.schemas import SaveRequest, TrainRequest
 
 __all__ = ["router"]
@@ -39,9 +39,9 @@ def start(req: TrainRequest, state: State) -> dict[str, Any]:
 
 
 @router.get("")
-def status(state: State) -> dict[str, Any]:
+def status(state: State) -> Response:
     """The current (or last) job: id, kind, state, every small event so far and the latest feature maps."""
-    return json_safe(state.jobs.snapshot())  # type: ignore[no-any-return]
+    return json_response(state.jobs.snapshot())
 
 
 def _control(state: LabState, action: str) -> dict[str, Any]:
