@@ -129,3 +129,21 @@ def test_samples_lists_and_loads() -> None:
         samples.sample_image("mnist", 10000)
     with pytest.raises(ConfigError, match=re.escape("datasets: `dataset` must be one of")):
         samples.arrays("cifar100")
+
+
+def test_stop_without_evaluation_ends_at_once() -> None:
+    cfg = TrialConfig(filters=2, epochs=100, batch_size=10, train_limit=500, test_limit=10)
+    events: list[dict[str, Any]] = []
+    job = LiveTraining(cfg, listener=events.append, validation_split=0.0, report_every=0.0)
+    thread = threading.Thread(target=job.run)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not any(e["type"] == "progress" for e in events) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    job.stop(evaluate=False)
+    thread.join(30)
+    done = events[-1]
+    assert done["type"] == "done"
+    assert done["state"] == "stopped"
+    assert "test_accuracy" not in done
+    assert 0 < done["trained_images"] < 100 * 500

@@ -58,9 +58,15 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(args.models, args.sweeps, train_course=not args.no_course, allowed_hosts=hosts)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     url = f"http://{shown}:{args.port}/"
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=3)
-    server = uvicorn.Server(config)
     state = app.state.lab
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            state.begin_shutdown()  # event streams end now, so the server need not wait for them
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5)
+    server = Server(config)
     print(f"convlens serve: {url}  (models: {state.models.folder}; sweeps: {state.sweeps.folder}; Ctrl-C to stop)")
     if args.open:
 

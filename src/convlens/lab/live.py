@@ -183,6 +183,7 @@ class LiveTraining:
         self._pause = threading.Event()
         self._resume = threading.Event()
         self._stop = threading.Event()
+        self._evaluate = True
         info = samples.describe(dataset)
         self.class_names = info["class_names"]
         shape = self._input_shape()
@@ -226,8 +227,9 @@ class LiveTraining:
         self._pause.clear()
         self._resume.set()
 
-    def stop(self) -> None:
-        """End training after the current batch (the run then evaluates what it has)."""
+    def stop(self, *, evaluate: bool = True) -> None:
+        """End training after the current batch; the run then evaluates what it has (unless ``evaluate=False``)."""
+        self._evaluate = evaluate
         self._stop.set()
         self._resume.set()
         if self.state in ("running", "paused", "loading"):
@@ -319,6 +321,8 @@ class LiveTraining:
                 )
             except _StopRequestedError:
                 stopped = True
+                if not self._evaluate:
+                    raise
             self.emit_maps(reporter.epoch, reporter.seen_total)
             loss, accuracy = self.model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
             self.result = {
@@ -329,9 +333,9 @@ class LiveTraining:
             }
             self.state = "stopped" if stopped else "finished"
             self.emit({"type": "done", "state": self.state, **self.result})
-        except _StopRequestedError:
+        except _StopRequestedError:  # stopped before training began, or without evaluation
             self.state = "stopped"
-            self.emit({"type": "done", "state": "stopped"})
+            self.emit({"type": "done", "state": "stopped", "trained_images": self.trained_images})
         except Exception as exc:  # a background run reports its failure instead of dying silently
             self.error = str(exc) if isinstance(exc, ConvlensError) else f"{type(exc).__name__}: {exc}"
             self.state = "failed"

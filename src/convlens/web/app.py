@@ -50,6 +50,15 @@ class LabState:
     def __post_init__(self) -> None:
         self.resolver = ModelResolver(self.models, self.sweeps)
 
+    def begin_shutdown(self) -> None:
+        """The server is stopping (Ctrl-C): end event streams at their next poll and stop the training job.
+
+        Call it from the signal handler, before the server waits for open connections to close.
+        """
+        self.shutting_down = True
+        if self.jobs.active:
+            self.jobs.job.stop(evaluate=False)
+
 
 def _course_job(state: LabState) -> None:
     """Train the course model in the background when the models folder lacks it (first start)."""
@@ -105,8 +114,8 @@ def create_app(
     async def lifespan(app: Any) -> AsyncIterator[None]:
         _course_job(state)
         yield
-        state.shutting_down = True
-        state.jobs.stop_and_wait(timeout=3.0)
+        state.begin_shutdown()
+        state.jobs.stop_and_wait(timeout=2.0)  # a daemon thread: it cannot hold the process beyond this
 
     app = FastAPI(
         title="convlens lab",

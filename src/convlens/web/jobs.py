@@ -112,6 +112,6 @@ class JobSlot:
     def stop_and_wait(self, timeout: float = 5.0) -> None:
         """Stop the job (server shutdown) and wait a little for its thread."""
         if self.job is not None and self.job.active:
-            self.job.stop()
+            self.job.stop(evaluate=False)
         if self.thread is not None:
             self.thread.join(timeout)
