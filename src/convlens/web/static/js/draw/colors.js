@@ -29,6 +29,11 @@ export const COLORMAPS = {
   },
   diverging: (t) => ramp(DIVERGING, t),
   hot: (t) => ramp(HOT, t),
+  // light greys that keep dark numbers readable: the background of input values written as numbers
+  paper: (t) => {
+    const g = Math.round(252 - Math.min(Math.max(t, 0), 1) * 120);
+    return [g, g, Math.min(255, g + 4)];
+  },
 };
 
 /** Position of v in [vmin, vmax] (0.5 when the range is empty). */

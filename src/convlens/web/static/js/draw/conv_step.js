@@ -41,9 +41,7 @@ function inputColor(grid, compact) {
   const [lo, hi] = range(grid);
   return (v) => {
     const t = hi > lo ? (v - lo) / (hi - lo) : 0;
-    if (compact) return COLORMAPS.gray(t);
-    const g = Math.round(252 - t * 120);
-    return [g, g, Math.min(255, g + 4)];
+    return compact ? COLORMAPS.gray(t) : COLORMAPS.paper(t);
   };
 }
 

@@ -2,7 +2,7 @@
 // their sum for a convolution; the window and its max/mean for a pooling; the largest x·w terms and
 // the whole contribution map for a dense unit.
 
-import { signed } from "./colors.js";
+import { COLORMAPS, signed, unit } from "./colors.js";
 import { fmtInt, fmtValue } from "./format.js";
 import { captioned, drawGrid } from "./grid.js";
 import { drawHeatmap } from "./heatmap.js";
@@ -55,13 +55,14 @@ export function drawUnit(el, d, opts = {}) {
     const row = document.createElement("div");
     row.className = "cl-unit-grids";
     el.appendChild(row);
-    const wb = maxAbs(d.window);
+    const values = d.window.flat(2);
+    const [wlo, whi] = [Math.min(...values), Math.max(...values)];
     const kb = maxAbs(d.kernel);
     const pb = maxAbs(d.products);
     const kinds = d.real.map((r) => r.map((x) => (x ? 0 : 1)));
     for (let k = 0; k < Math.min(channels, MAX_CHANNELS); k += 1) {
       const suffix = channels > 1 ? ` (channel ${d.channels[0] + k})` : "";
-      drawGrid(captioned(row, `Window${suffix}`, `from row ${d.window_start[0]}, col ${d.window_start[1]}`), channel(d.window, k), { kinds, color: (v) => signed(v, wb), numbers: true, label: "unit window" });
+      drawGrid(captioned(row, `Window${suffix}`, `from row ${d.window_start[0]}, col ${d.window_start[1]}`), channel(d.window, k), { kinds, color: (v) => COLORMAPS.paper(unit(v, wlo, whi)), numbers: true, label: "unit window" });
       drawGrid(captioned(row, "× Kernel", ""), channel(d.kernel, k), { color: (v) => signed(v, kb), numbers: true, label: "unit kernel" });
       const prod = drawGrid(captioned(row, "= Products", ""), channel(d.products, k), { color: (v) => signed(v, pb), numbers: true, label: "unit products" });
       prod.el.classList.add("cl-unit-products");

@@ -177,7 +177,7 @@ export function initInspector(ctx) {
   function drawInput(box) {
     if (!forward) return;
     const [h, w] = forward.input_shape;
-    drawImage(els.input, forward.input, { box, scale: Math.max(1, Math.floor(224 / Math.max(h, w))) });
+    drawImage(els.input, forward.input, { box, scale: Math.max(1, Math.floor(196 / Math.max(h, w))) });
     els.inputNote.textContent = box ? `blue: the receptive field of ${unit.layer}[${unit.index.join(", ")}]` : `${h}×${w}×${forward.input_shape[2]} input as the model sees it`;
   }
 

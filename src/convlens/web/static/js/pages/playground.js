@@ -238,6 +238,22 @@ export function initPlayground(ctx) {
       }
     }
     els.compareBox.appendChild(table);
+    const row = document.createElement("div");
+    row.className = "cl-steps cl-compare-grids";
+    const bound = Math.max(1e-12, ...cmp.results.flatMap((r) => r.output.flat().map(Math.abs)));
+    const [a, b] = cmp.results;
+    const sameSize = a.output.length === b.output.length && a.output[0].length === b.output[0].length;
+    const differs = [];
+    if (sameSize) a.output.forEach((line, r) => line.forEach((v, c) => { if (Math.abs(v - b.output[r][c]) > 1e-9 * Math.max(1, Math.abs(v))) differs.push([r, c]); }));
+    for (const r of cmp.results) {
+      const grid = drawGrid(captioned(row, r.label, `output ${r.output_size.join("×")}`), r.output, { color: (v) => signed(v, bound) });
+      if (r.name !== "explicit") grid.mark("differs", differs);
+    }
+    els.compareBox.appendChild(row);
+    const legend = document.createElement("p");
+    legend.className = "hint";
+    legend.textContent = "Same kernel, same input; amber outlines: the cells where TensorFlow's and PyTorch's outputs differ.";
+    els.compareBox.appendChild(legend);
     for (const [pair, shift] of Object.entries(cmp.shifts)) {
       const p = document.createElement("p");
       p.className = "cl-small";
