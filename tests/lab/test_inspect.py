@@ -152,7 +152,15 @@ def test_attributions_are_the_viz_numbers(course: Any, image: np.ndarray) -> Non
 
     a = inspect.attributions(course, image)
     sal = viz.saliency(course, image)
-    assert a["class_index"] == sal.class_index
+    cam = viz.gradcam(course, image)
+    assert a["class_index"] == sal.class_index == cam.class_index
     assert a["saliency"] == sal.saliency.astype(np.float64).tolist()
-    assert np.array(a["gradcam"]).shape == (28, 28)
-    assert a["gradcam_layer"] == course.layers[1].name
+    assert list(a["cams"]) == ["hirescam", "gradcam"]
+    assert a["method"] == cam.method
+    assert a["cams"]["hirescam"]["small"] == cam.hirescam_small.astype(np.float64).tolist()
+    assert a["cams"]["gradcam"]["small"] == cam.gradcam_small.astype(np.float64).tolist()
+    np.testing.assert_array_equal(np.array(a["cams"][cam.method]["map"]), cam.cam)
+    assert a["layer"] == course.layers[1].name
+    assert a["describe"] == cam.describe()
+    for method in ("hirescam", "gradcam"):
+        assert a["cams"][method]["zero_reason"] == cam.zero_reasons.get(method)

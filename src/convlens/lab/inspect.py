@@ -12,7 +12,8 @@ returned as JSON-ready dicts, never pixels:
   contributions ``x_i * w_i`` (dense);
 * :func:`summary`: the detailed summary (:func:`convlens.lab.summary.render` as JSON);
 * :func:`filters`: every conv layer's kernels;
-* :func:`attributions`: saliency and Grad-CAM (:func:`convlens.lab.viz.saliency`, :func:`~convlens.lab.viz.gradcam`).
+* :func:`attributions`: saliency, HiResCAM and Grad-CAM (:func:`convlens.lab.viz.saliency`,
+  :func:`~convlens.lab.viz.gradcam`).
 
 >>> from convlens.course import build_course_model
 >>> from convlens.utils import set_random_seed
@@ -335,21 +336,36 @@ def filters(model: Any, *, max_filters: int = 64, max_channels: int = 16) -> dic
 
 
 def attributions(model: Any, x: Any, class_index: int | None = None) -> dict[str, Any]:
-    """Saliency and Grad-CAM of one class for one input, from :mod:`convlens.lab.viz` (the numbers it draws).
+    """Saliency, HiResCAM and Grad-CAM of one class for one input: the numbers :mod:`convlens.lab.viz` draws.
+
+    Returns ``saliency`` (H, W); ``cams``: for each method (HiResCAM first, the viz default) its map at the
+    layer's size (``small``) and nearest-upsampled to the input (``map``), and why it is all zero when it is;
+    ``layer``, Grad-CAM's channel ``weights``, the differentiated ``score`` and a one-line ``describe``.
 
     Shapes:
-        saliency (H, W); gradcam (H, W) nearest-upsampled from the layer's (h, w) map ``gradcam_small``.
+        saliency (H, W); cams[m]["small"] (h, w); cams[m]["map"] (H, W); weights (F,).
     """
     from convlens.lab import viz
+    from convlens.lab.viz.gradcam import upsample_nearest
 
     given = _as_input(model, x)[0]
     sal = viz.saliency(model, given, class_index=class_index)
     cam = viz.gradcam(model, given, class_index=sal.class_index)
+    height, width = given.shape[:2]
+    cams = {}
+    for method, small in (("hirescam", cam.hirescam_small), ("gradcam", cam.gradcam_small)):
+        cams[method] = {
+            "small": _grid(small),
+            "map": _grid(upsample_nearest(small, height, width)),
+            "zero_reason": cam.zero_reasons.get(method),
+        }
     return {
         "class_index": sal.class_index,
         "saliency": _grid(sal.saliency),
-        "gradcam": _grid(cam.cam),
-        "gradcam_small": _grid(cam.cam_small),
-        "gradcam_layer": cam.layer,
-        "gradcam_weights": _grid(cam.weights),
+        "cams": cams,
+        "method": cam.method,
+        "layer": cam.layer,
+        "weights": _grid(cam.weights),
+        "score": cam.score,
+        "describe": cam.describe(),
     }

@@ -117,3 +117,4 @@ def test_views_summary_filters_and_attributions(page: Any, server: Served) -> No
     page.click("#in-view [data-value='attributions']")
     page.wait_for_selector("#in-panel figure canvas")
     assert "Grad-CAM on" in page.text_content("#in-panel")
+    assert "HiResCAM on" in page.text_content("#in-panel")

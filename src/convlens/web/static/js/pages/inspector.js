@@ -7,7 +7,7 @@ import { drawBars } from "../draw/bars.js";
 import { drawFeatureMaps } from "../draw/feature_maps.js";
 import { drawFilters } from "../draw/filters.js";
 import { fmtInt } from "../draw/format.js";
-import { drawColorbar, drawHeatmap, drawImage } from "../draw/heatmap.js";
+import { drawColorbar, drawImage } from "../draw/heatmap.js";
 import { drawSummary } from "../draw/summary.js";
 import { drawUnit } from "../draw/unit.js";
 import { $, fillSelect, intOf, message, segmented, showFor } from "../ui.js";
@@ -241,32 +241,38 @@ export function initInspector(ctx) {
     const out = await api("/api/attributions", { body: { model: modelRef(), input: inputBody() } });
     const row = document.createElement("div");
     row.className = "plots";
+    const [h, w] = forward.input_shape;
+    const side = `${out.cams.hirescam.small.length}×${out.cams.hirescam.small[0].length}`;
     const panels = [
-      ["Saliency: |d score / d pixel|", out.saliency, "hot", `the class ${out.class_index} logit's gradient`],
-      [`Grad-CAM on ${out.gradcam_layer}`, out.gradcam, "hot", `relu(Σ α_k A_k), ${out.gradcam_small.length}×${out.gradcam_small[0].length} map upsampled`],
+      ["Saliency |d score / d pixel|", out.saliency, `gradient of class ${out.class_index}'s score (its logit) per pixel`, null],
+      [`HiResCAM on ${out.layer}`, out.cams.hirescam.map, `relu(Σ_k G_k · A_k), position by position; ${side} map, nearest upsampling`, out.cams.hirescam.zero_reason],
+      [`Grad-CAM on ${out.layer}`, out.cams.gradcam.map, `relu(Σ_k α_k A_k), α_k = mean of G_k; ${side} map`, out.cams.gradcam.zero_reason],
     ];
-    for (const [title, heat, cmap, note] of panels) {
+    for (const [title, heat, note, zero] of panels) {
       const fig = document.createElement("figure");
       fig.className = "cl-figure";
+      fig.dataset.title = title;
       const cap = document.createElement("figcaption");
+      cap.className = "cl-figure-title";
       cap.textContent = title;
       const canvas = document.createElement("canvas");
-      const [h, w] = forward.input_shape;
-      drawImage(canvas, forward.input, { heat, cmap, scale: Math.max(1, Math.floor(224 / Math.max(h, w))) });
-      const raw = document.createElement("canvas");
+      drawImage(canvas, forward.input, { heat: zero ? undefined : heat, cmap: "hot", scale: Math.max(1, Math.floor(196 / Math.max(h, w))) });
       let lo = Infinity;
       let hi = -Infinity;
       for (const r of heat) for (const v of r) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
-      drawHeatmap(raw, heat, { vmin: lo, vmax: hi, cmap, scale: 4 });
       const bar = document.createElement("div");
-      drawColorbar(bar, lo, hi, cmap);
+      drawColorbar(bar, lo, hi, "hot");
       const small = document.createElement("p");
       small.className = "hint";
-      small.textContent = hi > lo ? note : `${note}; the map is constant (${lo}) for this input`;
+      small.textContent = zero ? `All zero: ${zero}` : note;
       fig.append(cap, canvas, bar, small);
       row.appendChild(fig);
     }
     els.panel.appendChild(row);
+    const line = document.createElement("p");
+    line.className = "hint";
+    line.textContent = out.describe;
+    els.panel.appendChild(line);
   }
 
   // ----- units -------------------------------------------------------------------------------------
