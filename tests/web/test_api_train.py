@@ -110,8 +110,8 @@ def test_first_start_trains_the_course_model_in_the_background(tmp_path: Path, m
     release = threading.Event()
     init, run = LiveTraining.__init__, LiveTraining.run
 
-    def quick(self: Any, config: Any, **kwargs: Any) -> None:  # the real course run, on 500 images
-        init(self, type(config)(**{**config.to_dict(), "train_limit": 500, "test_limit": 100}), **kwargs)
+    def quick(self: Any, config: Any, **kwargs: Any) -> None:  # the real course run, on 200 images
+        init(self, type(config)(**{**config.to_dict(), "train_limit": 200, "test_limit": 50}), **kwargs)
 
     def held(self: Any) -> None:
         release.wait(30)

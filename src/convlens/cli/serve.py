@@ -65,7 +65,10 @@ def run(args: argparse.Namespace) -> int:
             state.begin_shutdown()  # event streams end now, so the server need not wait for them
             super().handle_exit(sig, frame)
 
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5)
+    # log_config=None: uvicorn leaves the process's logging set-up alone (its warnings still reach stderr)
+    config = uvicorn.Config(
+        app, host=args.host, port=args.port, log_level="warning", log_config=None, timeout_graceful_shutdown=5
+    )
     server = Server(config)
     print(f"convlens serve: {url}  (models: {state.models.folder}; sweeps: {state.sweeps.folder}; Ctrl-C to stop)")
     if args.open:

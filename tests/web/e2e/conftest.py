@@ -66,7 +66,9 @@ def server(lab_dirs: tuple[Path, Path]) -> Iterator[Served]:
     from convlens.web import create_app
 
     app = create_app(*lab_dirs, train_course=False)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", log_config=None, timeout_graceful_shutdown=2
+    )
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
