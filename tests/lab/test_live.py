@@ -64,15 +64,21 @@ def test_live_training_gives_the_same_weights_as_fit_and_exact_interval_means() 
     assert events[-1]["test_accuracy"] == pytest.approx(test_acc)
 
 
-def test_pause_resume_and_stop_from_another_thread() -> None:
-    cfg = TrialConfig(filters=4, epochs=50, batch_size=20, train_limit=2000, test_limit=100)
-    events: list[dict[str, Any]] = []
-    job = LiveTraining(cfg, listener=events.append, validation_split=0.0, report_every=0.0)
+def _start_until_progress(job: LiveTraining, events: list[dict[str, Any]]) -> tuple[threading.Thread, float]:
+    """Run ``job`` in a thread until its first progress event; returns the thread and a 30 s deadline."""
     thread = threading.Thread(target=job.run)
     thread.start()
     deadline = time.monotonic() + 30
     while not any(e["type"] == "progress" for e in events) and time.monotonic() < deadline:
         time.sleep(0.01)
+    return thread, deadline
+
+
+def test_pause_resume_and_stop_from_another_thread() -> None:
+    cfg = TrialConfig(filters=4, epochs=50, batch_size=20, train_limit=2000, test_limit=100)
+    events: list[dict[str, Any]] = []
+    job = LiveTraining(cfg, listener=events.append, validation_split=0.0, report_every=0.0)
+    thread, deadline = _start_until_progress(job, events)
     job.pause()
     while job.state != "paused" and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -135,11 +141,7 @@ def test_stop_without_evaluation_ends_at_once() -> None:
     cfg = TrialConfig(filters=2, epochs=100, batch_size=10, train_limit=500, test_limit=10)
     events: list[dict[str, Any]] = []
     job = LiveTraining(cfg, listener=events.append, validation_split=0.0, report_every=0.0)
-    thread = threading.Thread(target=job.run)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not any(e["type"] == "progress" for e in events) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    thread, _deadline = _start_until_progress(job, events)
     job.stop(evaluate=False)
     thread.join(30)
     done = events[-1]

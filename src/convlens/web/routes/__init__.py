@@ -9,7 +9,7 @@ from fastapi import Depends, HTTPException, Request, Response
 
 from convlens.web.app import LabState
 
-__all__ = ["State", "json_response", "json_safe", "lab", "read_capped"]
+__all__ = ["BINARY_BODY", "State", "json_response", "json_safe", "lab", "read_capped"]
 
 
 def lab(request: Request) -> LabState:
@@ -17,6 +17,14 @@ def lab(request: Request) -> LabState:
     state: LabState = request.app.state.lab
     return state
 
+
+#: OpenAPI for a request whose body is a file's raw bytes (uploads are read with :func:`read_capped`).
+BINARY_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
 
 #: A handler parameter that receives the shared state.
 State = Annotated[LabState, Depends(lab)]

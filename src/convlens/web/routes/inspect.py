@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from convlens.web.app import LabState
-from convlens.web.routes import State, json_response, read_capped
+from convlens.web.routes import BINARY_BODY, State, json_response, read_capped
 from convlens.web.schemas import AttributionRequest, ForwardRequest, ImageInput, ModelRef, UnitRequest
 
 __all__ = ["MAX_MODEL_BYTES", "router"]
@@ -55,11 +55,8 @@ def models(state: State) -> dict[str, Any]:
 @router.post(
     "/models",
     status_code=201,
-    openapi_extra={
-        "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string",
-                                                                                             "format": "binary"}}}}
-    },
-)  # fmt: skip
+    openapi_extra=BINARY_BODY,
+)
 async def upload_model(
     request: Request,
     state: State,

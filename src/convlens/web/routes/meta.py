@@ -10,7 +10,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from convlens.web.routes import State, json_response, read_capped
+from convlens.web.routes import BINARY_BODY, State, json_response, read_capped
 
 __all__ = ["MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "router"]
 
@@ -96,11 +96,8 @@ def _decode(data: bytes, height: int, width: int, channels: int, invert: str) ->
 
 @router.post(
     "/images",
-    openapi_extra={
-        "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string",
-                                                                                             "format": "binary"}}}}
-    },
-)  # fmt: skip
+    openapi_extra=BINARY_BODY,
+)
 async def upload_image(
     request: Request,
     height: int = Query(28, ge=1, le=64),
