@@ -117,7 +117,7 @@ def test_architectures_that_cannot_exist_fail_before_training() -> None:
 
 def test_a_failing_run_reports_instead_of_raising() -> None:
     events: list[dict[str, Any]] = []
-    job = LiveTraining(TrialConfig(filters=2, train_limit=10, test_limit=10), listener=events.append, dataset="mnist")
+    job = LiveTraining(TrialConfig(filters=2, train_limit=10, test_limit=10), listener=events.append)
     job.dataset = "no_such_dataset"  # loading now fails inside the thread
     job.run()
     assert events[-1] == {"type": "done", "state": "failed", "error": job.error}
@@ -130,7 +130,10 @@ def test_samples_lists_and_loads() -> None:
     (_, _), (x_test, y_test) = samples.arrays("mnist")
     np.testing.assert_array_equal(x, x_test[1])
     assert label == int(y_test[1]) == 2
-    assert samples.describe("mnist") == {"name": "mnist", "label": "MNIST", "class_names": None}
+    digits = [str(d) for d in range(10)]
+    assert samples.describe("mnist") == {"name": "mnist", "label": "MNIST", "class_names": digits}
+    assert samples.dataset_names() == ["mnist", "cifar10", "fashion_mnist"]  # what convlens.datasets offers
+    assert samples.input_shape("mnist") == samples.arrays("mnist")[1][0].shape[1:]
     with pytest.raises(ConfigError, match=re.escape("datasets: `index` must be in [0, 10000) for mnist, got 10000.")):
         samples.sample_image("mnist", 10000)
     with pytest.raises(ConfigError, match=re.escape("datasets: `dataset` must be one of")):

@@ -162,3 +162,16 @@ def test_image_upload_converts_with_the_lab_and_is_capped(client: Any) -> None:
     assert too_many.status_code == 413
     assert "the limit is 5,242,880 bytes" in too_many.json()["detail"]
     assert client.post("/api/images", params={"height": 100}, content=_png((8, 8))).status_code == 422
+
+
+@pytest.mark.slow  # loads all of Fashion-MNIST
+def test_other_datasets_feed_the_playground_and_the_inspector(client: Any) -> None:
+    x, label = samples.sample_image("fashion_mnist", 0)
+    image = client.get("/api/datasets/fashion_mnist/images/0").json()
+    assert image["label"] == label
+    assert image["label_name"] == samples.describe("fashion_mnist")["class_names"][label]
+    assert image["pixels"] == x.astype(float).tolist()
+    body = client.post("/api/forward", json={"input": {"kind": "dataset", "dataset": "fashion_mnist"}}).json()
+    assert body["description"] == f"Fashion-MNIST test image 0 (label {label})"
+    trace = client.post("/api/playground", json={"input": {"kind": "dataset", "dataset": "fashion_mnist"}}).json()
+    assert trace["trace"]["input"] == x[..., 0].astype(float).tolist()

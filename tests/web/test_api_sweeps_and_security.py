@@ -132,7 +132,8 @@ def test_info_lists_kernels_datasets_and_limits(client: Any) -> None:
 
     info = client.get("/api/info").json()
     assert info["kernels"]["sobel_x"] == KERNELS["sobel_x"].tolist()
-    assert info["datasets"][0] == {"name": "mnist", "label": "MNIST", "class_names": None}
+    assert info["datasets"][0] == {"name": "mnist", "label": "MNIST", "class_names": [str(d) for d in range(10)]}
+    assert [d["name"] for d in info["datasets"]] == ["mnist", "cifar10", "fashion_mnist"]
     assert info["limits"]["grid"] == 64
     assert info["course_ready"] is True
     image = client.get("/api/datasets/mnist/images/4").json()

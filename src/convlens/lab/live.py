@@ -133,8 +133,8 @@ class LiveTraining:
     """One training run that reports as it goes (see the module docstring).
 
     Args:
-        config: architecture, optimizer, batch size, epochs, seed and data limits (a sweep trial's settings).
-        dataset: a name from :func:`convlens.lab.samples.dataset_names`.
+        config: architecture, optimizer, batch size, epochs, seed, dataset and data limits (a sweep trial's
+            settings; ``config.dataset`` is a name from :func:`convlens.lab.samples.dataset_names`).
         spec: a layer string (:mod:`convlens.lab.spec` grammar) used instead of the config's architecture.
         listener: called with every event, from the training thread.
         validation_split: the last fraction held out for validation, as ``convlens train`` (default 0.1).
@@ -150,7 +150,6 @@ class LiveTraining:
         self,
         config: Any,
         *,
-        dataset: str = "mnist",
         spec: str | None = None,
         listener: Listener | None = None,
         validation_split: float = 0.1,
@@ -167,7 +166,7 @@ class LiveTraining:
         if not 0.0 <= validation_split < 1.0:
             raise ConfigError(f"live training: `validation_split` must be in [0, 1), got {validation_split}.")
         self.config = config
-        self.dataset = dataset
+        self.dataset = config.dataset
         self.spec = spec
         self.listener = listener
         self.validation_split = float(validation_split)
@@ -184,9 +183,9 @@ class LiveTraining:
         self._resume = threading.Event()
         self._stop = threading.Event()
         self._evaluate = True
-        info = samples.describe(dataset)
+        info = samples.describe(self.dataset)
         self.class_names = info["class_names"]
-        shape = self._input_shape()
+        shape = samples.input_shape(self.dataset)
         set_random_seed(config.seed)
         reset_name_counters()
         if spec:
@@ -197,7 +196,7 @@ class LiveTraining:
                 text = f"input{'x'.join(str(s) for s in shape)}, {text}"
             self.model = parse_spec(text)
         else:
-            self.model = build_model(config, input_shape=shape)
+            self.model = build_model(config, input_shape=shape, classes=len(self.class_names))
         if tuple(self.model.input_shape[1:]) != shape:
             raise ConfigError(
                 f"live training: the model takes {tuple(self.model.input_shape[1:])} but {info['label']} images "
@@ -207,14 +206,6 @@ class LiveTraining:
         if config.learning_rate is not None:
             optimizer.learning_rate = float(config.learning_rate)
         self.model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-
-    def _input_shape(self) -> tuple[int, int, int]:
-        from convlens.lab import samples
-
-        if self.dataset == "mnist":
-            return (28, 28, 1)
-        _, (x_test, _) = samples.arrays(self.dataset)
-        return tuple(int(s) for s in x_test.shape[1:])  # type: ignore[return-value]
 
     # ----- control (any thread) --------------------------------------------------------------------
     def pause(self) -> None:

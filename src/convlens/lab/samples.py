@@ -1,10 +1,9 @@
-"""The datasets convlens offers, as the page and the live trainer see them: names, shapes, images.
+"""The datasets convlens offers, as the page and the live trainer see them: names, labels, images.
 
-A dataset is any module of :mod:`convlens.datasets` with a Keras-style ``load_data()`` returning
-``((x_train, y_train), (x_test, y_test))`` of uint8 images. :func:`dataset_names` lists them without
-loading anything (loading may read large files); :func:`arrays` loads one on first use, scales the
-pixels to [0, 1] as the course does (``x / 255``, float32, channels-last) and keeps it for the life of
-the process. MNIST ships inside the package, so it is always there.
+A dataset is any module of :mod:`convlens.datasets` with a Keras-style ``load_data()`` (MNIST, packaged;
+Fashion-MNIST and CIFAR-10, found locally or downloaded). :func:`dataset_names` lists them without loading
+anything (loading may read large files or download); :func:`arrays` is the sweeps' loader
+(:func:`convlens.lab.sweep.trial.load_dataset`: pixels / 255, float32, channels-last, one copy per process).
 
 >>> "mnist" in dataset_names()
 True
@@ -17,26 +16,15 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import threading
 from typing import Any
 
 import numpy as np
 
-from convlens.errors import ConfigError, DataError
+from convlens.errors import ConfigError
 
-__all__ = ["CLASS_NAMES", "arrays", "dataset_names", "describe", "sample_image"]
-
-#: Class names where the labels mean something beyond their number.
-CLASS_NAMES: dict[str, list[str]] = {
-    "fashion_mnist": [
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-    ],
-    "cifar10": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
-}  # fmt: skip
+__all__ = ["arrays", "dataset_names", "describe", "input_shape", "sample_image"]
 
 _LABELS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10"}
-_CACHE: dict[str, tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]] = {}
-_LOCK = threading.Lock()
 
 
 def dataset_names() -> list[str]:
@@ -56,51 +44,46 @@ def dataset_names() -> list[str]:
     return sorted(names, key=lambda n: (n != "mnist", n))
 
 
-def describe(name: str) -> dict[str, Any]:
-    """A JSON-ready description: name, human label, class names (None: the digits themselves).
-
-    >>> describe("mnist")["label"]
-    'MNIST'
-    """
-    _check(name)
-    return {"name": name, "label": _LABELS.get(name, name), "class_names": CLASS_NAMES.get(name)}
-
-
-def _check(name: str) -> None:
+def _check(name: str) -> Any:
     names = dataset_names()
     if name not in names:
         raise ConfigError(f"datasets: `dataset` must be one of {names}, got {name!r}.")
+    return importlib.import_module(f"convlens.datasets.{name}")
 
 
-def _scaled(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x)
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4:
-        raise DataError(f"datasets: expected images (N, H, W) or (N, H, W, C), got shape {x.shape}.")
-    return x.astype(np.float32) / np.float32(255.0)
+def describe(name: str) -> dict[str, Any]:
+    """A JSON-ready description: name, human label, class names (the module's ``CLASS_NAMES``).
+
+    >>> describe("fashion_mnist")["class_names"][:2]
+    ['T-shirt/top', 'Trouser']
+    """
+    module = _check(name)
+    names = getattr(module, "CLASS_NAMES", None)
+    return {"name": name, "label": _LABELS.get(name, name), "class_names": None if names is None else list(names)}
 
 
 def arrays(name: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """``((x_train, y_train), (x_test, y_test))`` with x float32 NHWC in [0, 1], cached per process.
 
-    MNIST comes from :func:`convlens.lab.sweep.trial.load_mnist` (the sweeps' cache, the same arrays).
-
     Shapes:
         x_train (N, H, W, C) float32; y_train (N,); x_test (M, H, W, C); y_test (M,).
     """
-    _check(name)
-    with _LOCK:
-        if name not in _CACHE:
-            if name == "mnist":
-                from convlens.lab.sweep.trial import load_mnist
+    from convlens.lab.sweep.trial import load_dataset
 
-                _CACHE[name] = load_mnist()
-            else:
-                module = importlib.import_module(f"convlens.datasets.{name}")
-                (x_train, y_train), (x_test, y_test) = module.load_data()
-                _CACHE[name] = ((_scaled(x_train), np.asarray(y_train)), (_scaled(x_test), np.asarray(y_test)))
-        return _CACHE[name]
+    _check(name)
+    return load_dataset(name)  # type: ignore[no-any-return]
+
+
+def input_shape(name: str) -> tuple[int, int, int]:
+    """The (H, W, C) of one image of dataset ``name`` (MNIST's is known; others are loaded to see).
+
+    >>> input_shape("mnist")
+    (28, 28, 1)
+    """
+    if name == "mnist":  # packaged and fixed: no need to load 60,000 images to know
+        return (28, 28, 1)
+    _, (x_test, _) = arrays(name)
+    return (int(x_test.shape[1]), int(x_test.shape[2]), int(x_test.shape[3]))
 
 
 def sample_image(name: str, index: int) -> tuple[np.ndarray, int]:

@@ -159,7 +159,7 @@ class TrainRequest(_Strict):
 
     def trial_config(self) -> dict[str, object]:
         """The :class:`~convlens.lab.sweep.grid.TrialConfig` fields of this request."""
-        return self.model_dump(exclude={"dataset", "spec", "validation_split"})
+        return self.model_dump(exclude={"spec", "validation_split"})
 
 
 class SaveRequest(_Strict):

@@ -229,6 +229,7 @@ class ModelResolver:
             cached = self._built.get(ref)
             if cached is not None:
                 return cached
+        from convlens.lab import samples
         from convlens.lab.sweep.grid import TrialConfig
         from convlens.lab.sweep.trial import build_model
         from convlens.layers.base import reset_name_counters
@@ -237,7 +238,11 @@ class ModelResolver:
         config = TrialConfig.from_dict(row["config"])
         set_random_seed(config.seed)
         reset_name_counters()
-        model = build_model(config)
+        model = build_model(
+            config,
+            input_shape=samples.input_shape(config.dataset),
+            classes=len(samples.describe(config.dataset)["class_names"]),
+        )
         loaded = LoadedModel(
             model,
             ref,

@@ -33,7 +33,7 @@ def start(req: TrainRequest, state: State) -> dict[str, Any]:
     if state.jobs.active:
         raise StateError(state.jobs.busy_message())
     config = TrialConfig.from_dict(req.trial_config())
-    job = LiveTraining(config, dataset=req.dataset, spec=req.spec, validation_split=req.validation_split)
+    job = LiveTraining(config, spec=req.spec, validation_split=req.validation_split)
     job_id = state.jobs.start(job)
     return {"job": job_id, "state": job.state, "config": config.to_dict(), "config_hash": config.config_hash()}
 
