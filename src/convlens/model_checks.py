@@ -6,6 +6,7 @@ model's input shape, at least one sample), labels, build shapes, the callbacks l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -15,6 +16,7 @@ from convlens import training
 from convlens.callbacks import Callback, CallbackList
 from convlens.errors import MAX_SIZE, ConfigError, ConfigTypeError, ShapeError, StateError, short_repr
 from convlens.ops._checks import as_array
+from convlens.resources import check_arrays
 
 __all__ = ["InputChecks", "check_callbacks"]
 
@@ -49,7 +51,30 @@ class InputChecks:
     built: bool
     compiled: bool
     _input_shape: Shape | None
+    _layers: list[Any]
     build: Callable[..., None]
+
+    def _check_batch_memory(self, batch: int, method: str, *, training: bool) -> None:
+        """Refuse a batch whose activations would not fit in memory (every layer's output, and each
+        convolution's im2col matrix; training keeps outputs and gradients too), before running any layer.
+
+        Raises:
+            ResourceError: naming the estimate, the largest array and the memory available.
+        """
+        if self._input_shape is None or batch == 0:
+            return
+        shape: Shape = self._input_shape
+        parts: list[tuple[str, tuple[int, ...], int]] = []
+        for layer in self._layers:
+            out = layer.compute_output_shape(shape)
+            spatial = [int(s or 1) for s in out[1:]]
+            parts.append((f"the output of {layer!r}", (batch, *spatial), 12 if training else 4))
+            kernel = layer.params.get("kernel")
+            if kernel is not None and kernel.ndim >= 3:  # a convolution: its im2col matrix
+                rows = batch * math.prod(spatial[:-1])
+                parts.append((f"the im2col matrix of {layer!r}", (rows, math.prod(kernel.shape[:-1]) + 1), 4))
+            shape = out
+        check_arrays(parts, owner=f"Sequential '{self.name}': {method}", hint="Use a smaller batch_size.")
 
     def _require_built(self, what: str) -> None:
         if not self.built:

@@ -215,6 +215,7 @@ class Sequential(InputChecks):
         """Run the model on a batch (builds it from ``x`` on the first call; an empty batch gives an empty output)."""
         training = check_bool(training, "training", owner=f"Sequential '{self.name}'")
         x = self._inference_input(x, "the model")
+        self._check_batch_memory(x.shape[0], "call", training=training)
         if x.shape[0] == 0:
             return np.zeros((0, *(s or 0 for s in self.output_shape[1:])), np.float32)
         return self._forward(x, training)
@@ -277,6 +278,7 @@ class Sequential(InputChecks):
         return_dict = check_bool(return_dict, "return_dict", owner=f"Sequential '{self.name}'")
         on_nan = check_choice(on_nan, "on_nan", training.NAN_POLICIES, owner=f"Sequential '{self.name}'")
         x, y = self._training_data(x, y, "train_on_batch")
+        self._check_batch_memory(x.shape[0], "train_on_batch", training=True)
         loss, y_pred, problem = training.train_step(self, x, y, *self._trainable(), on_nan)
         if problem is not None:
             training.non_finite_loss(self, problem, "train_on_batch", on_nan, stopped=False)
@@ -301,6 +303,7 @@ class Sequential(InputChecks):
         self._check_x(x)
         self._check_not_empty(x, "test_on_batch")
         y = self._prepare_y(y, x.shape[0])
+        self._check_batch_memory(x.shape[0], "test_on_batch", training=False)
         y_pred = self._forward(x, training=False)
         return self._batch_logs(float(self.loss.forward(y, y_pred)), y, y_pred, return_dict)
 
@@ -347,6 +350,7 @@ class Sequential(InputChecks):
         verbose_level = training.verbosity(verbose, owner="fit")
         user_callbacks = check_callbacks(callbacks)
         x, y = self._training_data(x, y, "fit")
+        self._check_batch_memory(min(batch_size, x.shape[0]), "fit", training=True)
         x, y, val = training.split_validation(self, x, y, validation_split, validation_data)
         n = x.shape[0]
         steps = -(-n // batch_size)
@@ -397,6 +401,7 @@ class Sequential(InputChecks):
         self._check_x(x)
         self._check_not_empty(x, "evaluate")
         y = self._prepare_y(y, x.shape[0])
+        self._check_batch_memory(min(batch_size, x.shape[0]), "evaluate", training=False)
         logs = training.evaluate_arrays(self, x, y, batch_size, verbose_level)
         if return_dict:
             return logs
@@ -409,6 +414,7 @@ class Sequential(InputChecks):
         batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="predict", minimum=1)
         verbose_level = training.verbosity(verbose, owner="predict")
         x = self._inference_input(x, "predict")
+        self._check_batch_memory(min(batch_size, x.shape[0]), "predict", training=False)
         check_arrays([("the predictions", (x.shape[0], *(s or 0 for s in self.output_shape[1:])), 4)], owner="predict")
         out = training.predict_arrays(self, x, batch_size, verbose_level)
         if out is None:

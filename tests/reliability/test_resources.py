@@ -148,3 +148,20 @@ def test_model_on_an_empty_batch() -> None:
     model = cl.Sequential([cl.layers.Conv2D(2, 3, input_shape=(7, 6, 3)), cl.layers.Flatten(), cl.layers.Dense(4)])
     assert model(X0).shape == (0, 4)
     assert model.predict(X0, verbose=0).shape == (0, 4)
+
+
+def test_model_batches_are_checked_before_any_layer_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Fused conv+pool stages allocate on their own; the model checks every layer's output for the batch first.
+    model = cl.Sequential([cl.layers.Conv2D(1000, 3, padding="same", input_shape=(28, 28, 1)),
+                           cl.layers.MaxPooling2D(), cl.layers.Flatten(), cl.layers.Dense(10)])  # fmt: skip
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x = np.zeros((1000, 28, 28, 1), np.float32)
+    monkeypatch.setenv("CONVLENS_MEMORY_LIMIT", "1G")
+    _refused_quickly(
+        lambda: model.predict(x, batch_size=1000, verbose=0),
+        r"^Sequential '\w+': predict: this call needs about [\d.]+ GiB \(the output of Conv2D '\w+' of shape "
+        r"\(1000, 28, 28, 1000\) alone is 2\.9 GiB\), more than the 1\.0 GiB this process can still allocate\. "
+        r"Use a smaller batch_size\.$",
+    )
+    _refused_quickly(lambda: model.fit(x, np.zeros(1000), batch_size=256, verbose=0), r"^Sequential '\w+': fit: ")
+    assert model.predict(x[:8], batch_size=8, verbose=0).shape == (8, 10)
