@@ -32,6 +32,7 @@ _SUBMODULES = {
     "errors",
     "geometry",
     "initializers",
+    "interop",
     "layers",
     "losses",
     "metrics",
@@ -48,7 +49,7 @@ _ALIASES = {
 }
 _ATTRIBUTES = {
     "Sequential": ("convlens.models", "Sequential"),
-    "load_model": ("convlens.saving", "load_model"),
+    "load_model": ("convlens.interop.formats", "load_model"),
     "WindowGeometry": ("convlens.geometry", "WindowGeometry"),
 }
 

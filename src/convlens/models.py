@@ -415,10 +415,7 @@ class Sequential:
 
     @allocator.heap_reuse
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto") -> np.ndarray:
-        """Outputs for every sample of ``x``, computed in batches (default 32, like Keras).
-
-        ``verbose`` 'auto' or 1 shows Keras's progress bar (its final line only when not a terminal), 0 nothing.
-        """
+        """Outputs for every sample of ``x`` in batches (default 32); ``verbose`` 'auto'/1: Keras's bar, 0: none."""
         batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="predict", minimum=1)
         x = self._as_input(x, "x")
         if not self.built:
@@ -439,12 +436,9 @@ class Sequential:
         columns: Sequence[str] | None = None,
         format: str = "text",
     ) -> None:
-        """Print the summary.
-
-        By default Keras's table: layer (type), output shape, parameter count, and the totals.
-        With ``detail=True`` (or ``columns``/``format``) the lab's full table: parameter formulas,
-        MACs and FLOPs, receptive field, jump, activation memory, "why this shape", versus-dense
-        (see :mod:`convlens.lab.summary`); ``format`` is 'text', 'rich', 'markdown', 'json' or 'html'.
+        """Print Keras's table (layer (type), output shape, parameter count, totals), or with ``detail=True``
+        (or ``columns``/``format``: 'text', 'rich', 'markdown', 'json', 'html') the lab's full table of
+        :mod:`convlens.lab.summary`: formulas, MACs, FLOPs, receptive field, jump, memory, why, versus dense.
         """
         if detail or columns is not None or format != "text":
             from convlens.lab.summary import render
@@ -459,6 +453,13 @@ class Sequential:
         from convlens.lab.summary import render
 
         return str(render(self, fmt="html"))
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter: Keras's one-line ``text/plain`` and, once built, the detailed summary as ``text/html``."""
+        bundle = {"text/plain": f"<Sequential name={self.name}, built={self.built}>"}
+        if self.built and self._input_shape is not None:
+            bundle["text/html"] = self._repr_html_()
+        return bundle
 
     def summary_text(self) -> str:
         """The :meth:`summary` table as a string."""
@@ -476,22 +477,28 @@ class Sequential:
         }
 
     def save(self, path: Any) -> None:
-        """Save architecture, weights, compile settings, optimizer state and history to one ``.npz`` file."""
-        from convlens.saving import save_model
+        """Save by suffix: ``.npz`` (weights, compile settings, optimizer state, history) or ``.keras`` (Keras 3)."""
+        from convlens.interop.formats import save_model
 
         save_model(self, path)
 
     def save_weights(self, path: Any) -> None:
-        """Save only the weights (``.npz``)."""
-        from convlens.saving import save_weights
+        """Save only the weights: ``.npz``, ``.weights.h5`` (Keras 3), ``.safetensors`` or ``.pt`` (torch)."""
+        from convlens.interop.formats import save_weights
 
         save_weights(self, path)
 
     def load_weights(self, path: Any) -> None:
-        """Load weights saved by :meth:`save_weights` or :meth:`save`."""
-        from convlens.saving import load_weights
+        """Load weights saved by :meth:`save_weights` or :meth:`save` (by suffix, as ``save_weights``)."""
+        from convlens.interop.formats import load_weights
 
         load_weights(self, path)
+
+    def export(self, path: Any, format: str | None = None) -> None:
+        """Write the model for another runtime: ``format='onnx'`` or a ``.onnx`` path (as Keras's ``export``)."""
+        from convlens.interop.formats import export_model
+
+        export_model(self, path, format)
 
     def __repr__(self) -> str:
         return f"Sequential '{self.name}' ({len(self._layers)} layers)"

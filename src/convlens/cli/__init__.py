@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "explain": "convlens.cli.explain",
     "visualize": "convlens.cli.visualize",
     "sweep": "convlens.cli.sweep",
+    "convert": "convlens.cli.convert",
 }
 
 

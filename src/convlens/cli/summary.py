@@ -46,7 +46,7 @@ def add_parser(sub: Any) -> None:
         nargs="?",
         metavar="SPEC",
         help="a compact layer string such as 'conv32k3same-relu, maxpool2, flatten, dense10-softmax', "
-        "a .py file defining `model`, or a saved .npz model (default: the course model)",
+        "a .py file defining `model`, or a saved model: .npz, .keras, .onnx (default: the course model)",
     )
     summary.add_argument("--detail", action="store_true", help="the detailed summary with the default columns")
     summary.add_argument("--columns", help=f"comma-separated columns of the detailed summary, from: {COLUMNS}")

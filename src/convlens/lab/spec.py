@@ -244,7 +244,7 @@ def parse_spec(text: str, *, name: str | None = None) -> Any:
 
 
 def load_model_spec(arg: str | Path) -> Any:
-    """A model from a ``.py`` file defining ``model``, a saved ``.npz`` model, or a compact layer string.
+    """A model from a ``.py`` file defining ``model``, a saved model (.npz, .keras, .onnx) or a layer string.
 
     The ``.py`` file is executed (it is the user's own code, as ``python file.py`` would).
 
@@ -255,7 +255,7 @@ def load_model_spec(arg: str | Path) -> Any:
 
     text = str(arg)
     path = Path(text)
-    if text.endswith((".py", ".npz")) or path.is_file():
+    if text.endswith((".py", ".npz", ".keras", ".onnx")) or path.is_file():
         if not path.is_file():
             raise ConfigError(f"spec: no such file {text!r}.")
         if path.suffix == ".py":
@@ -267,7 +267,7 @@ def load_model_spec(arg: str | Path) -> Any:
                 found = "nothing" if model is None else type(model).__name__
                 raise ConfigError(f"spec: {text!r} must define `model` as a convlens Sequential, found {found}.")
             return model
-        from convlens.saving import load_model
+        from convlens import load_model  # by suffix: .npz, .keras, .onnx (convlens.interop.formats)
 
         return load_model(path)
     return parse_spec(text)
