@@ -25,7 +25,9 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
+from convlens.callback_base import Callback, Logs
 from convlens.errors import ConfigError, check_choice, check_int
+from convlens.progbar import ProgbarLogger
 
 __all__ = [
     "CSVLogger",
@@ -35,65 +37,8 @@ __all__ = [
     "History",
     "LearningRateScheduler",
     "ModelCheckpoint",
+    "ProgbarLogger",
 ]
-
-Logs = dict[str, Any]
-
-
-class Callback:
-    """Base class: every hook does nothing. ``model`` and ``params`` are set by the model."""
-
-    def __init__(self) -> None:
-        self.model: Any = None
-        self.params: dict[str, Any] = {}
-
-    def set_model(self, model: Any) -> None:
-        self.model = model
-
-    def set_params(self, params: dict[str, Any]) -> None:
-        self.params = params
-
-    def on_train_begin(self, logs: Logs | None = None) -> None: ...
-    def on_train_end(self, logs: Logs | None = None) -> None: ...
-    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None: ...
-    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None: ...
-    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
-
-    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
-        self.on_batch_begin(batch, logs)  # Keras's backwards-compatible alias
-
-    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
-        self.on_batch_end(batch, logs)
-
-    def on_test_begin(self, logs: Logs | None = None) -> None: ...
-    def on_test_end(self, logs: Logs | None = None) -> None: ...
-    def on_test_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_test_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_predict_begin(self, logs: Logs | None = None) -> None: ...
-    def on_predict_end(self, logs: Logs | None = None) -> None: ...
-    def on_predict_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_predict_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
-
-
-_PLAIN_HOOKS = (
-    "on_train_begin",
-    "on_train_end",
-    "on_test_begin",
-    "on_test_end",
-    "on_predict_begin",
-    "on_predict_end",
-)
-_INDEXED_HOOKS = (
-    "on_epoch_begin",
-    "on_epoch_end",
-    "on_train_batch_begin",
-    "on_train_batch_end",
-    "on_test_batch_begin",
-    "on_test_batch_end",
-    "on_predict_batch_begin",
-    "on_predict_batch_end",
-)
 
 
 class CallbackList(Callback):
@@ -124,11 +69,8 @@ class CallbackList(Callback):
             self.callbacks.append(cb)
         if add_history and not any(isinstance(cb, History) for cb in self.callbacks):
             self.callbacks.append(History())
-        if add_progbar:
-            from convlens.progbar import ProgbarLogger  # progbar imports this module
-
-            if not any(isinstance(cb, ProgbarLogger) for cb in self.callbacks):
-                self.callbacks.append(ProgbarLogger())
+        if add_progbar and not any(isinstance(cb, ProgbarLogger) for cb in self.callbacks):
+            self.callbacks.append(ProgbarLogger())
         self.set_model(model)
         self.set_params(params or {})
 
@@ -162,27 +104,49 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             getattr(cb, hook)(*args)
 
+    # Every hook passes the same logs dict (a fresh one when none is given) to each callback in order.
 
-def _make_dispatcher(hook: str, indexed: bool) -> Callable[..., None]:
-    if indexed:
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        self._call("on_train_begin", {} if logs is None else logs)
 
-        def dispatch_indexed(self: CallbackList, index: int, logs: Logs | None = None) -> None:
-            self._call(hook, index, logs if logs is not None else {})
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        self._call("on_train_end", {} if logs is None else logs)
 
-        dispatch_indexed.__name__ = hook
-        return dispatch_indexed
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        self._call("on_epoch_begin", epoch, {} if logs is None else logs)
 
-    def dispatch(self: CallbackList, logs: Logs | None = None) -> None:
-        self._call(hook, logs if logs is not None else {})
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        self._call("on_epoch_end", epoch, {} if logs is None else logs)
 
-    dispatch.__name__ = hook
-    return dispatch
+    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_train_batch_begin", batch, {} if logs is None else logs)
 
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_train_batch_end", batch, {} if logs is None else logs)
 
-for _hook in _PLAIN_HOOKS:
-    setattr(CallbackList, _hook, _make_dispatcher(_hook, indexed=False))
-for _hook in _INDEXED_HOOKS:
-    setattr(CallbackList, _hook, _make_dispatcher(_hook, indexed=True))
+    def on_test_begin(self, logs: Logs | None = None) -> None:
+        self._call("on_test_begin", {} if logs is None else logs)
+
+    def on_test_end(self, logs: Logs | None = None) -> None:
+        self._call("on_test_end", {} if logs is None else logs)
+
+    def on_test_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_test_batch_begin", batch, {} if logs is None else logs)
+
+    def on_test_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_test_batch_end", batch, {} if logs is None else logs)
+
+    def on_predict_begin(self, logs: Logs | None = None) -> None:
+        self._call("on_predict_begin", {} if logs is None else logs)
+
+    def on_predict_end(self, logs: Logs | None = None) -> None:
+        self._call("on_predict_end", {} if logs is None else logs)
+
+    def on_predict_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_predict_batch_begin", batch, {} if logs is None else logs)
+
+    def on_predict_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_predict_batch_end", batch, {} if logs is None else logs)
 
 
 class History(Callback):
@@ -482,12 +446,3 @@ class LearningRateScheduler(Callback):
     def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
         if logs is not None:
             logs["learning_rate"] = float(self.model.optimizer.learning_rate)
-
-
-def __getattr__(name: str) -> Any:
-    # ProgbarLogger lives in convlens.progbar (which imports this module); re-export it lazily.
-    if name == "ProgbarLogger":
-        from convlens.progbar import ProgbarLogger
-
-        return ProgbarLogger
-    raise AttributeError(f"module 'convlens.callbacks' has no attribute {name!r}")

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from convlens import extensions
 from convlens.errors import check_choice, check_float
 from convlens.geometry import WindowGeometry
 from convlens.lab.kernels import as_grid, get_kernel
@@ -151,10 +152,9 @@ class ConvTrace:
         return _short_repr(self)
 
     def _repr_html_(self) -> str:
-        """Jupyter: the stage with play/step controls, a GIF, the step table (:mod:`convlens.lab.explain_html`)."""
-        from convlens.lab.explain_html import explain_html
-
-        return explain_html(self)
+        """Jupyter: the stage with play/step controls, a GIF, the step table (:mod:`convlens.lab.explain_html`,
+        which renders traces and so sits above this module: it is reached as an extension point)."""
+        return str(extensions.provider("explain.html")(self))
 
 
 @dataclass(frozen=True)
@@ -237,10 +237,9 @@ class PoolTrace:
         return _short_repr(self)
 
     def _repr_html_(self) -> str:
-        """Jupyter: the stage with play/step controls, a GIF, the step table (:mod:`convlens.lab.explain_html`)."""
-        from convlens.lab.explain_html import explain_html
-
-        return explain_html(self)
+        """Jupyter: the stage with play/step controls, a GIF, the step table (:mod:`convlens.lab.explain_html`,
+        which renders traces and so sits above this module: it is reached as an extension point)."""
+        return str(extensions.provider("explain.html")(self))
 
 
 def _short_repr(trace: ConvTrace | PoolTrace) -> str:
