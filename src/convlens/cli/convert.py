@@ -35,9 +35,8 @@ def add_parser(sub: Any) -> None:
 
 
 def _read(path: str, architecture: str | None) -> Any:
-    from convlens.interop.formats import load_model
     from convlens.errors import ConfigError
-    from convlens.interop.formats import suffix
+    from convlens.interop.formats import load_model, suffix
 
     if suffix(path) in _WEIGHTS:
         if architecture is None:
