@@ -281,9 +281,9 @@ def _padded(grid: np.ndarray, geometry: WindowGeometry, value: float) -> tuple[n
 
 
 def _starts(geometry: WindowGeometry, index: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
-    row, col = geometry.window_start(index)
-    (pt, _), (pl, _) = geometry.pads
-    return (row + pt, col + pl), (row, col)
+    padded = geometry.window_start(index, padded=True)
+    start = geometry.window_start(index)
+    return (int(padded[0]), int(padded[1])), (int(start[0]), int(start[1]))
 
 
 def _grid_input(input: Any, seed: int) -> tuple[np.ndarray, str]:
