@@ -277,21 +277,26 @@ def test_winograd_switch_only_changes_the_automatic_choice(monkeypatch: pytest.M
     )
 
 
-def test_explain_names_every_role_the_winner_and_why() -> None:
+def test_explain_names_every_role_the_winner_and_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVLENS_JIT", "0")  # the few-channel rule depends on the compiled col2im
     plan = Conv2DPlan((128, 14, 14, 32), (3, 3, 32, 64), padding="same")
     explanation = plan.explain()
     text = str(explanation)
     assert text.splitlines()[0].startswith("conv2d: x (128, 14, 14, 32) * kernel (3, 3, 32, 64) -> (128, 14, 14, 64)")
     assert "forward: winograd  (rule: C >= 16 and F >= 16)" in text
     assert "input_grad: winograd  (rule: forward is winograd)" in text
-    assert "not depthwise: needs one input channel per group (groups == channels), got 32" in text
+    assert "cannot run: depthwise needs one input channel per group (groups == channels), got 32" in text
+    assert "also applicable: grouped_gemm, transposed, col2im, col2im_channels_first" in text
     data = json.loads(json.dumps(explanation.to_dict()))
     assert [c["role"] for c in data["choices"]] == list(CONV_ROLES)
     assert data["choices"][2]["applicable"] == ["grouped_gemm", "winograd", "transposed", "col2im",
                                                 "col2im_channels_first"]  # fmt: skip
     course = str(Conv2DPlan((128, 28, 28, 1), (3, 3, 1, 32), padding="same").explain())
     assert "forward: im2col  (rule: otherwise)" in course
-    assert "passed over winograd: its rule 'C >= 16 and F >= 16' does not hold" in course
+    assert (
+        "rules before it that did not hold: depthwise (groups > 1 and one input channel per group); winograd " in course
+    )
+    assert "input_grad: col2im_channels_first  (rule: C < 8 and no compiled col2im)" in course
     assert "forward=winograd, kernel_grad=winograd, input_grad=winograd" in repr(plan)
 
 

@@ -21,6 +21,14 @@ from tests.conftest import require
 require("numba")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def compiled_kernels_on() -> Any:
+    """These tests are about the compiled kernels: on even in CI's CONVLENS_JIT=0 pass (tests may turn them off)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVLENS_JIT", "1")
+        yield
+
+
 def run(algorithm, x, kernel, bias, grad, *, strides, padding, dilation, pool, activation, grad_x=True):
     """(out, winner, grads) of one training forward + backward with the algorithm forced."""
     geometry = WindowGeometry.resolve(x.shape[1:3], kernel.shape[:2], strides, padding, dilation)
@@ -128,7 +136,7 @@ def test_switch_off_rules_out_the_direct_kernels(monkeypatch) -> None:
     geometry = WindowGeometry.resolve((6, 6), 3, 1, "same")
     plan = ConvMaxPoolPlan((1, 6, 6, 2), (3, 3, 2, 4), geometry, (2, 2), get_activation("relu"))
     assert plan.algorithms == "conv_pool_gemm"
-    assert "not conv_pool_direct: needs compiled kernels for float32" in str(plan.explain())
+    assert "cannot run: conv_pool_direct needs compiled kernels for float32" in str(plan.explain())
     with pytest.raises(ConfigError, match=r"conv\+maxpool: algorithm='conv_pool_direct' cannot run here"):
         ConvMaxPoolPlan(
             (1, 6, 6, 2), (3, 3, 2, 4), geometry, (2, 2), get_activation("relu"), algorithm="conv_pool_direct"

@@ -22,6 +22,14 @@ SPECIALS = {"inf": np.inf, "-inf": -np.inf, "nan": np.nan, "-0": -0.0}
 FLOAT64_KERNELS = pytest.param(np.float64, marks=pytest.mark.float64_kernels)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def compiled_kernels_on() -> Any:
+    """These tests are about the compiled kernels: on even in CI's CONVLENS_JIT=0 pass (tests may turn them off)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVLENS_JIT", "1")
+        yield
+
+
 def both_paths(monkeypatch, x, grad, pool, strides, padding, *, keep_argmax=True):
     """(out, argmax, grad_x, argmax after backward) from the compiled kernels, then from the NumPy code."""
     results = []

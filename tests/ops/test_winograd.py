@@ -50,9 +50,8 @@ def winograd_plan(x: np.ndarray, k: np.ndarray, padding: Any) -> Conv2DPlan:
 @pytest.fixture(params=["jit", "numpy"])
 def transforms(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a float32 test once with the compiled transforms and once with the NumPy ones."""
-    if request.param == "numpy":
-        monkeypatch.setenv("CONVLENS_JIT", "0")
-    else:
+    monkeypatch.setenv("CONVLENS_JIT", "0" if request.param == "numpy" else "1")
+    if request.param == "jit":
         require("numba")
         assert compiled_for(np.float32)
     return str(request.param)

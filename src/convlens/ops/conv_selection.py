@@ -36,22 +36,20 @@ CONV_ROLES = ("forward", "kernel_grad", "input_grad")
 #: is wide: both C and F at least this.
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MEASURED = (
-    "AMD EPYC, float32, fwd+bwd, Winograd vs im2col: (128, 14x14, 32->64) 18.8 vs 28 ms and (32, 56x56, "
-    "64->64) 110 vs 150 ms (README tables); Intel Xeon (benchmarks/conv_thresholds.py): see the README"
+    "AMD EPYC, float32, fwd+bwd (README tables): (128, 14x14, 32->64) 31.9 ms im2col (commit 0bbe911), 28.9 ms "
+    "Winograd (7b2e46a); (32, 56x56, 64->64) 193.1 -> 138.4 ms. The floor of 16 channels has no recorded "
+    "measurement: re-measure with benchmarks/conv_thresholds.py"
 )
 #: The transposed input gradient (im2col over grad_out, K = KH*KW*F) beats col2im (adds growing with C)
 #: when C is at least this and the im2col is not much wider than the col2im: 2C >= F.
 TRANSPOSED_MIN_CHANNELS = 16
-TRANSPOSED_MEASURED = (
-    "commit 92e0ee2 (AMD EPYC, float32): wide stride-1 layers; Intel Xeon (benchmarks/conv_thresholds.py): "
-    "see the README"
-)
+TRANSPOSED_MEASURED = "commit 92e0ee2 (AMD EPYC) recorded no numbers: re-measure with benchmarks/conv_thresholds.py"
 #: NumPy's col2im adds runs of C floats; below this many channels per group the channel-first layout
 #: (whole output rows per add) is faster, unless the compiled col2im runs.
 FEW_CHANNELS = 8
 FEW_CHANNELS_MEASURED = (
-    "commit b49be42/21e83c4 (AMD EPYC): runs of 2-7 floats make the strided adds crawl; with the compiled "
-    "col2im the plain layout wins (64, 32x32, 3->64: 13.8 -> 11.7 ms, commit ad4b7d5)"
+    "commits b49be42/21e83c4 (AMD EPYC): NumPy's strided adds of 2-7 float runs crawl (no numbers recorded); "
+    "with the compiled col2im the plain layout wins: (64, 32x32, 3->64) 13.8 -> 11.7 ms (commit ad4b7d5)"
 )
 
 
@@ -83,7 +81,7 @@ def _few_channels_numpy(problem: ConvProblem, chosen: Mapping[str, str]) -> bool
     return problem.channels_per_group < FEW_CHANNELS and not compiled_for(problem.dtype)
 
 
-FOLLOWS = "the kernel gradient reuses what the forward kept (im2col matrix, transformed input V)"
+FOLLOWS = "the kernel gradient reuses what the forward kept (the im2col matrix, Winograd's V)"
 
 CONV_RULES: tuple[Rule, ...] = (
     # ----- forward
@@ -92,8 +90,8 @@ CONV_RULES: tuple[Rule, ...] = (
         "depthwise",
         "groups > 1 and one input channel per group",
         lambda p, c: p.groups > 1 and p.channels_per_group == 1,
-        "per-group GEMMs with one input channel are call overhead; k*k broadcast multiply-adds were several "
-        "times faster (commit 752c46b)",
+        "per-group GEMMs with one input channel are call overhead: (64, 28x28, 32) 3x3 fwd+bwd 67 ms vs "
+        "289 ms grouped_gemm (Intel Xeon, loaded machine, benchmarks/conv_thresholds.py)",
     ),
     Rule(
         "forward",
@@ -103,7 +101,7 @@ CONV_RULES: tuple[Rule, ...] = (
         WINOGRAD_MEASURED,
     ),
     Rule("forward", "grouped_gemm", "groups > 1", lambda p, c: p.groups > 1, "the only grouped path"),
-    Rule("forward", "im2col", "otherwise", _always, "the default"),
+    Rule("forward", "im2col", "otherwise", _always, "the default: one GEMM at OpenBLAS's rate"),
     Rule("forward", "grouped_gemm", "otherwise (any groups)", _always, "computes every convolution"),
     # ----- kernel gradient: from what the forward kept
     Rule("kernel_grad", "winograd", "forward is winograd", _forward_is("winograd"), FOLLOWS),
@@ -136,7 +134,7 @@ CONV_RULES: tuple[Rule, ...] = (
         _few_channels_numpy,
         FEW_CHANNELS_MEASURED,
     ),
-    Rule("input_grad", "col2im", "otherwise", _always, "the default"),
+    Rule("input_grad", "col2im", "otherwise", _always, "the default (compiled col2im with Numba)"),
     Rule("input_grad", "grouped_gemm", "otherwise (any groups)", _always, "computes every convolution"),
 )
 

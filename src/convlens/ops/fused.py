@@ -79,7 +79,13 @@ CONV_POOL_RULES = (
         lambda p, c: p.channels in DIRECT_CHANNELS and p.compute_grad_x,
         DIRECT_MEASURED,
     ),
-    Rule("forward", "conv_pool_gemm", "otherwise", lambda p, c: True, "the default"),
+    Rule(
+        "forward",
+        "conv_pool_gemm",
+        "otherwise",
+        lambda p, c: True,
+        "the course stage (28x28x1 -> 32, no input gradient): 6.1 ms vs 7.1 ms direct (AMD EPYC, commit e09f794)",
+    ),
 )
 CONV_POOL_REGISTRY = Registry("conv+maxpool", ("forward",), (ConvPoolGemm, ConvPoolDirect), CONV_POOL_RULES)
 

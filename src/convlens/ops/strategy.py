@@ -117,11 +117,14 @@ class Explanation:
             lines.append(f"{c.role}: {c.algorithm}  ({c.how})")
             if c.measured:
                 lines.append(f"  measured: {c.measured}")
-            lines.append(f"  applicable: {', '.join(c.applicable)}")
-            for name, condition in c.passed_over:
-                lines.append(f"  passed over {name}: its rule '{condition}' does not hold")
+            others = [name for name in c.applicable if name != c.algorithm]
+            lines.append(f"  also applicable: {', '.join(others) if others else '-'}")
+            if c.passed_over:
+                lines.append(
+                    "  rules before it that did not hold: " + "; ".join(f"{n} ({w})" for n, w in c.passed_over)
+                )
             for name, reason in c.not_applicable:
-                lines.append(f"  not {name}: {reason}")
+                lines.append(f"  cannot run: {name} {reason}")
         return "\n".join(lines)
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython shows the text
