@@ -10,6 +10,7 @@ aside).
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,7 @@ def floor(name: str) -> int:
     return next(i for i, group in enumerate(FLOORS) if top in group)
 
 
+@functools.cache
 def graph() -> dict[str, set[str]]:
     found = modules()
     return {name: imports(name, path, set(found)) for name, path in found.items() if name != "convlens"}
