@@ -39,6 +39,10 @@ __all__ = ["ConvPoolDirect", "ConvPoolGemm", "ConvPoolStrategy"]
 # batches does not hold every slab at once.
 _SLAB_BLOCK_BYTES = 4 << 20
 
+# From this many input channels one strided copy of the window view per pooling offset beats KH*KW slab
+# copies per offset (runs of C floats are long enough; commit dbd69c2, AMD EPYC, no numbers recorded).
+_VIEW_COPY_CHANNELS = 8
+
 
 class ConvPoolStrategy(Strategy):
     """A fused-stage algorithm bound to one plan; the backward always follows its own forward."""
@@ -92,7 +96,7 @@ class ConvPoolGemm(ConvPoolStrategy):
         batch = x.shape[0]
         padded = pad(x, plan.geometry, workspace=plan.workspace)
         cols = plan.workspace.get("cols", (ph, pw, batch, qh, qw, kh, kw, channels), x.dtype)
-        if channels >= 8:
+        if channels >= _VIEW_COPY_CHANNELS:
             view = window_view(padded, plan.geometry)
             for a in range(ph):
                 for b in range(pw):
