@@ -43,192 +43,6 @@ POOL_PADDINGS = ("valid", "same")
 _CHUNK_BYTES = 1 << 20
 
 
-class _PoolPlan:
-    """Geometry, batch chunks and buffers of a 2-D pooling over one channels-last input shape."""
-
-    pad_value = 0.0
-
-    def __init__(
-        self,
-        x_shape: tuple[int, ...],
-        pool_size: Any = (2, 2),
-        strides: Any = None,
-        padding: str = "valid",
-        *,
-        owner: str = "pool2d",
-        algorithm: str | Mapping[str, str] = "auto",
-    ) -> None:
-        if len(x_shape) != 4:
-            raise ShapeError(
-                f"{owner}: input must be 4-D (batch, height, width, channels), got shape {tuple(x_shape)}."
-            )
-        pool = normalize_tuple(pool_size, 2, "pool_size", owner=owner)
-        stride = pool if strides is None else normalize_tuple(strides, 2, "strides", owner=owner)
-        mode = check_choice(padding, "padding", POOL_PADDINGS, owner=owner)
-        self.owner = owner
-        self.x_shape = tuple(int(s) for s in x_shape)
-        self.geometry = WindowGeometry.resolve(self.x_shape[1:3], pool, stride, mode, owner=owner)
-        geometry = self.geometry
-        kh, kw = geometry.kernel_size
-        self.slices = [tap_slices(geometry, i, j) for i in range(kh) for j in range(kw)]
-        self.disjoint = all(s >= k for s, k in zip(geometry.strides, geometry.kernel_size, strict=True))
-        # Windows tile the input exactly: every input cell gets exactly one gradient write.
-        self.tiles = (
-            geometry.strides == geometry.kernel_size
-            and not geometry.is_padded
-            and geometry.used_size == geometry.input_size
-        )
-        batch = self.x_shape[0]
-        step = max(1, _CHUNK_BYTES // max(1, 4 * math.prod(self.x_shape[1:])))
-        self.chunks = [slice(b, min(b + step, batch)) for b in range(0, batch, step)] or [slice(0, 0)]
-        self.workspace = Workspace()
-        self._source = f"algorithm={algorithm!r}"
-        self._forced = self.registry.forced_roles(algorithm, owner, self._source)
-        self._selections: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
-        self._choose(np.dtype(np.float32))  # a forced algorithm that cannot run fails here
-
-    registry: Registry
-
-    def _choose(self, dtype: Any) -> dict[str, Any]:
-        """``{role: strategy}`` for ``dtype``, chosen once per dtype (and state of the compiled kernels)."""
-        key = (np.dtype(dtype), jit_enabled())
-        found = self._selections.get(key)
-        if found is None:
-            problem = PoolProblem(self.geometry, self.x_shape, np.dtype(dtype))
-            choices = self.registry.select(problem, self._forced, self.owner, self._source)
-            instances: dict[str, Any] = {}
-            for choice in choices:
-                if choice.algorithm not in instances:
-                    instances[choice.algorithm] = self.registry.strategies[choice.algorithm](self)  # type: ignore[call-arg]
-            found = self._selections[key] = (choices, {c.role: instances[c.algorithm] for c in choices})
-        return found[1]
-
-    @property
-    def algorithms(self) -> tuple[str, ...]:
-        """(forward, input_grad) algorithm names for float32."""
-        chosen = self._choose(np.float32)
-        return tuple(chosen[role].name for role in self.registry.roles)
-
-    def explain(self, dtype: Any = np.float32) -> Explanation:
-        """Which algorithms applied, which won and why."""
-        self._choose(dtype)
-        choices = self._selections[(np.dtype(dtype), jit_enabled())][0]
-        g = self.geometry
-        title = (
-            f"{self.owner}: x {self.x_shape} -> {self.output_shape}; window {g.kernel_size}, strides {g.strides}, "
-            f"pads {g.pads}, {np.dtype(dtype).name}, compiled kernels {'on' if jit_enabled() else 'off'}"
-        )
-        return Explanation(title, choices)
-
-    @classmethod
-    def for_1d(
-        cls,
-        x_shape: tuple[int, ...],
-        pool_size: Any = 2,
-        strides: Any = None,
-        padding: str = "valid",
-        *,
-        owner: str = "pool1d",
-        algorithm: str | Mapping[str, str] = "auto",
-    ) -> Any:
-        """Plan for a 1-D input (N, L, C), run as 2-D over (N, 1, L, C); errors speak 1-D."""
-        if len(x_shape) != 3:
-            raise ShapeError(f"{owner}: input must be 3-D (batch, steps, channels), got shape {tuple(x_shape)}.")
-        (pool,) = normalize_tuple(pool_size, 1, "pool_size", owner=owner)
-        (stride,) = (pool,) if strides is None else normalize_tuple(strides, 1, "strides", owner=owner)
-        mode = check_choice(padding, "padding", POOL_PADDINGS, owner=owner)
-        WindowGeometry.resolve((int(x_shape[1]),), pool, stride, mode, owner=owner)
-        return cls((x_shape[0], 1, *x_shape[1:]), (1, pool), (1, stride), mode, owner=owner, algorithm=algorithm)
-
-    @property
-    def output_shape(self) -> tuple[int, int, int, int]:
-        """(N, OH, OW, C)."""
-        oh, ow = self.geometry.output_size
-        return (self.x_shape[0], oh, ow, self.x_shape[3])
-
-    def _check_x(self, x: np.ndarray) -> None:
-        if x.shape != self.x_shape:
-            raise ShapeError(f"{self.owner}: expected input shape {self.x_shape}, got {x.shape}.")
-
-    def _check_grad(self, grad_out: np.ndarray) -> None:
-        if grad_out.shape != self.output_shape:
-            raise ShapeError(
-                f"{self.owner}: `grad_out` must have the output shape {self.output_shape}, got {grad_out.shape}."
-            )
-
-    def _scatter(self, fill: Callable[[slice, int, np.ndarray], object], dtype: np.dtype[Any]) -> np.ndarray:
-        """Gradient (N, H, W, C); ``fill(chunk, k, out)`` writes offset k's share for a batch chunk."""
-        batch, _, _, channels = self.x_shape
-        if self.tiles:
-            target = np.empty(self.x_shape, dtype)
-        else:
-            target = np.zeros((batch, *self.geometry.padded_size, channels), dtype)
-
-        def work(chunk: slice) -> None:
-            part = None
-            if not self.disjoint:
-                part = np.empty((chunk.stop - chunk.start, *self.output_shape[1:]), dtype)
-            for k, (rows, cols) in enumerate(self.slices):
-                view = target[chunk, rows, cols]
-                if part is None:
-                    fill(chunk, k, view)
-                else:
-                    fill(chunk, k, part)
-                    view += part
-
-        for chunk in self.chunks:
-            work(chunk)
-        return crop(target, self.geometry).copy() if self.geometry.is_padded else target
-
-
-class MaxPool2DPlan(_PoolPlan):
-    """Max pooling for one input shape; ``forward`` keeps the arg-max that ``backward`` needs.
-
-    The gradient of each window goes to its FIRST maximum in row-major window order.
-    Layers keep one plan per input shape; :func:`max_pool2d` builds a throwaway one.
-
-    Shapes:
-        x: (N, H, W, C); out and grad_out: (N, OH, OW, C); argmax: (N, OH, OW, C) uint8
-        (index i * KW + j of the winning window offset).
-    """
-
-    pad_value = -np.inf
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.index_dtype = np.min_scalar_type(len(self.slices) - 1)
-        self.argmax: np.ndarray | None = None
-        self._x: np.ndarray | None = None
-
-    def forward(self, x: np.ndarray, *, keep_argmax: bool = True) -> np.ndarray:
-        """Max over each window of ``x`` (N, H, W, C); returns a fresh (N, OH, OW, C) array.
-
-        With ``keep_argmax=False`` (inference) only a reference to ``x`` is kept and
-        :meth:`backward` recomputes the arg-max if it is ever called. ``self.argmax`` is a
-        buffer of the plan, overwritten by the next forward.
-        """
-        self._check_x(x)
-        out = np.empty(self.output_shape, x.dtype)
-        argmax = self.workspace.get("argmax", self.output_shape, self.index_dtype) if keep_argmax else None
-        self._choose(x.dtype)["forward"].forward(x, out, argmax)
-        self._x, self.argmax = x, argmax
-        return out
-
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        """Gradient (N, H, W, C) for ``grad_out`` (N, OH, OW, C) of the last :meth:`forward`.
-
-        Non-finite ``grad_out`` values leak NaN into the losing cells of their window (0 * inf).
-        """
-        if self._x is None:
-            raise StateError(f"{self.owner}: backward called before forward.")
-        self._check_grad(grad_out)
-        if self.argmax is None:
-            self.forward(self._x)
-        argmax: np.ndarray = self.argmax  # type: ignore[assignment]  # set by forward
-        dtype = self._x.dtype
-        return self._choose(dtype)["input_grad"].input_grad(grad_out, argmax, dtype)
-
-
 def _first_argmax(
     taps: list[np.ndarray], out: np.ndarray, argmax: np.ndarray, missed: np.ndarray, other: np.ndarray
 ) -> None:
@@ -244,39 +58,7 @@ def _first_argmax(
         np.add(argmax, missed.view(np.uint8), out=argmax)
 
 
-class AvgPool2DPlan(_PoolPlan):
-    """Average pooling for one input shape ('same' divides by the real cells of each window).
-
-    Shapes:
-        x: (N, H, W, C); out and grad_out: (N, OH, OW, C); counts: (OH, OW, 1).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        rows, cols = (np.array(c, np.float64) for c in self.geometry.real_counts())
-        self.counts: np.ndarray = (rows[:, None] * cols[None, :])[:, :, None]
-        self._dtype: np.dtype[Any] | None = None
-
-    def _divisor(self, dtype: np.dtype[Any]) -> np.ndarray:
-        if self.geometry.is_padded:
-            return self.counts.astype(dtype)
-        return self.counts[:1, :1].astype(dtype)
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        """Mean over the real cells of each window of ``x`` (N, H, W, C); returns (N, OH, OW, C)."""
-        self._check_x(x)
-        out = self._choose(x.dtype)["forward"].forward(x)
-        self._dtype = x.dtype
-        return out  # type: ignore[no-any-return]
-
-    def backward(self, grad_out: np.ndarray, dtype: Any = None) -> np.ndarray:
-        """Gradient (N, H, W, C) for ``grad_out`` (N, OH, OW, C); needs no forward state."""
-        self._check_grad(grad_out)
-        dtype = np.dtype(dtype or self._dtype or grad_out.dtype)
-        return self._choose(dtype)["input_grad"].input_grad(grad_out, dtype)  # type: ignore[no-any-return]
-
-
-# ----------------------------------------------------------------------------- the algorithms
+# ----------------------------------------------------------------------------- the algorithms and their tables
 @dataclass(frozen=True)
 class PoolProblem:
     """What a pooling algorithm is chosen on."""
@@ -413,5 +195,225 @@ AVG_POOL_REGISTRY = Registry(
         Rule("input_grad", "avg_pool_taps", "always", _always, AvgPoolTaps.measured),
     ],
 )
-MaxPool2DPlan.registry = MAX_POOL_REGISTRY
-AvgPool2DPlan.registry = AVG_POOL_REGISTRY
+
+
+# ----------------------------------------------------------------------------- the plans
+class _PoolPlan:
+    """Geometry, batch chunks and buffers of a 2-D pooling over one channels-last input shape."""
+
+    pad_value = 0.0
+
+    def __init__(
+        self,
+        x_shape: tuple[int, ...],
+        pool_size: Any = (2, 2),
+        strides: Any = None,
+        padding: str = "valid",
+        *,
+        owner: str = "pool2d",
+        algorithm: str | Mapping[str, str] = "auto",
+    ) -> None:
+        if len(x_shape) != 4:
+            raise ShapeError(
+                f"{owner}: input must be 4-D (batch, height, width, channels), got shape {tuple(x_shape)}."
+            )
+        pool = normalize_tuple(pool_size, 2, "pool_size", owner=owner)
+        stride = pool if strides is None else normalize_tuple(strides, 2, "strides", owner=owner)
+        mode = check_choice(padding, "padding", POOL_PADDINGS, owner=owner)
+        self.owner = owner
+        self.x_shape = tuple(int(s) for s in x_shape)
+        self.geometry = WindowGeometry.resolve(self.x_shape[1:3], pool, stride, mode, owner=owner)
+        geometry = self.geometry
+        kh, kw = geometry.kernel_size
+        self.slices = [tap_slices(geometry, i, j) for i in range(kh) for j in range(kw)]
+        self.disjoint = all(s >= k for s, k in zip(geometry.strides, geometry.kernel_size, strict=True))
+        # Windows tile the input exactly: every input cell gets exactly one gradient write.
+        self.tiles = (
+            geometry.strides == geometry.kernel_size
+            and not geometry.is_padded
+            and geometry.used_size == geometry.input_size
+        )
+        batch = self.x_shape[0]
+        step = max(1, _CHUNK_BYTES // max(1, 4 * math.prod(self.x_shape[1:])))
+        self.chunks = [slice(b, min(b + step, batch)) for b in range(0, batch, step)] or [slice(0, 0)]
+        self.workspace = Workspace()
+        self._source = f"algorithm={algorithm!r}"
+        self._forced = self.registry.forced_roles(algorithm, owner, self._source)
+        self._selections: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
+        self._choose(np.dtype(np.float32))  # a forced algorithm that cannot run fails here
+
+    registry: Registry  # the subclass's algorithms and selection table
+
+    def _choose(self, dtype: Any) -> dict[str, Any]:
+        """``{role: strategy}`` for ``dtype``, chosen once per dtype (and state of the compiled kernels)."""
+        key = (np.dtype(dtype), jit_enabled())
+        found = self._selections.get(key)
+        if found is None:
+            problem = PoolProblem(self.geometry, self.x_shape, np.dtype(dtype))
+            choices = self.registry.select(problem, self._forced, self.owner, self._source)
+            instances: dict[str, Any] = {}
+            for choice in choices:
+                if choice.algorithm not in instances:
+                    instances[choice.algorithm] = self.registry.strategies[choice.algorithm](self)  # type: ignore[call-arg]
+            found = self._selections[key] = (choices, {c.role: instances[c.algorithm] for c in choices})
+        return found[1]
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """(forward, input_grad) algorithm names for float32."""
+        chosen = self._choose(np.float32)
+        return tuple(chosen[role].name for role in self.registry.roles)
+
+    def explain(self, dtype: Any = np.float32) -> Explanation:
+        """Which algorithms applied, which won and why."""
+        self._choose(dtype)
+        choices = self._selections[(np.dtype(dtype), jit_enabled())][0]
+        g = self.geometry
+        title = (
+            f"{self.owner}: x {self.x_shape} -> {self.output_shape}; window {g.kernel_size}, strides {g.strides}, "
+            f"pads {g.pads}, {np.dtype(dtype).name}, compiled kernels {'on' if jit_enabled() else 'off'}"
+        )
+        return Explanation(title, choices)
+
+    @classmethod
+    def for_1d(
+        cls,
+        x_shape: tuple[int, ...],
+        pool_size: Any = 2,
+        strides: Any = None,
+        padding: str = "valid",
+        *,
+        owner: str = "pool1d",
+        algorithm: str | Mapping[str, str] = "auto",
+    ) -> Any:
+        """Plan for a 1-D input (N, L, C), run as 2-D over (N, 1, L, C); errors speak 1-D."""
+        if len(x_shape) != 3:
+            raise ShapeError(f"{owner}: input must be 3-D (batch, steps, channels), got shape {tuple(x_shape)}.")
+        (pool,) = normalize_tuple(pool_size, 1, "pool_size", owner=owner)
+        (stride,) = (pool,) if strides is None else normalize_tuple(strides, 1, "strides", owner=owner)
+        mode = check_choice(padding, "padding", POOL_PADDINGS, owner=owner)
+        WindowGeometry.resolve((int(x_shape[1]),), pool, stride, mode, owner=owner)
+        return cls((x_shape[0], 1, *x_shape[1:]), (1, pool), (1, stride), mode, owner=owner, algorithm=algorithm)
+
+    @property
+    def output_shape(self) -> tuple[int, int, int, int]:
+        """(N, OH, OW, C)."""
+        oh, ow = self.geometry.output_size
+        return (self.x_shape[0], oh, ow, self.x_shape[3])
+
+    def _check_x(self, x: np.ndarray) -> None:
+        if x.shape != self.x_shape:
+            raise ShapeError(f"{self.owner}: expected input shape {self.x_shape}, got {x.shape}.")
+
+    def _check_grad(self, grad_out: np.ndarray) -> None:
+        if grad_out.shape != self.output_shape:
+            raise ShapeError(
+                f"{self.owner}: `grad_out` must have the output shape {self.output_shape}, got {grad_out.shape}."
+            )
+
+    def _scatter(self, fill: Callable[[slice, int, np.ndarray], object], dtype: np.dtype[Any]) -> np.ndarray:
+        """Gradient (N, H, W, C); ``fill(chunk, k, out)`` writes offset k's share for a batch chunk."""
+        batch, _, _, channels = self.x_shape
+        if self.tiles:
+            target = np.empty(self.x_shape, dtype)
+        else:
+            target = np.zeros((batch, *self.geometry.padded_size, channels), dtype)
+
+        def work(chunk: slice) -> None:
+            part = None
+            if not self.disjoint:
+                part = np.empty((chunk.stop - chunk.start, *self.output_shape[1:]), dtype)
+            for k, (rows, cols) in enumerate(self.slices):
+                view = target[chunk, rows, cols]
+                if part is None:
+                    fill(chunk, k, view)
+                else:
+                    fill(chunk, k, part)
+                    view += part
+
+        for chunk in self.chunks:
+            work(chunk)
+        return crop(target, self.geometry).copy() if self.geometry.is_padded else target
+
+
+class MaxPool2DPlan(_PoolPlan):
+    """Max pooling for one input shape; ``forward`` keeps the arg-max that ``backward`` needs.
+
+    The gradient of each window goes to its FIRST maximum in row-major window order.
+    Layers keep one plan per input shape; :func:`max_pool2d` builds a throwaway one.
+
+    Shapes:
+        x: (N, H, W, C); out and grad_out: (N, OH, OW, C); argmax: (N, OH, OW, C) uint8
+        (index i * KW + j of the winning window offset).
+    """
+
+    pad_value = -np.inf
+    registry = MAX_POOL_REGISTRY
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.index_dtype = np.min_scalar_type(len(self.slices) - 1)
+        self.argmax: np.ndarray | None = None
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, *, keep_argmax: bool = True) -> np.ndarray:
+        """Max over each window of ``x`` (N, H, W, C); returns a fresh (N, OH, OW, C) array.
+
+        With ``keep_argmax=False`` (inference) only a reference to ``x`` is kept and
+        :meth:`backward` recomputes the arg-max if it is ever called. ``self.argmax`` is a
+        buffer of the plan, overwritten by the next forward.
+        """
+        self._check_x(x)
+        out = np.empty(self.output_shape, x.dtype)
+        argmax = self.workspace.get("argmax", self.output_shape, self.index_dtype) if keep_argmax else None
+        self._choose(x.dtype)["forward"].forward(x, out, argmax)
+        self._x, self.argmax = x, argmax
+        return out
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Gradient (N, H, W, C) for ``grad_out`` (N, OH, OW, C) of the last :meth:`forward`.
+
+        Non-finite ``grad_out`` values leak NaN into the losing cells of their window (0 * inf).
+        """
+        if self._x is None:
+            raise StateError(f"{self.owner}: backward called before forward.")
+        self._check_grad(grad_out)
+        if self.argmax is None:
+            self.forward(self._x)
+        argmax: np.ndarray = self.argmax  # type: ignore[assignment]  # set by forward
+        dtype = self._x.dtype
+        return self._choose(dtype)["input_grad"].input_grad(grad_out, argmax, dtype)
+
+
+class AvgPool2DPlan(_PoolPlan):
+    """Average pooling for one input shape ('same' divides by the real cells of each window).
+
+    Shapes:
+        x: (N, H, W, C); out and grad_out: (N, OH, OW, C); counts: (OH, OW, 1).
+    """
+
+    registry = AVG_POOL_REGISTRY
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        rows, cols = (np.array(c, np.float64) for c in self.geometry.real_counts())
+        self.counts: np.ndarray = (rows[:, None] * cols[None, :])[:, :, None]
+        self._dtype: np.dtype[Any] | None = None
+
+    def _divisor(self, dtype: np.dtype[Any]) -> np.ndarray:
+        if self.geometry.is_padded:
+            return self.counts.astype(dtype)
+        return self.counts[:1, :1].astype(dtype)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Mean over the real cells of each window of ``x`` (N, H, W, C); returns (N, OH, OW, C)."""
+        self._check_x(x)
+        out = self._choose(x.dtype)["forward"].forward(x)
+        self._dtype = x.dtype
+        return out  # type: ignore[no-any-return]
+
+    def backward(self, grad_out: np.ndarray, dtype: Any = None) -> np.ndarray:
+        """Gradient (N, H, W, C) for ``grad_out`` (N, OH, OW, C); needs no forward state."""
+        self._check_grad(grad_out)
+        dtype = np.dtype(dtype or self._dtype or grad_out.dtype)
+        return self._choose(dtype)["input_grad"].input_grad(grad_out, dtype)  # type: ignore[no-any-return]
