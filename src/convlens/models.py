@@ -328,6 +328,7 @@ class Sequential:
 
     # ----- fit / evaluate / predict -----------------------------------------------------------------
     @allocator.heap_reuse
+    @training.accepts_datasets
     def fit(
         self,
         x: Any = None,
@@ -392,6 +393,7 @@ class Sequential:
         return self.history
 
     @allocator.heap_reuse
+    @training.accepts_datasets
     def evaluate(
         self,
         x: Any = None,
@@ -414,6 +416,7 @@ class Sequential:
         return logs.get("loss") if not self.metrics else [logs["loss"], *(logs[m.name] for m in self.metrics)]
 
     @allocator.heap_reuse
+    @training.accepts_datasets
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto") -> np.ndarray:
         """Outputs for every sample of ``x`` in batches (default 32); ``verbose`` 'auto'/1: Keras's bar, 0: none."""
         batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="predict", minimum=1)
