@@ -14,6 +14,7 @@ the tests pin; most paths are bit-identical).
 | ``CONVLENS_FUSE`` | ``1`` | ``0``: no fused conv + max-pool stages in ``Sequential`` |
 | ``CONVLENS_NUM_THREADS`` | cores, at most 8 | threads for large NumPy copies (``1``: none) |
 | ``CONVLENS_TUNE_MALLOC`` | ``1`` | ``0``: leave glibc's allocator alone during ``fit``/``predict`` |
+| ``CONVLENS_DATA`` | (empty) | a folder searched first for data sets (``$CONVLENS_DATA/fashion-mnist/``, ...) |
 
 convlens also sets two variables of its libraries unless you set them first: ``OPENBLAS_THREAD_TIMEOUT=12``
 (on ``import convlens``, before NumPy loads) and ``OMP_WAIT_POLICY=PASSIVE`` (before Numba loads); see
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "CONV_ALGORITHM",
+    "DATA",
     "FUSE",
     "JIT",
     "JIT_DTYPES",
@@ -71,5 +73,6 @@ WINOGRAD = Switch("CONVLENS_WINOGRAD", "1", "0: the automatic choice never picks
 FUSE = Switch("CONVLENS_FUSE", "1", "0: no fused conv + max-pool stages in Sequential")
 NUM_THREADS = Switch("CONVLENS_NUM_THREADS", "", "threads for large NumPy copies (1: none); default: cores, at most 8")
 TUNE_MALLOC = Switch("CONVLENS_TUNE_MALLOC", "1", "0: leave glibc's allocator alone during fit/predict")
+DATA = Switch("CONVLENS_DATA", "", "a folder searched first for data sets ($CONVLENS_DATA/fashion-mnist/, ...)")
 
-SWITCHES = (JIT, JIT_DTYPES, CONV_ALGORITHM, WINOGRAD, FUSE, NUM_THREADS, TUNE_MALLOC)
+SWITCHES = (JIT, JIT_DTYPES, CONV_ALGORITHM, WINOGRAD, FUSE, NUM_THREADS, TUNE_MALLOC, DATA)
