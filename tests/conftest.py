@@ -74,7 +74,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
-    """Say up front when the first tests will pause to compile the Numba kernels."""
+    """Say up front when the run will pause to compile the Numba kernels."""
     if not any(KERNEL_CACHE.glob("*.nbi")):
-        return "convlens: no compiled kernels cached yet: the first tests that use them compile them (about 20 s)."
+        return "convlens: no compiled kernels cached yet: they compile once, first (about 20 s)."
     return None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On a fresh checkout, compile every kernel once before the tests, with a line per step.
+
+    Otherwise the first test to use a kernel compiles it silently, and subprocess tests (CLI, sweep
+    workers) compile the same kernels again in parallel before the cache has them.
+    """
+    if any(KERNEL_CACHE.glob("*.nbi")) or len(session.items) < 100:
+        return
+    from convlens.ops.jit import jit_enabled
+
+    if not jit_enabled():
+        return
+    from convlens.ops.precompile import precompile
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    write = reporter.write_line if reporter is not None else print
+    write("convlens: compiling the Numba kernels (cached in src/convlens/ops/__pycache__ afterwards)")
+    precompile(["float32", "float64"], report=lambda line: write(f"  {line}"))
