@@ -43,6 +43,18 @@ POOL_PADDINGS = ("valid", "same")
 _CHUNK_BYTES = 1 << 20
 
 
+def _fold_taps(plan: Any, padded: np.ndarray, chunk: slice, result: np.ndarray, ufunc: Any) -> list[np.ndarray]:
+    """``result`` = ``ufunc`` folded over the window offsets of a batch chunk, in offset order; returns the taps."""
+    taps = [padded[chunk, rows, cols] for rows, cols in plan.slices]
+    if len(taps) == 1:
+        np.copyto(result, taps[0])
+    else:
+        ufunc(taps[0], taps[1], out=result)
+        for tap in taps[2:]:
+            ufunc(result, tap, out=result)
+    return taps
+
+
 def _first_argmax(
     taps: list[np.ndarray], out: np.ndarray, argmax: np.ndarray, missed: np.ndarray, other: np.ndarray
 ) -> None:
@@ -90,14 +102,8 @@ class MaxPoolTaps(_PoolStrategy):
         other = ws.get("other", shape, np.bool_) if argmax is not None else None
 
         def work(chunk: slice) -> None:
-            taps = [padded[chunk, rows, cols] for rows, cols in plan.slices]
             result = out[chunk]
-            if len(taps) == 1:
-                np.copyto(result, taps[0])
-            else:
-                np.maximum(taps[0], taps[1], out=result)
-                for tap in taps[2:]:
-                    np.maximum(result, tap, out=result)
+            taps = _fold_taps(plan, padded, chunk, result, np.maximum)
             if argmax is not None and missed is not None and other is not None:
                 _first_argmax(taps, result, argmax[chunk], missed[chunk], other[chunk])
 
@@ -151,14 +157,8 @@ class AvgPoolTaps(_PoolStrategy):
         divisor = plan._divisor(x.dtype)
 
         def work(chunk: slice) -> None:
-            taps = [padded[chunk, rows, cols] for rows, cols in plan.slices]
             result = out[chunk]
-            if len(taps) == 1:
-                np.copyto(result, taps[0])
-            else:
-                np.add(taps[0], taps[1], out=result)
-                for tap in taps[2:]:
-                    np.add(result, tap, out=result)
+            _fold_taps(plan, padded, chunk, result, np.add)
             np.divide(result, divisor, out=result)
 
         for chunk in plan.chunks:
