@@ -19,7 +19,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 # DESIGN.md's floors, lowest first: a module may import its own floor and the floors below.
 FLOORS: list[tuple[str, ...]] = [
-    ("errors", "typing", "geometry", "switches", "extensions"),
+    # (resources, files, archive: error-checked memory and file helpers on their way from the reliability work)
+    ("errors", "typing", "geometry", "switches", "extensions", "resources", "files", "archive"),
     ("ops",),
     ("layers", "initializers", "activations", "losses"),
     (
