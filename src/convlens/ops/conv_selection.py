@@ -116,7 +116,8 @@ CONV_RULES: tuple[Rule, ...] = (
         "forward is winograd",
         _forward_is("winograd"),
         "the exact adjoint reuses dM of the kernel gradient: (128, 14x14, 32->64) 23 -> 20 ms, "
-        "(32, 56x56, 64->64) ~135 -> ~124 ms against the transposed path (AMD EPYC, commit 043ef98)",
+        "(32, 56x56, 64->64) ~135 -> ~124 ms against a Winograd convolution of the padded grad_out with the flipped "
+        "kernel (AMD EPYC, commit 043ef98)",
     ),
     Rule("input_grad", "depthwise", "forward is depthwise", _forward_is("depthwise"), "the same broadcast form"),
     Rule("input_grad", "grouped_gemm", "groups > 1", lambda p, c: p.groups > 1, "the only grouped path"),
