@@ -15,6 +15,7 @@ the tests pin; most paths are bit-identical).
 | ``CONVLENS_NUM_THREADS`` | cores, at most 8 | threads for large NumPy copies (``1``: none) |
 | ``CONVLENS_TUNE_MALLOC`` | ``1`` | ``0``: leave glibc's allocator alone during ``fit``/``predict`` |
 | ``CONVLENS_DATA`` | (empty) | a folder searched first for data sets (``$CONVLENS_DATA/fashion-mnist/``, ...) |
+| ``CONVLENS_MODELS`` | ``~/.convlens/models`` | the model folder of ``convlens serve`` |
 
 convlens also sets two variables of its libraries unless you set them first: ``OPENBLAS_THREAD_TIMEOUT=12``
 (on ``import convlens``, before NumPy loads) and ``OMP_WAIT_POLICY=PASSIVE`` (before Numba loads); see
@@ -36,6 +37,7 @@ __all__ = [
     "FUSE",
     "JIT",
     "JIT_DTYPES",
+    "MODELS",
     "NUM_THREADS",
     "SWITCHES",
     "TUNE_MALLOC",
@@ -74,5 +76,6 @@ FUSE = Switch("CONVLENS_FUSE", "1", "0: no fused conv + max-pool stages in Seque
 NUM_THREADS = Switch("CONVLENS_NUM_THREADS", "", "threads for large NumPy copies (1: none); default: cores, at most 8")
 TUNE_MALLOC = Switch("CONVLENS_TUNE_MALLOC", "1", "0: leave glibc's allocator alone during fit/predict")
 DATA = Switch("CONVLENS_DATA", "", "a folder searched first for data sets ($CONVLENS_DATA/fashion-mnist/, ...)")
+MODELS = Switch("CONVLENS_MODELS", "", "the model folder of convlens serve; default ~/.convlens/models")
 
-SWITCHES = (JIT, JIT_DTYPES, CONV_ALGORITHM, WINOGRAD, FUSE, NUM_THREADS, TUNE_MALLOC, DATA)
+SWITCHES = (JIT, JIT_DTYPES, CONV_ALGORITHM, WINOGRAD, FUSE, NUM_THREADS, TUNE_MALLOC, DATA, MODELS)
