@@ -19,20 +19,20 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from convlens.callback_base import Callback, Logs, _check_monitor, _check_verbose, _monitor_value, _resolve_mode
 from convlens.errors import (
     ConfigError,
     ConfigTypeError,
     StateError,
     check_bool,
-    check_choice,
     check_float,
     check_int,
     short_repr,
 )
+from convlens.progbar import ProgbarLogger
 
 __all__ = [
     "CSVLogger",
@@ -42,66 +42,9 @@ __all__ = [
     "History",
     "LearningRateScheduler",
     "ModelCheckpoint",
+    "ProgbarLogger",
     "TerminateOnNaN",
 ]
-
-Logs = dict[str, Any]
-
-
-class Callback:
-    """Base class: every hook does nothing. ``model`` and ``params`` are set by the model."""
-
-    def __init__(self) -> None:
-        self.model: Any = None
-        self.params: dict[str, Any] = {}
-
-    def set_model(self, model: Any) -> None:
-        self.model = model
-
-    def set_params(self, params: dict[str, Any]) -> None:
-        self.params = params
-
-    def on_train_begin(self, logs: Logs | None = None) -> None: ...
-    def on_train_end(self, logs: Logs | None = None) -> None: ...
-    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None: ...
-    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None: ...
-    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
-
-    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
-        self.on_batch_begin(batch, logs)  # Keras's backwards-compatible alias
-
-    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
-        self.on_batch_end(batch, logs)
-
-    def on_test_begin(self, logs: Logs | None = None) -> None: ...
-    def on_test_end(self, logs: Logs | None = None) -> None: ...
-    def on_test_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_test_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_predict_begin(self, logs: Logs | None = None) -> None: ...
-    def on_predict_end(self, logs: Logs | None = None) -> None: ...
-    def on_predict_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_predict_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
-
-
-_PLAIN_HOOKS = (
-    "on_train_begin",
-    "on_train_end",
-    "on_test_begin",
-    "on_test_end",
-    "on_predict_begin",
-    "on_predict_end",
-)
-_INDEXED_HOOKS = (
-    "on_epoch_begin",
-    "on_epoch_end",
-    "on_train_batch_begin",
-    "on_train_batch_end",
-    "on_test_batch_begin",
-    "on_test_batch_end",
-    "on_predict_batch_begin",
-    "on_predict_batch_end",
-)
 
 
 class CallbackList(Callback):
@@ -134,11 +77,8 @@ class CallbackList(Callback):
             self.callbacks.append(cb)
         if add_history and not any(isinstance(cb, History) for cb in self.callbacks):
             self.callbacks.append(History())
-        if add_progbar:
-            from convlens.progbar import ProgbarLogger  # progbar imports this module
-
-            if not any(isinstance(cb, ProgbarLogger) for cb in self.callbacks):
-                self.callbacks.append(ProgbarLogger())
+        if add_progbar and not any(isinstance(cb, ProgbarLogger) for cb in self.callbacks):
+            self.callbacks.append(ProgbarLogger())
         self.set_model(model)
         self.set_params(params or {})
 
@@ -172,27 +112,49 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             getattr(cb, hook)(*args)
 
+    # Every hook passes the same logs dict (a fresh one when none is given) to each callback in order.
 
-def _make_dispatcher(hook: str, indexed: bool) -> Callable[..., None]:
-    if indexed:
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        self._call("on_train_begin", {} if logs is None else logs)
 
-        def dispatch_indexed(self: CallbackList, index: int, logs: Logs | None = None) -> None:
-            self._call(hook, index, logs if logs is not None else {})
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        self._call("on_train_end", {} if logs is None else logs)
 
-        dispatch_indexed.__name__ = hook
-        return dispatch_indexed
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        self._call("on_epoch_begin", epoch, {} if logs is None else logs)
 
-    def dispatch(self: CallbackList, logs: Logs | None = None) -> None:
-        self._call(hook, logs if logs is not None else {})
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        self._call("on_epoch_end", epoch, {} if logs is None else logs)
 
-    dispatch.__name__ = hook
-    return dispatch
+    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_train_batch_begin", batch, {} if logs is None else logs)
 
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_train_batch_end", batch, {} if logs is None else logs)
 
-for _hook in _PLAIN_HOOKS:
-    setattr(CallbackList, _hook, _make_dispatcher(_hook, indexed=False))
-for _hook in _INDEXED_HOOKS:
-    setattr(CallbackList, _hook, _make_dispatcher(_hook, indexed=True))
+    def on_test_begin(self, logs: Logs | None = None) -> None:
+        self._call("on_test_begin", {} if logs is None else logs)
+
+    def on_test_end(self, logs: Logs | None = None) -> None:
+        self._call("on_test_end", {} if logs is None else logs)
+
+    def on_test_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_test_batch_begin", batch, {} if logs is None else logs)
+
+    def on_test_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_test_batch_end", batch, {} if logs is None else logs)
+
+    def on_predict_begin(self, logs: Logs | None = None) -> None:
+        self._call("on_predict_begin", {} if logs is None else logs)
+
+    def on_predict_end(self, logs: Logs | None = None) -> None:
+        self._call("on_predict_end", {} if logs is None else logs)
+
+    def on_predict_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_predict_batch_begin", batch, {} if logs is None else logs)
+
+    def on_predict_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_predict_batch_end", batch, {} if logs is None else logs)
 
 
 class History(Callback):
@@ -212,40 +174,6 @@ class History(Callback):
             self.history.setdefault(key, []).append(value)
         if self.model is not None:
             self.model.history = self
-
-
-def _check_monitor(owner: str, monitor: Any) -> str:
-    if not isinstance(monitor, str) or not monitor:
-        raise ConfigTypeError(
-            f"{owner}: `monitor` must be a metric name such as 'val_loss', got {short_repr(monitor)}."
-        )
-    return monitor
-
-
-def _check_verbose(owner: str, verbose: Any) -> int:
-    """A callback's ``verbose``: 0 (silent) or more (messages); True/False read as 1/0."""
-    if isinstance(verbose, bool):
-        return int(verbose)
-    return check_int(verbose, "verbose", owner=owner, minimum=0, maximum=2)
-
-
-def _resolve_mode(owner: str, mode: Any, monitor: str) -> str:
-    """'auto' -> 'max' for accuracy-like names, 'min' otherwise (Keras)."""
-    choice = check_choice(mode, "mode", ("auto", "min", "max"), owner=owner)
-    if choice != "auto":
-        return choice
-    name = monitor.removeprefix("val_")
-    return "max" if "acc" in name or name.endswith("auc") else "min"
-
-
-def _monitor_value(owner: str, monitor: str, logs: Logs | None) -> float | None:
-    logs = logs or {}
-    value = logs.get(monitor)
-    if value is None:
-        available = ", ".join(logs) or "none"
-        warnings.warn(f"{owner}: metric `{monitor}` is not in the logs; available: {available}.", stacklevel=3)
-        return None
-    return float(value)
 
 
 class EarlyStopping(Callback):
@@ -402,12 +330,3 @@ class TerminateOnNaN(Callback):
 
 # The callbacks that write files live in their own module (they need the helpers above, hence the import here).
 from convlens.callbacks_files import CSVLogger, ModelCheckpoint  # noqa: E402
-
-
-def __getattr__(name: str) -> Any:
-    # ProgbarLogger lives in convlens.progbar (which imports this module); re-export it lazily.
-    if name == "ProgbarLogger":
-        from convlens.progbar import ProgbarLogger
-
-        return ProgbarLogger
-    raise AttributeError(f"module 'convlens.callbacks' has no attribute {name!r}")

@@ -10,7 +10,7 @@ import math
 import os
 from typing import IO, Any
 
-from convlens.callbacks import Callback, Logs, _check_monitor, _check_verbose, _monitor_value, _resolve_mode
+from convlens.callback_base import Callback, Logs, _check_monitor, _check_verbose, _monitor_value, _resolve_mode
 from convlens.errors import ConfigError, DataError, check_bool, short_repr
 from convlens.files import as_path
 

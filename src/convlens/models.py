@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from convlens import allocator, training
+from convlens import allocator, extensions, training
 from convlens.callbacks import CallbackList, History
 from convlens.errors import (
     ConfigError,
@@ -436,18 +436,14 @@ class Sequential(InputChecks):
         :mod:`convlens.lab.summary`: formulas, MACs, FLOPs, receptive field, jump, memory, why, versus dense.
         """
         if detail or columns is not None or format != "text":
-            from convlens.lab.summary import render
-
-            text = render(self, columns=columns, fmt=format)
+            text = extensions.provider("summary.render")(self, columns=columns, fmt=format)
         else:
             text = self.summary_text()
         (print_fn or print)(text)
 
     def _repr_html_(self) -> str:
         """Jupyter shows the detailed summary as an HTML table."""
-        from convlens.lab.summary import render
-
-        return str(render(self, fmt="html"))
+        return str(extensions.provider("summary.render")(self, fmt="html"))
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """Jupyter: Keras's one-line ``text/plain`` and, once built, the detailed summary as ``text/html``."""
@@ -473,27 +469,19 @@ class Sequential(InputChecks):
 
     def save(self, path: Any) -> None:
         """Save by suffix: ``.npz`` (weights, compile settings, optimizer state, history) or ``.keras`` (Keras 3)."""
-        from convlens.interop.formats import save_model
-
-        save_model(self, path)
+        extensions.provider("model.save")(self, path)
 
     def save_weights(self, path: Any) -> None:
         """Save only the weights: ``.npz``, ``.weights.h5`` (Keras 3), ``.safetensors`` or ``.pt`` (torch)."""
-        from convlens.interop.formats import save_weights
-
-        save_weights(self, path)
+        extensions.provider("model.save_weights")(self, path)
 
     def load_weights(self, path: Any) -> None:
         """Load weights saved by :meth:`save_weights` or :meth:`save` (by suffix, as ``save_weights``)."""
-        from convlens.interop.formats import load_weights
-
-        load_weights(self, path)
+        extensions.provider("model.load_weights")(self, path)
 
     def export(self, path: Any, format: str | None = None) -> None:
         """Write the model for another runtime: ``format='onnx'`` or a ``.onnx`` path (as Keras's ``export``)."""
-        from convlens.interop.formats import export_model
-
-        export_model(self, path, format)
+        extensions.provider("model.export")(self, path, format)
 
     def __repr__(self) -> str:
         return f"Sequential '{self.name}' ({len(self._layers)} layers)"

@@ -80,8 +80,8 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model, draw the picture, save it."""
-    from convlens import load_model  # by suffix: .npz, .keras, .onnx
     from convlens.cli._common import PROGRESS
+    from convlens.interop.formats import load_model  # by suffix: .npz, .keras, .onnx
     from convlens.lab import viz
 
     PROGRESS.will_write(args.output)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from convlens import extensions
 from convlens.errors import ConfigError, check_choice, check_float
 from convlens.geometry import WindowGeometry
 from convlens.lab.kernels import MAX_INPUT_CELLS, as_grid, get_kernel
@@ -154,10 +155,9 @@ class ConvTrace:
         return _short_repr(self)
 
     def _repr_html_(self) -> str:
-        """Jupyter: the stage with play/step controls, a GIF, the step table (:mod:`convlens.lab.explain_html`)."""
-        from convlens.lab.explain_html import explain_html
-
-        return explain_html(self)
+        """Jupyter: the stage with play/step controls, a GIF, the step table (:mod:`convlens.lab.explain_html`,
+        which renders traces and so sits above this module: it is reached as an extension point)."""
+        return str(extensions.provider("explain.html")(self))
 
 
 @dataclass(frozen=True)
@@ -240,10 +240,9 @@ class PoolTrace:
         return _short_repr(self)
 
     def _repr_html_(self) -> str:
-        """Jupyter: the stage with play/step controls, a GIF, the step table (:mod:`convlens.lab.explain_html`)."""
-        from convlens.lab.explain_html import explain_html
-
-        return explain_html(self)
+        """Jupyter: the stage with play/step controls, a GIF, the step table (:mod:`convlens.lab.explain_html`,
+        which renders traces and so sits above this module: it is reached as an extension point)."""
+        return str(extensions.provider("explain.html")(self))
 
 
 def _short_repr(trace: ConvTrace | PoolTrace) -> str:
@@ -285,9 +284,9 @@ def _padded(grid: np.ndarray, geometry: WindowGeometry, value: float) -> tuple[n
 
 
 def _starts(geometry: WindowGeometry, index: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
-    row, col = geometry.window_start(index)
-    (pt, _), (pl, _) = geometry.pads
-    return (row + pt, col + pl), (row, col)
+    padded = geometry.window_start(index, padded=True)
+    start = geometry.window_start(index)
+    return (int(padded[0]), int(padded[1])), (int(start[0]), int(start[1]))
 
 
 def _grid_input(input: Any, seed: int) -> tuple[np.ndarray, str]:

@@ -275,7 +275,7 @@ def load_model_spec(arg: str | Path) -> Any:
                 found = "nothing" if model is None else type(model).__name__
                 raise ConfigError(f"spec: {text!r} must define `model` as a convlens Sequential, found {found}.")
             return model
-        from convlens import load_model  # by suffix: .npz, .keras, .onnx (convlens.interop.formats)
+        from convlens.interop.formats import load_model  # by suffix: .npz, .keras, .onnx (convlens.interop.formats)
 
         return load_model(path)
     return parse_spec(text)

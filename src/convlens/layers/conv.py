@@ -155,6 +155,7 @@ class _Conv(Layer):
                 dilation_rate=(*lead[0], *geometry.dilation_rate),
                 groups=self.groups,
                 owner=repr(self),
+                dtype=self.dtype,
             )
             self._plan = plan
         return plan

@@ -2,8 +2,8 @@
 
 Keras semantics and layouts: inputs channels-last, kernels (KH, KW, C / groups, F),
 'same' padding as TensorFlow (odd pixel bottom/right). These functions validate and convert
-layouts; the work is done by :class:`convlens.ops.conv_plan.Conv2DPlan` (im2col + GEMM, Winograd
-for wide 3x3 stride-1 layers, broadcast multiply-adds for depthwise).
+layouts; the work is done by :class:`convlens.ops.conv_plan.Conv2DPlan`, which picks one of the named
+algorithms of :mod:`convlens.ops.conv_algorithms` per role (``Conv2DPlan(...).explain()`` says which and why).
 
 Shapes (2-D, channels_last):
     x: (N, H, W, C)
