@@ -22,6 +22,19 @@ CASES: list[tuple[int, int, int, int, int, int, str]] = [
     (128, 28, 1, 32, 5, 1, "valid"),
 ]
 POOL_CASE = (128, 28, 32)
+# The layers of the zoo's models 2-5 (benchmarks/_zoo_models.py), run as layers (activation included) forward
+# in training mode + backward: (label, kind, N, H=W, Cin, Cout, k, stride, padding, activation).
+LAYER_CASES: list[tuple[str, str, int, int, int, int, int, int, str, str]] = [
+    ("conv 5x5 tanh (128, 28x28, 1->6, same)", "conv", 128, 28, 1, 6, 5, 1, "same", "tanh"),
+    ("conv 5x5 tanh (128, 14x14, 6->16, valid)", "conv", 128, 14, 6, 16, 5, 1, "valid", "tanh"),
+    ("conv 3x3 (128, 32x32, 32->32, same)", "conv", 128, 32, 32, 32, 3, 1, "same", "linear"),
+    ("pointwise 1x1 (128, 13x13, 32->64)", "conv", 128, 13, 32, 64, 1, 1, "valid", "linear"),
+    ("pointwise 1x1 (128, 6x6, 64->128)", "conv", 128, 6, 64, 128, 1, 1, "valid", "linear"),
+    ("depthwise 3x3 s1 (128, 15x15, 32)", "depthwise", 128, 15, 32, 32, 3, 1, "valid", "linear"),
+    ("depthwise 3x3 s2 (128, 13x13, 64)", "depthwise", 128, 13, 64, 64, 3, 2, "valid", "linear"),
+    ("BatchNorm (128, 32x32, 32)", "batchnorm", 128, 32, 32, 32, 0, 0, "", "linear"),
+    ("BatchNorm (128, 13x13, 64)", "batchnorm", 128, 13, 64, 64, 0, 0, "", "linear"),
+]
 
 
 def _median_ms(fn: Any, repeats: int) -> float:
@@ -73,10 +86,44 @@ def run_convlens(repeats: int) -> dict[str, Any]:
 
     out["pool"] = _median_ms(pool_step, repeats)
     algorithms["pool"] = _names(pool.algorithms)
+    for label, kind, n, size, cin, cout, k, stride, padding, activation in LAYER_CASES:
+        layer = _convlens_layer(kind, cout, k, stride, padding, activation)
+        x = rng.standard_normal((n, size, size, cin), dtype=np.float32)
+        layer.build(x.shape, rng)
+        grad = rng.standard_normal(layer.compute_output_shape((n, size, size, cin)), dtype=np.float32)
+
+        def layer_step(layer: Any = layer, x: Any = x, grad: Any = grad) -> None:
+            layer.forward(x, training=True)
+            layer.backward(grad)
+
+        out[label] = _median_ms(layer_step, repeats)
+        plan = getattr(layer, "_plan", None)
+        algorithms[label] = _names(plan.algorithms) if plan is not None else "-"
     out["algorithms"] = algorithms
     a = rng.standard_normal((2048, 2048), dtype=np.float32)
     out["gemm_gflops"] = 2 * 2048**3 / _median_ms(lambda: a @ a, repeats) / 1e6
     return out
+
+
+def _convlens_layer(kind: str, filters: int, k: int, stride: int, padding: str, activation: str) -> Any:
+    from convlens import layers
+
+    if kind == "conv":
+        return layers.Conv2D(filters, k, strides=stride, padding=padding, activation=activation)
+    if kind == "depthwise":
+        return layers.DepthwiseConv2D(k, strides=stride, padding=padding, activation=activation)
+    return layers.BatchNormalization()
+
+
+def _torch_layer(kind: str, cin: int, cout: int, k: int, stride: int, padding: str, activation: str) -> Any:
+    import torch
+
+    if kind == "batchnorm":
+        return torch.nn.BatchNorm2d(cin, eps=1e-3, momentum=0.01)
+    pad = (k - 1) // 2 if padding == "same" else 0  # odd kernels, stride 1 when 'same'
+    groups = cin if kind == "depthwise" else 1
+    conv = torch.nn.Conv2d(cin, cout, k, stride=stride, padding=pad, groups=groups)
+    return torch.nn.Sequential(conv, torch.nn.Tanh()) if activation == "tanh" else conv
 
 
 def run_torch(repeats: int, channels_last: bool) -> dict[str, float]:
@@ -114,6 +161,19 @@ def run_torch(repeats: int, channels_last: bool) -> dict[str, float]:
         F.max_pool2d(xp, 2).backward(gp)
 
     out["pool"] = _median_ms(pool_step, repeats)
+    for label, kind, n, size, cin, cout, k, stride, padding, activation in LAYER_CASES:
+        module = _torch_layer(kind, cin, cout, k, stride, padding, activation).to(memory_format=fmt)
+        xl = torch.randn(n, cin, size, size).contiguous(memory_format=fmt).requires_grad_()
+        with torch.no_grad():
+            shape = module(xl).shape
+        gl = torch.randn(shape).contiguous(memory_format=fmt)
+
+        def layer_step(module: Any = module, xl: Any = xl, gl: Any = gl) -> None:
+            xl.grad = None
+            module.zero_grad(set_to_none=True)
+            module(xl).backward(gl)
+
+        out[label] = _median_ms(layer_step, repeats)
     return out
 
 

@@ -14,9 +14,10 @@ import argparse
 import math
 import statistics
 import time
+from typing import Any
 
 from _common import TUNED_MALLOC, has_torch, machine, run_peer, table
-from _conv_cases import CASES
+from _conv_cases import CASES, LAYER_CASES
 
 
 def main() -> None:
@@ -45,7 +46,8 @@ def main() -> None:
     rows = []
     ratios = []
     shapes = {str(c): c for c in CASES}
-    for case in [*shapes, "pool"]:
+    layer_labels = [c[0] for c in LAYER_CASES]
+    for case in [*shapes, "pool", *layer_labels]:
         ours = med["convlens"][case]
         label = case if case != "pool" else "max-pool 2x2 (128, 28x28, 32)"
         row = [label, algorithms.get(case, "-"), f"{ours:.1f}"]
@@ -55,13 +57,8 @@ def main() -> None:
             peer = med["torch_cl"][case]
             ratios.append(ours / peer)
             row += [f"{peer:.1f}", f"{med['torch_nchw'][case]:.1f}", f"{ours / peer:.2f}"]
-        if case != "pool":
-            n, size, cin, cout, k, stride, padding = shapes[case]
-            out = -(-size // stride) if padding == "same" else (size - k) // stride + 1
-            flops = 3 * 2 * n * out * out * k * k * cin * cout  # forward + two backward GEMMs
-            row.append(f"{flops / (ours / 1e3) / 1e9:.0f} ({flops / (ours / 1e3) / 1e9 / gemm:.0%})")
-        else:
-            row.append("-")
+        flops = _flops(case, shapes, LAYER_CASES)
+        row.append(f"{flops / (ours / 1e3) / 1e9:.0f} ({flops / (ours / 1e3) / 1e9 / gemm:.0%})" if flops else "-")
         rows.append(row)
     headers = ["case (N, HxW, Cin, Cout, k, s, pad)", "algorithms", "convlens ms"]
     if "numpy_only" in med:
@@ -73,7 +70,30 @@ def main() -> None:
     print(f"float32 GEMM rate (NumPy BLAS, 2048^3): {gemm:.0f} GFLOP/s")
     print(table(headers, rows))
     if ratios:
-        print(f"geometric mean ratio: {math.exp(sum(map(math.log, ratios)) / len(ratios)):.2f}")
+        first = len(CASES) + 1  # the cases before the zoo's layers were added
+        print(
+            f"geometric mean ratio: {_geomean(ratios):.2f} (all {len(ratios)} cases); "
+            f"{_geomean(ratios[:first]):.2f} over the first {first} (conv cases + max-pool)"
+        )
+
+
+def _geomean(values: list[float]) -> float:
+    return math.exp(sum(map(math.log, values)) / len(values))
+
+
+def _flops(case: str, shapes: dict[str, tuple[Any, ...]], layer_cases: list[tuple[Any, ...]]) -> float:
+    """FLOPs of the direct convolution's forward + two backward GEMMs (0 for pooling and BatchNorm)."""
+    if case in shapes:
+        n, size, cin, cout, k, stride, padding = shapes[case]
+        groups = 1
+    else:
+        found = [c for c in layer_cases if c[0] == case]
+        if not found or found[0][1] == "batchnorm":
+            return 0.0
+        _, kind, n, size, cin, cout, k, stride, padding, _ = found[0]
+        groups = cin if kind == "depthwise" else 1
+    out = -(-size // stride) if padding == "same" else (size - k) // stride + 1
+    return 3 * 2 * n * out * out * k * k * (cin // groups) * cout
 
 
 if __name__ == "__main__":

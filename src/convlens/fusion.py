@@ -1,7 +1,9 @@
 """Execution stages for ``Sequential``: layers run one by one, except patterns that fuse.
 
-The one fused pattern today is ``Conv2D(activation=monotonic) -> MaxPooling2D(non-overlapping, 'valid')``
-(see :mod:`convlens.ops.fused`), the core of the course model. Fusion changes speed, never results:
+Two patterns fuse: ``Conv2D(activation=monotonic) -> MaxPooling2D(non-overlapping, 'valid')`` (see
+:mod:`convlens.ops.fused`), the core of the course model, and ``BatchNormalization -> ReLU`` (a plain ReLU
+layer or ``Activation('relu')``: the ReLU runs inside the batch norm's passes, see
+:mod:`convlens.ops.batch_norm_plans`). Fusion changes speed, never results:
 ``tests/models`` compare fused and unfused training step by step. Set ``model.fuse = False`` (or the
 environment variable ``CONVLENS_FUSE=0``) to run every layer on its own.
 """
@@ -16,7 +18,7 @@ from convlens import switches
 from convlens.layers.base import Layer
 from convlens.ops.fused import MONOTONIC_ACTIVATIONS, ConvMaxPoolPlan
 
-__all__ = ["FusedConvMaxPool", "Stage", "fusion_enabled", "plan_stages"]
+__all__ = ["FusedBatchNormReLU", "FusedConvMaxPool", "Stage", "fusion_enabled", "plan_stages"]
 
 
 class Stage(Protocol):
@@ -94,13 +96,48 @@ class FusedConvMaxPool:
         return np.zeros(0, conv.dtype) if grads.x is None else grads.x
 
 
+def _plain_relu(layer: Layer) -> bool:
+    from convlens.layers.core import Activation, ReLU
+
+    if type(layer) is ReLU:
+        return layer._plain
+    return type(layer) is Activation and layer.activation.name == "relu"
+
+
+def _bn_relu(bn: Layer, relu: Layer) -> bool:
+    from convlens.layers.normalization import BatchNormalization
+
+    return type(bn) is BatchNormalization and bn.built and relu.built and _plain_relu(relu)
+
+
+class FusedBatchNormReLU:
+    """``BatchNormalization`` followed by a plain ReLU, run as one stage; fills the batch norm's grads."""
+
+    def __init__(self, bn: Any, relu: Any) -> None:
+        self.bn = bn
+        self.relu = relu
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        y: np.ndarray = self.bn.forward_fused(x, training=training, relu=True)
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        grad: np.ndarray = self.bn.backward(grad_out)
+        return grad
+
+
 def plan_stages(layers: list[Layer], fuse: bool = True) -> list[Any]:
-    """The stages that run ``layers``; adjacent fusable pairs become one :class:`FusedConvMaxPool`."""
+    """The stages that run ``layers``; adjacent fusable pairs become one :class:`FusedConvMaxPool` or
+    :class:`FusedBatchNormReLU`."""
     stages: list[Any] = []
     i = 0
     while i < len(layers):
-        if fuse and fusion_enabled() and i + 1 < len(layers) and _fusable(layers[i], layers[i + 1]):
-            stages.append(FusedConvMaxPool(layers[i], layers[i + 1]))
+        pair = layers[i : i + 2] if fuse and fusion_enabled() and i + 1 < len(layers) else []
+        if pair and _fusable(*pair):
+            stages.append(FusedConvMaxPool(*pair))
+            i += 2
+        elif pair and _bn_relu(*pair):
+            stages.append(FusedBatchNormReLU(*pair))
             i += 2
         else:
             stages.append(layers[i])

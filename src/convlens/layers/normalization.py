@@ -23,7 +23,7 @@ import numpy as np
 from convlens import initializers
 from convlens.errors import ShapeError, StateError, check_bool, check_float, check_int
 from convlens.layers.base import Layer, Shape, register
-from convlens.ops.normalization import BatchNormCache, batch_norm_backward, batch_norm_forward
+from convlens.ops.batch_norm_plans import BatchNormPlan
 
 __all__ = ["BatchNormalization"]
 
@@ -73,7 +73,8 @@ class BatchNormalization(Layer):
         given = (beta_initializer, gamma_initializer, moving_mean_initializer, moving_variance_initializer)
         self._initializers = {n: initializers.get(v, owner=owner, name=n) for n, v in zip(names, given, strict=True)}
         self._initializer_ids = {n: _init_name(v) for n, v in zip(names, given, strict=True)}
-        self._cache: BatchNormCache | None = None
+        self._cache: tuple[BatchNormPlan, tuple[int, ...]] | None = None
+        self._plans: dict[bool, BatchNormPlan] = {}
         self._channel_axis: int | None = None
 
     def _resolve_axis(self, ndim: int) -> int:
@@ -112,32 +113,46 @@ class BatchNormalization(Layer):
             return a
         return np.ascontiguousarray(np.moveaxis(a, -1, axis))
 
+    def plan(self, relu: bool = False) -> BatchNormPlan:
+        """The layer's :class:`~convlens.ops.batch_norm_plans.BatchNormPlan` (``relu``: fused with a ReLU after it)."""
+        plan = self._plans.get(relu)
+        if plan is None:
+            plan = self._plans[relu] = BatchNormPlan(self.dtype, relu, owner=repr(self))
+        return plan
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return self.forward_fused(x, training)
+
+    def forward_fused(self, x: np.ndarray, training: bool = False, relu: bool = False) -> np.ndarray:
+        """:meth:`forward`, followed by ReLU when ``relu`` (a fused ``BatchNormalization -> ReLU`` pair)."""
         x = np.asarray(x, dtype=self.dtype)
-        use_batch = bool(training and self.trainable)
-        y, cache = batch_norm_forward(
-            self._to_last(x),
+        last = self._to_last(x)
+        plan = self.plan(relu)
+        y = plan.forward(
+            last.reshape(-1, last.shape[-1]),
             self.params.get("gamma"),
             self.params.get("beta"),
             self.state["moving_mean"],
             self.state["moving_variance"],
             momentum=self.momentum,
             epsilon=self.epsilon,
-            training=use_batch,
+            training=bool(training and self.trainable),
+            keep=training,
         )
-        self._cache = cache if training else None
-        return self._from_last(y)
+        self._cache = (plan, last.shape) if training else None
+        return self._from_last(y.reshape(last.shape))
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         if self._cache is None:
             raise StateError(f"{self!r}: backward called without a forward(training=True) first.")
-        grad_x, grad_gamma, grad_beta = batch_norm_backward(self._to_last(grad_out), self._cache)
-        self._cache = None
+        (plan, shape), self._cache = self._cache, None
+        grad = self._to_last(grad_out)
+        grad_x, grad_gamma, grad_beta = plan.backward(grad.reshape(-1, shape[-1]))
         if self.scale:
             self.grads["gamma"][...] = grad_gamma
         if self.center:
             self.grads["beta"][...] = grad_beta
-        return self._from_last(grad_x)
+        return self._from_last(grad_x.reshape(shape))
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

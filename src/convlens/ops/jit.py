@@ -96,7 +96,9 @@ def compiled_kernels(namespace: dict[str, Any], specs: Sequence[KernelSpec]) -> 
     The kernels are plain module-level Python functions whose parallel loops iterate over the module
     global ``_prange`` (``range`` until now, so the module imports and reads without Numba); it becomes
     ``numba.prange`` before compiling. Each spec is a function or ``(function, extra njit options)``;
-    every kernel gets ``parallel=True, cache=True, nogil=True``.
+    every kernel gets ``parallel=True, cache=True, nogil=True`` unless its options say otherwise
+    (``{"parallel": False}``: a serial kernel, about a third of the compile time, that
+    :func:`convlens.ops.parallel.parallel_ranges` runs on row ranges from Python threads).
 
     Raises:
         ImportError: Numba is not installed (callers check :func:`jit_enabled` first).
@@ -108,7 +110,7 @@ def compiled_kernels(namespace: dict[str, Any], specs: Sequence[KernelSpec]) -> 
         built = []
         for spec in specs:
             function, extra = spec if isinstance(spec, tuple) else (spec, {})
-            built.append(numba.njit(parallel=True, cache=True, nogil=True, **extra)(function))
+            built.append(numba.njit(**{"parallel": True, "cache": True, "nogil": True, **extra})(function))
         kernels = namespace["_KERNELS"] = tuple(built)
     result: tuple[Any, ...] = kernels
     return result

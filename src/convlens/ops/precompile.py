@@ -19,6 +19,7 @@ import numpy as np
 
 from convlens.geometry import WindowGeometry
 from convlens.ops.activations import get_activation
+from convlens.ops.batch_norm_plans import BatchNormPlan
 from convlens.ops.conv_plan import Conv2DPlan
 from convlens.ops.fused import ConvMaxPoolPlan
 from convlens.ops.jit import compiled_for
@@ -49,6 +50,14 @@ def _fused(dtype: Any, algorithm: str) -> None:
     plan.backward(np.ones_like(out), kernel)
 
 
+def _batch_norm(dtype: Any) -> None:
+    x = np.ones((4, 3), dtype)
+    stats = [np.zeros(3, dtype), np.ones(3, dtype)]
+    plan = BatchNormPlan(dtype, relu=True, algorithm="batch_norm_compiled")
+    plan.forward(x, None, None, *stats, momentum=0.9, epsilon=1e-3, training=True)
+    plan.backward(x)
+
+
 STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("im2col + col2im", lambda dtype: _conv(dtype, 2, {"forward": "im2col", "input_grad": "col2im"})),
     ("im2col into a plain buffer", lambda dtype: _conv(dtype, 2, "grouped_gemm")),
@@ -56,6 +65,7 @@ STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("max pooling", _pool),
     ("fused stage, GEMM path", lambda dtype: _fused(dtype, "conv_pool_gemm")),
     ("fused stage, direct kernels", lambda dtype: _fused(dtype, "conv_pool_direct")),
+    ("batch norm", _batch_norm),
 )
 
 

@@ -1,0 +1,203 @@
+"""Compiled (Numba) batch normalisation over (M, C) rows, optionally followed by ReLU, in few passes.
+
+The NumPy batch norm (:mod:`convlens.ops.normalization`) makes about ten passes over the activations per
+training step (mean, centring, squares, variance, x_hat, y, then as many backwards) and allocates a fresh
+array for most of them. These kernels make two passes forward (statistics; normalise) and two backward
+(two channel sums; the input gradient), keep nothing but the forward's input and output, and fold the ReLU
+that usually follows into the same passes:
+
+- statistics: per channel, sums of ``x - shift`` and of its square in float64 (``shift`` is the first row, so
+  the variance ``(S2 - S1^2 / M) / M`` does not cancel);
+- normalise: ``y = ((x - mean) * inv_std) * gamma + beta`` element by element in the NumPy code's order
+  (so inference, where mean and inv_std come from the moving statistics, gives the NumPy code's bits),
+  then ``y`` below zero becomes zero when ``relu`` (NaN stays NaN, as ``np.maximum``);
+- backward sums: ``sum(g)`` and ``sum(g * x_hat)`` per channel in float64, with ``g = grad_out * (y > 0)``
+  when ``relu`` and ``x_hat`` recomputed from ``x``;
+- input gradient: ``((g - sum_g / M) - x_hat * (sum_gx / M)) * inv_std * gamma``, the NumPy code's formula.
+
+Channel sums run over a fixed partition of the rows (:data:`CHUNKS` pieces, added in order), so results do
+not depend on the thread count. Kernels are serial (``parallel=False``: cheap to compile) and release the
+GIL; :func:`convlens.ops.parallel.parallel_ranges` splits the rows over threads.
+
+Shapes:
+    x, y, grad_out, grad_x: (M, C) C-contiguous; mean, inv_std, gamma, beta: (C,) of x's dtype
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from convlens.ops.jit import compiled_kernels
+from convlens.ops.parallel import parallel_ranges
+
+__all__ = ["CHUNKS", "bn_backward_jit", "bn_normalize_jit", "bn_statistics_jit"]
+
+#: Row pieces of the channel sums (a constant, so the sums' order is the same on every machine).
+CHUNKS = 16
+
+
+def _statistics_kernel(x: Any, shift: Any, bounds: Any, t0: int, t1: int, s1: Any, s2: Any) -> None:  # pragma: no cover
+    channels = x.shape[1]
+    for t in range(t0, t1):
+        a = s1[t]
+        b = s2[t]
+        a[:] = 0.0
+        b[:] = 0.0
+        for r in range(bounds[t], bounds[t + 1]):
+            for c in range(channels):
+                d = np.float64(x[r, c]) - shift[c]
+                a[c] += d
+                b[c] += d * d
+
+
+def _normalize_kernel(
+    x: Any, y: Any, lo: int, hi: int, mean: Any, inv_std: Any, gamma: Any, beta: Any, relu: bool
+) -> None:  # pragma: no cover - compiled by Numba
+    channels = x.shape[1]
+    zero = y.dtype.type(0)
+    for r in range(lo, hi):
+        for c in range(channels):
+            v = ((x[r, c] - mean[c]) * inv_std[c]) * gamma[c] + beta[c]
+            if relu and v < zero:
+                v = zero
+            y[r, c] = v
+
+
+def _grad_sums_kernel(
+    g: Any, x: Any, y: Any, mean: Any, inv_std: Any, relu: bool, bounds: Any, t0: int, t1: int, sg: Any, sgx: Any
+) -> None:  # pragma: no cover - compiled by Numba
+    channels = x.shape[1]
+    zero = g.dtype.type(0)
+    for t in range(t0, t1):
+        a = sg[t]
+        b = sgx[t]
+        a[:] = 0.0
+        b[:] = 0.0
+        for r in range(bounds[t], bounds[t + 1]):
+            for c in range(channels):
+                gv = g[r, c]
+                if relu and not y[r, c] > zero:
+                    gv = gv * zero  # as grad_out * (y > 0): -0.0 and NaN as NumPy
+                a[c] += gv
+                b[c] += np.float64(gv * ((x[r, c] - mean[c]) * inv_std[c]))
+
+
+def _grad_x_kernel(
+    g: Any,
+    x: Any,
+    y: Any,
+    out: Any,
+    lo: int,
+    hi: int,
+    mean: Any,
+    inv_std: Any,
+    scale: Any,
+    mg: Any,
+    mgx: Any,
+    relu: bool,
+) -> None:  # pragma: no cover - compiled by Numba
+    channels = x.shape[1]
+    zero = g.dtype.type(0)
+    for r in range(lo, hi):
+        for c in range(channels):
+            gv = g[r, c]
+            if relu and not y[r, c] > zero:
+                gv = gv * zero
+            x_hat = (x[r, c] - mean[c]) * inv_std[c]
+            out[r, c] = ((gv - mg[c]) - x_hat * mgx[c]) * scale[c]
+
+
+def _kernels() -> tuple[Any, ...]:
+    """The compiled kernels; imports Numba on the first call. No fastmath: the NumPy code's rounding."""
+    serial = {"parallel": False}
+    return compiled_kernels(
+        globals(),
+        (
+            (_statistics_kernel, serial),
+            (_normalize_kernel, serial),
+            (_grad_sums_kernel, serial),
+            (_grad_x_kernel, serial),
+        ),
+    )
+
+
+def _bounds(rows: int) -> np.ndarray:
+    return np.array([rows * i // CHUNKS for i in range(CHUNKS + 1)], np.int64)
+
+
+def bn_statistics_jit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel batch mean and biased variance of ``x`` (M, C), computed in float64.
+
+    Shapes:
+        x: (M, C) C-contiguous, M >= 1; returns two (C,) float64 arrays.
+    """
+    kernel = _kernels()[0]
+    rows, channels = x.shape
+    shift = x[0].astype(np.float64)
+    s1 = np.empty((CHUNKS, channels), np.float64)
+    s2 = np.empty((CHUNKS, channels), np.float64)
+    bounds = _bounds(rows)
+    parallel_ranges(lambda t0, t1: kernel(x, shift, bounds, t0, t1, s1, s2), CHUNKS, x.nbytes)
+    a, b = s1.sum(axis=0), s2.sum(axis=0)
+    mean = shift + a / rows
+    var = np.maximum((b - a * a / rows) / rows, 0.0)
+    return mean, var
+
+
+def bn_normalize_jit(
+    x: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    gamma: np.ndarray,
+    beta: np.ndarray,
+    relu: bool,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """``((x - mean) * inv_std) * gamma + beta`` (then ReLU when ``relu``) into ``out`` or a fresh array.
+
+    Shapes:
+        x, out: (M, C) C-contiguous; mean, inv_std, gamma, beta: (C,) of x's dtype.
+    """
+    kernel = _kernels()[1]
+    y = np.empty_like(x) if out is None else out
+    parallel_ranges(lambda lo, hi: kernel(x, y, lo, hi, mean, inv_std, gamma, beta, relu), x.shape[0], 2 * x.nbytes)
+    return y
+
+
+def bn_backward_jit(
+    grad_out: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    gamma: np.ndarray,
+    relu: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(grad_x, grad_gamma, grad_beta)`` of a training-mode batch norm (+ ReLU when ``relu``).
+
+    Shapes:
+        grad_out, x, y: (M, C) C-contiguous of one dtype; mean, inv_std, gamma: (C,) of that dtype;
+        grad_x: (M, C); grad_gamma, grad_beta: (C,).
+    """
+    _, _, sums, grad_x_kernel = _kernels()
+    rows, channels = x.shape
+    dtype = x.dtype
+    sg = np.empty((CHUNKS, channels), np.float64)
+    sgx = np.empty((CHUNKS, channels), np.float64)
+    bounds = _bounds(rows)
+    parallel_ranges(
+        lambda t0, t1: sums(grad_out, x, y, mean, inv_std, relu, bounds, t0, t1, sg, sgx), CHUNKS, 3 * x.nbytes
+    )
+    grad_beta = sg.sum(axis=0).astype(dtype)
+    grad_gamma = sgx.sum(axis=0).astype(dtype)
+    scale = inv_std * gamma
+    mg, mgx = grad_beta / rows, grad_gamma / rows
+    grad_x = np.empty_like(x)
+    parallel_ranges(
+        lambda lo, hi: grad_x_kernel(grad_out, x, y, grad_x, lo, hi, mean, inv_std, scale, mg, mgx, relu),
+        rows,
+        4 * x.nbytes,
+    )
+    return grad_x, grad_gamma, grad_beta
