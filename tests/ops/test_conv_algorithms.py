@@ -29,11 +29,14 @@ from convlens.ops.conv_selection import (
 )
 from tests.support.conv_cases import Case, cases, close, make_case, torch_conv2d
 
-# The problems that reach each algorithm (a new algorithm must say where it applies).
+# The problems that reach each algorithm (a new algorithm must say where it applies). Algorithms that exist only
+# as compiled kernels ("compiled") run in float32 in the default tier and in float64 where CI compiles float64
+# kernels (the float64_kernels tests).
 DOMAIN: dict[str, dict[str, Any]] = {
     "im2col": {"shape": "one_group"},
     "grouped_gemm": {"shape": "any"},
     "depthwise": {"shape": "depthwise"},
+    "depthwise_compiled": {"shape": "depthwise", "compiled": True},
     "winograd": {"shape": "winograd", "wide": True},
     "transposed": {"shape": "stride1", "wide": True},
     "col2im": {"shape": "one_group"},
@@ -42,13 +45,33 @@ DOMAIN: dict[str, dict[str, Any]] = {
 ALGORITHMS = conv_algorithms()
 
 
+def _compiled(name: str) -> bool:
+    return bool(DOMAIN[name].get("compiled"))
+
+
+def _dtype_params(names: Any, dtypes: Any) -> list[Any]:
+    """(name, dtype) pairs; a compiled algorithm's float64 pairs are float64_kernels tests."""
+    return [
+        pytest.param(name, dtype, marks=pytest.mark.float64_kernels)
+        if _compiled(name) and dtype == np.float64
+        else pytest.param(name, dtype)
+        for name in names
+        for dtype in dtypes
+    ]
+
+
+def _arrays(case: Case, seed: int, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x, kernel, bias = case.arrays(seed=seed)  # float64 draws, rounded to dtype: the reference sees the same values
+    return x.astype(dtype), kernel.astype(dtype), bias.astype(dtype)
+
+
 def problem(case: Case, dtype: Any = np.float64) -> ConvProblem:
     plan = Conv2DPlan(case.x_shape, case.kernel_shape, **case.kwargs())
     return ConvProblem(plan.x_shape, plan.kernel_shape, plan.geometry, plan.groups, np.dtype(dtype))  # type: ignore[arg-type]
 
 
-def applies(name: str, case: Case) -> bool:
-    return CONV_REGISTRY.strategies[name].applies(problem(case)) is None
+def applies(name: str, case: Case, dtype: Any = np.float64) -> bool:
+    return CONV_REGISTRY.strategies[name].applies(problem(case, dtype)) is None
 
 
 def forced_plan(name: str, case: Case, dtype: Any) -> Conv2DPlan:
@@ -69,29 +92,32 @@ def test_every_algorithm_has_a_domain() -> None:
     assert len(ALGORITHMS) == len(set(ALGORITHMS))
 
 
-@pytest.mark.parametrize("name", ALGORITHMS)
+@pytest.mark.parametrize(
+    ("name", "dtype"),
+    [*_dtype_params([n for n in ALGORITHMS if not _compiled(n)], [np.float64]),
+     *_dtype_params([n for n in ALGORITHMS if _compiled(n)], [np.float32, np.float64])],
+)  # fmt: skip
 @settings(max_examples=10)
 @given(data=st.data())
-def test_forced_algorithm_matches_loop_reference(name: str, data: st.DataObject) -> None:
-    case = data.draw(cases(**DOMAIN[name]), label="case")
-    assume(applies(name, case))
-    x, kernel, bias = case.arrays(seed=3)
-    plan = forced_plan(name, case, np.float64)
+def test_forced_algorithm_matches_loop_reference(name: str, dtype: Any, data: st.DataObject) -> None:
+    case = data.draw(cases(**{k: v for k, v in DOMAIN[name].items() if k != "compiled"}), label="case")
+    assume(applies(name, case, dtype))
+    x, kernel, bias = _arrays(case, 3, dtype)
+    plan = forced_plan(name, case, dtype)
     expected = case.reference(x, kernel, bias)
-    grad_out = np.random.default_rng(4).standard_normal(expected.shape)
+    grad_out = np.random.default_rng(4).standard_normal(expected.shape).astype(dtype)
     reference = [expected, *case.reference_backward(grad_out, x, kernel)]
     for ours, theirs in zip(run(plan, x, kernel, bias, grad_out), reference, strict=True):
-        assert ours.dtype == np.float64
-        close(ours, theirs, 1e-10)
+        assert ours.dtype == dtype
+        close(ours, theirs, 1e-10 if dtype == np.float64 else 2e-5)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", ALGORITHMS)
+@pytest.mark.parametrize(("name", "dtype"), _dtype_params(ALGORITHMS, [np.float32, np.float64]))
 @settings(max_examples=6)
 @given(data=st.data())
 def test_forced_algorithm_matches_torch(name: str, dtype: Any, data: st.DataObject, torch: Any) -> None:
-    case = data.draw(cases(**DOMAIN[name]), label="case")
-    assume(applies(name, case))
+    case = data.draw(cases(**{k: v for k, v in DOMAIN[name].items() if k != "compiled"}), label="case")
+    assume(applies(name, case, dtype))
     x, kernel, bias = case.arrays(seed=5, dtype=dtype)
     plan = forced_plan(name, case, dtype)
     grad_out = np.random.default_rng(6).standard_normal(plan.output_shape).astype(dtype)
@@ -106,6 +132,7 @@ PINNED = {
     "im2col": make_case((2, 7, 6, 3), (3, 2, 3, 4), strides=2, padding="same", dilation=(1, 2)),
     "grouped_gemm": make_case((2, 7, 6, 6), (3, 3, 2, 6), strides=(2, 1), padding="same", groups=3),
     "depthwise": make_case((2, 7, 6, 4), (3, 3, 1, 8), padding="same", groups=4),
+    "depthwise_compiled": make_case((3, 7, 6, 4), (3, 2, 1, 4), strides=(2, 1), padding="same", groups=4),
     "winograd": make_case((2, 7, 6, 16), (3, 3, 16, 17), padding=((2, 0), (1, 2))),
     "transposed": make_case((2, 7, 6, 16), (3, 2, 16, 20), padding="same", dilation=(2, 1)),
     "col2im": make_case((2, 7, 6, 3), (2, 3, 3, 4), strides=(1, 2), padding=1),
@@ -127,14 +154,16 @@ def test_forced_algorithm_runs_its_own_code(name: str, monkeypatch: pytest.Monke
 
         monkeypatch.setattr(strategy, role, spy)
     case = PINNED[name]
-    x, kernel, bias = case.arrays(seed=7)
-    plan = forced_plan(name, case, np.float64)
-    out, grad_x, grad_kernel, grad_bias = run(plan, x, kernel, bias, np.ones(plan.output_shape))
+    dtype = np.float32 if _compiled(name) else np.float64
+    x, kernel, bias = _arrays(case, 7, dtype)
+    plan = forced_plan(name, case, dtype)
+    out, grad_x, grad_kernel, grad_bias = run(plan, x, kernel, bias, np.ones(plan.output_shape, dtype))
     assert sorted(calls) == sorted(strategy.roles)
-    close(out, case.reference(x, kernel, bias))
+    rtol = 1e-10 if dtype == np.float64 else 2e-5
+    close(out, case.reference(x, kernel, bias), rtol)
     expected = case.reference_backward(np.ones(out.shape), x, kernel)
     for ours, theirs in zip([grad_x, grad_kernel, grad_bias], expected, strict=True):
-        close(ours, theirs)
+        close(ours, theirs, rtol)
 
 
 # ----------------------------------------------------------------------------- the selection table
@@ -177,11 +206,22 @@ def test_winograd_threshold(channels: int, filters: int, expected: str) -> None:
         (make_case((1, 8, 8, 64), (5, 5, 64, 64), padding="same"), "im2col"),  # 5x5
         (make_case((1, 8, 8, 64), (3, 3, 64, 64), padding="same", dilation=2), "im2col"),  # dilated
         (make_case((1, 8, 8, 64), (3, 3, 32, 64), padding="same", groups=2), "grouped_gemm"),
-        (make_case((1, 8, 8, 64), (3, 3, 1, 64), padding="same", groups=64), "depthwise"),
     ],
 )
 def test_forward_rows(case: Case, forward: str) -> None:
     assert auto(case).forward == forward
+
+
+@pytest.mark.parametrize(("jit", "expected"), [("1", "depthwise_compiled"), ("0", "depthwise")])
+def test_depthwise_rows(jit: str, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from convlens.ops.jit import compiled_for
+
+    monkeypatch.setenv("CONVLENS_JIT", jit)
+    if not compiled_for(np.float32):
+        expected = "depthwise"
+    case = make_case((1, 8, 8, 64), (3, 3, 1, 128), padding="same", groups=64)
+    assert auto(case) == (expected,) * 3
+    assert auto(case, np.float16) == ("depthwise",) * 3
 
 
 @pytest.mark.parametrize(
@@ -239,8 +279,8 @@ def test_forcing_an_algorithm_that_does_not_apply_says_why() -> None:
 def test_algorithm_argument_errors() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, grouped_gemm, depthwise, winograd, "
-        r"transposed, col2im, col2im_channels_first\) or 'auto', got 'fft'\.",
+        match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, grouped_gemm, depthwise, "
+        r"depthwise_compiled, winograd, transposed, col2im, col2im_channels_first\) or 'auto', got 'fft'\.",
     ):
         Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm="fft")
     with pytest.raises(ConfigError, match=r"asks 'transposed' for forward, but it only computes input_grad"):

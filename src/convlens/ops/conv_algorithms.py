@@ -12,6 +12,7 @@ name                   roles                     what it does
 im2col                 forward, kernel_grad      one im2col copy + one GEMM, bias in the GEMM
 grouped_gemm           all three                 im2col + one batched GEMM per group, col2im adds
 depthwise              all three                 k*k broadcast multiply-adds (one channel per group)
+depthwise_compiled     all three                 the same as Numba kernels, one pass per role
 winograd               all three                 F(2x2, 3x3): 16 GEMMs over 4x4 tiles
 transposed             input_grad                full convolution with the flipped kernel
 col2im                 input_grad                window gradients by one GEMM, added back by col2im
@@ -31,6 +32,8 @@ import numpy as np
 
 from convlens.geometry import WindowGeometry
 from convlens.ops.depthwise import depthwise_forward, depthwise_input_grad, depthwise_kernel_grad
+from convlens.ops.depthwise_jit import depthwise_forward_jit, depthwise_input_grad_jit, depthwise_kernel_grad_jit
+from convlens.ops.jit import compiled_for
 from convlens.ops.linalg import matmul_tn
 from convlens.ops.strategy import Strategy
 from convlens.ops.windows import Workspace, col2im, col2im_channels_first, im2col
@@ -43,6 +46,7 @@ __all__ = [
     "ConvProblem",
     "ConvStrategy",
     "Depthwise",
+    "DepthwiseCompiled",
     "GroupedGemm",
     "Im2col",
     "Transposed",
@@ -281,6 +285,45 @@ class Depthwise(ConvStrategy):
         return depthwise_input_grad(self.problem.geometry, g, k, self.problem.x_shape)
 
 
+class DepthwiseCompiled(Depthwise):
+    """:class:`Depthwise` as Numba kernels (ops/depthwise_jit.py): one pass per role, channels innermost."""
+
+    name = "depthwise_compiled"
+    summary = "compiled depthwise kernels: one pass over each image per role, no padding copy, no temporaries"
+    measured = (
+        "fwd+bwd (128, 15x15, 32) 3x3: 19 ms NumPy depthwise -> 1.1 ms; (128, 13x13, 64) stride 2: 8.2 -> 0.9 ms "
+        "(Intel Xeon, 2 threads)"
+    )
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        if not compiled_for(problem.dtype):
+            return (
+                f"needs compiled kernels for {problem.dtype.name} (numba installed, CONVLENS_JIT not 0, "
+                "the dtype in CONVLENS_JIT_DTYPES)"
+            )
+        return super().applies(problem)
+
+    def _kernel(self, kernel: np.ndarray) -> np.ndarray:
+        kh, kw, _, filters = self.problem.kernel_shape
+        return np.ascontiguousarray(kernel, self.dtype).reshape(kh, kw, filters)
+
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        x = np.ascontiguousarray(x, self.dtype)
+        return depthwise_forward_jit(x, self._kernel(kernel), bias, self.problem.geometry, self.problem.output_shape)
+
+    def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
+        g = np.ascontiguousarray(grad_out, self.dtype)
+        grad_kernel, grad_bias = depthwise_kernel_grad_jit(
+            np.ascontiguousarray(x, self.dtype), g, self.problem.geometry
+        )
+        return grad_kernel.reshape(self.problem.kernel_shape), grad_bias
+
+    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        g = np.ascontiguousarray(grad_out, self.dtype)
+        return depthwise_input_grad_jit(g, self._kernel(kernel), self.problem.geometry, self.problem.x_shape)
+
+
 class Winograd(ConvStrategy):
     """F(2x2, 3x3) Winograd (ops/winograd.py): 16 GEMMs of (tiles, C) @ (C, F) instead of 36 MACs per 2x2 tile."""
 
@@ -405,6 +448,7 @@ CONV_STRATEGIES: tuple[type[ConvStrategy], ...] = (
     Im2col,
     GroupedGemm,
     Depthwise,
+    DepthwiseCompiled,
     Winograd,
     Transposed,
     Col2im,

@@ -1,0 +1,221 @@
+"""Compiled (Numba) depthwise convolution: the ``depthwise_compiled`` algorithm of the convolution registry.
+
+NumPy's depthwise code (:mod:`convlens.ops.depthwise`) makes one pass over a full-size temporary per window
+tap (nine for 3x3) and sums the kernel gradient with one GEMV per tap. These kernels walk each image once per
+role, with the channels innermost (contiguous, so LLVM vectorises them), and never pad or copy the input:
+
+- forward: ``out[n, oh, ow, c * M + m] = sum over taps (i, j) of x[...] * kernel[i, j, c * M + m]``, taps
+  added in row-major order to a zeroed row (as the NumPy code's ``out += tap * w``), then the bias; padded
+  cells are skipped (NumPy adds ``0 * w``: the same values, signed zeros aside);
+- input gradient: each tap's ``grad_out * kernel`` added into the input cells it came from, tap by tap in
+  row-major order (the NumPy code's order: the same bits for a depth multiplier of 1);
+- kernel and bias gradients: one partial sum per fixed batch chunk (:data:`CHUNKS`), added in order, so the
+  result does not depend on the thread count (BLAS sums the NumPy code's, so they agree to rounding).
+
+Kernels are serial (cheap to compile) and release the GIL; :func:`convlens.ops.parallel.parallel_ranges`
+splits the batch over threads. No fastmath (no fused multiply-adds: the NumPy code's rounding).
+
+Shapes:
+    x, grad_x: (N, H, W, C); kernel: (KH, KW, C * M) (the layer's (KH, KW, 1, C * M) flattened);
+    out, grad_out: (N, OH, OW, C * M); OH from :class:`convlens.geometry.WindowGeometry`
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from convlens.geometry import WindowGeometry
+from convlens.ops.jit import compiled_kernels
+from convlens.ops.parallel import parallel_ranges
+
+__all__ = ["CHUNKS", "depthwise_forward_jit", "depthwise_input_grad_jit", "depthwise_kernel_grad_jit"]
+
+#: Batch pieces of the kernel-gradient sums (a constant: the same order on every machine).
+CHUNKS = 8
+
+
+def _forward_kernel(
+    x: Any, kernel: Any, bias: Any, out: Any, lo: int, hi: int, sh: int, sw: int, dh: int, dw: int, pt: int, pl: int
+) -> None:  # pragma: no cover - compiled by Numba
+    _, height, width, channels = x.shape
+    _, out_h, out_w, filters = out.shape
+    kh, kw, _ = kernel.shape
+    mult = filters // channels
+    zero = out.dtype.type(0)
+    for n in range(lo, hi):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                for f in range(filters):
+                    out[n, oh, ow, f] = zero
+            for i in range(kh):
+                r = oh * sh - pt + i * dh
+                if r < 0 or r >= height:
+                    continue
+                for j in range(kw):
+                    for ow in range(out_w):
+                        col = ow * sw - pl + j * dw
+                        if col < 0 or col >= width:
+                            continue
+                        if mult == 1:
+                            for c in range(channels):
+                                out[n, oh, ow, c] += x[n, r, col, c] * kernel[i, j, c]
+                        else:
+                            for c in range(channels):
+                                v = x[n, r, col, c]
+                                for m in range(mult):
+                                    out[n, oh, ow, c * mult + m] += v * kernel[i, j, c * mult + m]
+            for ow in range(out_w):
+                for f in range(filters):
+                    out[n, oh, ow, f] += bias[f]
+
+
+def _kernel_grad_kernel(
+    x: Any,
+    g: Any,
+    parts: Any,
+    bias_parts: Any,
+    bounds: Any,
+    t0: int,
+    t1: int,
+    sh: int,
+    sw: int,
+    dh: int,
+    dw: int,
+    pt: int,
+    pl: int,
+) -> None:  # pragma: no cover - compiled by Numba
+    _, height, width, channels = x.shape
+    _, out_h, out_w, filters = g.shape
+    _, kh, kw, _ = parts.shape
+    mult = filters // channels
+    for t in range(t0, t1):
+        part = parts[t]
+        bias_part = bias_parts[t]
+        part[:] = 0
+        bias_part[:] = 0
+        for n in range(bounds[t], bounds[t + 1]):
+            for oh in range(out_h):
+                for ow in range(out_w):
+                    for f in range(filters):
+                        bias_part[f] += g[n, oh, ow, f]
+                for i in range(kh):
+                    r = oh * sh - pt + i * dh
+                    if r < 0 or r >= height:
+                        continue
+                    for j in range(kw):
+                        for ow in range(out_w):
+                            col = ow * sw - pl + j * dw
+                            if col < 0 or col >= width:
+                                continue
+                            if mult == 1:
+                                for c in range(channels):
+                                    part[i, j, c] += x[n, r, col, c] * g[n, oh, ow, c]
+                            else:
+                                for c in range(channels):
+                                    v = x[n, r, col, c]
+                                    for m in range(mult):
+                                        part[i, j, c * mult + m] += v * g[n, oh, ow, c * mult + m]
+
+
+def _input_grad_kernel(
+    g: Any, kernel: Any, grad_x: Any, lo: int, hi: int, sh: int, sw: int, dh: int, dw: int, pt: int, pl: int
+) -> None:  # pragma: no cover - compiled by Numba
+    _, height, width, channels = grad_x.shape
+    _, out_h, out_w, filters = g.shape
+    kh, kw, _ = kernel.shape
+    mult = filters // channels
+    zero = grad_x.dtype.type(0)
+    for n in range(lo, hi):
+        grad_x[n] = zero
+        for i in range(kh):
+            for j in range(kw):
+                for oh in range(out_h):
+                    r = oh * sh - pt + i * dh
+                    if r < 0 or r >= height:
+                        continue
+                    for ow in range(out_w):
+                        col = ow * sw - pl + j * dw
+                        if col < 0 or col >= width:
+                            continue
+                        if mult == 1:
+                            for c in range(channels):
+                                grad_x[n, r, col, c] += g[n, oh, ow, c] * kernel[i, j, c]
+                        else:
+                            for c in range(channels):
+                                total = zero
+                                for m in range(mult):
+                                    total += g[n, oh, ow, c * mult + m] * kernel[i, j, c * mult + m]
+                                grad_x[n, r, col, c] += total
+
+
+def _kernels() -> tuple[Any, ...]:
+    """The compiled (forward, kernel gradient, input gradient) kernels; imports Numba on the first call."""
+    kernels = (_forward_kernel, _kernel_grad_kernel, _input_grad_kernel)
+    return compiled_kernels(globals(), [(kernel, {"parallel": False}) for kernel in kernels])
+
+
+def _layout(geometry: WindowGeometry) -> tuple[int, int, int, int, int, int]:
+    (sh, sw), (dh, dw) = geometry.strides, geometry.dilation_rate
+    (pt, _), (pl, _) = geometry.pads
+    return sh, sw, dh, dw, pt, pl
+
+
+def depthwise_forward_jit(
+    x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, geometry: WindowGeometry, out_shape: tuple[int, ...]
+) -> np.ndarray:
+    """A fresh (N, OH, OW, C * M) output: the depthwise convolution of ``x`` with ``kernel``, plus ``bias``.
+
+    Shapes:
+        x: (N, H, W, C) C-contiguous; kernel: (KH, KW, C * M) C-contiguous of x's dtype; bias: (C * M,) or None
+    """
+    forward = _kernels()[0]
+    out = np.empty(out_shape, x.dtype)
+    b = np.zeros(out_shape[3], x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
+    layout = _layout(geometry)
+    parallel_ranges(lambda lo, hi: forward(x, kernel, b, out, lo, hi, *layout), x.shape[0], x.nbytes + out.nbytes)
+    return out
+
+
+def depthwise_kernel_grad_jit(
+    x: np.ndarray, grad_out: np.ndarray, geometry: WindowGeometry
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(grad_kernel (KH, KW, C * M), grad_bias (C * M,))`` from ``grad_out`` (N, OH, OW, C * M).
+
+    Shapes:
+        x: (N, H, W, C) and grad_out C-contiguous of one dtype.
+    """
+    kernel_grad = _kernels()[1]
+    (kh, kw), filters = geometry.kernel_size, grad_out.shape[3]
+    batch = x.shape[0]
+    chunks = max(1, min(CHUNKS, batch))
+    parts = np.empty((chunks, kh, kw, filters), x.dtype)
+    bias_parts = np.empty((chunks, filters), x.dtype)
+    bounds = np.array([batch * i // chunks for i in range(chunks + 1)], np.int64)
+    layout = _layout(geometry)
+    parallel_ranges(
+        lambda t0, t1: kernel_grad(x, grad_out, parts, bias_parts, bounds, t0, t1, *layout),
+        chunks,
+        x.nbytes + grad_out.nbytes,
+    )
+    return parts.sum(axis=0), bias_parts.sum(axis=0)
+
+
+def depthwise_input_grad_jit(
+    grad_out: np.ndarray, kernel: np.ndarray, geometry: WindowGeometry, x_shape: tuple[int, ...]
+) -> np.ndarray:
+    """A fresh gradient (N, H, W, C) of the depthwise convolution's input.
+
+    Shapes:
+        grad_out: (N, OH, OW, C * M) and kernel (KH, KW, C * M) C-contiguous of one dtype.
+    """
+    input_grad = _kernels()[2]
+    grad_x = np.empty(x_shape, grad_out.dtype)
+    layout = _layout(geometry)
+    parallel_ranges(
+        lambda lo, hi: input_grad(grad_out, kernel, grad_x, lo, hi, *layout),
+        x_shape[0],
+        grad_out.nbytes + grad_x.nbytes,
+    )
+    return grad_x

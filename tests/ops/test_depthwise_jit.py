@@ -1,0 +1,82 @@
+"""The compiled depthwise kernels against their NumPy twin (ops/depthwise.py): the same bits where the sums run
+in the same order (forward; input gradient with one filter per channel), rounding for the kernel gradient.
+
+(The forced-algorithm tests against the loop reference and PyTorch are in test_conv_algorithms.py.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from convlens.ops.conv_plan import Conv2DPlan
+
+FLOAT64_KERNELS = pytest.param(np.float64, marks=pytest.mark.float64_kernels)
+
+
+@st.composite
+def problems(draw: st.DrawFn) -> dict[str, Any]:
+    channels = draw(st.integers(1, 5))
+    return {
+        "x_shape": (draw(st.integers(1, 3)), draw(st.integers(5, 9)), draw(st.integers(5, 9)), channels),
+        "kernel_shape": (draw(st.integers(1, 3)), draw(st.integers(1, 3)), 1, channels * draw(st.integers(1, 2))),
+        "strides": (draw(st.integers(1, 2)), draw(st.integers(1, 2))),
+        "dilation_rate": draw(st.sampled_from([1, (1, 2)])),
+        "padding": draw(st.sampled_from(["same", "valid", 1])),
+        "groups": channels,
+    }
+
+
+def _run(problem: dict[str, Any], algorithm: str, dtype: Any, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    plan = Conv2DPlan(dtype=dtype, algorithm=algorithm, **problem)
+    x = rng.standard_normal(plan.x_shape).astype(dtype)
+    kernel = rng.standard_normal(plan.kernel_shape).astype(dtype)
+    bias = rng.standard_normal(plan.kernel_shape[3]).astype(dtype)
+    grad = rng.standard_normal(plan.output_shape).astype(dtype)
+    out = plan.forward(x, kernel, bias)
+    grads = plan.backward(grad, x, kernel)
+    return [out, grads.x, grads.kernel, grads.bias]  # type: ignore[list-item]
+
+
+def _compare(problem: dict[str, Any], dtype: Any) -> None:
+    ours = _run(problem, "depthwise_compiled", dtype, 0)
+    numpy = _run(problem, "depthwise", dtype, 0)
+    for a, b in zip(ours, numpy, strict=True):
+        assert a.dtype == dtype
+        assert a.shape == b.shape
+    np.testing.assert_array_equal(ours[0], numpy[0])
+    if problem["kernel_shape"][3] == problem["x_shape"][3]:  # one filter per channel: the same sums in order
+        np.testing.assert_array_equal(ours[1], numpy[1])
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    for a, b in zip(ours[1:], numpy[1:], strict=True):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+
+
+@settings(max_examples=25)
+@given(problem=problems())
+def test_kernels_match_the_numpy_twin(problem: dict[str, Any]) -> None:
+    _compare(problem, np.float32)
+
+
+@pytest.mark.float64_kernels
+@settings(max_examples=15)
+@given(problem=problems())
+def test_kernels_match_the_numpy_twin_float64(problem: dict[str, Any]) -> None:
+    _compare(problem, np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, FLOAT64_KERNELS])
+def test_results_do_not_depend_on_the_thread_count(dtype: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    problem = {"x_shape": (16, 20, 20, 32), "kernel_shape": (3, 3, 1, 32), "padding": "same", "groups": 32}
+    results = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
+        results.append(_run(problem, "depthwise_compiled", dtype, 1))
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            np.testing.assert_array_equal(a, b)
