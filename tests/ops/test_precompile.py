@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convlens.ops import batch_norm_jit, fused_jit, fused_pool_jit, pooling_jit, windows_jit, winograd_jit
+from convlens.ops import (
+    batch_norm_jit,
+    depthwise_jit,
+    fused_jit,
+    fused_pool_jit,
+    pooling_jit,
+    windows_jit,
+    winograd_jit,
+)
 from convlens.ops.precompile import precompile
 from tests.conftest import require
 
@@ -22,9 +30,10 @@ def test_every_kernel_compiles_for_float32(monkeypatch: pytest.MonkeyPatch) -> N
         "float32 fused stage, GEMM path",
         "float32 fused stage, direct kernels",
         "float32 batch norm",
+        "float32 depthwise convolution",
     ]
     kernels = [*windows_jit.kernels(), *winograd_jit.kernels(), *pooling_jit._kernels(), *fused_jit._kernels()]
-    kernels += list(batch_norm_jit._kernels())
+    kernels += [*batch_norm_jit._kernels(), *depthwise_jit._kernels()]
     kernels += list(fused_pool_jit.kernels())
     for kernel in kernels:
         signatures = [str(s) for s in kernel.signatures]

@@ -35,6 +35,13 @@ def _conv(dtype: Any, channels: int, algorithm: Any) -> None:
     plan.backward(plan.forward(x, kernel, np.zeros(channels, dtype)), x, kernel)
 
 
+def _depthwise(dtype: Any) -> None:
+    x = np.ones((2, 6, 6, 2), dtype)
+    kernel = np.ones((3, 3, 1, 2), dtype)
+    plan = Conv2DPlan(x.shape, kernel.shape, padding="same", groups=2, algorithm="depthwise_compiled", dtype=dtype)
+    plan.backward(plan.forward(x, kernel, np.zeros(2, dtype)), x, kernel)
+
+
 def _pool(dtype: Any) -> None:
     x = np.ones((2, 4, 4, 2), dtype)
     plan = MaxPool2DPlan(x.shape, (2, 2), algorithm="max_pool_compiled")
@@ -66,6 +73,7 @@ STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("fused stage, GEMM path", lambda dtype: _fused(dtype, "conv_pool_gemm")),
     ("fused stage, direct kernels", lambda dtype: _fused(dtype, "conv_pool_direct")),
     ("batch norm", _batch_norm),
+    ("depthwise convolution", _depthwise),
 )
 
 
