@@ -26,7 +26,7 @@ FLOORS: list[tuple[str, ...]] = [
     (
         "models", "model_checks", "fusion", "training", "callbacks", "callback_base", "callbacks_files",
         "progbar", "metrics", "optimizers", "saving",
-        "summary_table", "allocator", "utils", "course", "datasets",
+        "summary_table", "allocator", "utils", "course", "datasets", "inference",
     ),
     ("lab", "interop"),
     ("cli", "web", "__main__"),

@@ -35,6 +35,7 @@ from convlens.errors import (
     check_int,
     short_repr,
 )
+from convlens.inference import piece_rows
 from convlens.layers.base import Layer, Shape
 from convlens.model_checks import InputChecks, check_callbacks
 from convlens.progbar import Progbar
@@ -401,7 +402,7 @@ class Sequential(InputChecks):
         self._check_x(x)
         self._check_not_empty(x, "evaluate")
         y = self._prepare_y(y, x.shape[0])
-        self._check_batch_memory(min(batch_size, x.shape[0]), "evaluate", training=False)
+        self._check_batch_memory(piece_rows(self, min(batch_size, x.shape[0])), "evaluate", training=False)
         logs = training.evaluate_arrays(self, x, y, batch_size, verbose_level)
         if return_dict:
             return logs
@@ -414,7 +415,7 @@ class Sequential(InputChecks):
         batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="predict", minimum=1)
         verbose_level = training.verbosity(verbose, owner="predict")
         x = self._inference_input(x, "predict")
-        self._check_batch_memory(min(batch_size, x.shape[0]), "predict", training=False)
+        self._check_batch_memory(piece_rows(self, min(batch_size, x.shape[0])), "predict", training=False)
         check_arrays([("the predictions", (x.shape[0], *(s or 0 for s in self.output_shape[1:])), 4)], owner="predict")
         out = training.predict_arrays(self, x, batch_size, verbose_level)
         if out is None:

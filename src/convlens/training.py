@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from convlens.errors import ConfigError, ConfigTypeError, StateError, check_verbose, short_repr
+from convlens.inference import forward_in_chunks
 from convlens.ops._checks import as_float_array
 from convlens.progbar import Progbar
 
@@ -268,7 +269,7 @@ def evaluate_arrays(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int, v
     logs: dict[str, float] = {}
     for step in range(steps):
         lo, hi = step * batch_size, min(n, (step + 1) * batch_size)
-        y_pred = model._forward(x[lo:hi], training=False)
+        y_pred = forward_in_chunks(model, x[lo:hi])
         loss_sum += float(model.loss.forward(y[lo:hi], y_pred)) * (hi - lo)
         logs = {"loss": loss_sum / hi}
         for metric in model.metrics:
@@ -287,7 +288,7 @@ def predict_arrays(model: Any, x: np.ndarray, batch_size: int, verbose: int) -> 
     out: np.ndarray | None = None
     for step, lo in enumerate(range(0, n, batch_size)):
         hi = min(n, lo + batch_size)
-        y = model._forward(x[lo:hi], training=False)
+        y = forward_in_chunks(model, x[lo:hi])
         if out is None:
             out = np.empty((n, *y.shape[1:]), y.dtype)
         out[lo:hi] = y

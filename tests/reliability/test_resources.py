@@ -11,6 +11,7 @@ import pytest
 import convlens as cl
 from convlens import ops, resources
 from convlens.errors import ConfigError, ResourceError
+from convlens.inference import piece_rows
 
 
 def test_memory_limit_parses_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -157,9 +158,11 @@ def test_model_batches_are_checked_before_any_layer_runs(monkeypatch: pytest.Mon
     model.compile("adam", "sparse_categorical_crossentropy")
     x = np.zeros((1000, 28, 28, 1), np.float32)
     monkeypatch.setenv("CONVLENS_MEMORY_LIMIT", "1G")
+    # (predict and evaluate run in pieces of chunk_rows(model) rows: their check is for one piece)
+    assert piece_rows(model, 1000) < 100
     _refused_quickly(
-        lambda: model.predict(x, batch_size=1000, verbose=0),
-        r"^Sequential '\w+': predict: this call needs about [\d.]+ GiB \(the output of Conv2D '\w+' of shape "
+        lambda: model(x),
+        r"^Sequential '\w+': call: this call needs about [\d.]+ GiB \(the output of Conv2D '\w+' of shape "
         r"\(1000, 28, 28, 1000\) alone is 2\.9 GiB\), more than the 1\.0 GiB this process can still allocate\. "
         r"Use a smaller batch_size\.$",
     )

@@ -1,0 +1,92 @@
+"""predict runs each batch in cache-sized pieces: the same outputs as whole batches, bounded piece sizes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import convlens as cl
+from convlens import inference
+from convlens.inference import chunk_rows, forward_in_chunks
+
+L = cl.layers
+
+
+def _model() -> cl.Sequential:
+    cl.utils.set_random_seed(0)
+    model = cl.Sequential(
+        [
+            L.Input((12, 12, 3)),
+            L.Conv2D(8, 3, padding="same"),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.MaxPooling2D(2),
+            L.DepthwiseConv2D(3, padding="same"),
+            L.Flatten(),
+            L.Dropout(0.5),
+            L.Dense(4, activation="softmax"),
+        ]
+    )
+    model.compile("adam", "sparse_categorical_crossentropy")
+    return model
+
+
+def test_pieces_follow_the_largest_activation() -> None:
+    model = _model()
+    per_sample = 12 * 12 * 8 * 4  # the conv output; its im2col matrix is 12 * 12 * 28 * 4
+    im2col = 12 * 12 * (3 * 3 * 3 + 1) * 4
+    assert per_sample < im2col
+    assert chunk_rows(model) == max(inference.MIN_ROWS, min(inference.MAX_ROWS, inference.CHUNK_BYTES // im2col))
+
+
+def test_predict_in_pieces_equals_whole_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _model()
+    rng = np.random.default_rng(0)
+    model.fit(rng.random((64, 12, 12, 3), dtype=np.float32), rng.integers(0, 4, 64), epochs=1, verbose=0)
+    x = rng.random((100, 12, 12, 3), dtype=np.float32)
+    whole = model._forward(x, training=False)
+    sizes: list[int] = []
+    forward = model._forward
+
+    def spy(batch: np.ndarray, training: bool) -> Any:
+        sizes.append(batch.shape[0])
+        return forward(batch, training=training)
+
+    monkeypatch.setattr(inference, "MIN_ROWS", 1)
+    monkeypatch.setattr(inference, "CHUNK_BYTES", 30 * 12 * 12 * 28 * 4)  # 30 rows per piece
+    monkeypatch.setattr(model, "_forward", spy)
+    np.testing.assert_array_equal(model.predict(x, batch_size=100, verbose=0), whole)
+    assert sizes == [30, 30, 30, 10]
+    sizes.clear()
+    np.testing.assert_array_equal(forward_in_chunks(model, x[:20]), whole[:20])
+    assert sizes == [20]
+
+
+def test_several_outputs_are_assembled_each() -> None:
+    class TwoOutputs:
+        _input_shape = (None, 3)
+
+        def __init__(self) -> None:
+            self.layers = [L.Dense(2)]
+            self.layers[0].build((None, 3), np.random.default_rng(0))
+
+        def _forward(self, x: np.ndarray, training: bool) -> list[np.ndarray]:
+            return [x * 2, x[:, :1]]
+
+    x = np.arange(3 * 3000, dtype=np.float32).reshape(3000, 3)
+    first, second = forward_in_chunks(TwoOutputs(), x)
+    np.testing.assert_array_equal(first, x * 2)
+    np.testing.assert_array_equal(second, x[:, :1])
+
+
+def test_a_large_batch_size_is_checked_and_run_one_piece_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from convlens.errors import ResourceError
+
+    model = cl.Sequential([L.Input((28, 28, 1)), L.Conv2D(64, 3, padding="same"), L.Flatten(), L.Dense(3)])
+    x = np.zeros((3000, 28, 28, 1), np.float32)
+    monkeypatch.setenv("CONVLENS_MEMORY_LIMIT", "250M")  # the whole batch's conv output alone is 602 MB
+    with pytest.raises(ResourceError, match=r"call: this call needs about"):
+        model(x)
+    assert model.predict(x, batch_size=3000, verbose=0).shape == (3000, 3)
