@@ -34,6 +34,7 @@ from tests.support.conv_cases import Case, cases, close, make_case, torch_conv2d
 # kernels (the float64_kernels tests).
 DOMAIN: dict[str, dict[str, Any]] = {
     "im2col": {"shape": "one_group"},
+    "pointwise": {"shape": "pointwise"},
     "grouped_gemm": {"shape": "any"},
     "depthwise": {"shape": "depthwise"},
     "depthwise_compiled": {"shape": "depthwise", "compiled": True},
@@ -130,6 +131,7 @@ def test_forced_algorithm_matches_torch(name: str, dtype: Any, data: st.DataObje
 # One case per algorithm where it applies (wide enough for Winograd and the transposed gradient).
 PINNED = {
     "im2col": make_case((2, 7, 6, 3), (3, 2, 3, 4), strides=2, padding="same", dilation=(1, 2)),
+    "pointwise": make_case((2, 7, 6, 3), (1, 1, 3, 5), padding="same"),
     "grouped_gemm": make_case((2, 7, 6, 6), (3, 3, 2, 6), strides=(2, 1), padding="same", groups=3),
     "depthwise": make_case((2, 7, 6, 4), (3, 3, 1, 8), padding="same", groups=4),
     "depthwise_compiled": make_case((3, 7, 6, 4), (3, 2, 1, 4), strides=(2, 1), padding="same", groups=4),
@@ -206,6 +208,9 @@ def test_winograd_threshold(channels: int, filters: int, expected: str) -> None:
         (make_case((1, 8, 8, 64), (5, 5, 64, 64), padding="same"), "im2col"),  # 5x5
         (make_case((1, 8, 8, 64), (3, 3, 64, 64), padding="same", dilation=2), "im2col"),  # dilated
         (make_case((1, 8, 8, 64), (3, 3, 32, 64), padding="same", groups=2), "grouped_gemm"),
+        (make_case((1, 8, 8, 64), (1, 1, 64, 32), padding="same"), "pointwise"),
+        (make_case((1, 8, 8, 64), (1, 1, 64, 32), strides=2), "im2col"),  # strided 1x1
+        (make_case((1, 8, 8, 64), (1, 1, 64, 32), padding=1), "im2col"),  # padded 1x1
     ],
 )
 def test_forward_rows(case: Case, forward: str) -> None:
@@ -279,8 +284,8 @@ def test_forcing_an_algorithm_that_does_not_apply_says_why() -> None:
 def test_algorithm_argument_errors() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, grouped_gemm, depthwise, "
-        r"depthwise_compiled, winograd, transposed, col2im, col2im_channels_first\) or 'auto', got 'fft'\.",
+        match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, pointwise, grouped_gemm, "
+        r"depthwise, depthwise_compiled, winograd, transposed, col2im, col2im_channels_first\) or 'auto', got 'fft'\.",
     ):
         Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm="fft")
     with pytest.raises(ConfigError, match=r"asks 'transposed' for forward, but it only computes input_grad"):

@@ -100,10 +100,11 @@ def cases(draw: st.DrawFn, *, wide: bool = False, shape: str = "any") -> Case:
 
     ``'any'``: every kind (groups, depthwise, strides, dilation, paddings); ``'one_group'``: groups=1;
     ``'depthwise'``: one input channel per group; ``'winograd'``: 3x3, stride 1, no dilation, one group;
-    ``'stride1'``: stride 1, one group, pads that fit a full convolution. ``wide`` draws channel counts of
-    16 and more too (Winograd's and the transposed gradient's own range).
+    ``'stride1'``: stride 1, one group, pads that fit a full convolution; ``'pointwise'``: 1x1, stride 1,
+    unpadded, one group. ``wide`` draws channel counts of 16 and more too (Winograd's and the transposed
+    gradient's own range).
     """
-    one_group = shape in ("one_group", "winograd", "stride1")
+    one_group = shape in ("one_group", "winograd", "stride1", "pointwise")
     depthwise = shape == "depthwise" or (shape == "any" and draw(st.booleans()))
     groups = 1 if one_group else draw(st.integers(1, 3))
     if depthwise:
@@ -113,11 +114,15 @@ def cases(draw: st.DrawFn, *, wide: bool = False, shape: str = "any") -> Case:
     fg = draw(st.sampled_from([1, 2, 16, 18] if wide else [1, 2]))
     if shape == "winograd":
         kernel, strides, dilation = (3, 3), (1, 1), (1, 1)
+    elif shape == "pointwise":
+        kernel, strides, dilation = (1, 1), (1, 1), (draw(st.integers(1, 2)), 1)
     else:
         kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
         strides = (1, 1) if shape == "stride1" else (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
         dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    padding = _padding(draw, small=shape == "stride1")
+    padding = (
+        draw(st.sampled_from(["valid", "same", 0])) if shape == "pointwise" else _padding(draw, shape == "stride1")
+    )
     if shape == "stride1" and not isinstance(padding, str):
         # a full convolution needs pads <= the dilated extent - 1 on every side
         extents = [(k - 1) * d for k, d in zip(kernel, dilation, strict=True)]

@@ -7,7 +7,7 @@ re-measurements say so); re-measure before changing them (``benchmarks/conv_ops.
 ``benchmarks/conv_thresholds.py``).
 
 >>> [rule.algorithm for rule in CONV_RULES if rule.role == "forward"]
-['depthwise_compiled', 'depthwise', 'winograd', 'grouped_gemm', 'im2col', 'grouped_gemm']
+['depthwise_compiled', 'depthwise', 'winograd', 'grouped_gemm', 'pointwise', 'im2col', 'grouped_gemm']
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ CONV_RULES: tuple[Rule, ...] = (
         WINOGRAD_MEASURED,
     ),
     Rule("forward", "grouped_gemm", "groups > 1", lambda p, c: p.groups > 1, "the only grouped path"),
+    Rule("forward", "pointwise", "1x1, stride 1, unpadded", _always, "no im2col copy (see the algorithm)"),
     Rule("forward", "im2col", "otherwise", _always, "the default: one GEMM at OpenBLAS's rate"),
     Rule("forward", "grouped_gemm", "otherwise (any groups)", _always, "computes every convolution"),
     # ----- kernel gradient: from what the forward kept
@@ -117,6 +118,7 @@ CONV_RULES: tuple[Rule, ...] = (
         "kernel_grad", "depthwise_compiled", "forward is depthwise_compiled", _forward_is("depthwise_compiled"), FOLLOWS
     ),
     Rule("kernel_grad", "grouped_gemm", "forward is grouped_gemm", _forward_is("grouped_gemm"), FOLLOWS),
+    Rule("kernel_grad", "pointwise", "forward is pointwise", _forward_is("pointwise"), "the same GEMM layout"),
     Rule("kernel_grad", "im2col", "otherwise", _always, FOLLOWS),
     Rule("kernel_grad", "grouped_gemm", "otherwise (any groups)", _always, "computes every convolution"),
     # ----- input gradient
@@ -138,6 +140,7 @@ CONV_RULES: tuple[Rule, ...] = (
         "the same kernels",
     ),
     Rule("input_grad", "grouped_gemm", "groups > 1", lambda p, c: p.groups > 1, "the only grouped path"),
+    Rule("input_grad", "pointwise", "forward is pointwise", _forward_is("pointwise"), "one GEMM, no col2im"),
     Rule(
         "input_grad",
         "transposed",
@@ -163,6 +166,6 @@ def conv_algorithms() -> tuple[str, ...]:
     """The names of every convolution algorithm (``Conv2DPlan(..., algorithm=NAME)``).
 
     >>> conv_algorithms()[:4]
-    ('im2col', 'grouped_gemm', 'depthwise', 'depthwise_compiled')
+    ('im2col', 'pointwise', 'grouped_gemm', 'depthwise')
     """
     return CONV_REGISTRY.names()
