@@ -34,6 +34,7 @@ from tests.support.conv_cases import Case, cases, close, make_case, torch_conv2d
 # kernels (the float64_kernels tests).
 DOMAIN: dict[str, dict[str, Any]] = {
     "im2col": {"shape": "one_group"},
+    "im2col_channels_first": {"shape": "one_group"},
     "pointwise": {"shape": "pointwise"},
     "grouped_gemm": {"shape": "any"},
     "depthwise": {"shape": "depthwise"},
@@ -131,6 +132,7 @@ def test_forced_algorithm_matches_torch(name: str, dtype: Any, data: st.DataObje
 # One case per algorithm where it applies (wide enough for Winograd and the transposed gradient).
 PINNED = {
     "im2col": make_case((2, 7, 6, 3), (3, 2, 3, 4), strides=2, padding="same", dilation=(1, 2)),
+    "im2col_channels_first": make_case((2, 7, 6, 3), (3, 2, 3, 4), strides=(1, 2), padding="same", dilation=(2, 1)),
     "pointwise": make_case((2, 7, 6, 3), (1, 1, 3, 5), padding="same"),
     "grouped_gemm": make_case((2, 7, 6, 6), (3, 3, 2, 6), strides=(2, 1), padding="same", groups=3),
     "depthwise": make_case((2, 7, 6, 4), (3, 3, 1, 8), padding="same", groups=4),
@@ -209,6 +211,8 @@ def test_winograd_threshold(channels: int, filters: int, expected: str) -> None:
         (make_case((1, 8, 8, 64), (3, 3, 64, 64), padding="same", dilation=2), "im2col"),  # dilated
         (make_case((1, 8, 8, 64), (3, 3, 32, 64), padding="same", groups=2), "grouped_gemm"),
         (make_case((1, 8, 8, 64), (1, 1, 64, 32), padding="same"), "pointwise"),
+        (make_case((1, 8, 8, FEW_CHANNELS - 1), (5, 5, FEW_CHANNELS - 1, 32), padding="same"), "im2col_channels_first"),
+        (make_case((1, 8, 8, FEW_CHANNELS), (5, 5, FEW_CHANNELS, 32), padding="same"), "im2col"),
         (make_case((1, 8, 8, 64), (1, 1, 64, 32), strides=2), "im2col"),  # strided 1x1
         (make_case((1, 8, 8, 64), (1, 1, 64, 32), padding=1), "im2col"),  # padded 1x1
     ],
@@ -284,8 +288,9 @@ def test_forcing_an_algorithm_that_does_not_apply_says_why() -> None:
 def test_algorithm_argument_errors() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, pointwise, grouped_gemm, "
-        r"depthwise, depthwise_compiled, winograd, transposed, col2im, col2im_channels_first\) or 'auto', got 'fft'\.",
+        match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, im2col_channels_first, "
+        r"pointwise, grouped_gemm, depthwise, winograd, transposed, col2im, col2im_channels_first, depthwise_compiled\) or 'auto', "
+        r"got 'fft'\.",
     ):
         Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm="fft")
     with pytest.raises(ConfigError, match=r"asks 'transposed' for forward, but it only computes input_grad"):
@@ -337,10 +342,11 @@ def test_explain_names_every_role_the_winner_and_why(monkeypatch: pytest.MonkeyP
     assert data["choices"][2]["applicable"] == ["grouped_gemm", "winograd", "transposed", "col2im",
                                                 "col2im_channels_first"]  # fmt: skip
     course = str(Conv2DPlan((128, 28, 28, 1), (3, 3, 1, 32), padding="same").explain())
-    assert "forward: im2col  (rule: otherwise)" in course
+    assert "forward: im2col_channels_first  (rule: C < 8)" in course
     assert (
         "rules before it that did not hold: depthwise (groups > 1 and one input channel per group); winograd " in course
     )
+    assert "cannot run: pointwise needs a 1x1 kernel, stride 1 and no padding, got 3x3" in course
     assert "input_grad: col2im_channels_first  (rule: C < 8 and no compiled col2im)" in course
     assert "forward=winograd, kernel_grad=winograd, input_grad=winograd" in repr(plan)
 

@@ -1,6 +1,7 @@
 """The convolution algorithms: one class each, forward and backward side by side.
 
-Every class computes the same 2-D convolution (channels-last, kernels (KH, KW, C / G, F)) exactly; they
+The algorithms that exist only as compiled kernels (``depthwise_compiled``) are in
+:mod:`convlens.ops.conv_compiled`. Every class computes the same 2-D convolution (channels-last, kernels (KH, KW, C / G, F)) exactly; they
 differ in speed. Each says which roles it plays (``forward``, ``kernel_grad`` with the bias gradient,
 ``input_grad``) and, in ``applies``, when it cannot compute a problem. Which one runs is decided by the
 table in :mod:`convlens.ops.conv_selection`, never here. ``Conv2DPlan(..., algorithm=NAME)`` or
@@ -10,10 +11,10 @@ table in :mod:`convlens.ops.conv_selection`, never here. ``Conv2DPlan(..., algor
 name                   roles                     what it does
 ====================== ========================= =====================================================
 im2col                 forward, kernel_grad      one im2col copy + one GEMM, bias in the GEMM
+im2col_channels_first  forward, kernel_grad      the same matrix transposed, built by slab copies per tap
 pointwise              all three                 1x1 stride 1 unpadded: the input as it lies, one GEMM
 grouped_gemm           all three                 im2col + one batched GEMM per group, col2im adds
 depthwise              all three                 k*k broadcast multiply-adds (one channel per group)
-depthwise_compiled     all three                 the same as Numba kernels, one pass per role
 winograd               all three                 F(2x2, 3x3): 16 GEMMs over 4x4 tiles
 transposed             input_grad                full convolution with the flipped kernel
 col2im                 input_grad                window gradients by one GEMM, added back by col2im
@@ -33,11 +34,9 @@ import numpy as np
 
 from convlens.geometry import WindowGeometry
 from convlens.ops.depthwise import depthwise_forward, depthwise_input_grad, depthwise_kernel_grad
-from convlens.ops.depthwise_jit import depthwise_forward_jit, depthwise_input_grad_jit, depthwise_kernel_grad_jit
-from convlens.ops.jit import compiled_for
-from convlens.ops.linalg import matmul_tn
+from convlens.ops.linalg import matmul_nn_long, matmul_tn
 from convlens.ops.strategy import Strategy
-from convlens.ops.windows import Workspace, col2im, col2im_channels_first, im2col
+from convlens.ops.windows import Workspace, col2im, col2im_channels_first, im2col, im2col_channels_first
 from convlens.ops.winograd import WinogradConv
 
 __all__ = [
@@ -47,9 +46,9 @@ __all__ = [
     "ConvProblem",
     "ConvStrategy",
     "Depthwise",
-    "DepthwiseCompiled",
     "GroupedGemm",
     "Im2col",
+    "Im2colChannelsFirst",
     "Pointwise",
     "Transposed",
     "Winograd",
@@ -193,6 +192,65 @@ class Im2col(ConvStrategy):
         return cols
 
 
+class Im2colChannelsFirst(ConvStrategy):
+    """:class:`Im2col` with the matrix transposed, (KH*KW*C + 1, N*OH*OW): built by one slab copy per tap.
+
+    With few input channels im2col's rows are short and its copies move C floats at a time; tap-major and
+    channel-first, every copy moves whole output rows. The GEMMs read the matrix transposed (BLAS flags, no
+    copy); the bias rides in them as a ones row.
+    """
+
+    name = "im2col_channels_first"
+    roles = ("forward", "kernel_grad")
+    summary = "im2col transposed (tap-major, channel-first): slab copies of whole rows, bias in the GEMM"
+    measured = "see the selection table"
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        return _needs_one_group(problem)
+
+    def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
+        super().__init__(problem, workspace)
+        self._cols: np.ndarray | None = None
+        self._cols_source: np.ndarray | None = None
+
+    def _matrix(self, x: np.ndarray) -> np.ndarray:
+        """(KH*KW*C + 1, N*OH*OW): the windows of ``x``, then a row of ones."""
+        kh, kw, cg, _ = self.problem.kernel_shape
+        batch, oh, ow = self.problem.output_shape[:3]
+        depth = kh * kw * cg
+        shape = (depth + 1, self.problem.rows)
+
+        def ones(buffer: np.ndarray) -> None:
+            buffer[depth] = 1
+
+        workspace = self.workspace if self.workspace is not None else Workspace()
+        cols = workspace.get("cols_t", shape, x.dtype, init=ones)
+        im2col_channels_first(x, self.problem.geometry, cols[:depth].reshape(kh, kw, cg, batch, oh, ow), workspace)
+        return cols
+
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        kh, kw, cg, filters = self.problem.kernel_shape
+        depth = kh * kw * cg
+        cols = self._matrix(x.astype(self.dtype, copy=False))
+        self._cols, self._cols_source = cols, x
+        kernel_ones = np.empty((depth + 1, filters), self.dtype)
+        kernel_ones[:depth] = kernel.reshape(depth, filters)
+        kernel_ones[depth] = 0 if bias is None else bias
+        return (cols.T @ kernel_ones).reshape(self.problem.output_shape)
+
+    def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
+        depth = int(np.prod(self.problem.kernel_shape[:3]))
+        cols = self._cols
+        fresh = cols is None or cols.dtype != self.dtype or x is not self._cols_source
+        self._cols, self._cols_source = None, None
+        if fresh or cols is None:
+            cols = self._matrix(x.astype(self.dtype, copy=False))
+        grads_ones = matmul_nn_long(cols, self._g2d(grad_out))  # (KH*KW*C + 1, F): kernel, then bias gradient
+        grad_kernel = np.ascontiguousarray(grads_ones[:depth]).reshape(self.problem.kernel_shape)
+        return grad_kernel, grads_ones[depth].copy()
+
+
 class Pointwise(ConvStrategy):
     """A 1x1, stride-1, unpadded convolution is one GEMM of the input as it lies: (N*H*W, C) @ (C, F).
 
@@ -332,45 +390,6 @@ class Depthwise(ConvStrategy):
         return depthwise_input_grad(self.problem.geometry, g, k, self.problem.x_shape)
 
 
-class DepthwiseCompiled(Depthwise):
-    """:class:`Depthwise` as Numba kernels (ops/depthwise_jit.py): one pass per role, channels innermost."""
-
-    name = "depthwise_compiled"
-    summary = "compiled depthwise kernels: one pass over each image per role, no padding copy, no temporaries"
-    measured = (
-        "fwd+bwd (128, 15x15, 32) 3x3: 19 ms NumPy depthwise -> 1.1 ms; (128, 13x13, 64) stride 2: 8.2 -> 0.9 ms "
-        "(Intel Xeon, 2 threads)"
-    )
-
-    @classmethod
-    def applies(cls, problem: ConvProblem) -> str | None:
-        if not compiled_for(problem.dtype):
-            return (
-                f"needs compiled kernels for {problem.dtype.name} (numba installed, CONVLENS_JIT not 0, "
-                "the dtype in CONVLENS_JIT_DTYPES)"
-            )
-        return super().applies(problem)
-
-    def _kernel(self, kernel: np.ndarray) -> np.ndarray:
-        kh, kw, _, filters = self.problem.kernel_shape
-        return np.ascontiguousarray(kernel, self.dtype).reshape(kh, kw, filters)
-
-    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-        x = np.ascontiguousarray(x, self.dtype)
-        return depthwise_forward_jit(x, self._kernel(kernel), bias, self.problem.geometry, self.problem.output_shape)
-
-    def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
-        g = np.ascontiguousarray(grad_out, self.dtype)
-        grad_kernel, grad_bias = depthwise_kernel_grad_jit(
-            np.ascontiguousarray(x, self.dtype), g, self.problem.geometry
-        )
-        return grad_kernel.reshape(self.problem.kernel_shape), grad_bias
-
-    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-        g = np.ascontiguousarray(grad_out, self.dtype)
-        return depthwise_input_grad_jit(g, self._kernel(kernel), self.problem.geometry, self.problem.x_shape)
-
-
 class Winograd(ConvStrategy):
     """F(2x2, 3x3) Winograd (ops/winograd.py): 16 GEMMs of (tiles, C) @ (C, F) instead of 36 MACs per 2x2 tile."""
 
@@ -490,13 +509,13 @@ class Col2imChannelsFirst(ConvStrategy):
         )
 
 
-#: Every convolution strategy, in the order ``conv_algorithms()`` lists them.
+#: The NumPy convolution strategies (the compiled ones follow them in ``conv_algorithms()``).
 CONV_STRATEGIES: tuple[type[ConvStrategy], ...] = (
     Im2col,
+    Im2colChannelsFirst,
     Pointwise,
     GroupedGemm,
     Depthwise,
-    DepthwiseCompiled,
     Winograd,
     Transposed,
     Col2im,

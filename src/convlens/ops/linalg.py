@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["matmul_tn"]
+__all__ = ["matmul_nn_long", "matmul_tn"]
 
 _CHUNK_ROWS = 1024
 
@@ -36,4 +36,28 @@ def matmul_tn(a: np.ndarray, b: np.ndarray, *, chunk_rows: int = _CHUNK_ROWS) ->
     out = np.matmul(a3.transpose(0, 2, 1), b3).sum(axis=0)
     if head < rows:
         out += a[head:].T @ b[head:]
+    return out
+
+
+def matmul_nn_long(a: np.ndarray, b: np.ndarray, *, chunk_rows: int = _CHUNK_ROWS) -> np.ndarray:
+    """``a @ b`` for a long reduction: C-contiguous ``a`` (K, M) and ``b`` (M, N), chunked over M as
+    :func:`matmul_tn` (the kernel gradient from a transposed im2col matrix).
+
+    Shapes:
+        a: (K, M); b: (M, N); returns (K, N).
+
+    >>> a = np.arange(12.0).reshape(2, 6); b = np.ones((6, 3))
+    >>> bool(np.allclose(matmul_nn_long(a, b, chunk_rows=1), a @ b))
+    True
+    """
+    rows = a.shape[1]
+    chunks = rows // chunk_rows
+    if chunks < 8 or a.shape[0] * b.shape[1] > 64 * 64:
+        return a @ b
+    head = chunks * chunk_rows
+    a3 = a[:, :head].reshape(a.shape[0], chunks, chunk_rows).transpose(1, 0, 2)
+    b3 = b[:head].reshape(chunks, chunk_rows, b.shape[1])
+    out = np.matmul(a3, b3).sum(axis=0)
+    if head < rows:
+        out += a[:, head:] @ b[head:]
     return out

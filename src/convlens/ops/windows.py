@@ -28,6 +28,7 @@ __all__ = [
     "col2im_channels_first",
     "crop",
     "im2col",
+    "im2col_channels_first",
     "pad",
     "tap_slices",
     "window_view",
@@ -191,6 +192,32 @@ def im2col(
 
     parallel_over_batch(work, batch, cols.nbytes)
     return cols
+
+
+def im2col_channels_first(x: np.ndarray, geometry: WindowGeometry, out: np.ndarray, workspace: Workspace) -> None:
+    """Write every window of ``x`` tap-major and channel-first into ``out`` (KH, KW, C, N, OH, OW).
+
+    One transposing copy of ``x`` into a zero-bordered channel-first buffer, then one slab copy per tap
+    whose inner runs are whole output rows (im2col's runs are only C floats long: slow with few channels).
+    Reshaped to (KH*KW*C, N*OH*OW) it is the transpose of :func:`im2col`'s matrix.
+    """
+    (pt, pb), (pl, pr) = geometry.pads
+    batch, height, width, channels = x.shape
+    kh, kw = geometry.kernel_size
+    shape = (channels, batch, height + pt + pb, width + pl + pr)
+
+    def border(buffer: np.ndarray) -> None:
+        buffer.fill(0)  # the border stays zero: only the interior is written below
+
+    padded = workspace.get("padded_channels_first", shape, x.dtype, init=border)
+    taps = [(i, j, *tap_slices(geometry, i, j)) for i in range(kh) for j in range(kw)]
+
+    def work(part: slice) -> None:
+        padded[:, part, pt : pt + height, pl : pl + width] = x[part].transpose(3, 0, 1, 2)
+        for i, j, rows, columns in taps:
+            out[i, j, :, part] = padded[:, part, rows, columns]
+
+    parallel_over_batch(work, batch, out.nbytes)
 
 
 def col2im(

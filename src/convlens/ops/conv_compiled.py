@@ -1,0 +1,72 @@
+"""The convolution algorithms that exist only as compiled (Numba) kernels: one class each, as in
+:mod:`convlens.ops.conv_algorithms` (whose NumPy algorithms are their references).
+
+====================== ========================= =====================================================
+name                   roles                     what it does
+====================== ========================= =====================================================
+depthwise_compiled     all three                 :class:`Depthwise` as kernels: one pass per role
+====================== ========================= =====================================================
+
+Each applies only where compiled kernels run for its dtype (Numba installed, ``CONVLENS_JIT`` not 0, the
+dtype in ``CONVLENS_JIT_DTYPES``); the selection table (:mod:`convlens.ops.conv_selection`) decides when.
+
+Shapes (channels_last):
+    x, grad_x: (N, H, W, C); kernel: (KH, KW, C / G, F); bias: (F,); out, grad_out: (N, OH, OW, F)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convlens.ops.conv_algorithms import ConvProblem, ConvStrategy, Depthwise, Grads
+from convlens.ops.depthwise_jit import depthwise_forward_jit, depthwise_input_grad_jit, depthwise_kernel_grad_jit
+from convlens.ops.jit import compiled_for
+
+__all__ = ["COMPILED_STRATEGIES", "DepthwiseCompiled"]
+
+
+def _needs_compiled(problem: ConvProblem) -> str | None:
+    if not compiled_for(problem.dtype):
+        return (
+            f"needs compiled kernels for {problem.dtype.name} (numba installed, CONVLENS_JIT not 0, "
+            "the dtype in CONVLENS_JIT_DTYPES)"
+        )
+    return None
+
+
+class DepthwiseCompiled(Depthwise):
+    """:class:`Depthwise` as Numba kernels (ops/depthwise_jit.py): one pass per role, channels innermost."""
+
+    name = "depthwise_compiled"
+    summary = "compiled depthwise kernels: one pass over each image per role, no padding copy, no temporaries"
+    measured = (
+        "fwd+bwd (128, 15x15, 32) 3x3: 19 ms NumPy depthwise -> 1.1 ms; (128, 13x13, 64) stride 2: 8.2 -> 0.9 ms "
+        "(Intel Xeon, 2 threads)"
+    )
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        return _needs_compiled(problem) or super().applies(problem)
+
+    def _kernel(self, kernel: np.ndarray) -> np.ndarray:
+        kh, kw, _, filters = self.problem.kernel_shape
+        return np.ascontiguousarray(kernel, self.dtype).reshape(kh, kw, filters)
+
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        x = np.ascontiguousarray(x, self.dtype)
+        return depthwise_forward_jit(x, self._kernel(kernel), bias, self.problem.geometry, self.problem.output_shape)
+
+    def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
+        g = np.ascontiguousarray(grad_out, self.dtype)
+        grad_kernel, grad_bias = depthwise_kernel_grad_jit(
+            np.ascontiguousarray(x, self.dtype), g, self.problem.geometry
+        )
+        return grad_kernel.reshape(self.problem.kernel_shape), grad_bias
+
+    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        g = np.ascontiguousarray(grad_out, self.dtype)
+        return depthwise_input_grad_jit(g, self._kernel(kernel), self.problem.geometry, self.problem.x_shape)
+
+
+#: The compiled convolution strategies, in the order ``conv_algorithms()`` lists them (after the NumPy ones).
+COMPILED_STRATEGIES: tuple[type[ConvStrategy], ...] = (DepthwiseCompiled,)
