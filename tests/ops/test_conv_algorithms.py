@@ -289,8 +289,8 @@ def test_algorithm_argument_errors() -> None:
     with pytest.raises(
         ConfigError,
         match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, im2col_channels_first, "
-        r"pointwise, grouped_gemm, depthwise, winograd, transposed, col2im, col2im_channels_first, depthwise_compiled\) or 'auto', "
-        r"got 'fft'\.",
+        r"pointwise, grouped_gemm, depthwise, winograd, transposed, col2im, col2im_channels_first, "
+        r"depthwise_compiled\) or 'auto', got 'fft'\.",
     ):
         Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm="fft")
     with pytest.raises(ConfigError, match=r"asks 'transposed' for forward, but it only computes input_grad"):

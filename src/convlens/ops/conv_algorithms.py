@@ -1,11 +1,11 @@
 """The convolution algorithms: one class each, forward and backward side by side.
 
 The algorithms that exist only as compiled kernels (``depthwise_compiled``) are in
-:mod:`convlens.ops.conv_compiled`. Every class computes the same 2-D convolution (channels-last, kernels (KH, KW, C / G, F)) exactly; they
-differ in speed. Each says which roles it plays (``forward``, ``kernel_grad`` with the bias gradient,
-``input_grad``) and, in ``applies``, when it cannot compute a problem. Which one runs is decided by the
-table in :mod:`convlens.ops.conv_selection`, never here. ``Conv2DPlan(..., algorithm=NAME)`` or
-``CONVLENS_CONV_ALGORITHM=NAME`` force one; ``convlens.ops.conv_algorithms()`` lists them.
+:mod:`convlens.ops.conv_compiled`. Every class computes the same 2-D convolution (channels-last, kernels (KH,
+KW, C / G, F)) exactly; they differ in speed. Each says which roles it plays (``forward``, ``kernel_grad``
+with the bias gradient, ``input_grad``) and, in ``applies``, when it cannot compute a problem. Which one runs
+is decided by the table in :mod:`convlens.ops.conv_selection`, never here. ``Conv2DPlan(..., algorithm=NAME)``
+or ``CONVLENS_CONV_ALGORITHM=NAME`` force one; ``convlens.ops.conv_algorithms()`` lists them.
 
 ====================== ========================= =====================================================
 name                   roles                     what it does
