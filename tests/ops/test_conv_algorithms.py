@@ -6,7 +6,9 @@ with itself: the expected values come from tests/support (loops) or from torch.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,7 @@ from convlens.ops.conv_selection import (
     TRANSPOSED_MIN_CHANNELS,
     WINOGRAD_MIN_CHANNELS,
 )
+from tests.conftest import require
 from tests.support.conv_cases import Case, cases, close, make_case, torch_conv2d
 
 # The problems that reach each algorithm (a new algorithm must say where it applies). Algorithms that exist only
@@ -39,6 +42,7 @@ DOMAIN: dict[str, dict[str, Any]] = {
     "grouped_gemm": {"shape": "any"},
     "depthwise": {"shape": "depthwise"},
     "depthwise_compiled": {"shape": "depthwise", "compiled": True},
+    "winograd_blocked": {"shape": "winograd", "wide": True, "compiled": True},
     "winograd": {"shape": "winograd", "wide": True},
     "transposed": {"shape": "stride1", "wide": True},
     "col2im": {"shape": "one_group"},
@@ -60,6 +64,16 @@ def _dtype_params(names: Any, dtypes: Any) -> list[Any]:
         for name in names
         for dtype in dtypes
     ]
+
+
+@contextlib.contextmanager
+def _compiled_on(name: str) -> Iterator[None]:
+    """Compiled kernels on for an algorithm that exists only as kernels (even in CI's CONVLENS_JIT=0 pass)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if _compiled(name):
+            require("numba")
+            patch.setenv("CONVLENS_JIT", "1")
+        yield
 
 
 def _arrays(case: Case, seed: int, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -102,6 +116,11 @@ def test_every_algorithm_has_a_domain() -> None:
 @settings(max_examples=10)
 @given(data=st.data())
 def test_forced_algorithm_matches_loop_reference(name: str, dtype: Any, data: st.DataObject) -> None:
+    with _compiled_on(name):
+        _forced_matches_loop_reference(name, dtype, data)
+
+
+def _forced_matches_loop_reference(name: str, dtype: Any, data: st.DataObject) -> None:
     case = data.draw(cases(**{k: v for k, v in DOMAIN[name].items() if k != "compiled"}), label="case")
     assume(applies(name, case, dtype))
     x, kernel, bias = _arrays(case, 3, dtype)
@@ -118,6 +137,11 @@ def test_forced_algorithm_matches_loop_reference(name: str, dtype: Any, data: st
 @settings(max_examples=6)
 @given(data=st.data())
 def test_forced_algorithm_matches_torch(name: str, dtype: Any, data: st.DataObject, torch: Any) -> None:
+    with _compiled_on(name):
+        _forced_matches_torch(name, dtype, data, torch)
+
+
+def _forced_matches_torch(name: str, dtype: Any, data: st.DataObject, torch: Any) -> None:
     case = data.draw(cases(**{k: v for k, v in DOMAIN[name].items() if k != "compiled"}), label="case")
     assume(applies(name, case, dtype))
     x, kernel, bias = case.arrays(seed=5, dtype=dtype)
@@ -137,6 +161,7 @@ PINNED = {
     "grouped_gemm": make_case((2, 7, 6, 6), (3, 3, 2, 6), strides=(2, 1), padding="same", groups=3),
     "depthwise": make_case((2, 7, 6, 4), (3, 3, 1, 8), padding="same", groups=4),
     "depthwise_compiled": make_case((3, 7, 6, 4), (3, 2, 1, 4), strides=(2, 1), padding="same", groups=4),
+    "winograd_blocked": make_case((3, 7, 6, 16), (3, 3, 16, 17), padding=((2, 0), (1, 2))),
     "winograd": make_case((2, 7, 6, 16), (3, 3, 16, 17), padding=((2, 0), (1, 2))),
     "transposed": make_case((2, 7, 6, 16), (3, 2, 16, 20), padding="same", dilation=(2, 1)),
     "col2im": make_case((2, 7, 6, 3), (2, 3, 3, 4), strides=(1, 2), padding=1),
@@ -146,6 +171,9 @@ PINNED = {
 
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_forced_algorithm_runs_its_own_code(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if _compiled(name):
+        require("numba")
+        monkeypatch.setenv("CONVLENS_JIT", "1")
     # The plan records the name; this checks that the algorithm's own methods did the work.
     strategy = CONV_REGISTRY.strategies[name]
     calls: list[str] = []
@@ -197,7 +225,8 @@ def test_grouped_gemm_applies_to_every_convolution(case: Case) -> None:
         (64, WINOGRAD_MIN_CHANNELS - 1, "im2col"),
     ],
 )
-def test_winograd_threshold(channels: int, filters: int, expected: str) -> None:
+def test_winograd_threshold(channels: int, filters: int, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
     chosen = auto(make_case((2, 8, 8, channels), (3, 3, channels, filters), padding="same"))
     assert chosen.forward == chosen.kernel_grad == expected
     assert chosen.input_grad == ("winograd" if expected == "winograd" else chosen.input_grad)
@@ -219,6 +248,18 @@ def test_winograd_threshold(channels: int, filters: int, expected: str) -> None:
 )
 def test_forward_rows(case: Case, forward: str) -> None:
     assert auto(case).forward == forward
+
+
+@pytest.mark.parametrize(("threads", "jit", "expected"), [("1", "1", "winograd_blocked"), ("1", "0", "winograd"),
+                                                       ("2", "1", "winograd")])  # fmt: skip
+def test_winograd_blocked_rows(threads: str, jit: str, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from convlens.ops.jit import compiled_for
+
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
+    monkeypatch.setenv("CONVLENS_JIT", jit)
+    if not compiled_for(np.float32):
+        expected = "winograd"
+    assert auto(make_case((2, 8, 8, 16), (3, 3, 16, 16), padding="same")) == (expected,) * 3
 
 
 @pytest.mark.parametrize(("jit", "expected"), [("1", "depthwise_compiled"), ("0", "depthwise")])
@@ -290,7 +331,7 @@ def test_algorithm_argument_errors() -> None:
         ConfigError,
         match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, im2col_channels_first, "
         r"pointwise, grouped_gemm, depthwise, winograd, transposed, col2im, col2im_channels_first, "
-        r"depthwise_compiled\) or 'auto', got 'fft'\.",
+        r"depthwise_compiled, winograd_blocked\) or 'auto', got 'fft'\.",
     ):
         Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm="fft")
     with pytest.raises(ConfigError, match=r"asks 'transposed' for forward, but it only computes input_grad"):
@@ -299,7 +340,8 @@ def test_algorithm_argument_errors() -> None:
         Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm={"backward": "im2col"})
 
 
-def test_forcing_one_role_keeps_the_table_for_the_others() -> None:
+def test_forcing_one_role_keeps_the_table_for_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")  # one thread picks winograd_blocked
     plan = Conv2DPlan((2, 8, 8, 16), (3, 3, 16, 16), padding="same", algorithm={"input_grad": "col2im"})
     assert plan.algorithms == ("winograd", "winograd", "col2im")
     plan = Conv2DPlan((2, 8, 8, 16), (3, 3, 16, 16), padding="same", algorithm="im2col")

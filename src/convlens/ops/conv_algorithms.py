@@ -104,6 +104,9 @@ class ConvStrategy(Strategy):
         self.problem = problem
         self.workspace = workspace
         self.dtype = problem.dtype
+        #: Set by the plan before ``kernel_grad`` when this strategy's ``input_grad`` follows for the same
+        #: ``grad_out`` (a strategy may then compute both in one pass).
+        self.input_grad_follows = False
 
     def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         """(N, OH, OW, F) from x (N, H, W, C), kernel (KH, KW, C / G, F), optional bias (F,)."""

@@ -5,6 +5,7 @@
 name                   roles                     what it does
 ====================== ========================= =====================================================
 depthwise_compiled     all three                 :class:`Depthwise` as kernels: one pass per role
+winograd_blocked       all three                 :class:`Winograd` a few images at a time, tiles in cache
 ====================== ========================= =====================================================
 
 Each applies only where compiled kernels run for its dtype (Numba installed, ``CONVLENS_JIT`` not 0, the
@@ -18,11 +19,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from convlens.ops.conv_algorithms import ConvProblem, ConvStrategy, Depthwise, Grads
+from convlens.ops.conv_algorithms import ConvProblem, ConvStrategy, Depthwise, Grads, Winograd
+from convlens.ops.windows import Workspace
+from convlens.ops.winograd_blocked import WinogradBlockedConv
 from convlens.ops.depthwise_jit import depthwise_forward_jit, depthwise_input_grad_jit, depthwise_kernel_grad_jit
 from convlens.ops.jit import compiled_for
 
-__all__ = ["COMPILED_STRATEGIES", "DepthwiseCompiled"]
+__all__ = ["COMPILED_STRATEGIES", "DepthwiseCompiled", "WinogradBlocked"]
 
 
 def _needs_compiled(problem: ConvProblem) -> str | None:
@@ -68,5 +71,44 @@ class DepthwiseCompiled(Depthwise):
         return depthwise_input_grad_jit(g, self._kernel(kernel), self.problem.geometry, self.problem.x_shape)
 
 
+class WinogradBlocked(ConvStrategy):
+    """:class:`Winograd` over blocks of images whose transformed tiles fit in L2 (ops/winograd_blocked.py)."""
+
+    name = "winograd_blocked"
+    roles = ("forward", "kernel_grad", "input_grad")
+    summary = "F(2x2, 3x3) a few images at a time: V and M stay in cache; the backward recomputes V per block"
+    measured = "see the selection table"
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        return _needs_compiled(problem) or Winograd.applies(problem)
+
+    def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
+        super().__init__(problem, workspace)
+        self.conv = WinogradBlockedConv(problem.x_shape, problem.filters, problem.geometry, workspace or Workspace())
+        self._grad_x: tuple[np.ndarray, np.ndarray] | None = None
+
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        return self.conv.forward(np.ascontiguousarray(x, self.dtype), kernel.astype(self.dtype, copy=False), bias)
+
+    def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
+        """Kernel and bias gradients; with ``input_grad_follows`` the input gradient too, from the same pass."""
+        g = np.ascontiguousarray(grad_out, self.dtype)
+        grad_bias = np.ones(self.problem.rows, self.dtype) @ g.reshape(self.problem.rows, self.problem.filters)
+        grad_kernel, grad_x = self.conv.backward(
+            g, np.ascontiguousarray(x, self.dtype), kernel, self.input_grad_follows
+        )
+        self._grad_x = (grad_out, grad_x) if grad_x is not None else None
+        return grad_kernel, grad_bias
+
+    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        kept, self._grad_x = self._grad_x, None
+        if kept is not None and kept[0] is grad_out:
+            return kept[1]
+        g = np.ascontiguousarray(grad_out, self.dtype)
+        grad_x = self.conv.backward(g, np.ascontiguousarray(x, self.dtype), kernel, True)[1]
+        return grad_x  # type: ignore[return-value]
+
+
 #: The compiled convolution strategies, in the order ``conv_algorithms()`` lists them (after the NumPy ones).
-COMPILED_STRATEGIES: tuple[type[ConvStrategy], ...] = (DepthwiseCompiled,)
+COMPILED_STRATEGIES: tuple[type[ConvStrategy], ...] = (DepthwiseCompiled, WinogradBlocked)

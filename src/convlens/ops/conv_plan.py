@@ -226,6 +226,7 @@ class Conv2DPlan:
                 f"{self.owner}: `grad_out` must have the output shape {self.output_shape}, got {grad_out.shape}."
             )
         selected = self._selected(np.result_type(x.dtype, kernel.dtype, grad_out.dtype))
+        selected.kernel_grad.input_grad_follows = compute_grad_x and selected.input_grad is selected.kernel_grad
         grad_kernel, grad_bias = selected.kernel_grad.kernel_grad(grad_out, x, kernel)
         grad_x = selected.input_grad.input_grad(grad_out, x, kernel) if compute_grad_x else None
         return Conv2DGrads(grad_x, grad_kernel, grad_bias)

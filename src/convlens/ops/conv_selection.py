@@ -6,9 +6,8 @@ holds. Thresholds were tuned on 2-core machines (the development machine's AMD E
 re-measurements say so); re-measure before changing them (``benchmarks/conv_ops.py``,
 ``benchmarks/conv_thresholds.py``).
 
->>> [rule.algorithm for rule in CONV_RULES if rule.role == "forward"]
-['depthwise_compiled', 'depthwise', 'winograd', 'grouped_gemm', 'pointwise', 'im2col_channels_first', 'im2col', \
-'grouped_gemm']
+>>> [rule.algorithm for rule in CONV_RULES if rule.role == "forward"][:5]
+['depthwise_compiled', 'depthwise', 'winograd_blocked', 'winograd', 'grouped_gemm']
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from convlens import switches
 from convlens.ops.conv_algorithms import CONV_STRATEGIES, ConvProblem
 from convlens.ops.conv_compiled import COMPILED_STRATEGIES
 from convlens.ops.jit import compiled_for
+from convlens.ops.parallel import num_threads
 from convlens.ops.strategy import Registry, Rule
 
 __all__ = [
@@ -41,6 +41,12 @@ WINOGRAD_MEASURED = (
     "AMD EPYC, float32, fwd+bwd (README tables): (128, 14x14, 32->64) 31.9 ms im2col (commit 0bbe911), 28.9 ms "
     "Winograd (7b2e46a); (32, 56x56, 64->64) 193.1 -> 138.4 ms. The floor of 16 channels has no recorded "
     "measurement: re-measure with benchmarks/conv_thresholds.py"
+)
+WINOGRAD_BLOCKED_MEASURED = (
+    "fwd+bwd, Intel Xeon, quiet machine (benchmarks/conv_thresholds.py): one thread (CONVLENS_NUM_THREADS=1) "
+    "(128, 32x32, 32->32) 98 -> 73 ms, (128, 14x14, 32->64) 31 -> 19, (128, 16x16, 64->64) 63 -> 59, "
+    "(32, 56x56, 64->64) 188 -> 175; two threads the whole-batch Winograd wins (69 vs 107, 20 vs 33 ms): small "
+    "blocks split poorly over the threads"
 )
 #: The transposed input gradient (im2col over grad_out, K = KH*KW*F) beats col2im (adds growing with C)
 #: when C is at least this and the im2col is not much wider than the col2im: 2C >= F.
@@ -104,6 +110,13 @@ CONV_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "forward",
+        "winograd_blocked",
+        f"C >= {WINOGRAD_MIN_CHANNELS} and F >= {WINOGRAD_MIN_CHANNELS}, one thread",
+        lambda p, c: _wide_for_winograd(p, c) and num_threads() == 1,
+        WINOGRAD_BLOCKED_MEASURED,
+    ),
+    Rule(
+        "forward",
         "winograd",
         f"C >= {WINOGRAD_MIN_CHANNELS} and F >= {WINOGRAD_MIN_CHANNELS}",
         _wide_for_winograd,
@@ -124,6 +137,7 @@ CONV_RULES: tuple[Rule, ...] = (
     Rule("forward", "grouped_gemm", "otherwise (any groups)", _always, "computes every convolution"),
     # ----- kernel gradient: from what the forward kept
     Rule("kernel_grad", "winograd", "forward is winograd", _forward_is("winograd"), FOLLOWS),
+    Rule("kernel_grad", "winograd_blocked", "forward is winograd_blocked", _forward_is("winograd_blocked"), FOLLOWS),
     Rule("kernel_grad", "depthwise", "forward is depthwise", _forward_is("depthwise"), FOLLOWS),
     Rule(
         "kernel_grad", "depthwise_compiled", "forward is depthwise_compiled", _forward_is("depthwise_compiled"), FOLLOWS
@@ -148,6 +162,13 @@ CONV_RULES: tuple[Rule, ...] = (
         "the exact adjoint reuses dM of the kernel gradient: (128, 14x14, 32->64) 23 -> 20 ms, "
         "(32, 56x56, 64->64) ~135 -> ~124 ms against a Winograd convolution of the padded grad_out with the flipped "
         "kernel (AMD EPYC, commit 043ef98)",
+    ),
+    Rule(
+        "input_grad",
+        "winograd_blocked",
+        "forward is winograd_blocked",
+        _forward_is("winograd_blocked"),
+        "from the kernel gradient's pass over the blocks",
     ),
     Rule("input_grad", "depthwise", "forward is depthwise", _forward_is("depthwise"), "the same broadcast form"),
     Rule(
@@ -185,7 +206,7 @@ def conv_algorithms() -> tuple[str, ...]:
 
     >>> conv_algorithms()[:4]
     ('im2col', 'im2col_channels_first', 'pointwise', 'grouped_gemm')
-    >>> conv_algorithms()[-1:]
-    ('depthwise_compiled',)
+    >>> conv_algorithms()[-2:]
+    ('depthwise_compiled', 'winograd_blocked')
     """
     return CONV_REGISTRY.names()

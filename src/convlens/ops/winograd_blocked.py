@@ -1,0 +1,123 @@
+"""Winograd F(2x2, 3x3) run a few images at a time, so the transformed tiles never leave the cache.
+
+:class:`convlens.ops.winograd.WinogradConv` transforms the whole batch at once: V (16, T, C) and M (16, T, F)
+are 16/4 = 4 times the size of the input and output (67 MB each for (128, 32x32, 32)), so every transform
+and every GEMM streams them through memory, and the transforms and thin GEMMs run at memory speed. Here the
+batch goes through in blocks of a few images whose V and M fit in the cache (``block_bytes``): transform,
+16 GEMMs, inverse transform, block after block. The backward recomputes each block's V from ``x`` (cheap in
+cache) instead of keeping the whole batch's; both gradients come from one pass over the blocks: the kernel
+gradient sums V^T dM over them, the input gradient takes each block's dV = dM U^T -> B dV B^T.
+
+The arithmetic per tile is that of ``WinogradConv`` (the same compiled transforms, the same U), so results
+agree with it to rounding (the kernel gradient sums the tiles block by block). Needs the compiled transforms
+(:mod:`convlens.ops.winograd_jit`).
+
+Shapes (channels_last):
+    x: (N, H, W, C); kernel: (3, 3, C, F); out: (N, OH, OW, F); per block of B images:
+    V: (16, B, TH, TW, C); M, dM: (16, B, TH, TW, F); U: (16, C, F)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from convlens.geometry import WindowGeometry
+from convlens.ops import winograd_jit
+from convlens.ops.windows import Workspace
+from convlens.ops.winograd import _kernel_gradient, kernel_transform
+
+__all__ = ["BLOCK_BYTES", "WinogradBlockedConv"]
+
+#: V and M of one block together aim at this many bytes (the L2 cache of one core: 2 MB on the Intel Xeon).
+BLOCK_BYTES = 2 << 20
+
+
+class WinogradBlockedConv:
+    """F(2x2, 3x3) over blocks of images for one input shape and geometry; buffers reused across calls.
+
+    Shapes:
+        x: (N, H, W, C); kernel: (3, 3, C, F); bias: (F,); out: (N, OH, OW, F)
+    """
+
+    def __init__(
+        self,
+        x_shape: tuple[int, ...],
+        filters: int,
+        geometry: WindowGeometry,
+        workspace: Workspace,
+        block_bytes: int = BLOCK_BYTES,
+    ) -> None:
+        self.x_shape = x_shape
+        self.filters = filters
+        self.geometry = geometry
+        self.workspace = workspace
+        self.out_size = geometry.output_size
+        self.tile_geometry, _ = geometry.winograd_tiles(2)
+        self.tiles = self.tile_geometry.output_size
+        batch, channels = x_shape[0], x_shape[3]
+        per_image = 16 * self.tiles[0] * self.tiles[1] * (channels + filters) * 4
+        self.block = max(1, min(batch, block_bytes // per_image))
+        self.blocks = [slice(b, min(b + self.block, batch)) for b in range(0, batch, self.block)]
+
+    def _buffers(self, images: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, ...]:
+        """The padded input block (zero borders), V and M (or dM) for a block of ``images``."""
+        th, tw = self.tiles
+        padded = self.workspace.get(
+            f"wb_padded{images}", (images, *self.tile_geometry.padded_size, self.x_shape[3]), dtype, init=_zero
+        )
+        v = self.workspace.get(f"wb_v{images}", (16, images, th, tw, self.x_shape[3]), dtype)
+        m = self.workspace.get(f"wb_m{images}", (16, images, th, tw, self.filters), dtype)
+        return padded, v, m
+
+    def _transform_input(self, x: np.ndarray, part: slice, padded: np.ndarray, v: np.ndarray) -> None:
+        (pt, _), (pl, _) = self.tile_geometry.pads
+        height, width = self.x_shape[1:3]
+        padded[:, pt : pt + height, pl : pl + width] = x[part]  # the borders stay zero
+        winograd_jit.input_transform(padded, v)
+
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        """The convolution of ``x`` (N, H, W, C) with ``kernel`` (3, 3, C, F); a fresh (N, OH, OW, F)."""
+        dtype = x.dtype
+        u = kernel_transform(kernel)
+        b = np.zeros(self.filters, dtype) if bias is None else np.ascontiguousarray(bias, dtype)
+        out = np.empty((self.x_shape[0], *self.out_size, self.filters), dtype)
+        channels = self.x_shape[3]
+        for part in self.blocks:
+            padded, v, m = self._buffers(part.stop - part.start, dtype)
+            self._transform_input(x, part, padded, v)
+            np.matmul(v.reshape(16, -1, channels), u, out=m.reshape(16, -1, self.filters))
+            winograd_jit.output_transform(m, b, out[part])
+        return out
+
+    def backward(
+        self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray, want_x: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(dL/dkernel (3, 3, C, F), dL/dx (N, H, W, C) or None) in one pass over the blocks.
+
+        Per block: V from ``x``, dM from ``grad_out``; dU += V^T dM (then dg = G^T dU G); when ``want_x``,
+        dV = dM U^T (into V's buffer) and B dV B^T added back onto the tiles.
+        """
+        dtype = grad_out.dtype
+        channels = self.x_shape[3]
+        grad_u = np.zeros((16, channels, self.filters), dtype)
+        block_u = np.empty_like(grad_u)
+        grad_x = np.empty(self.x_shape, dtype) if want_x else None
+        u_t = np.ascontiguousarray(kernel_transform(kernel.astype(dtype, copy=False)).transpose(0, 2, 1))
+        (pt, _), (pl, _) = self.tile_geometry.pads
+        for part in self.blocks:
+            padded, v, dm = self._buffers(part.stop - part.start, dtype)
+            self._transform_input(x, part, padded, v)
+            winograd_jit.grad_transform(grad_out[part], dm)
+            v2, dm2 = v.reshape(16, -1, channels), dm.reshape(16, -1, self.filters)
+            np.matmul(v2.transpose(0, 2, 1), dm2, out=block_u)
+            grad_u += block_u
+            if grad_x is not None:
+                np.matmul(dm2, u_t, out=v2)  # V is used: its buffer takes dV
+                winograd_jit.input_adjoint(v, grad_x[part], (pt, pl))
+        return _kernel_gradient(grad_u), grad_x
+
+
+def _zero(buffer: np.ndarray) -> None:
+    buffer.fill(0)
