@@ -20,10 +20,10 @@ from __future__ import annotations
 import numpy as np
 
 from convlens.ops.conv_algorithms import ConvProblem, ConvStrategy, Depthwise, Grads, Winograd
-from convlens.ops.windows import Workspace
-from convlens.ops.winograd_blocked import WinogradBlockedConv
 from convlens.ops.depthwise_jit import depthwise_forward_jit, depthwise_input_grad_jit, depthwise_kernel_grad_jit
 from convlens.ops.jit import compiled_for
+from convlens.ops.windows import Workspace
+from convlens.ops.winograd_blocked import WinogradBlockedConv
 
 __all__ = ["COMPILED_STRATEGIES", "DepthwiseCompiled", "WinogradBlocked"]
 
