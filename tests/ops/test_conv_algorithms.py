@@ -22,6 +22,9 @@ from convlens.ops import conv_algorithms
 from convlens.ops.conv_algorithms import ConvProblem
 from convlens.ops.conv_plan import Conv2DPlan
 from convlens.ops.conv_selection import (
+    CHANNELS_FIRST_IM2COL_MAX as CF_MAX,
+)
+from convlens.ops.conv_selection import (
     CONV_REGISTRY,
     CONV_ROLES,
     CONV_RULES,
@@ -29,6 +32,7 @@ from convlens.ops.conv_selection import (
     TRANSPOSED_MIN_CHANNELS,
     WINOGRAD_MIN_CHANNELS,
 )
+from convlens.ops.jit import compiled_for
 from tests.conftest import require
 from tests.support.conv_cases import Case, cases, close, make_case, torch_conv2d
 
@@ -240,8 +244,8 @@ def test_winograd_threshold(channels: int, filters: int, expected: str, monkeypa
         (make_case((1, 8, 8, 64), (3, 3, 64, 64), padding="same", dilation=2), "im2col"),  # dilated
         (make_case((1, 8, 8, 64), (3, 3, 32, 64), padding="same", groups=2), "grouped_gemm"),
         (make_case((1, 8, 8, 64), (1, 1, 64, 32), padding="same"), "pointwise"),
-        (make_case((1, 8, 8, FEW_CHANNELS - 1), (5, 5, FEW_CHANNELS - 1, 32), padding="same"), "im2col_channels_first"),
-        (make_case((1, 8, 8, FEW_CHANNELS), (5, 5, FEW_CHANNELS, 32), padding="same"), "im2col"),
+        (make_case((1, 8, 8, CF_MAX), (5, 5, CF_MAX, 32), padding="same"), "im2col_channels_first"),
+        (make_case((1, 8, 8, CF_MAX + 1), (5, 5, CF_MAX + 1, 32), padding="same"), "im2col"),
         (make_case((1, 8, 8, 64), (1, 1, 64, 32), strides=2), "im2col"),  # strided 1x1
         (make_case((1, 8, 8, 64), (1, 1, 64, 32), padding=1), "im2col"),  # padded 1x1
     ],
@@ -283,10 +287,15 @@ def test_depthwise_rows(jit: str, expected: str, monkeypatch: pytest.MonkeyPatch
         (TRANSPOSED_MIN_CHANNELS, 16, 2, "col2im"),  # strided: no full convolution
     ],
 )
-def test_transposed_threshold(channels: int, filters: int, strides: int, expected: str) -> None:
-    # 5x5 kernels: Winograd does not apply, so the input-gradient rows below it decide.
+def test_transposed_threshold(channels: int, filters: int, strides: int, expected: str, monkeypatch: Any) -> None:
+    # 5x5 kernels: Winograd does not apply, so the input-gradient rows below it decide. Without compiled
+    # kernels (the compiled col2im beats the transposed gradient at every width measured).
+    monkeypatch.setenv("CONVLENS_JIT", "0")
     case = make_case((2, 9, 9, channels), (5, 5, channels, filters), strides=strides, padding="same")
     assert auto(case).input_grad == expected
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    if expected == "transposed" and compiled_for(np.float32):
+        assert auto(case).input_grad == "col2im"
 
 
 def test_over_padded_convolution_cannot_use_the_transposed_gradient() -> None:
@@ -345,7 +354,7 @@ def test_forcing_one_role_keeps_the_table_for_the_others(monkeypatch: pytest.Mon
     plan = Conv2DPlan((2, 8, 8, 16), (3, 3, 16, 16), padding="same", algorithm={"input_grad": "col2im"})
     assert plan.algorithms == ("winograd", "winograd", "col2im")
     plan = Conv2DPlan((2, 8, 8, 16), (3, 3, 16, 16), padding="same", algorithm="im2col")
-    assert plan.algorithms == ("im2col", "im2col", "transposed")
+    assert plan.algorithms == ("im2col", "im2col", "col2im" if compiled_for(np.float32) else "transposed")
 
 
 def test_environment_variable_forces_and_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -384,12 +393,12 @@ def test_explain_names_every_role_the_winner_and_why(monkeypatch: pytest.MonkeyP
     assert data["choices"][2]["applicable"] == ["grouped_gemm", "winograd", "transposed", "col2im",
                                                 "col2im_channels_first"]  # fmt: skip
     course = str(Conv2DPlan((128, 28, 28, 1), (3, 3, 1, 32), padding="same").explain())
-    assert "forward: im2col_channels_first  (rule: C < 8)" in course
+    assert f"forward: im2col_channels_first  (rule: C <= {CF_MAX})" in course
     assert (
         "rules before it that did not hold: depthwise (groups > 1 and one input channel per group); winograd " in course
     )
     assert "cannot run: pointwise needs a 1x1 kernel, stride 1 and no padding, got 3x3" in course
-    assert "input_grad: col2im_channels_first  (rule: C < 8 and no compiled col2im)" in course
+    assert f"input_grad: col2im_channels_first  (rule: C < {FEW_CHANNELS} and no compiled col2im)" in course
     assert "forward=winograd, kernel_grad=winograd, input_grad=winograd" in repr(plan)
 
 

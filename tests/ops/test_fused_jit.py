@@ -146,18 +146,22 @@ def test_switch_off_rules_out_the_direct_kernels(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize(
-    ("channels", "dtype", "grad_x", "expected"),
+    ("threads", "channels", "dtype", "grad_x", "expected"),
     [
-        (fused.DIRECT_CHANNELS.start, np.float32, True, "conv_pool_direct"),
-        (fused.DIRECT_CHANNELS.stop - 1, np.float32, True, "conv_pool_direct"),
-        (fused.DIRECT_CHANNELS.start - 1, np.float32, True, "conv_pool_gemm"),
-        (fused.DIRECT_CHANNELS.stop, np.float32, True, "conv_pool_gemm"),
-        (3, np.float32, False, "conv_pool_gemm"),  # a first layer: the GEMM's kernel gradient wins
-        (3, np.float16, True, "conv_pool_gemm"),  # no compiled kernels for float16
+        ("2", fused.DIRECT_CHANNELS.start, np.float32, True, "conv_pool_direct"),
+        ("2", fused.DIRECT_CHANNELS.stop - 1, np.float32, True, "conv_pool_direct"),
+        ("2", fused.DIRECT_CHANNELS.stop, np.float32, True, "conv_pool_gemm"),
+        ("2", fused.DIRECT_CHANNELS_NO_GRAD_X.stop - 1, np.float32, False, "conv_pool_direct"),
+        ("2", fused.DIRECT_CHANNELS_NO_GRAD_X.stop, np.float32, False, "conv_pool_gemm"),
+        ("1", fused.DIRECT_CHANNELS_ONE_THREAD.stop - 1, np.float32, True, "conv_pool_direct"),
+        ("1", fused.DIRECT_CHANNELS_ONE_THREAD.stop, np.float32, True, "conv_pool_gemm"),
+        ("1", 1, np.float32, False, "conv_pool_gemm"),  # a first layer, one thread: the GEMM's kernel gradient wins
+        ("2", 3, np.float16, True, "conv_pool_gemm"),  # no compiled kernels for float16
     ],
 )
-def test_table(channels: int, dtype: Any, grad_x: bool, expected: str, monkeypatch) -> None:
+def test_table(threads: str, channels: int, dtype: Any, grad_x: bool, expected: str, monkeypatch) -> None:
     monkeypatch.setenv("CONVLENS_JIT", "1")
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
     geometry = WindowGeometry.resolve((6, 6), 3, 1, "same")
     plan = ConvMaxPoolPlan(
         (1, 6, 6, channels), (3, 3, channels, 4), geometry, (2, 2), get_activation("relu"), dtype=dtype,

@@ -23,6 +23,7 @@ from convlens.ops.parallel import num_threads
 from convlens.ops.strategy import Registry, Rule
 
 __all__ = [
+    "CHANNELS_FIRST_IM2COL_MAX",
     "CONV_REGISTRY",
     "CONV_ROLES",
     "CONV_RULES",
@@ -38,9 +39,10 @@ CONV_ROLES = ("forward", "kernel_grad", "input_grad")
 #: is wide: both C and F at least this.
 WINOGRAD_MIN_CHANNELS = 16
 WINOGRAD_MEASURED = (
-    "AMD EPYC, float32, fwd+bwd (README tables): (128, 14x14, 32->64) 31.9 ms im2col (commit 0bbe911), 28.9 ms "
-    "Winograd (7b2e46a); (32, 56x56, 64->64) 193.1 -> 138.4 ms. The floor of 16 channels has no recorded "
-    "measurement: re-measure with benchmarks/conv_thresholds.py"
+    "fwd+bwd, Intel Xeon, 2 threads, benchmarks/conv_thresholds.py (N=64), Winograd vs im2col, ms: (14x14, 8->16) "
+    "2.7 vs 2.1; (14x14, 16->32) 5.0 vs 5.1; (14x14, 32->64) 10.6 vs 13.3; (32x32, 32->32) 33.8 vs 46.0; "
+    "(16x16, 64->64) 19.3 vs 30.2 (AMD EPYC, README tables: (128, 14x14, 32->64) 31.9 -> 28.9 ms, "
+    "(32, 56x56, 64->64) 193.1 -> 138.4 ms)"
 )
 WINOGRAD_BLOCKED_MEASURED = (
     "fwd+bwd, Intel Xeon, quiet machine (benchmarks/conv_thresholds.py): one thread (CONVLENS_NUM_THREADS=1) "
@@ -48,16 +50,31 @@ WINOGRAD_BLOCKED_MEASURED = (
     "(32, 56x56, 64->64) 188 -> 175; two threads the whole-batch Winograd wins (69 vs 107, 20 vs 33 ms): small "
     "blocks split poorly over the threads"
 )
-#: The transposed input gradient (im2col over grad_out, K = KH*KW*F) beats col2im (adds growing with C)
-#: when C is at least this and the im2col is not much wider than the col2im: 2C >= F.
+#: The transposed input gradient (im2col over grad_out, K = KH*KW*F) beats NumPy's col2im (adds growing with C)
+#: when C is at least this and the im2col is not much wider than the col2im: 2C >= F. The compiled col2im
+#: beats it at every width measured, so the row holds only without compiled kernels.
 TRANSPOSED_MIN_CHANNELS = 16
-TRANSPOSED_MEASURED = "commit 92e0ee2 (AMD EPYC) recorded no numbers: re-measure with benchmarks/conv_thresholds.py"
+TRANSPOSED_MEASURED = (
+    "input gradient, 5x5, (64, 14x14), Intel Xeon, benchmarks/conv_thresholds.py, 2 threads / 1 thread, ms: "
+    "transposed vs compiled col2im 16->16 3.9 vs 1.9 / 6.3 vs 4.3; 24->24 5.4 vs 3.2 / 9.3 vs 6.0; 32->32 8.2 vs "
+    "8.5 / 16.6 vs 14.8; 32->64 16.0 vs 11.3 / 32.6 vs 19.3 (the AMD EPYC commit 92e0ee2 recorded no numbers)"
+)
 #: NumPy's col2im adds runs of C floats; below this many channels per group the channel-first layout
 #: (whole output rows per add) is faster, unless the compiled col2im runs.
-FEW_CHANNELS = 8
+FEW_CHANNELS = 12
 FEW_CHANNELS_MEASURED = (
-    "commits b49be42/21e83c4 (AMD EPYC): NumPy's strided adds of 2-7 float runs crawl (no numbers recorded); "
-    "with the compiled col2im the plain layout wins: (64, 32x32, 3->64) 13.8 -> 11.7 ms (commit ad4b7d5)"
+    "NumPy only, input gradient (64, 28x28, C->32) 3x3, Intel Xeon, 2 threads / 1 thread, ms, channels-first vs "
+    "plain: C=3 2.5 vs 4.1 / 3.6 vs 4.7; C=8 5.2 vs 6.5 / 7.3 vs 11.8; C=12 7.9 vs 7.4 / 10.0 vs 14.0; C=16 10.0 "
+    "vs 8.3 / 13.6 vs 16.5 (the AMD EPYC commits b49be42/21e83c4 had 8); with the compiled col2im the plain "
+    "layout wins: (64, 32x32, 3->64) 13.8 -> 11.7 ms (commit ad4b7d5)"
+)
+#: The transposed im2col matrix (tap-major, channel-first) beats im2col's short rows up to this many channels.
+CHANNELS_FIRST_IM2COL_MAX = 4
+CHANNELS_FIRST_IM2COL_MEASURED = (
+    "forward + kernel gradient, Intel Xeon, benchmarks/conv_thresholds.py (N=64), 2 threads / 1 thread, ms, "
+    "channels-first vs im2col: (28x28, 1->6) 5x5 1.1 vs 4.0 / 1.0 vs 4.0; (28x28, 1->32) 3x3 1.2 vs 1.5 / 1.2 vs "
+    "1.5; (32x32, 3->32) 3x3 2.8 vs 3.1 / 2.9 vs 4.2; (N=128, 16x16, 4->32) 3x3, 1 thread: 2.8 vs 3.6; but "
+    "(14x14, 6->16) 5x5 1.7 vs 1.3 / 1.5 vs 1.5 and (16x16, 8->32) 1.9 vs 1.8 / 1.7 vs 1.9"
 )
 
 
@@ -82,7 +99,7 @@ def _wide_for_winograd(problem: ConvProblem, chosen: Mapping[str, str]) -> bool:
 
 def _wide_for_transposed(problem: ConvProblem, chosen: Mapping[str, str]) -> bool:
     c = problem.channels_per_group
-    return c >= TRANSPOSED_MIN_CHANNELS and 2 * c >= problem.filters
+    return c >= TRANSPOSED_MIN_CHANNELS and 2 * c >= problem.filters and not compiled_for(problem.dtype)
 
 
 def _few_channels_numpy(problem: ConvProblem, chosen: Mapping[str, str]) -> bool:
@@ -127,11 +144,9 @@ CONV_RULES: tuple[Rule, ...] = (
     Rule(
         "forward",
         "im2col_channels_first",
-        f"C < {FEW_CHANNELS}",
-        lambda p, c: p.channels_per_group < FEW_CHANNELS,
-        "fwd + kernel grad, 1 thread (Intel Xeon, benchmarks/conv_thresholds.py): (128, 28x28, 1->6, 5x5 same) "
-        "11.9 ms im2col -> 3.8 ms; (128, 28x28, 1->32, 3x3 same) 4.1 -> 3.0; (128, 32x32, 3->32, 3x3) 12.4 -> 10.8; "
-        "C=8: 6.5 vs 6.2 (a tie); C=16: 13.1 vs 15.5 (im2col wins)",
+        f"C <= {CHANNELS_FIRST_IM2COL_MAX}",
+        lambda p, c: p.channels_per_group <= CHANNELS_FIRST_IM2COL_MAX,
+        CHANNELS_FIRST_IM2COL_MEASURED,
     ),
     Rule("forward", "im2col", "otherwise", _always, "the default: one GEMM at OpenBLAS's rate"),
     Rule("forward", "grouped_gemm", "otherwise (any groups)", _always, "computes every convolution"),
@@ -183,7 +198,7 @@ CONV_RULES: tuple[Rule, ...] = (
     Rule(
         "input_grad",
         "transposed",
-        f"C >= {TRANSPOSED_MIN_CHANNELS} and 2C >= F",
+        f"C >= {TRANSPOSED_MIN_CHANNELS} and 2C >= F and no compiled col2im",
         _wide_for_transposed,
         TRANSPOSED_MEASURED,
     ),

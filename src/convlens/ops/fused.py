@@ -37,6 +37,7 @@ from convlens.ops.activations import Activation
 from convlens.ops.conv_plan import Conv2DGrads
 from convlens.ops.fused_algorithms import ConvPoolDirect, ConvPoolGemm, ConvPoolStrategy
 from convlens.ops.jit import jit_enabled
+from convlens.ops.parallel import num_threads
 from convlens.ops.strategy import Explanation, Registry, Rule
 from convlens.ops.windows import Workspace, tap_slices
 
@@ -44,13 +45,18 @@ __all__ = ["CONV_POOL_REGISTRY", "DIRECT_CHANNELS", "MONOTONIC_ACTIVATIONS", "Co
 
 MONOTONIC_ACTIVATIONS = frozenset({"relu", "linear", "sigmoid", "tanh", "leaky_relu"})
 
-#: Input channel counts for which the direct-convolution kernels beat im2col + GEMM when grad_x is wanted.
-DIRECT_CHANNELS = range(2, 7)
+#: Input channel counts for which the direct-convolution kernels beat im2col + GEMM when grad_x is wanted
+#: (two threads or more / one thread), and without grad_x (a first layer; two threads or more only).
+DIRECT_CHANNELS = range(1, 13)
+DIRECT_CHANNELS_ONE_THREAD = range(1, 7)
+DIRECT_CHANNELS_NO_GRAD_X = range(1, 4)
 DIRECT_MEASURED = (
-    "2-core AMD EPYC, float32, batch 128, 3x3 'same', pool 2x2, F=32, forward + backward with grad_x, ms, "
-    "direct vs GEMM: 14x14 C=2 4.5 vs 6.7, C=3 3.3 vs 7.2, C=4 4.5 vs 8.3, C=6 6.3 vs 10.6; but C=8 9.7 vs "
-    "8.6 and (F=64, C=4) 11.7 vs 10.9. Without grad_x (a first layer) the GEMM wins: the kernel-gradient GEMM "
-    "beats the kernels' vector loops (course stage 28x28x1: 7.1 vs 6.1; 28x28x3: 17.9 vs 11.8) (commit e09f794)"
+    "Intel Xeon, float32, 3x3 'same', pool 2x2, F=32, fwd+bwd, ms, direct vs GEMM (benchmarks/conv_thresholds.py "
+    "and batch-128 A/B runs), 2 threads: batch 128, 28x28: C=1 with grad_x 8.1 vs 11.7, without 5.5 vs 6.4 (the "
+    "course stage), C=8 with 33.1 vs 46.8; batch 64: C=3 without 5.2 vs 6.0, C=8 without 12.1 vs 8.2, C=12 with "
+    "26.1 vs 28.9; 13x13 C=32 -> 64 with: 33.8 vs 26.5. 1 thread, batch 128: C=1 with 11.6 vs 14.1, without "
+    "8.3 vs 7.3, C=8 with 60.8 vs 54.0; batch 64: C=3 with 12.1 vs 14.2, C=6 with 22.5 vs 21.9. (On the AMD EPYC, "
+    "commit e09f794: direct for 2 <= C <= 6 with grad_x only.)"
 )
 
 
@@ -71,12 +77,21 @@ class ConvPoolProblem:
         return self.kernel_shape[2]
 
 
+def _direct_wins(problem: ConvPoolProblem, chosen: Mapping[str, str]) -> bool:
+    if num_threads() == 1:
+        return problem.compute_grad_x and problem.channels in DIRECT_CHANNELS_ONE_THREAD
+    if problem.compute_grad_x:
+        return problem.channels in DIRECT_CHANNELS
+    return problem.channels in DIRECT_CHANNELS_NO_GRAD_X
+
+
 CONV_POOL_RULES = (
     Rule(
         "forward",
         "conv_pool_direct",
-        f"{DIRECT_CHANNELS.start} <= C <= {DIRECT_CHANNELS.stop - 1} and the input gradient is needed",
-        lambda p, c: p.channels in DIRECT_CHANNELS and p.compute_grad_x,
+        f"C <= {DIRECT_CHANNELS.stop - 1} with the input gradient, C <= {DIRECT_CHANNELS_NO_GRAD_X.stop - 1} "
+        f"without; one thread: C <= {DIRECT_CHANNELS_ONE_THREAD.stop - 1} with the input gradient",
+        _direct_wins,
         DIRECT_MEASURED,
     ),
     Rule(
@@ -84,7 +99,7 @@ CONV_POOL_RULES = (
         "conv_pool_gemm",
         "otherwise",
         lambda p, c: True,
-        "the course stage (28x28x1 -> 32, no input gradient): 6.1 ms vs 7.1 ms direct (AMD EPYC, commit e09f794)",
+        "the GEMM's kernel gradient wins for wide inputs and, with one thread, for first layers (see above)",
     ),
 )
 CONV_POOL_REGISTRY = Registry("conv+maxpool", ("forward",), (ConvPoolGemm, ConvPoolDirect), CONV_POOL_RULES)
