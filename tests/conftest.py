@@ -97,4 +97,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     write = reporter.write_line if reporter is not None else print
     write("convlens: compiling the Numba kernels (cached in src/convlens/ops/__pycache__ afterwards)")
-    precompile(["float32", "float64"], report=lambda line: write(f"  {line}"))
+    # In two processes (the kernels of one step compile in one of them): about half the wall time on 2 cores.
+    processes = min(2, os.cpu_count() or 1)
+    precompile(["float32", "float64"], report=lambda line: write(f"  {line}"), processes=processes)

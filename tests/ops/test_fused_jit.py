@@ -153,6 +153,7 @@ def test_switch_off_rules_out_the_direct_kernels(monkeypatch) -> None:
         ("2", fused.DIRECT_CHANNELS.stop, np.float32, True, "conv_pool_gemm"),
         ("2", fused.DIRECT_CHANNELS_NO_GRAD_X.stop - 1, np.float32, False, "conv_pool_direct"),
         ("2", fused.DIRECT_CHANNELS_NO_GRAD_X.stop, np.float32, False, "conv_pool_gemm"),
+        ("2", 1, np.float32, False, "conv_pool_gemm"),  # the course stage: see the measurement (cold start)
         ("1", fused.DIRECT_CHANNELS_ONE_THREAD.stop - 1, np.float32, True, "conv_pool_direct"),
         ("1", fused.DIRECT_CHANNELS_ONE_THREAD.stop, np.float32, True, "conv_pool_gemm"),
         ("1", 1, np.float32, False, "conv_pool_gemm"),  # a first layer, one thread: the GEMM's kernel gradient wins

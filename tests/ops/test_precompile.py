@@ -14,7 +14,7 @@ from convlens.ops import (
     windows_jit,
     winograd_jit,
 )
-from convlens.ops.precompile import precompile
+from convlens.ops.precompile import STEPS, precompile
 from tests.conftest import require
 
 
@@ -23,14 +23,14 @@ def test_every_kernel_compiles_for_float32(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("CONVLENS_JIT", "1")
     steps = precompile(["float32"])
     assert [s.split(":")[0] for s in steps] == [
-        "float32 im2col + col2im",
-        "float32 im2col into a plain buffer",
         "float32 winograd transforms",
-        "float32 max pooling",
-        "float32 fused stage, GEMM path",
         "float32 fused stage, direct kernels",
-        "float32 batch norm",
+        "float32 max pooling",
+        "float32 im2col + col2im",
+        "float32 fused stage, GEMM path",
         "float32 depthwise convolution",
+        "float32 batch norm",
+        "float32 im2col into a plain buffer",
     ]
     kernels = [*windows_jit.kernels(), *winograd_jit.kernels(), *pooling_jit._kernels(), *fused_jit._kernels()]
     kernels += [*batch_norm_jit._kernels(), *depthwise_jit._kernels()]
@@ -48,3 +48,11 @@ def test_nothing_to_compile_without_the_kernels(monkeypatch: pytest.MonkeyPatch)
     assert precompile(["float32", "float64"]) == []
     monkeypatch.setenv("CONVLENS_JIT", "1")
     assert precompile([np.float16]) == []
+
+
+@pytest.mark.slow
+def test_compiling_in_two_processes_runs_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    require("numba")
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    steps = precompile(["float32"], processes=2)
+    assert sorted(s.split(":")[0] for s in steps) == sorted(f"float32 {name}" for name, _ in STEPS)

@@ -49,14 +49,16 @@ MONOTONIC_ACTIVATIONS = frozenset({"relu", "linear", "sigmoid", "tanh", "leaky_r
 #: (two threads or more / one thread), and without grad_x (a first layer; two threads or more only).
 DIRECT_CHANNELS = range(1, 13)
 DIRECT_CHANNELS_ONE_THREAD = range(1, 7)
-DIRECT_CHANNELS_NO_GRAD_X = range(1, 4)
+DIRECT_CHANNELS_NO_GRAD_X = range(2, 4)
 DIRECT_MEASURED = (
     "Intel Xeon, float32, 3x3 'same', pool 2x2, F=32, fwd+bwd, ms, direct vs GEMM (benchmarks/conv_thresholds.py "
     "and batch-128 A/B runs), 2 threads: batch 128, 28x28: C=1 with grad_x 8.1 vs 11.7, without 5.5 vs 6.4 (the "
     "course stage), C=8 with 33.1 vs 46.8; batch 64: C=3 without 5.2 vs 6.0, C=8 without 12.1 vs 8.2, C=12 with "
     "26.1 vs 28.9; 13x13 C=32 -> 64 with: 33.8 vs 26.5. 1 thread, batch 128: C=1 with 11.6 vs 14.1, without "
-    "8.3 vs 7.3, C=8 with 60.8 vs 54.0; batch 64: C=3 with 12.1 vs 14.2, C=6 with 22.5 vs 21.9. (On the AMD EPYC, "
-    "commit e09f794: direct for 2 <= C <= 6 with grad_x only.)"
+    "8.3 vs 7.3, C=8 with 60.8 vs 54.0; batch 64: C=3 with 12.1 vs 14.2, C=6 with 22.5 vs 21.9. The course "
+    "stage (C=1, no grad_x) keeps the GEMM even with two threads, 13% slower there: the direct kernels take "
+    "~6 s to compile, which would make the first `convlens train` after installing ~2x its warm time instead "
+    "of ~1.4x. (On the AMD EPYC, commit e09f794: direct for 2 <= C <= 6 with grad_x only.)"
 )
 
 
