@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # DESIGN.md's floors, lowest first: a module may import its own floor and the floors below.
 FLOORS: list[tuple[str, ...]] = [
     # (resources, files, archive: error-checked memory and file helpers on their way from the reliability work)
-    ("errors", "typing", "geometry", "switches", "extensions", "resources", "files", "archive"),
+    ("errors", "typing", "geometry", "switches", "extensions", "resources", "files", "archive", "blas_threads"),
     ("ops",),
     ("layers", "initializers", "activations", "losses"),
     (

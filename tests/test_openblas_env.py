@@ -1,4 +1,4 @@
-"""`import convlens` shortens OpenBLAS's idle spinning when it can (before NumPy loads), never overriding the user."""
+"""`import convlens` shortens OpenBLAS's idle spinning whatever the import order, never overriding the user."""
 
 from __future__ import annotations
 
@@ -9,6 +9,11 @@ import sys
 import pytest
 
 PRINT = "import os; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'))"
+# What the loaded OpenBLAS itself uses (its exported getter of the variable it read).
+LOADED = (
+    "import ctypes, numpy; numpy.ones((64, 64)) @ numpy.ones((64, 64)); from convlens.blas_threads import "
+    "loaded_openblas; print(ctypes.CDLL(loaded_openblas()).openblas_thread_timeout())"
+)
 
 
 def run(code: str, **env: str) -> str:
@@ -22,10 +27,13 @@ def run(code: str, **env: str) -> str:
     ("code", "env", "expected"),
     [
         (f"import convlens; {PRINT}", {}, "12"),
-        (f"import numpy, convlens; {PRINT}", {}, "None"),  # too late: OpenBLAS has read its environment
+        (f"import numpy, convlens; {PRINT}", {}, "12"),  # OpenBLAS loaded first: made to read it again
         (f"import convlens; {PRINT}", {"OPENBLAS_THREAD_TIMEOUT": "20"}, "20"),
+        (f"import convlens; {LOADED}", {}, "12"),
+        (f"import numpy, convlens; {LOADED}", {}, "12"),
+        (f"import numpy, convlens; {LOADED}", {"OPENBLAS_THREAD_TIMEOUT": "20"}, "20"),
     ],
-    ids=["convlens-first", "numpy-first", "user-setting"],
+    ids=["convlens-first", "numpy-first", "user-setting", "loaded", "loaded-numpy-first", "loaded-user-setting"],
 )
 def test_openblas_thread_timeout(code: str, env: dict[str, str], expected: str) -> None:
     assert run(code, **env) == expected

@@ -18,9 +18,12 @@ if "numpy" not in sys.modules:
     # OpenBLAS's idle worker threads spin for about 2^28 cycles after every GEMM and compete with the compiled
     # kernels that run between GEMMs (Winograd transforms, pooling): a GEMM + kernel pair measured 3.3 ms
     # against 2.1 ms for the two apart. 2^12 cycles of spinning removes that without slowing GEMMs. OpenBLAS
-    # reads the variable when it loads, so this only works when convlens is imported before NumPy; a
-    # user's own setting wins. (See README, Performance.)
+    # reads the variable when it loads; a user's own setting wins. (See README, Performance.)
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "12")
+else:  # NumPy (and its OpenBLAS) came first: make the loaded OpenBLAS read the variable again
+    from convlens.blas_threads import retime_loaded_openblas
+
+    retime_loaded_openblas()
 
 from convlens import extensions as _extensions
 
