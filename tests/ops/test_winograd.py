@@ -170,3 +170,24 @@ def test_backward_recomputes_the_transform_for_another_input() -> None:
     plan.forward(x, k, b)
     _, expected, _ = conv2d_backward_reference(g, other, k, (1, 1), ((1, 1), (1, 1)))
     close(plan.backward(g, other, k).kernel, expected, 1e-12)
+
+
+def test_kept_gradient_transform_is_not_reused_once_its_buffer_is_lent_again() -> None:
+    # dM lives in a transient buffer shared by every layer of the thread (windows.TRANSIENT): another layer's
+    # Winograd between this layer's kernel and input gradients takes that buffer, so the input gradient must
+    # form dM again.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 6, 6, 16))
+    kernel = rng.standard_normal((3, 3, 16, 16))
+    plan = Conv2DPlan(x.shape, kernel.shape, padding="same", algorithm="winograd", dtype=np.float64)
+    other = Conv2DPlan(x.shape, kernel.shape, padding="same", algorithm="winograd", dtype=np.float64)
+    grad_out = rng.standard_normal(plan.output_shape)
+    plan.forward(x, kernel)
+    strategy = plan._selected(np.dtype(np.float64)).kernel_grad
+    strategy.kernel_grad(grad_out, x, kernel)
+    other.forward(x, 2 * kernel)
+    other.backward(-grad_out, x, 2 * kernel)  # fills the shared dM buffer with another layer's values
+    grad_x = strategy.input_grad(grad_out, x, kernel)
+    pads = explicit_pads("same", (6, 6), (3, 3), (1, 1), (1, 1))
+    expected = conv2d_backward_reference(grad_out, x, kernel, strides=(1, 1), pads=pads, dilation=(1, 1))[0]
+    np.testing.assert_allclose(grad_x, expected, rtol=1e-10, atol=1e-10)

@@ -11,6 +11,7 @@ Shapes:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,8 @@ from convlens.ops.windows_jit import col2im_compiled, col2im_jit, im2col_jit
 
 __all__ = [
     "SHORT_RUNS",
+    "TRANSIENT",
+    "TransientWorkspace",
     "Workspace",
     "col2im",
     "col2im_channels_first",
@@ -80,8 +83,40 @@ class Workspace:
         self._buffers.clear()
 
 
+class TransientWorkspace(threading.local):
+    """Scratch buffers shared by every plan of a thread, for arrays that live inside one call.
+
+    A :class:`Workspace` belongs to one layer and keeps its buffers between calls (what a backward reads from
+    its forward); arrays that die before the call returns (Winograd's M and padded input) would still take a
+    buffer per layer there. Here each name has one flat buffer per thread, grown to the largest request and
+    lent as a view: the next ``get`` of the same name in the same thread may hand out the same memory.
+    ``generation`` counts the loans (a caller that keeps a view across calls checks it is still its own).
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, np.ndarray] = {}
+        self.generation = 0
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: Any, *, zero: bool = False) -> np.ndarray:
+        """A C-contiguous array of ``shape``/``dtype`` (contents undefined unless ``zero``)."""
+        dtype = np.dtype(dtype)
+        nbytes = int(np.prod(shape)) * dtype.itemsize
+        buf = self._buffers.get(name)
+        if buf is None or buf.nbytes < nbytes:
+            buf = self._buffers[name] = np.empty(max(nbytes, 1), np.uint8)
+        self.generation += 1
+        view = buf[:nbytes].view(dtype).reshape(shape)
+        if zero:
+            view.fill(0)
+        return view
+
+
+#: The calling thread's transient buffers.
+TRANSIENT = TransientWorkspace()
+
+
 def _buffer(
-    workspace: Workspace | None, name: str, shape: tuple[int, ...], dtype: Any, zero: bool = False
+    workspace: Workspace | TransientWorkspace | None, name: str, shape: tuple[int, ...], dtype: Any, zero: bool = False
 ) -> np.ndarray:
     if workspace is None:
         return np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
@@ -93,7 +128,7 @@ def pad(
     geometry: WindowGeometry,
     value: float = 0.0,
     *,
-    workspace: Workspace | None = None,
+    workspace: Workspace | TransientWorkspace | None = None,
     name: str = "padded",
 ) -> np.ndarray:
     """Pad the spatial axes of ``x`` (N, H, W, C) as ``geometry.pads`` says (``x`` itself if unpadded)."""

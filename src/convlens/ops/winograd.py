@@ -30,7 +30,7 @@ import numpy as np
 from convlens.geometry import WindowGeometry
 from convlens.ops import winograd_jit
 from convlens.ops.parallel import parallel_over_batch
-from convlens.ops.windows import Workspace, crop, pad
+from convlens.ops.windows import TRANSIENT, Workspace, crop, pad
 
 __all__ = ["WinogradConv", "kernel_transform"]
 
@@ -89,6 +89,7 @@ class WinogradConv:
         self._v_source: np.ndarray | None = None
         self._dm: np.ndarray | None = None
         self._dm_source: np.ndarray | None = None
+        self._dm_generation = -1
 
     @property
     def tile_count(self) -> int:
@@ -97,7 +98,7 @@ class WinogradConv:
 
     def transform_input(self, x: np.ndarray) -> np.ndarray:
         """V = B^T d B for every 4x4 input tile (stride 2) and channel: (16, T, C)."""
-        padded = pad(x, self.tile_geometry, workspace=self.workspace, name="wino_padded")
+        padded = pad(x, self.tile_geometry, workspace=TRANSIENT, name="wino_padded")
         batch, hq, wq, channels = padded.shape
         th, tw = self.tiles
         v = self.workspace.get("wino_v", (4, 4, batch, th, tw, channels), x.dtype)
@@ -132,7 +133,7 @@ class WinogradConv:
         v = self.transform_input(x)
         self._v, self._v_source = v, x if source is None else source
         u = kernel_transform(kernel)
-        m = self.workspace.get("wino_m", (16, self.tile_count, self.filters), x.dtype)
+        m = TRANSIENT.get("wino_m", (16, self.tile_count, self.filters), x.dtype)
         np.matmul(v, u, out=m)
         return self._transform_output(m, bias)
 
@@ -188,7 +189,7 @@ class WinogradConv:
             v = self.transform_input(x.astype(grad_out.dtype, copy=False))
         self._v = self._v_source = None
         dm = self._transform_grad(grad_out)
-        self._dm, self._dm_source = dm, grad_out
+        self._dm, self._dm_source, self._dm_generation = dm, grad_out, TRANSIENT.generation
         channels = v.shape[2]
         grad_u = np.empty((16, channels, self.filters), grad_out.dtype)
         for k in range(16):
@@ -200,8 +201,8 @@ class WinogradConv:
         onto the overlapping 4x4 input tiles. Reuses dM of :meth:`kernel_gradient` for this ``grad_out``.
         """
         dm = self._dm
-        if dm is None or self._dm_source is not grad_out:
-            dm = self._transform_grad(grad_out)
+        if dm is None or self._dm_source is not grad_out or self._dm_generation != TRANSIENT.generation:
+            dm = self._transform_grad(grad_out)  # (the kept dM's buffer has been lent again since)
         self._dm = self._dm_source = None
         u = kernel_transform(kernel.astype(grad_out.dtype, copy=False))
         batch, th, tw = self.x_shape[0], *self.tiles
@@ -256,7 +257,8 @@ class WinogradConv:
         """dM = A dY A^T per 2x2 output-gradient tile: (16, T, F) (zeros stand in past an odd edge)."""
         batch, filters = self.x_shape[0], self.filters
         th, tw = self.tiles
-        dm = self.workspace.get("wino_dm", (4, 4, batch, th, tw, filters), grad_out.dtype)
+        # M lives only inside forward, dM from the kernel gradient to the input gradient: transient buffers.
+        dm = TRANSIENT.get("wino_m", (4, 4, batch, th, tw, filters), grad_out.dtype)
         if winograd_jit.grad_transform(np.ascontiguousarray(grad_out), dm.reshape(16, batch, th, tw, filters)):
             return dm.reshape(16, batch * th * tw, filters)
         grad_out = pad(grad_out, self.grad_geometry, workspace=self.workspace, name="wino_grad_padded")

@@ -25,7 +25,7 @@ import numpy as np
 
 from convlens.geometry import WindowGeometry
 from convlens.ops import winograd_jit
-from convlens.ops.windows import Workspace
+from convlens.ops.windows import TRANSIENT, Workspace, pad
 from convlens.ops.winograd import _kernel_gradient, kernel_transform
 
 __all__ = ["BLOCK_BYTES", "WinogradBlockedConv"]
@@ -61,20 +61,15 @@ class WinogradBlockedConv:
         self.block = max(1, min(batch, block_bytes // per_image))
         self.blocks = [slice(b, min(b + self.block, batch)) for b in range(0, batch, self.block)]
 
-    def _buffers(self, images: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, ...]:
-        """The padded input block (zero borders), V and M (or dM) for a block of ``images``."""
+    def _buffers(self, images: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """V and M (or dM) for a block of ``images`` (transient: they live inside one call)."""
         th, tw = self.tiles
-        padded = self.workspace.get(
-            f"wb_padded{images}", (images, *self.tile_geometry.padded_size, self.x_shape[3]), dtype, init=_zero
-        )
-        v = self.workspace.get(f"wb_v{images}", (16, images, th, tw, self.x_shape[3]), dtype)
-        m = self.workspace.get(f"wb_m{images}", (16, images, th, tw, self.filters), dtype)
-        return padded, v, m
+        v = TRANSIENT.get("wb_v", (16, images, th, tw, self.x_shape[3]), dtype)
+        m = TRANSIENT.get("wb_m", (16, images, th, tw, self.filters), dtype)
+        return v, m
 
-    def _transform_input(self, x: np.ndarray, part: slice, padded: np.ndarray, v: np.ndarray) -> None:
-        (pt, _), (pl, _) = self.tile_geometry.pads
-        height, width = self.x_shape[1:3]
-        padded[:, pt : pt + height, pl : pl + width] = x[part]  # the borders stay zero
+    def _transform_input(self, x: np.ndarray, part: slice, v: np.ndarray) -> None:
+        padded = pad(x[part], self.tile_geometry, workspace=TRANSIENT, name="wb_padded")
         winograd_jit.input_transform(padded, v)
 
     def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
@@ -85,8 +80,8 @@ class WinogradBlockedConv:
         out = np.empty((self.x_shape[0], *self.out_size, self.filters), dtype)
         channels = self.x_shape[3]
         for part in self.blocks:
-            padded, v, m = self._buffers(part.stop - part.start, dtype)
-            self._transform_input(x, part, padded, v)
+            v, m = self._buffers(part.stop - part.start, dtype)
+            self._transform_input(x, part, v)
             np.matmul(v.reshape(16, -1, channels), u, out=m.reshape(16, -1, self.filters))
             winograd_jit.output_transform(m, b, out[part])
         return out
@@ -107,8 +102,8 @@ class WinogradBlockedConv:
         u_t = np.ascontiguousarray(kernel_transform(kernel.astype(dtype, copy=False)).transpose(0, 2, 1))
         (pt, _), (pl, _) = self.tile_geometry.pads
         for part in self.blocks:
-            padded, v, dm = self._buffers(part.stop - part.start, dtype)
-            self._transform_input(x, part, padded, v)
+            v, dm = self._buffers(part.stop - part.start, dtype)
+            self._transform_input(x, part, v)
             winograd_jit.grad_transform(grad_out[part], dm)
             v2, dm2 = v.reshape(16, -1, channels), dm.reshape(16, -1, self.filters)
             np.matmul(v2.transpose(0, 2, 1), dm2, out=block_u)
@@ -117,7 +112,3 @@ class WinogradBlockedConv:
                 np.matmul(dm2, u_t, out=v2)  # V is used: its buffer takes dV
                 winograd_jit.input_adjoint(v, grad_x[part], (pt, pl))
         return _kernel_gradient(grad_u), grad_x
-
-
-def _zero(buffer: np.ndarray) -> None:
-    buffer.fill(0)
