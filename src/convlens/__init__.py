@@ -27,6 +27,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "activations",
     "callbacks",
+    "constraints",
     "course",
     "datasets",
     "errors",
@@ -39,6 +40,7 @@ _SUBMODULES = {
     "models",
     "ops",
     "optimizers",
+    "regularizers",
     "saving",
     "utils",
 }
@@ -49,6 +51,8 @@ _ALIASES = {
 }
 _ATTRIBUTES = {
     "Sequential": ("convlens.models", "Sequential"),
+    "Model": ("convlens.models", "Model"),
+    "Input": ("convlens.layers.core", "Input"),
     "load_model": ("convlens.interop.formats", "load_model"),
     "WindowGeometry": ("convlens.geometry", "WindowGeometry"),
 }

@@ -1,4 +1,7 @@
-"""``Sequential``: a stack of layers with Keras's build / compile / fit / evaluate / predict / summary.
+"""``Model`` (Keras's training API: compile / fit / evaluate / predict / summary / save) and ``Sequential``.
+
+``Sequential`` is a stack of layers; ``Model(inputs, outputs)`` builds a Functional model from symbolic
+tensors (:mod:`convlens.functional`). Both share everything here; the loops live in :mod:`convlens.training`.
 
 >>> import numpy as np
 >>> import convlens as cl
@@ -16,85 +19,78 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from convlens import allocator, training
-from convlens.callbacks import CallbackList, History
-from convlens.errors import ConfigError, ShapeError, StateError, check_float, check_int
-from convlens.layers.base import Layer, Shape
-from convlens.progbar import Progbar
+from convlens.callbacks import History
+from convlens.errors import ConfigError, ShapeError, StateError
+from convlens.layers.base import Layer
+from convlens.penalties import ActivityTape, apply_constraints, weight_penalty
 
-__all__ = ["Sequential"]
+if TYPE_CHECKING:
+    from convlens.sequential import Sequential
 
-_MODEL_COUNT = [0]
+__all__ = ["Model", "Sequential"]
+
+_MODEL_COUNT: dict[str, int] = {}
 
 
-class Sequential:
-    """A linear stack of layers (``keras.Sequential``).
-
-    Args:
-        layers: layers in order; the first may carry ``input_shape`` (or be an ``Input``).
-        name: model name shown in ``summary()``.
+class Model:
+    """Keras's ``Model``: ``Model(inputs, outputs)`` builds a Functional model (see
+    :class:`convlens.functional.Functional`); ``Sequential`` is the other kind. Subclassing with a
+    ``call`` method (Keras's third way) is not supported: convlens needs each layer's backward pass.
     """
 
-    def __init__(self, layers: Iterable[Layer] | None = None, name: str | None = None) -> None:
-        self.name = name or ("sequential" if _MODEL_COUNT[0] == 0 else f"sequential_{_MODEL_COUNT[0]}")
-        _MODEL_COUNT[0] += 1
-        self._layers: list[Layer] = []
-        self._input_shape: Shape | None = None
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        if cls is Model:
+            from convlens.functional import Functional
+
+            return super().__new__(Functional)
+        return super().__new__(cls)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise ConfigError(
+            f"{type(self).__name__}: subclassing Model with a call() method is not supported by convlens; build "
+            "the model with cl.Sequential([...]) or cl.Model(inputs, outputs)."
+        )
+
+    def _init_model(self, name: str | None, kind: str) -> None:
+        count = _MODEL_COUNT.get(kind, 0)
+        _MODEL_COUNT[kind] = count + 1
+        self.name = name or (kind if count == 0 else f"{kind}_{count}")
         self.built = False
         self.optimizer: Any = None
         self.loss: Any = None
         self.metrics: list[Any] = []
+        self.weighted_metrics: list[Any] = []
+        self._metric_ids: list[Any] = []
+        self._weighted_metric_ids: list[Any] = []
         self.compiled = False
         self.stop_training = False
         self.history: History | None = None
         self._rng: np.random.Generator | None = None
-        self.fuse = True
-        self._stages: list[Any] | None = None
-        self._stages_fuse: bool | None = None
-        for layer in layers or []:
-            self.add(layer)
+        self._initial_epoch: int | None = None  # set by BackupAndRestore in on_train_begin, as Keras
 
-    # ----- structure ------------------------------------------------------------------------------
+    # ----- structure (subclasses provide layers, build, shapes and the forward/backward passes) -----------------
     @property
     def layers(self) -> list[Layer]:
-        """The layers, without the ``Input`` marker."""
-        return list(self._layers)
+        """The layers (Sequential: without the ``Input`` marker; Functional: ``Input`` layers included)."""
+        raise NotImplementedError
 
-    def add(self, layer: Layer) -> None:
-        """Append a layer (an ``Input`` layer sets the input shape instead)."""
-        if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add: expected a convlens layer, got {type(layer).__name__} ({layer!r}).")
-        if getattr(layer, "is_input", False):
-            if self._layers:
-                raise ConfigError(f"Sequential.add: an Input layer must come first, got it after {self._layers[-1]!r}.")
-            self._input_shape = (None, *layer.input_shape_arg)  # type: ignore[misc]
-            return
-        if any(existing.name == layer.name for existing in self._layers):
-            raise ConfigError(f"Sequential.add: the model already has a layer named '{layer.name}'.")
-        if not self._layers and self._input_shape is None and layer.input_shape_arg is not None:
-            self._input_shape = (None, *layer.input_shape_arg)
-        self._layers.append(layer)
-        self.built = False
-        self._stages = None
-        if self._input_shape is not None:
-            self.build(self._input_shape)
+    @property
+    def _weighted_layers(self) -> list[Layer]:
+        return self.layers
 
-    def pop(self) -> Layer:
-        """Remove and return the last layer."""
-        if not self._layers:
-            raise StateError("Sequential.pop: the model has no layers.")
-        layer = self._layers.pop()
-        self.built = False
-        self._stages = None
-        if self._layers and self._input_shape is not None:
-            self.build(self._input_shape)
-        return layer
+    def build(self, input_shape: Any = None) -> None:
+        """Create the weights (Sequential) or nothing (a Functional model is built when created)."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-safe description of the architecture (what ``save`` stores)."""
+        raise NotImplementedError
 
     def _get_rng(self) -> np.random.Generator:
         if self._rng is None:
@@ -103,75 +99,84 @@ class Sequential:
             self._rng = get_rng()
         return self._rng
 
-    def build(self, input_shape: Sequence[int | None] | None = None) -> None:
-        """Create every layer's weights for ``input_shape`` (batch axis included, e.g. (None, 28, 28, 1))."""
-        if input_shape is None:
-            input_shape = self._input_shape
-        if input_shape is None:
-            raise StateError(
-                f"Sequential '{self.name}': cannot build without an input shape; pass input_shape= to the first "
-                "layer, add an Input layer, or call the model on data."
-            )
-        shape: Shape = tuple(input_shape)
-        rng = self._get_rng()
-        for layer in self._layers:
-            if not layer.built or layer.input_shape != shape:
-                if layer.built and layer.input_shape is not None and layer.input_shape[1:] != shape[1:]:
-                    raise ShapeError(f"{layer!r}: was built for input {layer.input_shape}, cannot take {shape}.")
-                if not layer.built:
-                    layer.build(shape, rng)
-            shape = layer.compute_output_shape(shape)
-        for i, layer in enumerate(self._layers):
-            layer.compute_grad_x = i > 0
-        self._input_shape = tuple(input_shape)
-        self.built = True
-        self._stages = None
-
-    @property
-    def input_shape(self) -> Shape | None:
-        """Input shape with a None batch axis."""
-        return self._input_shape
-
-    @property
-    def output_shape(self) -> Shape:
-        """Output shape with a None batch axis (pure arithmetic)."""
-        self._require_built("output_shape")
-        shape: Shape = self._input_shape  # type: ignore[assignment]
-        for layer in self._layers:
-            shape = layer.compute_output_shape(shape)
-        return shape
-
     def _require_built(self, what: str) -> None:
         if not self.built:
             raise StateError(
-                f"Sequential '{self.name}': {what} needs a built model; give the first layer input_shape=... "
-                "or call build(input_shape)."
+                f"{self!r}: {what} needs a built model; give the first layer input_shape=... or call "
+                "build(input_shape)."
             )
+
+    def get_layer(self, name: str | int | None = None, index: int | None = None) -> Layer:
+        """A layer by ``name`` or by position ``index`` in :attr:`layers` (an int ``name`` is taken as an index).
+
+        Raises:
+            ConfigError: both or neither given, or no such layer (the message lists the names).
+        """
+        if isinstance(name, int) and not isinstance(name, bool) and index is None:
+            name, index = None, name
+        layers = self.layers
+        if (name is None) == (index is None):
+            raise ConfigError(f"{self!r}: get_layer needs a layer `name` or an `index`, not both or neither.")
+        if index is not None:
+            if not isinstance(index, int) or isinstance(index, bool) or not -len(layers) <= index < len(layers):
+                raise ConfigError(f"{self!r}: get_layer index {index!r} is out of range for {len(layers)} layers.")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        names = ", ".join(repr(layer.name) for layer in layers)
+        raise ConfigError(f"{self!r}: no layer named {name!r}; the layers are {names}.")
+
+    @property
+    def trainable(self) -> bool:
+        """False when every layer is frozen; setting it sets every layer's ``trainable``."""
+        return any(layer.trainable for layer in self.layers) or not self.layers
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        for layer in self.layers:
+            layer.trainable = bool(value)
 
     # ----- weights --------------------------------------------------------------------------------
     def _trainable(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         params: list[np.ndarray] = []
         grads: list[np.ndarray] = []
-        for layer in self._layers:
+        for layer in self._weighted_layers:
             if layer.trainable:
                 for key, value in layer.params.items():
                     params.append(value)
                     grads.append(layer.grads[key])
         return params, grads
 
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        """The arrays ``fit`` updates (the weights of trainable layers, BatchNormalization's statistics excluded)."""
+        return self._trainable()[0]
+
+    @property
+    def non_trainable_weights(self) -> list[np.ndarray]:
+        """Frozen layers' weights and every layer's state (e.g. moving statistics)."""
+        out: list[np.ndarray] = []
+        for layer in self._weighted_layers:
+            if not layer.trainable:
+                out.extend(layer.params.values())
+            out.extend(layer.state.values())
+        return out
+
     def get_weights(self) -> list[np.ndarray]:
         """All layers' weights, in layer order and Keras layouts."""
-        return [w for layer in self._layers for w in layer.get_weights()]
+        return [w for layer in self._weighted_layers for w in layer.get_weights()]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Set all weights from a list in :meth:`get_weights` order."""
         self._require_built("set_weights")
         weights = list(weights)
-        expected = sum(len(layer.get_weights()) for layer in self._layers)
+        layers = self._weighted_layers
+        expected = sum(len(layer.get_weights()) for layer in layers)
         if len(weights) != expected:
-            raise ShapeError(f"Sequential '{self.name}': set_weights expects {expected} arrays, got {len(weights)}.")
+            raise ShapeError(f"{self!r}: set_weights expects {expected} arrays, got {len(weights)}.")
         i = 0
-        for layer in self._layers:
+        for layer in layers:
             n = len(layer.get_weights())
             layer.set_weights(weights[i : i + n])
             i += n
@@ -179,7 +184,7 @@ class Sequential:
     def count_params(self) -> int:
         """Total number of weights."""
         self._require_built("count_params")
-        return sum(layer.count_params() for layer in self._layers)
+        return sum(layer.count_params() for layer in self._weighted_layers)
 
     # ----- forward/backward -----------------------------------------------------------------------
     @staticmethod
@@ -188,141 +193,157 @@ class Sequential:
 
     def _check_not_empty(self, x: np.ndarray, method: str) -> None:
         if x.ndim == 0 or x.shape[0] == 0:
-            raise ConfigError(f"Sequential '{self.name}': {method} needs at least one sample, got an empty x.")
+            raise ConfigError(f"{self!r}: {method} needs at least one sample, got an empty x.")
 
     def _check_x(self, x: np.ndarray) -> None:
-        expected = self._input_shape
-        if expected is None:
-            return
-        if x.ndim != len(expected) or any(
-            e is not None and e != a for e, a in zip(expected[1:], x.shape[1:], strict=False)
-        ):
-            hint = ""
-            if x.ndim == len(expected) - 1 and tuple(x.shape[1:]) == tuple(expected[1:-1]):
-                hint = " Add a channel axis: x[..., None]."
-            shown = "(None, " + ", ".join(str(e) for e in expected[1:]) + ")"
-            raise ShapeError(f"Sequential '{self.name}': expected input of shape {shown}, got {x.shape}.{hint}")
+        raise NotImplementedError
 
-    def stages(self) -> list[Any]:
-        """What runs: the layers, with fusable neighbours joined (see :mod:`convlens.fusion`)."""
-        from convlens.fusion import plan_stages
+    def _forward(self, x: np.ndarray, training: bool, tape: ActivityTape | None = None) -> np.ndarray:
+        raise NotImplementedError
 
-        if self._stages is None or self._stages_fuse != self.fuse:
-            self._stages = plan_stages(self._layers, fuse=self.fuse)
-            self._stages_fuse = self.fuse
-        return self._stages
+    def _forward_train(self, x: np.ndarray, fused: bool, tape: ActivityTape) -> tuple[np.ndarray, np.ndarray]:
+        """Training-mode forward; returns the predictions and (when ``fused``) the last layer's logits."""
+        raise NotImplementedError
 
-    def _forward(self, x: np.ndarray, training: bool) -> np.ndarray:
-        for stage in self.stages():
-            x = stage.forward(x, training=training)
-        return x
+    def _backward_train(self, grad: np.ndarray, fused: bool, tape: ActivityTape) -> None:
+        """Backward from the loss gradient (w.r.t. the logits when ``fused``); fills every layer's grads."""
+        raise NotImplementedError
 
-    def __call__(self, x: Any, training: bool = False) -> np.ndarray:
-        """Run the model on a batch (builds it from ``x`` on the first call)."""
-        x = self._as_input(x, "x")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        self._check_x(x)
-        return self._forward(x, training)
+    def _output_layer(self) -> Layer | None:
+        raise NotImplementedError
+
+    def __call__(self, x: Any, training: bool = False) -> Any:
+        raise NotImplementedError
 
     # ----- compile ---------------------------------------------------------------------------------
-    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Sequence[Any] | None = None) -> None:
-        """Configure training: ``optimizer`` and ``loss`` by name or object, ``metrics`` names (e.g. ['accuracy'])."""
-        from convlens import metrics as metrics_module
-        from convlens import optimizers
-        from convlens.ops.losses import get_loss
+    def compile(
+        self,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        metrics: Sequence[Any] | None = None,
+        loss_weights: Any = None,
+        weighted_metrics: Sequence[Any] | None = None,
+        run_eagerly: bool = False,
+        steps_per_execution: int = 1,
+        jit_compile: Any = "auto",
+        auto_scale_loss: bool = True,
+    ) -> None:
+        """Configure training: ``optimizer`` and ``loss`` by name or object (:mod:`convlens.losses`), ``metrics``
+        (names or :mod:`convlens.metrics` objects; not weighted) and ``weighted_metrics`` (weighted by
+        ``sample_weight``/``class_weight``), as Keras. ``run_eagerly``, ``jit_compile`` and
+        ``auto_scale_loss`` change nothing here (convlens always runs eagerly in NumPy). ``metrics`` comes third,
+        as convlens always had it (Keras 3 puts ``loss_weights`` there; pass it by keyword).
+        """
+        from convlens import losses, optimizers
 
+        owner = repr(self)
         if loss is None:
-            raise ConfigError(
-                f"Sequential '{self.name}': compile needs a `loss`, e.g. 'sparse_categorical_crossentropy'."
-            )
+            raise ConfigError(f"{owner}: compile needs a `loss`, e.g. 'sparse_categorical_crossentropy'.")
+        if loss_weights is not None:
+            raise ConfigError(f"{owner}: `loss_weights` is not supported (convlens models have one output).")
+        if steps_per_execution != 1:
+            raise ConfigError(f"{owner}: `steps_per_execution` must be 1, got {steps_per_execution!r}.")
         self.optimizer = optimizers.get(optimizer)
-        self.loss = get_loss(loss)
-        if metrics is not None and (isinstance(metrics, str) or not isinstance(metrics, Sequence)):
-            raise ConfigError(
-                f"Sequential '{self.name}': `metrics` must be a list such as ['accuracy'], got {metrics!r}."
-            )
-        self._metric_ids = list(metrics or [])
-        self.metrics = [metrics_module.get(m, self.loss.name) for m in self._metric_ids]
+        self.loss = losses.get(loss, owner=owner)
+        training.compile_metrics(self, metrics, weighted_metrics)
         self.compiled = True
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """``['loss', *metric names]`` once compiled (the order of ``evaluate``'s list), [] before. Keras 3 answers
+        ``['loss', 'compile_metrics']``; this is Keras 2's list, what ``dict(zip(names, evaluate(...)))`` needs."""
+        if not self.compiled:
+            return []
+        return ["loss", *(m.name for m in (*self.metrics, *self.weighted_metrics))]
 
     def _require_compiled(self, what: str) -> None:
         if not self.compiled:
-            raise StateError(f"Sequential '{self.name}': call compile(optimizer, loss, metrics) before {what}.")
+            raise StateError(f"{self!r}: call compile(optimizer, loss, metrics) before {what}.")
 
     def _fused(self) -> bool:
         """Whether the loss can start from the last layer's logits (softmax/sigmoid + cross-entropy)."""
-        last = self._layers[-1] if self._layers else None
+        last = self._output_layer()
         act = getattr(getattr(last, "activation", None), "name", None)
-        return act is not None and act == self.loss.fused_activation and hasattr(last, "backward_linear")
+        return (
+            act is not None
+            and act == self.loss.fused_activation
+            and hasattr(last, "backward_linear")
+            and getattr(last, "activity_regularizer", None) is None
+        )
 
-    def _loss_and_grad(self, y: np.ndarray, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """Forward in training mode, loss, and the backward pass (fills every layer's grads)."""
-        layers = self.stages()
-        if self._fused():
-            for layer in layers[:-1]:
-                x = layer.forward(x, training=True)
-            last = layers[-1]
-            y_pred = last.forward(x, training=True)
-            logits = last.pre_activation  # type: ignore[attr-defined]
-            loss, grad = self.loss.fused(y, logits)[:2]
-            grad = last.backward_linear(grad)  # type: ignore[attr-defined]
-        else:
-            for layer in layers:
-                x = layer.forward(x, training=True)
-            y_pred = x
-            loss = self.loss.forward(y, y_pred)
-            grad = layers[-1].backward(self.loss.backward(y, y_pred))
-        for layer in reversed(layers[:-1]):
-            grad = layer.backward(grad)
+    def _loss_and_grad(self, y: np.ndarray, x: np.ndarray, sample_weight: Any = None) -> tuple[float, np.ndarray]:
+        """Forward in training mode, the loss as Keras reports it (data loss + regularization), and the backward
+        pass (fills every layer's grads, regularizer gradients included)."""
+        fused = self._fused()
+        tape = ActivityTape()
+        y_pred, logits = self._forward_train(x, fused, tape)
+        loss, grad = self.loss.value_and_grad(y, logits if fused else y_pred, sample_weight, fused=fused)
+        self._backward_train(grad, fused, tape)
+        loss += tape.penalty + weight_penalty(self._weighted_layers, add_gradients=True)
         self._last_pred = y_pred
         return float(loss), y_pred
+
+    def _train_step(self, x: np.ndarray, y: np.ndarray, sample_weight: Any) -> tuple[float, np.ndarray]:
+        """One optimizer step (constraints applied after it, as Keras)."""
+        loss, y_pred = self._loss_and_grad(y, x, sample_weight)
+        params, grads = self._trainable()
+        self.optimizer.apply(params, grads)
+        apply_constraints(self._weighted_layers)
+        return loss, y_pred
+
+    def _test_loss(self, x: np.ndarray, y: np.ndarray, sample_weight: Any) -> tuple[float, np.ndarray]:
+        """Inference-mode predictions and loss (data loss + regularization), as Keras's test step."""
+        tape = ActivityTape()
+        y_pred = self._forward(x, training=False, tape=tape)
+        loss, _ = self.loss.value_and_grad(y, y_pred, sample_weight)
+        return loss + tape.penalty + weight_penalty(self._weighted_layers), y_pred
 
     def _prepare_y(self, y: Any, n: int, what: str = "y") -> np.ndarray:
         arr = np.asarray(y)
         if arr.dtype == object:
-            raise TypeError(f"Sequential '{self.name}': `{what}` must hold numbers, got dtype object.")
+            raise TypeError(f"{self!r}: `{what}` must hold numbers, got dtype object.")
         if arr.shape[:1] != (n,):
             raise ShapeError(
-                f"Sequential '{self.name}': x and {what} must have the same number of samples, got {n} and "
+                f"{self!r}: x and {what} must have the same number of samples, got {n} and "
                 f"{arr.shape[0] if arr.ndim else 'a scalar'}."
             )
         return arr
 
-    def train_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Any:
-        """One gradient step on one batch; returns the loss (and metrics) for that batch."""
-        self._require_compiled("train_on_batch")
+    def _batch_input(self, x: Any, y: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+        self._require_compiled(what)
         x = self._as_input(x, "x")
         if not self.built:
             self.build((None, *x.shape[1:]))
         self._check_x(x)
-        y = self._prepare_y(y, x.shape[0])
-        loss, y_pred = self._loss_and_grad(y, x)
-        params, grads = self._trainable()
-        self.optimizer.apply(params, grads)
-        return self._batch_logs(loss, y, y_pred, return_dict)
+        return x, self._prepare_y(y, x.shape[0])
 
-    def _batch_logs(self, loss: float, y: np.ndarray, y_pred: np.ndarray, return_dict: bool) -> Any:
+    def train_on_batch(
+        self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: Any = None, return_dict: bool = False
+    ) -> Any:
+        """One gradient step on one batch; returns the loss (and metrics) for that batch."""
+        x, y = self._batch_input(x, y, "train_on_batch")
+        weights = training.sample_weights(self, y, sample_weight, class_weight, x.shape[0])
+        loss, y_pred = self._train_step(x, y, weights)
+        return self._batch_logs(loss, y, y_pred, weights, return_dict)
+
+    def _batch_logs(self, loss: float, y: np.ndarray, y_pred: np.ndarray, weights: Any, return_dict: bool) -> Any:
         values = {"loss": loss}
-        for metric in self.metrics:
+        for metric, weighted in training.all_metrics(self):
             metric.reset()
-            metric.update(y, y_pred)
+            metric.update(y, y_pred, weights if weighted else None)
             values[metric.name] = metric.result()
         if return_dict:
             return values
-        return loss if not self.metrics else list(values.values())
+        return loss if len(values) == 1 else list(values.values())
 
-    def test_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Any:
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False) -> Any:
         """Loss (and metrics) of one batch without updating weights."""
-        self._require_compiled("test_on_batch")
-        x = self._as_input(x, "x")
-        self._require_built("test_on_batch")
-        self._check_x(x)
-        y = self._prepare_y(y, x.shape[0])
-        y_pred = self._forward(x, training=False)
-        return self._batch_logs(float(self.loss.forward(y, y_pred)), y, y_pred, return_dict)
+        x, y = self._batch_input(x, y, "test_on_batch")
+        weights = training.sample_weights(self, y, sample_weight, None, x.shape[0])
+        loss, y_pred = self._test_loss(x, y, weights)
+        return self._batch_logs(loss, y, y_pred, weights, return_dict)
 
-    def predict_on_batch(self, x: Any) -> np.ndarray:
+    def predict_on_batch(self, x: Any) -> Any:
         """Outputs for one batch."""
         return self(x)
 
@@ -338,58 +359,31 @@ class Sequential:
         callbacks: Sequence[Any] | None = None,
         validation_split: float = 0.0,
         validation_data: Any = None,
-        shuffle: bool = True,
+        shuffle: Any = True,
+        class_weight: dict[int, float] | None = None,
+        sample_weight: Any = None,
         initial_epoch: int = 0,
+        steps_per_epoch: int | None = None,
+        validation_steps: int | None = None,
+        validation_batch_size: int | None = None,
+        validation_freq: Any = 1,
+        **kwargs: Any,
     ) -> History:
-        """Train for ``epochs`` epochs of mini-batch gradient descent (Keras semantics).
+        """Train for ``epochs`` epochs of mini-batch gradient descent, with Keras 3's arguments and semantics.
 
-        ``validation_split`` takes the LAST fraction of the samples before shuffling, as Keras does.
-        Returns a :class:`~convlens.callbacks.History`.
+        ``validation_split`` takes the LAST fraction of the samples (and of ``sample_weight``) before shuffling;
+        ``validation_data`` is ``(x, y)`` or ``(x, y, sample_weight)``; ``class_weight`` ({class: weight}) turns
+        into per-sample weights of the training data; ``shuffle`` is True, False or 'batch';
+        ``steps_per_epoch`` batches make an epoch and the pass over the data carries on across epochs (as
+        Keras; without ``batch_size`` the batch is ``ceil(n / steps_per_epoch)``); ``validation_freq`` is an
+        int (validate every that many epochs) or a list of 1-based epochs. Returns a
+        :class:`~convlens.callbacks.History`.
         """
+        training.refuse_unknown(self, "fit", kwargs)
         self._require_compiled("fit")
         if x is None or y is None:
-            raise ConfigError(f"Sequential '{self.name}': fit needs x and y.")
-        batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="fit", minimum=1)
-        epochs = check_int(epochs, "epochs", owner="fit", minimum=0)
-        validation_split = check_float(
-            validation_split, "validation_split", owner="fit", minimum=0.0, maximum=1.0, inclusive_max=False
-        )
-        x = self._as_input(x, "x")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        self._check_x(x)
-        self._check_not_empty(x, "fit")
-        y = self._prepare_y(y, x.shape[0])
-        x, y, val = training.split_validation(self, x, y, validation_split, validation_data)
-        n = x.shape[0]
-        steps = -(-n // batch_size)
-        verbose_level = training.verbosity(verbose)
-        self.history = History()
-        cb_list = CallbackList(
-            [*(callbacks or []), self.history],
-            model=self,
-            params={"epochs": epochs, "steps": steps, "verbose": verbose_level, "do_validation": val is not None},
-        )
-        rng = self._get_rng()
-        self.stop_training = False
-        cb_list.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            cb_list.on_epoch_begin(epoch)
-            if verbose_level and epochs > 1:
-                print(f"Epoch {epoch + 1}/{epochs}", file=sys.stdout, flush=True)
-            bar = Progbar(steps, verbose=verbose_level) if verbose_level else None
-            order = rng.permutation(n) if shuffle else None
-            epoch_logs = training.train_epoch(self, x, y, batch_size, order, cb_list, bar)
-            if val is not None:
-                val_logs = self.evaluate(val[0], val[1], batch_size=batch_size, verbose=0, return_dict=True)
-                epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            if bar is not None:
-                bar.update(steps, list(training.ordered(epoch_logs).items()), finalize=True)
-            cb_list.on_epoch_end(epoch, epoch_logs)
-            if self.stop_training:
-                break
-        cb_list.on_train_end()
-        return self.history
+            raise ConfigError(f"{self!r}: fit needs x and y.")
+        return training.fit(self, **{k: v for k, v in locals().items() if k not in ("self", "kwargs")})
 
     @allocator.heap_reuse
     def evaluate(
@@ -398,33 +392,34 @@ class Sequential:
         y: Any = None,
         batch_size: int | None = None,
         verbose: Any = "auto",
+        sample_weight: Any = None,
+        steps: int | None = None,
+        callbacks: Sequence[Any] | None = None,
         return_dict: bool = False,
+        **kwargs: Any,
     ) -> Any:
-        """Loss and metrics over ``(x, y)``, in batches (no weight updates)."""
+        """Loss (data loss + regularization, weighted by ``sample_weight``) and metrics over ``(x, y)``, in
+        batches (default 32; ``steps``: only the first that many), without updating weights."""
+        training.refuse_unknown(self, "evaluate", kwargs)
         self._require_compiled("evaluate")
-        batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="evaluate", minimum=1)
-        x = self._as_input(x, "x")
-        self._require_built("evaluate")
-        self._check_x(x)
-        self._check_not_empty(x, "evaluate")
-        y = self._prepare_y(y, x.shape[0])
-        logs = training.evaluate_arrays(self, x, y, batch_size, training.verbosity(verbose))
+        logs = training.evaluate(self, x, y, batch_size, verbose, sample_weight, steps, callbacks)
         if return_dict:
             return logs
-        return logs.get("loss") if not self.metrics else [logs["loss"], *(logs[m.name] for m in self.metrics)]
+        return logs["loss"] if len(logs) == 1 else [logs[name] for name in self.metrics_names]
 
     @allocator.heap_reuse
-    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto") -> np.ndarray:
+    def predict(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        verbose: Any = "auto",
+        steps: int | None = None,
+        callbacks: Sequence[Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Outputs for every sample of ``x`` in batches (default 32); ``verbose`` 'auto'/1: Keras's bar, 0: none."""
-        batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="predict", minimum=1)
-        x = self._as_input(x, "x")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        self._check_x(x)
-        out = training.predict_arrays(self, x, batch_size, training.verbosity(verbose))
-        if out is None:
-            return np.empty((0, *self.output_shape[1:]), np.float32)  # type: ignore[arg-type, misc]
-        return out
+        training.refuse_unknown(self, "predict", kwargs)
+        return training.predict(self, x, batch_size, verbose, steps, callbacks)
 
     # ----- summary / config / saving ------------------------------------------------------------
     def summary(
@@ -435,11 +430,16 @@ class Sequential:
         detail: bool = False,
         columns: Sequence[str] | None = None,
         format: str = "text",
+        **kwargs: Any,
     ) -> None:
         """Print Keras's table (layer (type), output shape, parameter count, totals), or with ``detail=True``
         (or ``columns``/``format``: 'text', 'rich', 'markdown', 'json', 'html') the lab's full table of
         :mod:`convlens.lab.summary`: formulas, MACs, FLOPs, receptive field, jump, memory, why, versus dense.
+        Keras's ``positions``, ``expand_nested``, ``show_trainable`` and ``layer_range`` are accepted and ignored.
         """
+        training.refuse_unknown(
+            self, "summary", kwargs, allowed=("positions", "expand_nested", "show_trainable", "layer_range")
+        )
         if detail or columns is not None or format != "text":
             from convlens.lab.summary import render
 
@@ -460,14 +460,6 @@ class Sequential:
 
         self._require_built("summary")
         return model_summary(self)
-
-    def get_config(self) -> dict[str, Any]:
-        """JSON-safe description of the architecture."""
-        return {
-            "name": self.name,
-            "input_shape": None if self._input_shape is None else list(self._input_shape[1:]),
-            "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in self._layers],
-        }
 
     def save(self, path: Any) -> None:
         """Save by suffix: ``.npz`` (weights, compile settings, optimizer state, history) or ``.keras`` (Keras 3)."""
@@ -493,5 +485,12 @@ class Sequential:
 
         export_model(self, path, format)
 
-    def __repr__(self) -> str:
-        return f"Sequential '{self.name}' ({len(self._layers)} layers)"
+
+def __getattr__(name: str) -> Any:
+    # Sequential lives in convlens.sequential (it subclasses Model); imported here lazily so either module
+    # can be imported first.
+    if name == "Sequential":
+        from convlens.sequential import Sequential
+
+        return Sequential
+    raise AttributeError(f"module 'convlens.models' has no attribute {name!r}")

@@ -23,7 +23,7 @@ import numpy as np
 from convlens.errors import DataError
 
 if TYPE_CHECKING:
-    from convlens.models import Sequential
+    from convlens.models import Model
 
 __all__ = ["FORMAT", "load_model", "load_weights", "save_model", "save_weights"]
 
@@ -49,7 +49,7 @@ def _json_array(obj: Any) -> np.ndarray:
     return np.frombuffer(json.dumps(obj).encode("utf-8"), dtype=np.uint8)
 
 
-def _weight_arrays(model: Sequential) -> dict[str, np.ndarray]:
+def _weight_arrays(model: Model) -> dict[str, np.ndarray]:
     arrays: dict[str, np.ndarray] = {}
     for i, layer in enumerate(model.layers):
         for j, weight in enumerate(layer.get_weights()):
@@ -57,7 +57,12 @@ def _weight_arrays(model: Sequential) -> dict[str, np.ndarray]:
     return arrays
 
 
-def save_model(model: Sequential, path: Any) -> None:
+def _metric_names(ids: list[Any]) -> list[Any]:
+    """Names as given, metric objects as ``{"class_name", "config"}`` (``metrics.get`` reads both)."""
+    return [m if isinstance(m, str) else {"class_name": type(m).__name__, "config": m.get_config()} for m in ids]
+
+
+def save_model(model: Model, path: Any) -> None:
     """Write ``model`` (architecture, weights, compile settings, optimizer state, history) to ``path``."""
     model._require_built("save")
     path = Path(path)
@@ -69,8 +74,9 @@ def save_model(model: Sequential, path: Any) -> None:
                 "class_name": type(model.optimizer).__name__,
                 "config": model.optimizer.get_config(),
             },
-            "loss": model.loss.name,
-            "metrics": [m if isinstance(m, str) else getattr(m, "name", str(m)) for m in model._metric_ids],
+            "loss": _loss_config(model.loss),
+            "metrics": _metric_names(model._metric_ids),
+            "weighted_metrics": _metric_names(model._weighted_metric_ids),
             "iterations": int(model.optimizer.iterations),
         }
         for key, value in model.optimizer.get_state().items():
@@ -84,7 +90,16 @@ def save_model(model: Sequential, path: Any) -> None:
     _atomic_savez(path, arrays)
 
 
-def save_weights(model: Sequential, path: Any) -> None:
+def _loss_config(loss: Any) -> Any:
+    """The loss's Keras name when it has default settings (files stay readable by older convlens), else its config."""
+    from convlens import losses
+
+    config = losses.serialize(loss)
+    default = losses.get(loss.function_name)
+    return loss.function_name if config == losses.serialize(default) else config
+
+
+def save_weights(model: Model, path: Any) -> None:
     """Write only the weights (plus a minimal header) to ``path``."""
     model._require_built("save_weights")
     arrays = _weight_arrays(model)
@@ -113,7 +128,7 @@ def _read(path: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return config, arrays
 
 
-def _assign_weights(model: Sequential, arrays: dict[str, np.ndarray], path: Any) -> None:
+def _assign_weights(model: Model, arrays: dict[str, np.ndarray], path: Any) -> None:
     weights = []
     for i, layer in enumerate(model.layers):
         n = len(layer.get_weights())
@@ -125,26 +140,12 @@ def _assign_weights(model: Sequential, arrays: dict[str, np.ndarray], path: Any)
     model.set_weights(weights)
 
 
-def load_model(path: Any) -> Sequential:
-    """Rebuild a model saved by :meth:`Sequential.save` (compiled again if it was compiled)."""
-    from convlens.layers import LAYER_REGISTRY
-    from convlens.models import Sequential
-
+def load_model(path: Any) -> Model:
+    """Rebuild a model saved by :meth:`Model.save` (Sequential or Functional; compiled again if it was compiled)."""
     config, arrays = _read(path)
     if config.get("weights_only"):
         raise DataError(f"load_model: '{path}' holds only weights; build the model and call load_weights.")
-    model_config = config["model"]
-    layers = []
-    for entry in model_config["layers"]:
-        cls = LAYER_REGISTRY.get(entry.get("class_name"))
-        if cls is None:
-            raise DataError(f"load_model: '{path}' names an unknown layer class {entry.get('class_name')!r}.")
-        layers.append(cls.from_config(entry["config"]))
-    model = Sequential(name=model_config.get("name"))
-    for layer in layers:
-        model.add(layer)
-    if not model.built and model_config.get("input_shape") is not None:
-        model.build((None, *model_config["input_shape"]))
+    model = _architecture(config["model"], path)
     _assign_weights(model, arrays, path)
     compile_config = config.get("compile")
     if compile_config:
@@ -154,6 +155,7 @@ def load_model(path: Any) -> Sequential:
             optimizer=optimizers.get(compile_config["optimizer"]),
             loss=compile_config["loss"],
             metrics=compile_config["metrics"],
+            weighted_metrics=compile_config.get("weighted_metrics"),
         )
         state = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("optimizer/")}
         if state:
@@ -169,7 +171,33 @@ def load_model(path: Any) -> Sequential:
     return model
 
 
-def load_weights(model: Sequential, path: Any) -> None:
+def _architecture(model_config: dict[str, Any], path: Any) -> Model:
+    from convlens.errors import ConfigError
+    from convlens.layers import LAYER_REGISTRY
+    from convlens.models import Sequential
+
+    if model_config.get("class_name") == "Functional":
+        from convlens.functional import Functional
+
+        try:
+            return Functional.from_config(model_config, LAYER_REGISTRY)
+        except ConfigError as exc:
+            raise DataError(f"load_model: '{path}' has a model graph convlens cannot rebuild: {exc}") from exc
+    layers = []
+    for entry in model_config["layers"]:
+        cls = LAYER_REGISTRY.get(entry.get("class_name"))
+        if cls is None:
+            raise DataError(f"load_model: '{path}' names an unknown layer class {entry.get('class_name')!r}.")
+        layers.append(cls.from_config(entry["config"]))
+    model = Sequential(name=model_config.get("name"))
+    for layer in layers:
+        model.add(layer)
+    if not model.built and model_config.get("input_shape") is not None:
+        model.build((None, *model_config["input_shape"]))
+    return model
+
+
+def load_weights(model: Model, path: Any) -> None:
     """Load weights from a file written by ``save`` or ``save_weights`` into a built ``model``."""
     model._require_built("load_weights")
     _, arrays = _read(path)

@@ -198,7 +198,7 @@ def test_zero_padding_matches_loop_reference(rng: np.random.Generator) -> None:
 def test_input_is_a_marker() -> None:
     layer = Input(shape=(28, 28, 1))
     assert layer.is_input
-    assert layer.shape == (28, 28, 1)
+    assert layer.shape == (None, 28, 28, 1)  # keras.Input(...).shape: batch axis first
     x = np.zeros((2, 28, 28, 1), np.float32)
     assert layer(x) is x
     assert layer.count_params() == 0

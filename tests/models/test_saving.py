@@ -247,7 +247,24 @@ def _models_with_every_layer() -> list[tuple[cl.Sequential, np.ndarray]]:
         model.train_on_batch(x, target)  # non-trivial weights, BN statistics, Adam moments
         model.train_on_batch(x, target)
         models.append((model, x))
+    models.append(_functional_with_every_merge(rng))
     return models
+
+
+def _functional_with_every_merge(rng: np.random.Generator) -> tuple[cl.Model, np.ndarray]:
+    """The merge layers exist only in Functional models: one graph with each of them."""
+    set_random_seed(0)
+    inputs = L.Input((5, 5, 2))
+    a = L.Conv2D(3, 3, padding="same")(inputs)
+    b = L.Conv2D(3, 1, activation="tanh")(inputs)
+    merged = L.Concatenate()(
+        [L.Add()([a, b]), L.Subtract()([a, b]), L.Multiply()([a, b]), L.Average()([a, b, a])]
+    )
+    model = cl.Model(inputs, L.Dense(2)(L.GlobalAveragePooling2D()(merged)))
+    model.compile("adam", "mse")
+    x = rng.standard_normal((4, 5, 5, 2)).astype(np.float32)
+    model.train_on_batch(x, rng.standard_normal((4, 2)).astype(np.float32))
+    return model, x
 
 
 def test_every_layer_class_round_trips(tmp_path: Path) -> None:

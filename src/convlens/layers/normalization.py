@@ -55,10 +55,16 @@ class BatchNormalization(Layer):
         gamma_initializer: Any = "ones",
         moving_mean_initializer: Any = "zeros",
         moving_variance_initializer: Any = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         owner = repr(self)
+        self.set_weight_options("beta", beta_regularizer, beta_constraint)
+        self.set_weight_options("gamma", gamma_regularizer, gamma_constraint)
         self.axis = check_int(axis, "axis", owner=owner)
         self.momentum = check_float(momentum, "momentum", owner=owner, minimum=0.0, maximum=1.0)
         self.epsilon = check_float(epsilon, "epsilon", owner=owner, minimum=0.0)
