@@ -1,13 +1,12 @@
 """Keras 3 peer for the course model (run in a subprocess by _course_compare.py / accuracy.py).
 
 Needs an interpreter with tensorflow-cpu installed (pass it with --keras-python or CONVLENS_KERAS_PYTHON).
-Modes: 'train' / 'infer' time random data like the other peers; 'accuracy' trains on MNIST as the course does
-(reading the same IDX files convlens packages, given by path) and reports the test accuracy.
+Modes: 'train' / 'infer' time random data like the other peers; 'accuracy' trains on a data set as the course
+does (the uint8 arrays convlens loaded, handed over as an .npz file) and reports the test accuracy.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import sys
@@ -18,36 +17,34 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 
-def _idx(path: str) -> np.ndarray:
-    with gzip.open(path, "rb") as handle:
-        data = handle.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+def _scaled(x: np.ndarray) -> np.ndarray:
+    return (x[..., None] if x.ndim == 3 else x).astype(np.float32) / np.float32(255.0)
 
 
 def main() -> None:
     args = json.loads(sys.argv[1])
     import keras
 
+    mode = args["mode"]
+    if mode == "accuracy":
+        with np.load(args["data"]) as data:
+            x, y = _scaled(data["x_train"]), data["y_train"].reshape(-1)
+            xt, yt = _scaled(data["x_test"]), data["y_test"].reshape(-1)
+        shape, classes = x.shape[1:], int(max(y.max(), yt.max())) + 1
+    else:
+        shape, classes = (28, 28, 1), 10
     keras.utils.set_random_seed(args.get("seed", 0))
     model = keras.Sequential(
         [
-            keras.Input((28, 28, 1)),
+            keras.Input(shape),
             keras.layers.Conv2D(32, (3, 3), strides=(1, 1), padding="same", activation="relu"),
             keras.layers.MaxPooling2D((2, 2)),
             keras.layers.Flatten(),
-            keras.layers.Dense(10, activation="softmax"),
+            keras.layers.Dense(classes, activation="softmax"),
         ]
     )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    mode = args["mode"]
     if mode == "accuracy":
-        d = args["data_dir"]
-        x = _idx(f"{d}/train-images-idx3-ubyte.gz")[..., None] / 255.0
-        y = _idx(f"{d}/train-labels-idx1-ubyte.gz")
-        xt = _idx(f"{d}/t10k-images-idx3-ubyte.gz")[..., None] / 255.0
-        yt = _idx(f"{d}/t10k-labels-idx1-ubyte.gz")
         model.fit(
             x, y, epochs=args["epochs"], batch_size=args["batch"], validation_split=args["validation_split"], verbose=0
         )

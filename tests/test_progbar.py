@@ -178,3 +178,60 @@ def test_errors():
         Progbar(3, verbose=3)
     with pytest.raises(ConfigError, match=r"Progbar: `width` must be a positive integer, got 0"):
         Progbar(3, width=0)
+    with pytest.raises(
+        ConfigError, match=r"Progbar: `display` must be one of auto, terminal, notebook, log, got 'html'"
+    ):
+        Progbar(3, display="html")
+
+
+class FakeDisplay:
+    """Stands in for IPython's display handles: records each bundle shown or updated in place."""
+
+    def __init__(self) -> None:
+        self.shown: list[tuple[str, dict[str, str]]] = []
+
+    def __call__(self, data: dict[str, str], handle: object) -> object:
+        self.shown.append(("update" if handle is not None else "display", data))
+        return handle if handle is not None else object()
+
+
+def test_notebook_display_updates_one_output_in_place(clock, monkeypatch):
+    fake = FakeDisplay()
+    monkeypatch.setattr(progbar, "_show", fake)
+    out = io.StringIO()
+    bar = Progbar(4, stream=out, display="notebook", interval=0.0)
+    for step in (1, 2, 3, 4):
+        clock.now = float(step)
+        bar.update(step, [("loss", 1.0 / step)])
+    assert out.getvalue() == ""  # nothing on the stream: the display carries it
+    assert [kind for kind, _ in fake.shown] == ["display", "update", "update", "update"]
+    middle = fake.shown[1][1]
+    # live, before the run ended: step 2 of 4 with an ETA (1 s/step after the first step, 2 steps left)
+    assert middle["text/plain"] == f"2/4 {BAR * 10}{BAR * 10} 2s 1s/step - loss: 0.5000"
+    assert "width:50.0%" in middle["text/html"]
+    assert "<b>2/4</b>" in middle["text/html"]
+    assert fake.shown[-1][1]["text/plain"].startswith(f"4/4 {BAR * 20} 4s ")
+
+
+def test_auto_display_picks_notebook_only_for_stdout_in_a_kernel(monkeypatch):
+    monkeypatch.setattr(progbar, "in_notebook", lambda: True)
+    assert Progbar(3).display == "notebook"
+    assert Progbar(3, stream=io.StringIO()).display == "log"  # a file given explicitly stays a log
+    assert Progbar(3, stream=Tty()).display == "terminal"
+    monkeypatch.setattr(progbar, "in_notebook", lambda: False)
+    assert Progbar(3, stream=Tty()).display == "terminal"
+
+
+def test_in_notebook_needs_a_kernel_shell(monkeypatch):
+    import sys
+    import types
+
+    assert progbar.in_notebook() is False  # pytest is no kernel
+    shell = types.SimpleNamespace(kernel=object())
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    fake_ipython = types.ModuleType("IPython")
+    fake_ipython.get_ipython = lambda: shell  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "IPython", fake_ipython)
+    assert progbar.in_notebook() is True
+    fake_ipython.get_ipython = lambda: None  # type: ignore[attr-defined]
+    assert progbar.in_notebook() is False

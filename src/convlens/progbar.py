@@ -4,10 +4,18 @@
 
     422/422 ━━━━━━━━━━━━━━━━━━━━ 5s 12ms/step - accuracy: 0.8912 - loss: 0.3812
 
-``verbose=1`` redraws one live line with ``'\\r'`` (ETA while running, elapsed time at the end)
-when the stream is a terminal; on a pipe or file (CI logs) it writes only the final line of
-each run, instead of Keras's flood of lines. ``verbose=2`` writes one line per run in Keras's
-semi-verbose form ``422/422 - 5s - 12ms/step - loss: 0.3812``. Numbers print with 4 decimals,
+Where the bar goes decides how it is drawn (``display='auto'``):
+
+- a terminal: ``verbose=1`` redraws one live line with ``'\\r'`` (ETA while running, elapsed time at
+  the end), in Keras's colours;
+- a Jupyter kernel (ipykernel, writing to ``sys.stdout``): one output updated in place while the epoch
+  runs, through IPython's display handles (``text/plain``: the same line; ``text/html``: a drawn bar),
+  so JupyterLab, Notebook 7, VS Code and Colab show it live and a saved notebook keeps only the
+  final line (Keras writes ``'\\r'`` to the stream instead, which a saved notebook keeps in full);
+- a pipe or a file (CI logs): only the final line of each run, instead of Keras's flood of lines.
+
+``verbose=2`` writes one line per run in Keras's semi-verbose form
+``422/422 - 5s - 12ms/step - loss: 0.3812``, wherever the bar goes. Numbers print with 4 decimals,
 or in scientific notation when their magnitude is at most 1e-3, as Keras.
 
 Unlike ``keras.utils.Progbar``, values are taken as they come by default (convlens passes
@@ -25,6 +33,7 @@ True
 
 from __future__ import annotations
 
+import html
 import math
 import sys
 import time
@@ -34,11 +43,61 @@ from typing import Any, TextIO
 from convlens.callbacks import Callback
 from convlens.errors import ConfigError
 
-__all__ = ["Progbar", "ProgbarLogger", "format_duration", "format_step_time", "format_value"]
+__all__ = ["DISPLAYS", "Progbar", "ProgbarLogger", "format_duration", "format_step_time", "format_value", "in_notebook"]
+
+#: Where a bar can draw: ``'auto'`` picks one of the others from the stream and the process.
+DISPLAYS = ("auto", "terminal", "notebook", "log")
 
 _BAR_CHAR = "━"
 _BOLD, _GREEN, _GREY, _RESET = "\x1b[1m", "\x1b[32m", "\x1b[37m", "\x1b[0m"
 _clock = time.perf_counter  # module-level so tests can substitute a fake clock
+
+
+def in_notebook() -> bool:
+    """Whether this process is a Jupyter kernel (ipykernel with a live shell), as Keras detects it.
+
+    Checked without importing IPython: a process that never loaded ipykernel is not a kernel.
+    """
+    if "ipykernel" not in sys.modules:
+        return False
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def _show(data: dict[str, str], handle: Any) -> Any:
+    """Show ``data`` (a MIME bundle) as a new display, or update ``handle``'s display in place; returns the handle."""
+    if handle is None:
+        from IPython.display import display
+
+        return display(data, raw=True, display_id=True)  # type: ignore[no-untyped-call]
+    handle.update(data, raw=True)
+    return handle
+
+
+def bar_html(line: str, fraction: float | None) -> str:
+    """The notebook form of a bar line: the counter, a drawn bar (inline styles only), then the rest of the line.
+
+    >>> page = bar_html("1/2 ━━━━ 0s 5ms/step", 0.5)
+    >>> page.count("width:50.0%"), "<b>1/2</b>" in page, "━" in page
+    (1, True, False)
+    """
+    counter, found, rest = line.partition(" " + _BAR_CHAR)
+    if fraction is None or not found:
+        body = html.escape(line)
+    else:
+        filled = f"{100 * min(max(fraction, 0.0), 1.0):.1f}%"
+        drawn = (
+            '<span style="display:inline-block;width:12em;height:0.8em;background:#d9d9d9;border-radius:2px;'
+            'vertical-align:middle;margin:0 0.6em;overflow:hidden">'
+            f'<span style="display:block;width:{filled};height:100%;background:#2e7d32"></span></span>'
+        )
+        body = f"<b>{html.escape(counter)}</b>{drawn}{html.escape(rest.lstrip(_BAR_CHAR).lstrip())}"
+    return (
+        '<div class="convlens-progbar" style="font-family:monospace;font-size:12px;line-height:1.4;'
+        f'white-space:pre">{body}</div>'
+    )
 
 
 def format_value(value: float) -> str:
@@ -83,12 +142,14 @@ class Progbar:
     Args:
         target: total number of steps, or None when unknown.
         width: bar width in characters.
-        verbose: 0 silent, 1 live bar (final line only when not a terminal), 2 one line per run.
+        verbose: 0 silent, 1 live bar (final line only in a log), 2 one line per run.
         stateful_metrics: None (default) shows every value as given; an iterable of names
             shows those as given and averages the others over steps, like Keras.
         unit_name: the unit in the step time (``ms/step``).
         stream: where to write; ``sys.stdout`` (looked up at construction) when None.
         interval: minimum seconds between two redraws of the live bar.
+        display: 'auto' (a Jupyter kernel writing to ``sys.stdout``: 'notebook'; a terminal stream:
+            'terminal'; otherwise 'log'), or one of those forced.
 
     Shapes:
         no arrays; values are Python or NumPy scalars.
@@ -103,6 +164,7 @@ class Progbar:
         unit_name: str = "step",
         stream: TextIO | None = None,
         interval: float = 0.05,
+        display: str = "auto",
     ) -> None:
         if target is not None and (not isinstance(target, int) or isinstance(target, bool) or target < 0):
             raise ConfigError(f"Progbar: `target` must be a non-negative integer or None, got {target!r}.")
@@ -115,11 +177,20 @@ class Progbar:
         self.verbose = verbose
         self.unit_name = unit_name
         self.interval = interval
+        if display not in DISPLAYS:
+            raise ConfigError(f"Progbar: `display` must be one of {', '.join(DISPLAYS)}, got {display!r}.")
         self.stream: TextIO = stream if stream is not None else sys.stdout
         self.average_all = stateful_metrics is None
         self.stateful_metrics = set(stateful_metrics or ())
-        isatty = getattr(self.stream, "isatty", None)
-        self.dynamic = bool(isatty()) if callable(isatty) else False
+        if display == "auto":
+            isatty = getattr(self.stream, "isatty", None)
+            if self.stream is sys.stdout and in_notebook():
+                display = "notebook"
+            else:
+                display = "terminal" if callable(isatty) and isatty() else "log"
+        self.display = display
+        self.dynamic = display != "log"
+        self._handle: Any = None
         self._values: dict[str, list[float]] = {}  # name -> [sum, count]; insertion-ordered
         self._seen = 0
         self._start = _clock()
@@ -196,16 +267,21 @@ class Progbar:
         if self.verbose == 1:
             if not finalize and (not self.dynamic or now - self._last_draw < self.interval):
                 return
-            if self.dynamic:
+            if self.display == "notebook":
                 plain = self.line(current, now, per_step, finalize)
-                visible = len(plain)
-                text = "\r" + self.line(current, now, per_step, finalize, color=True)
-                text += " " * max(self._prev_width - visible, 0)
-                self._prev_width = visible
+                fraction = current / self.target if self.target else None
+                self._handle = _show({"text/plain": plain, "text/html": bar_html(plain, fraction)}, self._handle)
             else:
-                text = self.line(current, now, per_step, finalize)
-            self.stream.write(text + ("\n" if finalize else ""))
-            self.stream.flush()
+                if self.dynamic:
+                    plain = self.line(current, now, per_step, finalize)
+                    visible = len(plain)
+                    text = "\r" + self.line(current, now, per_step, finalize, color=True)
+                    text += " " * max(self._prev_width - visible, 0)
+                    self._prev_width = visible
+                else:
+                    text = self.line(current, now, per_step, finalize)
+                self.stream.write(text + ("\n" if finalize else ""))
+                self.stream.flush()
         elif self.verbose == 2 and finalize:
             text = f"{self._counter(current)} - {now - self._start:.0f}s - "
             text += format_step_time(per_step, self.unit_name) + self._metrics_text()

@@ -6,11 +6,13 @@ functions take the model and work on validated float32 arrays.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -20,6 +22,7 @@ from convlens.progbar import Progbar
 
 __all__ = [
     "EpochBatches",
+    "accepts_datasets",
     "all_metrics",
     "as_float32",
     "compile_metrics",
@@ -40,6 +43,63 @@ OUT_OF_DATA = (
     "Your input ran out of data; interrupting training. Make sure that your dataset or generator can generate at "
     "least `steps_per_epoch * epochs` batches."
 )
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def _dataset_arrays(data: Any, labelled: bool) -> Any:
+    arrays = data.to_arrays()
+    if data.labels is None:
+        return arrays, None
+    return arrays if labelled else (arrays[0], None)
+
+
+def accepts_datasets(method: Method) -> Method:
+    """Let ``fit``/``evaluate``/``predict`` take an :class:`~convlens.datasets.image_directory.ImageDataset` as ``x``.
+
+    As in Keras: the dataset yields the batches, so ``y`` must be None and ``batch_size`` is not given (the
+    dataset's is used); ``validation_split`` is refused (split with ``subset=`` instead); ``validation_data`` may
+    be a dataset too. The images are decoded once into arrays and the usual loop runs; ``fit`` reshuffles every
+    epoch when the dataset was made with ``shuffle=True`` (``fit``'s own ``shuffle`` is ignored, as in Keras).
+    """
+    signature = inspect.signature(method)
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:  # the method's own argument checks answer
+            return method(*args, **kwargs)
+        given = bound.arguments
+        if isinstance(given.get("x"), np.ndarray):
+            return method(*args, **kwargs)
+        from convlens.datasets.image_directory import ImageDataset
+
+        if not isinstance(given.get("x"), ImageDataset):
+            return method(*args, **kwargs)
+        owner = f"Sequential '{given['self'].name}': {method.__name__}"
+        for name in ("y", "batch_size", "validation_split"):
+            if given.get(name) is not None and not (name == "validation_split" and given[name] == 0):
+                shown = type(given[name]).__name__ if name == "y" else repr(given[name])
+                raise ConfigError(
+                    f"{owner}: `{name}` must not be given when `x` is an ImageDataset, got {name}={shown}; "
+                    "the dataset yields the batches and their labels."
+                )
+        data = given["x"]
+        if data.labels is None and method.__name__ != "predict":
+            raise ConfigError(f"{owner}: the ImageDataset has no labels (made with labels=None or label_mode=None).")
+        given["x"], labels = _dataset_arrays(data, labelled=method.__name__ != "predict")
+        if "y" in signature.parameters:
+            given["y"] = labels
+        given["batch_size"] = data.batch_size
+        if "shuffle" in signature.parameters:
+            given["shuffle"] = data.shuffle
+        if isinstance(given.get("validation_data"), ImageDataset):
+            given["validation_data"] = _dataset_arrays(given["validation_data"], labelled=True)
+        return method(*bound.args, **bound.kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def as_float32(x: Any, what: str) -> np.ndarray:

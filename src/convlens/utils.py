@@ -1,4 +1,4 @@
-"""Random seeding: one call makes weight init, shuffling and dropout repeatable.
+"""Random seeding (one call makes weight init, shuffling and dropout repeatable), and your own images.
 
 convlens draws every random number it needs from one global :class:`numpy.random.Generator`
 (returned by :func:`get_rng`). :func:`set_random_seed` replaces it with a freshly seeded one
@@ -10,17 +10,21 @@ and also seeds Python's :mod:`random` and NumPy's legacy global RNG, like
 >>> set_random_seed(7)
 >>> bool((get_rng().random(3) == a).all())
 True
+
+``image_dataset_from_directory`` (Keras's function of that name) lives in
+:mod:`convlens.datasets.image_directory` and is loaded on first use.
 """
 
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import numpy as np
 
 from convlens.errors import ConfigError
 
-__all__ = ["get_rng", "set_random_seed"]
+__all__ = ["get_rng", "set_random_seed"]  # and image_dataset_from_directory, loaded on first use
 
 _MAX_SEED = 2**32 - 1  # NumPy's legacy ``np.random.seed`` takes 0 <= seed < 2**32
 _rng: np.random.Generator | None = None
@@ -62,3 +66,11 @@ def get_rng() -> np.random.Generator:
     if _rng is None:
         _rng = np.random.default_rng()
     return _rng
+
+
+def __getattr__(name: str) -> Any:
+    if name == "image_dataset_from_directory":
+        from convlens.datasets.image_directory import image_dataset_from_directory
+
+        return image_dataset_from_directory
+    raise AttributeError(f"module 'convlens.utils' has no attribute {name!r}")

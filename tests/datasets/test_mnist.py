@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 import convlens.datasets
-from convlens.datasets import mnist
+from convlens.datasets import mnist, sources
 from convlens.datasets.idx import write_idx
 from convlens.errors import DataError
+
+from .conftest import synthetic_idx_set
 
 PACKAGED = Path(mnist.__file__).parent / "data" / "mnist"
 # Per-class counts of the official MNIST release (LeCun et al.), train and test.
@@ -28,23 +30,13 @@ def data():
 
 @pytest.fixture
 def fresh_cache():
-    mnist._clear_cache()
+    sources.clear_cache()
     yield
-    mnist._clear_cache()
+    sources.clear_cache()
 
 
-def _synthetic_dir(directory: Path, n_train: int = 6, n_test: int = 4, gz: bool = True) -> Path:
-    rng = np.random.default_rng(0)
-    suffix = ".gz" if gz else ""
-    directory.mkdir(parents=True, exist_ok=True)
-    arrays = [
-        rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        rng.integers(0, 10, n_train, dtype=np.uint8),
-        rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        rng.integers(0, 10, n_test, dtype=np.uint8),
-    ]
-    for stem, array in zip(mnist.FILES, arrays, strict=True):
-        write_idx(directory / f"{stem}{suffix}", array)
+def _synthetic_dir(directory: Path, n_train: int = 6, n_test: int = 4) -> Path:
+    synthetic_idx_set(directory, seed=0, n_train=n_train, n_test=n_test)
     return directory
 
 
@@ -107,7 +99,7 @@ def test_second_call_skips_decompression(data, monkeypatch):
         raise AssertionError("decompressed again")
 
     mnist.load_data()
-    monkeypatch.setattr(mnist.gzip, "decompress", boom)
+    monkeypatch.setattr(sources.gzip, "decompress", boom)
     (_, y_train), _ = mnist.load_data()
     assert y_train[0] == 5
 
@@ -180,8 +172,8 @@ def test_user_dir_missing_file(tmp_path, fresh_cache):
     (directory / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(
         DataError,
-        match=r"^mnist\.load_data: missing MNIST file in .*d: expected t10k-labels-idx1-ubyte\.gz or "
-        r"t10k-labels-idx1-ubyte, found neither\.$",
+        match=r"^mnist\.load_data: .*d does not hold the MNIST files: expected train-images-idx3-ubyte\[\.gz\], "
+        r"train-labels-idx1-ubyte\[\.gz\], t10k-images-idx3-ubyte\[\.gz\], t10k-labels-idx1-ubyte\[\.gz\]\.$",
     ):
         mnist.load_data(directory)
 
@@ -193,7 +185,8 @@ def test_path_must_be_a_directory(tmp_path, kind):
         target.write_bytes(b"x")
     with pytest.raises(
         DataError,
-        match=rf"^mnist\.load_data: `path` must be a directory holding the MNIST IDX files, found {kind} at ",
+        match=rf"^mnist\.load_data: `path` must be a directory holding the MNIST files \(train-images-idx3-ubyte"
+        rf"\[\.gz\], .*\), found {kind} at ",
     ):
         mnist.load_data(target)
 
@@ -233,3 +226,13 @@ def test_user_dir_corrupt_idx_names_the_file(tmp_path, fresh_cache):
     (directory / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03" + bytes(12) + b"1"))
     with pytest.raises(DataError, match=r"^train-images-idx3-ubyte\.gz: trailing bytes after IDX data: "):
         mnist.load_data(directory)
+
+
+def test_sample_is_the_first_100_test_images(data):
+    _, (x_test, y_test) = data
+    x, y = mnist.load_sample()
+    assert x.shape == (100, 28, 28)
+    assert x.dtype == y.dtype == np.uint8
+    np.testing.assert_array_equal(x, x_test[:100])
+    np.testing.assert_array_equal(y, y_test[:100])
+    assert mnist.CLASS_NAMES[int(y[0])] == "7"  # the first test digit

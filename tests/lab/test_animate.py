@@ -69,3 +69,43 @@ def test_gif_written_fast(tmp_path) -> None:  # type: ignore[no-untyped-def]
         save_animation(convolution("5x5", "sobel_x"), tmp_path / "x.mp4")
     with pytest.raises(TypeError, match="expected a ConvTrace"):
         animation_frames("nope")
+
+
+def test_frames_carry_kernel_and_products_and_max_steps_bounds_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    from convlens.lab.animate import _legend, scene
+
+    x = np.arange(36, dtype=float).reshape(6, 6)
+    kernel = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
+    trace = convolution(x, kernel, padding="same")
+    sc = scene(trace)
+    np.testing.assert_array_equal(sc.kernel, kernel)
+    first = sc.frames[0]
+    padded = np.pad(x, 1)
+    np.testing.assert_array_equal(first.products, padded[:3, :3] * kernel)  # independent of the trace
+    assert first.caption.endswith(f"= {int((padded[:3, :3] * kernel).sum())}")
+    assert len(animation_frames(trace, max_steps=3)) == 3
+    path = save_animation(trace, tmp_path / "three.gif", max_steps=3)
+    with Image.open(path) as im:
+        assert im.n_frames == 3
+    labels = [label for _, label in _legend(sc, first)]
+    assert "padding (reads 0)" in labels
+    assert "inserted zero" not in labels
+    valid = scene(convolution(x, kernel))
+    assert not any(label.startswith("padding") for _, label in _legend(valid, valid.frames[0]))
+    with pytest.raises(ConfigError, match=r"animate: `max_steps` must be an integer >= 1, got 0"):
+        animation_frames(trace, max_steps=0)
+
+
+def test_cli_max_steps_bounds_the_animation(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    from convlens.cli import main
+
+    out = tmp_path / "ramp.gif"
+    args = ["explain", "--input", "ramp:12x12", "--padding", "same", "--max-steps", "3", "--animate", str(out)]
+    assert main(args) == 0
+    assert f"wrote {out}" in capsys.readouterr().out
+    with Image.open(out) as im:
+        assert im.n_frames == 3  # not 12 * 12

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import convlens as cl
 from convlens.cli import main
 from convlens.cli import summary as cli_summary
 from convlens.course import build_course_model
@@ -106,10 +107,19 @@ def test_markdown_summary() -> None:
 def test_html_summary_and_jupyter() -> None:
     model = build_course_model()
     text = summary.render(model, fmt="html")
-    assert text.startswith('<div class="convlens-summary">')
+    assert text.startswith('<div class="convlens-summary"')
     assert text.count("<tr>") == 1 + 4
     assert "&#x27;same&#x27;" in text  # escaped
     assert model._repr_html_() == text
+    # readable without Jupyter's stylesheet: every cell carries its own border and padding
+    cells = re.findall(r"<t[dh] style=\"([^\"]*)\"", text)
+    assert len(cells) == 5 * len(summary.DEFAULT_COLUMNS)
+    assert all("border:1px solid" in c and "padding:" in c for c in cells)
+    bundle = model._repr_mimebundle_()
+    assert bundle["text/plain"] == f"<Sequential name={model.name}, built=True>"  # Keras 3's repr
+    assert bundle["text/html"] == text
+    unbuilt = cl.Sequential([cl.layers.Dense(2)])
+    assert unbuilt._repr_mimebundle_() == {"text/plain": f"<Sequential name={unbuilt.name}, built=False>"}
 
 
 def test_rich_summary_is_plain_text() -> None:

@@ -84,3 +84,27 @@ def test_grid_from_toml(tmp_path) -> None:  # type: ignore[no-untyped-def]
         grid_from_toml(bad)
     with pytest.raises(ConfigError, match=r"cannot read the grid file"):
         grid_from_toml(tmp_path / "missing.toml")
+
+
+def test_dataset_axis() -> None:
+    assert parse_axis("dataset", "mnist, fashion_mnist,cifar10") == ["mnist", "fashion_mnist", "cifar10"]
+    with pytest.raises(
+        ConfigError,
+        match=r"^sweep: axis `dataset` value 'imagenet' is not valid \(must be one of \['mnist', 'fashion_mnist', "
+        r"'cifar10'\]\)\.$",
+    ):
+        parse_axis("dataset", "imagenet")
+    configs = expand({"dataset": ["mnist", "fashion_mnist"], "kernel_size": [3, 5]})
+    assert [(c.dataset, c.kernel_size) for c in configs] == [
+        ("mnist", 3),
+        ("mnist", 5),
+        ("fashion_mnist", 3),
+        ("fashion_mnist", 5),
+    ]
+
+
+def test_mnist_configurations_keep_the_hashes_recorded_before_the_dataset_axis() -> None:
+    # Digests computed with the grid module as it was before `dataset` existed: old sweep files still resume.
+    assert TrialConfig().config_hash() == "0f98515ef7ee9f3b"
+    assert TrialConfig(kernel_size=5, strides=2, train_limit=2000).config_hash() == "2a79fd8ecc58aeda"
+    assert TrialConfig(dataset="fashion_mnist").config_hash() != TrialConfig().config_hash()

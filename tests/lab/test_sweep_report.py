@@ -144,3 +144,11 @@ def test_dry_run_lists_the_sampled_grid(capsys: pytest.CaptureFixture[str]) -> N
     assert len(lines) == 5
     assert lines[-1].startswith("4 trials (sweep ")
     assert all(line.startswith("kernel_size=") for line in lines[:4])
+
+
+def test_a_sweep_on_other_data_names_it() -> None:
+    trial = {"status": "OK", "test_accuracy": 0.8, "params": 10, "macs": 5, "receptive_field": [4, 4]}
+    fashion = [{**trial, "config": {"dataset": "fashion_mnist", "kernel_size": k}} for k in (3, 5)]
+    assert to_markdown(fashion).splitlines()[0].startswith("| rank | dataset | kernel_size | params |")
+    mnist = [{**trial, "config": {"dataset": "mnist", "kernel_size": k}} for k in (3, 5)]
+    assert to_markdown(mnist).splitlines()[0].startswith("| rank | kernel_size | params |")

@@ -96,3 +96,16 @@ def test_same_seed_same_result_different_seed_differs() -> None:
     assert a["history"] == b["history"]
     assert a["test_loss"] == b["test_loss"]
     assert c["history"] != a["history"]
+
+
+def test_the_model_input_follows_the_data() -> None:
+    rng = np.random.default_rng(0)
+    colour = (
+        (rng.random((16, 32, 32, 3), dtype=np.float32), rng.integers(0, 10, 16)),
+        (rng.random((8, 32, 32, 3), dtype=np.float32), rng.integers(0, 10, 8)),
+    )
+    record = run_trial(TrialConfig(dataset="cifar10", filters=4), data=colour)
+    assert record["status"] == OK, record["reason"]
+    assert record["layers"][0]["output_shape"] == [None, 32, 32, 4]
+    assert record["params"] == 3 * 3 * 3 * 4 + 4 + 16 * 16 * 4 * 10 + 10
+    assert record["config"]["dataset"] == "cifar10"

@@ -152,3 +152,27 @@ def test_shift_image() -> None:
     assert out[0, 0].sum() == 0
     assert out[0, :, 2:].sum() == 0
     np.testing.assert_array_equal(out[0, 1:, :2], x[0, :3, 2:])
+
+
+def test_maximize_curve_rises_to_a_first_layer_units_bound() -> None:
+    model = _small_cnn()
+    kernel, bias = (np.asarray(w) for w in model.layers[0].get_weights())
+    bound = float(np.maximum(kernel[..., 1], 0).sum() + bias[1])  # pixels in [0, 1]: 1 under w > 0, 0 under w < 0
+    result = viz.maximize(model, "conv", 1, steps=40)
+    assert result.jitter == 0  # a 3x3 receptive field: (3 - 1) // 4
+    assert result.bound == pytest.approx(bound, rel=1e-6)
+    assert len(result.objective) == 41
+    assert max(result.objective) <= bound + 1e-5  # a true bound
+    assert max(result.objective) >= bound - 1e-2 * abs(bound)
+    assert result.objective[-1] > result.objective[0]
+    assert "reached the upper bound" in result.note
+    assert result.note in " ".join(t.get_text().replace("\n", " ") for ax in result.figure.axes for t in [ax.title])
+
+
+def test_maximize_says_why_a_curve_is_flat() -> None:
+    model = _small_cnn()
+    kernel, bias = model.layers[0].get_weights()
+    kernel[..., 2] = 0.0  # filter 2 no longer reads the input
+    model.layers[0].set_weights([kernel, bias])
+    result = viz.maximize(model, "conv", 2, steps=3)
+    assert result.note.startswith("flat: the gradient was zero at every step")

@@ -155,3 +155,16 @@ def test_svg_and_repr_png(tmp_path: Path) -> None:
     assert "<svg" in svg
     assert result._repr_png_()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*tmp"))  # the atomic write left no temp file
+
+
+def test_jupyter_bundle_has_the_picture_and_a_short_text() -> None:
+    import base64
+
+    result = viz.feature_maps(_edge_model(), np.random.default_rng(0).random((8, 8, 1)).astype(np.float32))
+    bundle = result._repr_mimebundle_()
+    assert base64.b64decode(bundle["image/png"])[:8] == b"\x89PNG\r\n\x1a\n"
+    text = bundle["text/plain"]
+    assert text.startswith("<FeatureMapsResult; maps={")
+    assert len(text) < 400
+    assert "input=array(8, 8, 1)" in text
+    assert repr(result) == text

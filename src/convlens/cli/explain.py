@@ -59,7 +59,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--pool", choices=["max", "avg"], default=None, help="explain a pooling instead of a convolution")
     p.add_argument("--pool-size", type=positive_int, default=2, help="pooling window (default 2)")
     p.add_argument("--step", type=positive_int, default=None, help="show only step N (1-based)")
-    p.add_argument("--max-steps", type=positive_int, default=None, help="show at most the first N steps")
+    p.add_argument("--max-steps", type=positive_int, default=None,
+                   help="show (and animate) at most the first N steps")  # fmt: skip
     p.add_argument("--backward", action="store_true", help="explain/animate the backward pass (input gradient)")
     p.add_argument("--animate", metavar="OUT.gif", default=None, help="write a GIF of the sliding window")
     p.add_argument("--fps", type=float, default=2.0, help="animation frames per second (default 2)")
@@ -131,6 +132,6 @@ def run(args: argparse.Namespace) -> int:
     if args.animate:
         from convlens.lab.animate import save_animation
 
-        path = save_animation(trace, args.animate, fps=args.fps)
+        path = save_animation(trace, args.animate, fps=args.fps, max_steps=args.max_steps)
         print(f"wrote {path}")
     return 0

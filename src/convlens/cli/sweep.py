@@ -8,6 +8,7 @@ from typing import Any
 from convlens.cli._common import positive_int
 
 _AXIS_FLAGS = (
+    ("dataset", "mnist, fashion_mnist and/or cifar10 (default mnist; the model's input follows the data)"),
     ("kernel-size", "square kernel sizes, e.g. 3,5,7 (default 3)"),
     ("strides", "conv strides, e.g. 1,2 (default 1)"),
     ("padding", "same and/or valid (default same)"),
@@ -28,7 +29,7 @@ def add_parser(sub: Any) -> None:
     """Register ``sweep`` with its ``run`` and ``report`` forms."""
     sweep = sub.add_parser(
         "sweep",
-        help="train a grid of CNN settings on MNIST into SQLite, then report",
+        help="train a grid of CNN settings on MNIST (or Fashion-MNIST, CIFAR-10) into SQLite, then report",
         description="Sweep the course's CNN over kernel size, strides, padding, ... (comma lists), storing one "
         "row per finished trial in an SQLite file; then `convlens sweep report DB`.",
     )

@@ -15,7 +15,7 @@ _KINDS = {
     "wrong": "the most confidently wrong MNIST test images",
     "maximize": "the input a filter responds to most (activation maximisation)",
     "saliency": "which pixels drive a prediction (|d score / d pixel|)",
-    "gradcam": "Grad-CAM heat map for a prediction",
+    "gradcam": "where the evidence for a class is: HiResCAM (default) or Grad-CAM heat map",
     "equivariance": "shift the input: conv maps shift with it, the dense output does not",
 }
 _TAKES_INPUT = ("feature-maps", "saliency", "gradcam", "equivariance")
@@ -61,6 +61,14 @@ def add_parser(sub: Any) -> None:
             p.add_argument("--count", type=positive_int, default=16, help="examples shown (default 16)")
         if kind in ("maximize", "gradcam"):
             p.add_argument("--layer", default=None, help="layer name (maximize: default the first conv)")
+        if kind == "gradcam":
+            p.add_argument(
+                "--method",
+                choices=["hirescam", "gradcam"],
+                default="hirescam",
+                help="hirescam (gradient x activation per position, default) or gradcam (channel weights = "
+                "gradient averaged over positions; all zero for many Flatten -> Dense heads)",
+            )
         if kind == "maximize":
             p.add_argument("--filter", type=int, default=0, help="filter (channel or unit) index (default 0)")
             p.add_argument("--steps", type=positive_int, default=100, help="gradient-ascent steps (default 100)")
@@ -104,14 +112,14 @@ def run(args: argparse.Namespace) -> int:
         result = viz.maximize(model, layer, args.filter, steps=args.steps, seed=args.seed, position=args.position)
         print(
             f"'{result.layer}' filter {result.filter}: pre-activation "
-            f"{result.activation_before:.4g} -> {result.activation_after:.4g}"
+            f"{result.activation_before:.4g} -> {result.activation_after:.4g} ({result.note})"
         )
     elif kind == "saliency":
         result = viz.saliency(model, class_index=args.class_index, **source)
         print(f"saliency of class {result.class_index}")
     elif kind == "gradcam":
-        result = viz.gradcam(model, layer=args.layer, class_index=args.class_index, **source)
-        print(f"Grad-CAM of class {result.class_index} on '{result.layer}'")
+        result = viz.gradcam(model, layer=args.layer, class_index=args.class_index, method=args.method, **source)
+        print(result.describe())
     else:
         result = viz.equivariance(model, shift=args.shift, **source)
         for name, diff in result.interior_max_diff.items():

@@ -147,6 +147,15 @@ class ConvTrace:
             "steps": [s.to_dict(include_maps) for s in self.steps],
         }
 
+    def __repr__(self) -> str:
+        return _short_repr(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the stage with play/step controls, a GIF, the step table (:mod:`convlens.lab.explain_html`)."""
+        from convlens.lab.explain_html import explain_html
+
+        return explain_html(self)
+
 
 @dataclass(frozen=True)
 class PoolStep:
@@ -223,6 +232,29 @@ class PoolTrace:
             "source": self.source,
             "steps": [s.to_dict(include_maps) for s in self.steps],
         }
+
+    def __repr__(self) -> str:
+        return _short_repr(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the stage with play/step controls, a GIF, the step table (:mod:`convlens.lab.explain_html`)."""
+        from convlens.lab.explain_html import explain_html
+
+        return explain_html(self)
+
+
+def _short_repr(trace: ConvTrace | PoolTrace) -> str:
+    """One line instead of a dataclass dump of every array."""
+    g = trace.geometry
+    what = "convolution" if isinstance(trace, ConvTrace) else f"{trace.pool} pooling"
+    size = "x".join(str(v) for v in g.input_size)
+    window = "x".join(str(v) for v in g.kernel_size)
+    out = "x".join(str(v) for v in g.output_size)
+    return (
+        f"<{type(trace).__name__}: {what}, input {size}, window {window}, strides {g.strides}, padding "
+        f"{g.padding!r} {g.pads}, output {out}, {len(trace.steps)} steps; .steps, .output, .to_dict(); "
+        "render_text(trace) prints every step>"
+    )
 
 
 def _geometry_dict(g: WindowGeometry) -> dict[str, Any]:

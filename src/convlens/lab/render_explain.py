@@ -18,7 +18,16 @@ import numpy as np
 from convlens.geometry import WindowGeometry
 from convlens.lab.explain import CELL_INPUT, CELL_INSERTED, CELL_PAD, ConvStep, ConvTrace, PoolStep, PoolTrace
 
-__all__ = ["fmt_value", "format_grid", "output_formula", "print_text", "render_comparison", "render_text"]
+__all__ = [
+    "describe_geometry",
+    "fmt_value",
+    "format_grid",
+    "output_formula",
+    "print_text",
+    "render_comparison",
+    "render_text",
+    "sum_text",
+]
 
 _MARK = {CELL_PAD: ".", CELL_INSERTED: "_"}
 _MAX_TERMS = 16
@@ -71,7 +80,8 @@ def output_formula(g: WindowGeometry) -> list[str]:
     return lines
 
 
-def _describe(g: WindowGeometry) -> str:
+def describe_geometry(g: WindowGeometry) -> str:
+    """One line: input, window, stride, dilation, padding per side, output."""
     (pt, pb), (pl, pr) = g.pads
     parts = [
         f"input {g.input_size[0]}x{g.input_size[1]}",
@@ -85,10 +95,15 @@ def _describe(g: WindowGeometry) -> str:
     return ", ".join(parts)
 
 
-def _sum_text(products: np.ndarray, bias: float, total: float) -> str:
+def sum_text(products: np.ndarray, bias: float, total: float, *, limit: int = _MAX_TERMS) -> str:
+    """``sum = p1 + p2 + ... (+ bias b) = total``, negative terms in brackets, at most ``limit`` terms shown.
+
+    >>> sum_text(np.array([[1.0, -2.0], [0.5, 0.0]]), 0.0, -0.5)
+    'sum = 1 + (-2) + 0.5 + 0 = -0.5'
+    """
     terms = [fmt_value(v) if v >= 0 else f"({fmt_value(v)})" for v in products.reshape(-1)]
-    if len(terms) > _MAX_TERMS:
-        terms = [*terms[: _MAX_TERMS - 2], "...", terms[-1]]
+    if len(terms) > limit:
+        terms = [*terms[: limit - 2], "...", terms[-1]]
     tail = f" + bias {fmt_value(bias)}" if bias else ""
     return f"sum = {' + '.join(terms)}{tail} = {fmt_value(total)}"
 
@@ -110,7 +125,7 @@ def _step_lines(trace: ConvTrace | PoolTrace, position: int) -> list[str]:
     window = format_grid(step.window, cells)
     if isinstance(trace, ConvTrace) and isinstance(step, ConvStep):
         blocks = [("window", window), ("kernel", format_grid(trace.kernel)), ("products", format_grid(step.products))]
-        result = _sum_text(step.products, trace.bias, step.total)
+        result = sum_text(step.products, trace.bias, step.total)
     elif isinstance(trace, PoolTrace) and isinstance(step, PoolStep):
         blocks = [("window", window)]
         if trace.pool == "max" and step.argmax is not None:
@@ -129,7 +144,7 @@ def render_text(trace: ConvTrace | PoolTrace, step: int | None = None, *, max_st
     """The whole explanation as plain text: setup, steps (all, or only ``step``, 1-based), result, formula."""
     g = trace.geometry
     what = "convolution (cross-correlation)" if isinstance(trace, ConvTrace) else f"{trace.pool} pooling"
-    lines = [f"{what}: {_describe(g)}"]
+    lines = [f"{what}: {describe_geometry(g)}"]
     if trace.source:
         lines.append(f"input: {trace.source}")
     blocks = [("input", format_grid(trace.input))]

@@ -210,19 +210,35 @@ def _markdown(model: Any, stats: Sequence[LayerStats], columns: Sequence[str]) -
     return "\n".join(out)
 
 
+_CELL = "border:1px solid #b0b0b0;padding:3px 8px;vertical-align:top;"
+_HEAD = _CELL + "background:#eef1f5;font-weight:bold;"
+
+
 def _html(model: Any, stats: Sequence[LayerStats], columns: Sequence[str]) -> str:
+    """A table with its own borders, padding and fonts (inline styles), so it reads the same without Jupyter's CSS."""
     headers, rows, right = _cells(stats, columns)
     esc = html.escape
-    style = ["text-align:right" if r else "text-align:left" for r in right]
-    out = ['<div class="convlens-summary">', f"<p><b>{esc(_title(model))}</b></p>", "<table>"]
-    out.append("<thead><tr>" + "".join(f'<th style="{s}">{esc(h)}</th>' for h, s in zip(headers, style, strict=True)))
-    out.append("</tr></thead><tbody>")
-    for r in rows:
-        out.append("<tr>" + "".join(f'<td style="{s}">{esc(c)}</td>' for c, s in zip(r, style, strict=True)) + "</tr>")
+    align = ["text-align:right;font-family:monospace;white-space:nowrap" if r else "text-align:left" for r in right]
+    out = [
+        '<div class="convlens-summary" style="font:13px sans-serif;color:#000;background:#fff">',
+        f'<p style="margin:4px 0"><b>{esc(_title(model))}</b></p>',
+        '<table style="border-collapse:collapse;border:1px solid #808080;margin:4px 0">',
+    ]
+    out.append(
+        "<thead><tr>"
+        + "".join(f'<th style="{_HEAD}{a}">{esc(h)}</th>' for h, a in zip(headers, align, strict=True))
+        + "</tr></thead><tbody>"
+    )
+    for i, r in enumerate(rows):
+        shade = "background:#f7f7f7;" if i % 2 else ""
+        cells = "".join(f'<td style="{_CELL}{shade}{a}">{esc(c)}</td>' for c, a in zip(r, align, strict=True))
+        out.append(f"<tr>{cells}</tr>")
     out.append("</tbody></table>")
     for title, lines in _sections(model, stats, columns).items():
         items = "".join(f"<li>{esc(line)}</li>" for line in lines)
-        out.append(f"<p><b>{esc(title)}</b></p><ul>{items}</ul>")
+        out.append(
+            f'<p style="margin:6px 0 2px"><b>{esc(title)}</b></p><ul style="margin:0;padding-left:20px">{items}</ul>'
+        )
     out.append("</div>")
     return "\n".join(out)
 

@@ -41,10 +41,12 @@ __all__ = [
 class TrialConfig:
     """One point of the grid: everything that decides a trial's result.
 
+    ``dataset`` is 'mnist' (packaged), 'fashion_mnist' or 'cifar10' (see :mod:`convlens.datasets`);
     ``learning_rate`` None means the optimizer's default; ``train_limit``/``test_limit`` None mean the
-    whole MNIST split (60,000 / 10,000 images), otherwise the first N images.
+    whole training / test split (60,000 / 10,000 images for MNIST), otherwise the first N images.
     """
 
+    dataset: str = "mnist"
     kernel_size: int = 3
     strides: int = 1
     padding: str = "same"
@@ -75,8 +77,14 @@ class TrialConfig:
         return cls(**dict(data))
 
     def config_hash(self) -> str:
-        """A stable 16-hex-digit digest of the configuration (the key ``--resume`` matches on)."""
-        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """A stable 16-hex-digit digest of the configuration (the key ``--resume`` matches on).
+
+        ``dataset='mnist'`` is left out of the digest, so sweeps recorded before the axis existed still resume.
+        """
+        data = self.to_dict()
+        if data["dataset"] == "mnist":
+            del data["dataset"]
+        text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def label(self, keys: Sequence[str] | None = None) -> str:
@@ -127,6 +135,7 @@ def _name(text: str) -> str:
 
 # Axis -> parser of one value. Order = order of the product (the last axis varies fastest).
 AXES: dict[str, Callable[[str], Any]] = {
+    "dataset": _choice("mnist", "fashion_mnist", "cifar10"),
     "kernel_size": _positive_int,
     "strides": _positive_int,
     "padding": _choice("same", "valid"),

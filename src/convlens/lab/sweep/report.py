@@ -80,7 +80,10 @@ def ranked(trials: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def _config_keys(trials: Sequence[dict[str, Any]]) -> list[str]:
     configs = [t["config"] for t in trials]
     keys = [k for k in (configs[0] if configs else {}) if len({repr(c.get(k)) for c in configs}) > 1]
-    return keys or ["kernel_size", "strides", "padding"]
+    keys = keys or ["kernel_size", "strides", "padding"]
+    if "dataset" not in keys and any(c.get("dataset", "mnist") != "mnist" for c in configs):
+        keys.insert(0, "dataset")  # say which data a non-MNIST sweep ran on
+    return keys
 
 
 def _rf_text(value: Any) -> str:

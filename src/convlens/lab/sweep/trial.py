@@ -25,32 +25,39 @@ import numpy as np
 from convlens.errors import ConfigError, ShapeError
 from convlens.lab.sweep.grid import TrialConfig
 
-__all__ = ["FAILED", "INVALID", "OK", "build_model", "feature_map_png", "load_mnist", "run_trial"]
+__all__ = ["FAILED", "INVALID", "OK", "build_model", "feature_map_png", "load_dataset", "load_mnist", "run_trial"]
 
 OK = "OK"
 INVALID = "INVALID"
 FAILED = "FAILED"
 
-_MNIST: Any = None  # ((x_train, y_train), (x_test, y_test)) as float32 NHWC in [0, 1], loaded once per process
+# name -> ((x_train, y_train), (x_test, y_test)) as float32 NHWC in [0, 1], loaded once per process
+_DATA: dict[str, Any] = {}
+
+
+def load_dataset(name: str = "mnist") -> Any:
+    """A named data set (see :data:`convlens.course.DATASETS`) as float32 NHWC arrays scaled to [0, 1], cached
+    for the life of the process.
+
+    Shapes:
+        mnist, fashion_mnist: x_train (60000, 28, 28, 1), x_test (10000, 28, 28, 1); cifar10: x_train
+        (50000, 32, 32, 3), x_test (10000, 32, 32, 3); labels (N,).
+    """
+    if name not in _DATA:
+        from convlens.course import load_course_data
+
+        data = load_course_data(name)
+        _DATA[name] = (data.train, data.test)
+    return _DATA[name]
 
 
 def load_mnist() -> Any:
-    """The packaged MNIST as float32 NHWC arrays scaled to [0, 1], cached for the life of the process.
+    """The packaged MNIST, as :func:`load_dataset` gives it.
 
     Shapes:
         x_train (60000, 28, 28, 1), y_train (60000,), x_test (10000, 28, 28, 1), y_test (10000,).
     """
-    global _MNIST
-    if _MNIST is None:
-        from convlens.datasets import mnist
-
-        (x_train, y_train), (x_test, y_test) = mnist.load_data()
-        scale = np.float32(255.0)
-        _MNIST = (
-            (x_train[..., None].astype(np.float32) / scale, y_train),
-            (x_test[..., None].astype(np.float32) / scale, y_test),
-        )
-    return _MNIST
+    return load_dataset("mnist")
 
 
 def build_model(config: TrialConfig, input_shape: tuple[int, int, int] = (28, 28, 1), classes: int = 10) -> Any:
@@ -182,8 +189,10 @@ def run_trial(
 
     Args:
         config: the configuration (or its dict form, as executors ship it).
-        data: ``((x_train, y_train), (x_test, y_test))`` float32 NHWC in [0, 1]; default the packaged MNIST.
-        builder: the model builder (default :func:`build_model`; tests inject failures here).
+        data: ``((x_train, y_train), (x_test, y_test))`` float32 NHWC in [0, 1]; default the configuration's
+            ``dataset`` (:func:`load_dataset`).
+        builder: the model builder (default :func:`build_model` for the data's input shape; tests inject
+            failures here).
 
     Returns:
         A dict with ``config``, ``config_hash``, ``status``, ``reason``, ``error``, ``layers``, ``params``,
@@ -191,7 +200,7 @@ def run_trial(
         ``test_loss``, ``test_accuracy``, ``seed``, ``feature_png``, ``started``, ``finished``, ``worker``.
 
     Shapes:
-        x_train (N, 28, 28, 1) float32, the first ``train_limit`` images; x_test (M, 28, 28, 1), first ``test_limit``.
+        x_train (N, H, W, C) float32, the first ``train_limit`` images; x_test (M, H, W, C), first ``test_limit``.
     """
     cfg = config if isinstance(config, TrialConfig) else TrialConfig.from_dict(config)
     record: dict[str, Any] = {
@@ -215,7 +224,7 @@ def run_trial(
         "worker": f"{socket.gethostname()}:{os.getpid()}",
     }
     try:
-        _train_and_evaluate(cfg, record, data, builder or build_model)
+        _train_and_evaluate(cfg, record, data, builder)
     except Exception as exc:  # a crashing trial is recorded, never fatal to the sweep
         record["status"] = FAILED
         record["reason"] = f"{type(exc).__name__}: {exc}"
@@ -225,13 +234,13 @@ def run_trial(
 
 
 def _train_and_evaluate(
-    cfg: TrialConfig, record: dict[str, Any], data: Any, builder: Callable[[TrialConfig], Any]
+    cfg: TrialConfig, record: dict[str, Any], data: Any, builder: Callable[[TrialConfig], Any] | None
 ) -> None:
     from convlens import optimizers
     from convlens.layers.base import reset_name_counters
     from convlens.utils import set_random_seed
 
-    (x_train, y_train), (x_test, y_test) = data if data is not None else load_mnist()
+    (x_train, y_train), (x_test, y_test) = data if data is not None else load_dataset(cfg.dataset)
     if cfg.train_limit is not None:
         x_train, y_train = x_train[: cfg.train_limit], y_train[: cfg.train_limit]
     if cfg.test_limit is not None:
@@ -239,7 +248,7 @@ def _train_and_evaluate(
     set_random_seed(cfg.seed)
     reset_name_counters()  # the same layer names in every worker
     try:
-        model = builder(cfg)
+        model = builder(cfg) if builder is not None else build_model(cfg, input_shape=x_train.shape[1:])
     except (ShapeError, ConfigError) as exc:
         record["status"] = INVALID
         record["reason"] = str(exc)

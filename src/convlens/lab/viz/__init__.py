@@ -15,9 +15,10 @@ from convlens.lab.viz.curves import confusion, curves, wrong
 from convlens.lab.viz.equivariance import equivariance
 from convlens.lab.viz.feature_maps import feature_maps
 from convlens.lab.viz.filters import filters
+from convlens.lab.viz.gradcam import gradcam
 from convlens.lab.viz.images import load_image
 from convlens.lab.viz.maximize import maximize
-from convlens.lab.viz.saliency import gradcam, saliency
+from convlens.lab.viz.saliency import saliency
 
 __all__ = [
     "confusion",

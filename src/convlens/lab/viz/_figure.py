@@ -7,10 +7,11 @@ Figures are built as bare :class:`matplotlib.figure.Figure` objects on an Agg ca
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -83,14 +84,39 @@ def show_image(
     return im
 
 
-@dataclass
+def _field_text(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"array{value.shape}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_field_text(v)}" for k, v in list(value.items())[:4]) + (
+            ", ..." if len(value) > 4 else "") + "}"  # fmt: skip
+    if isinstance(value, (list, tuple)) and len(value) > 4:
+        return f"{type(value).__name__} of {len(value)}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+@dataclass(repr=False)
 class FigureResult:
     """Base of every visualisation's result: the ``figure`` plus the numbers drawn on it.
 
-    Jupyter shows the figure inline (``_repr_png_``); :meth:`save` writes PNG or SVG.
+    Jupyter shows the figure inline (``image/png``) with a short ``text/plain`` fallback (the fields and
+    their shapes, not their values); :meth:`save` writes PNG or SVG.
     """
 
     figure: Any
+
+    def describe(self) -> str:
+        """One line about what the figure shows; results override it with their key numbers."""
+        return ""
+
+    def __repr__(self) -> str:
+        parts = [f"{f.name}={_field_text(getattr(self, f.name))}" for f in fields(self) if f.name != "figure"]
+        about = self.describe()
+        return f"<{type(self).__name__}{': ' + about if about else ''}; " + ", ".join(parts) + ">"
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"image/png": base64.b64encode(png_bytes(self.figure)).decode("ascii"), "text/plain": repr(self)}
 
     def save(self, path: str | os.PathLike[str], *, dpi: int = 100) -> Path:
         """Write the figure to ``path`` (.png or .svg) atomically; returns the path."""

@@ -41,15 +41,15 @@ def find_layer(model: Any, layer: str | int) -> int:
     raise ConfigError(f"viz: `layer` must be one of {names} (or an index), got {layer!r}.")
 
 
-def layer_outputs(model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Every layer's output for ``x`` at inference, in layer order (name -> array).
+def layer_outputs(model: Any, x: np.ndarray, upto: int | None = None) -> dict[str, np.ndarray]:
+    """Every layer's output for ``x`` at inference, in layer order (name -> array); layers ``0..upto`` only if given.
 
     Shapes:
         x: (N, H, W, C); each value: that layer's output shape with batch N.
     """
     outputs: dict[str, np.ndarray] = {}
     out = np.asarray(x, dtype=np.float32)
-    for layer in model.layers:
+    for layer in model.layers if upto is None else model.layers[: upto + 1]:
         out = layer.forward(out, training=False)
         outputs[layer.name] = out
     return outputs

@@ -15,7 +15,7 @@ from convlens.lab.viz.images import mnist_test
 __all__ = ["ConfusionResult", "CurvesResult", "WrongResult", "confusion", "curves", "wrong"]
 
 
-@dataclass
+@dataclass(repr=False)
 class CurvesResult(FigureResult):
     """The figure, the ``history`` drawn (name -> one value per epoch) and the ``epochs`` (1-based)."""
 
@@ -82,7 +82,7 @@ def _test_data(x: Any, y: Any, limit: int | None) -> tuple[np.ndarray, np.ndarra
     return x_arr, y_arr, f"{x_arr.shape[0]} samples"
 
 
-@dataclass
+@dataclass(repr=False)
 class ConfusionResult(FigureResult):
     """The figure; ``matrix[true, predicted]`` counts, the ``accuracy``, and each sample's ``predicted`` class."""
 
@@ -120,7 +120,7 @@ def confusion(model: Any, x: Any = None, y: Any = None, *, limit: int | None = N
     return ConfusionResult(figure=figure, matrix=matrix, accuracy=accuracy, predicted=predicted)
 
 
-@dataclass
+@dataclass(repr=False)
 class WrongResult(FigureResult):
     """The figure and, most confident first: sample ``indices``, ``predicted``/``true`` classes, ``confidence``."""
 

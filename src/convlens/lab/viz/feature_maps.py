@@ -17,7 +17,7 @@ from convlens.lab.viz.images import model_input
 __all__ = ["FeatureMapsResult", "feature_maps"]
 
 
-@dataclass
+@dataclass(repr=False)
 class FeatureMapsResult(FigureResult):
     """The figure, and each layer's output for the one input (name -> (H, W, C) or (units,))."""
 
@@ -85,14 +85,23 @@ def _draw_layer(sub: Any, name: str, arr: np.ndarray, scale: str, max_maps: int,
     rows = math.ceil(count / columns)
     axes = np.asarray(sub.subplots(rows, columns, squeeze=False)).ravel()
     lo, hi = float(arr[..., :count].min()), float(arr[..., :count].max())
+    im = None
     for i, ax in enumerate(axes):
         if i >= count:
             ax.set_axis_off()
             continue
         channel = arr[..., i]
         vmin, vmax = (lo, hi) if scale == "shared" else (float(channel.min()), float(channel.max()))
-        show_image(ax, channel, cmap=cmap, vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1e-12)
+        im = show_image(ax, channel, cmap=cmap, vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1e-12)
         ax.set_title(str(i), fontsize=6, pad=1)
+    if scale == "shared" and im is not None:
+        bar = sub.colorbar(im, ax=list(axes), shrink=0.9, aspect=30, pad=0.01)
+    else:  # each map has its own range: the bar says where its minimum and maximum sit
+        from matplotlib.cm import ScalarMappable
+
+        bar = sub.colorbar(ScalarMappable(cmap=cmap), ax=list(axes), shrink=0.9, aspect=30, pad=0.01, ticks=[0, 1])
+        bar.ax.set_yticklabels(["map min", "map max"])
+    bar.ax.tick_params(labelsize=6)
     shown = f"{count} of {arr.shape[-1]}" if count < arr.shape[-1] else str(count)
     extra = f", colour range [{lo:.3g}, {hi:.3g}]" if scale == "shared" else ", per-map ranges"
     sub.suptitle(f"{name}: {arr.shape[0]}x{arr.shape[1]}, {shown} maps{extra}", fontsize=8)

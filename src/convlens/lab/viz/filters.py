@@ -14,7 +14,7 @@ from convlens.lab.viz._figure import FigureResult, new_figure, show_image
 __all__ = ["FiltersResult", "filters"]
 
 
-@dataclass
+@dataclass(repr=False)
 class FiltersResult(FigureResult):
     """The figure; per conv layer its kernel (KH, KW, C, F), the grid ``layout`` (rows, cols) and tile count."""
 
@@ -91,6 +91,7 @@ def filters(
     for sub, (name, kernel, count, rows, cols, is_rgb) in zip(subfigs, plans, strict=True):
         axes = np.asarray(sub.subplots(rows, cols, squeeze=False))
         bound = float(np.abs(kernel[..., :count]).max()) or 1.0
+        im = None
         for r in range(rows):
             for c in range(cols):
                 ax = axes[r, c]
@@ -104,14 +105,18 @@ def filters(
                         span = float(tile.max() - tile.min()) or 1.0
                         show_image(ax, (tile - tile.min()) / span)
                     else:
-                        show_image(ax, tile[..., 0], cmap=cmap, vmin=-bound, vmax=bound)
+                        im = show_image(ax, tile[..., 0], cmap=cmap, vmin=-bound, vmax=bound)
                     ax.set_title(str(f), fontsize=6, pad=1)
                 else:
-                    show_image(ax, kernel[:, :, r, c], cmap=cmap, vmin=-bound, vmax=bound)
+                    im = show_image(ax, kernel[:, :, r, c], cmap=cmap, vmin=-bound, vmax=bound)
                     if r == 0:
                         ax.set_title(str(c), fontsize=6, pad=1)
                     if c == 0:
                         ax.set_ylabel(f"in {r}", fontsize=6)
+        if im is not None:
+            bar = sub.colorbar(im, ax=list(axes.ravel()), shrink=0.9, aspect=30, pad=0.01)
+            bar.ax.tick_params(labelsize=6)
+            bar.set_label("weight (red +, blue -)", fontsize=6)
         kind = "RGB per filter" if is_rgb else f"colour scale [-{bound:.3g}, {bound:.3g}]"
         layout = "" if kernel.shape[2] == 1 or is_rgb else " (rows: input channels, columns: filters)"
         sub.suptitle(

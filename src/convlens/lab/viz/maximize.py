@@ -10,6 +10,8 @@ steps. Pixels stay in [0, 1], the range the model was trained on.
 
 from __future__ import annotations
 
+import itertools
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +25,15 @@ from convlens.lab.viz.images import _input_shape
 __all__ = ["MaximizeResult", "blur", "maximize"]
 
 
-@dataclass
+@dataclass(repr=False)
 class MaximizeResult(FigureResult):
     """The figure; the optimised ``image`` (H, W, C); the objective per step; its value before and after.
 
-    ``activation_before``/``activation_after`` are the objective (the pre-activation) on the start
-    and final images, without jitter.
+    ``objective`` has ``steps + 1`` values: the objective on the image before the first step and after each
+    step, measured without jitter (so the curve shows the image's progress, not the random shifts).
+    ``activation_before``/``activation_after`` are its first and last values. ``bound``: for a first-layer
+    conv unit at the centre, the most its pre-activation can reach with pixels in [0, 1] (else None);
+    ``note``: the sentence under the curve (did it rise, and if not, why); ``jitter``: the jitter used.
     """
 
     image: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
@@ -38,6 +43,13 @@ class MaximizeResult(FigureResult):
     activation_after: float = 0.0
     layer: str = ""
     filter: int = 0
+    jitter: int = 0
+    bound: float | None = None
+    note: str = ""
+
+    def describe(self) -> str:
+        """'layer' filter N: the curve's note."""
+        return f"'{self.layer}' filter {self.filter}: {self.note}"
 
 
 def blur(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -60,6 +72,15 @@ def blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
+def _auto_jitter(model: Any, index: int, center: bool) -> int:
+    """min(2, (r - 1) // 4) for the smaller side r of what the objective reads: the centre unit's receptive
+    field, or the whole input for a map's mean (and after Flatten)."""
+    from convlens.lab.arithmetic import model_stats
+
+    field_size = min(model_stats(model)[index].receptive_field) if center else min(_input_shape(model)[:-1])
+    return int(min(2, (field_size - 1) // 4))
+
+
 def _objective(out: np.ndarray, unit: int, center: bool) -> float:
     if center and out.ndim == 4:
         return float(out[0, out.shape[1] // 2, out.shape[2] // 2, unit])
@@ -73,7 +94,7 @@ def maximize(
     *,
     steps: int = 100,
     learning_rate: float = 0.05,
-    jitter: int = 2,
+    jitter: int | None = None,
     l2: float = 1e-3,
     blur_every: int = 4,
     blur_sigma: float = 0.5,
@@ -86,6 +107,9 @@ def maximize(
     ``position='center'`` maximises the filter's response at the centre of its map (the pattern it
     detects, framed by its receptive field); ``'mean'`` its mean over the whole map.
     Each step normalises the gradient (divides by its RMS), so ``learning_rate`` is in pixel units.
+    ``jitter=None`` picks min(2, (r - 1) // 4) pixels, r the side of what the objective reads (the centre
+    unit's receptive field; the whole input for ``'mean'``): a shift as large as half a first-layer 3x3
+    filter's window moves the pattern out of the window it optimises, and the objective zig-zags.
     ``start`` defaults to mid-grey plus a little noise.
 
     Shapes:
@@ -95,7 +119,12 @@ def maximize(
     index = find_layer(model, layer)
     target = model.layers[index]
     steps = check_int(steps, "steps", owner="maximize", minimum=1)
-    jitter = check_int(jitter, "jitter", owner="maximize", minimum=0)
+    auto_jitter = jitter is None
+    jitter = (
+        _auto_jitter(model, index, center)
+        if jitter is None
+        else check_int(jitter, "jitter", owner="maximize", minimum=0)
+    )
     blur_every = check_int(blur_every, "blur_every", owner="maximize", minimum=0)
     learning_rate = check_float(learning_rate, "learning_rate", owner="maximize", minimum=0.0)
     l2 = check_float(l2, "l2", owner="maximize", minimum=0.0)
@@ -120,35 +149,32 @@ def maximize(
             grad[..., filter] = 1.0 / (out[0, ..., 0].size)
         return grad
 
-    history: list[float] = []
+    def measure(img: np.ndarray) -> float:  # on the image itself, without jitter: what the curve shows
+        return _objective(layer_outputs(model, img[None], upto=index)[target.name], filter, center)
+
+    moved = False
     with linear_activation(target):
+        history = [measure(image)]
         for step in range(steps):
             dy, dx = (int(v) for v in rng.integers(-jitter, jitter + 1, size=2)) if jitter else (0, 0)
             shifted = np.roll(image, (dy, dx), axis=(0, 1))
             result = run_gradient(model, shifted[None], index, seed_grad)
-            history.append(_objective(result.outputs[target.name], filter, center))
             grad = np.roll(result.grad_x[0], (-dy, -dx), axis=(0, 1))
             rms = float(np.sqrt(np.mean(grad.astype(np.float64) ** 2)))
+            moved = moved or rms > 0
             image = image + np.float32(learning_rate / (rms + 1e-12)) * grad - np.float32(learning_rate * l2) * image
             if blur_every and (step + 1) % blur_every == 0:
                 image = blur(image, blur_sigma)
             image = np.clip(image, 0.0, 1.0).astype(np.float32)
-        before = _objective(layer_outputs(model, first[None])[target.name], filter, center)
-        after = _objective(layer_outputs(model, image[None])[target.name], filter, center)
-    figure = new_figure(9.0, 3.2)
-    axes = figure.subplots(1, 3)
-    where = "centre" if center else "mean"
-    show_image(axes[0], first, vmin=0.0, vmax=1.0)
-    axes[0].set_title(f"start: {where} pre-activation {before:.3g}", fontsize=8)
-    show_image(axes[1], image, vmin=0.0, vmax=1.0)
-    axes[1].set_title(f"result: {where} pre-activation {after:.3g}", fontsize=8)
-    axes[2].plot(np.arange(1, steps + 1), history)
-    axes[2].set_xlabel("step")
-    axes[2].set_title(f"objective ({where} pre-activation)", fontsize=8)
-    axes[2].grid(alpha=0.3)
+            history.append(measure(image))
+    before, after = history[0], history[-1]
+    bound = _upper_bound(target, index, filter, center)
+    note = _curve_note(history, bound, blur_every, zero_gradient=not moved)
+    figure = _draw(first, image, history, bound, note, center=center)
     figure.suptitle(
         f"What '{target.name}' filter {filter} responds to: {steps} steps of gradient ascent "
-        f"(lr {learning_rate:g}, jitter {jitter}px, L2 {l2:g}, blur sigma {blur_sigma:g} every {blur_every})",
+        f"(lr {learning_rate:g}, jitter {jitter}px{' (auto)' if auto_jitter else ''}, L2 {l2:g}, "
+        f"blur sigma {blur_sigma:g} every {blur_every})",
         fontsize=8,
     )
     return MaximizeResult(
@@ -160,4 +186,63 @@ def maximize(
         activation_after=after,
         layer=target.name,
         filter=int(filter),
+        jitter=jitter,
+        bound=bound,
+        note=note,
     )
+
+
+def _upper_bound(target: Any, index: int, unit: int, center: bool) -> float | None:
+    """The largest pre-activation a first-layer conv unit can reach with pixels in [0, 1], else None.
+
+    The centre unit reads one window of real pixels: its best input puts 1 under every positive weight
+    and 0 under every negative one, so the bound is sum(max(w, 0)) + bias.
+    """
+    kernel = getattr(target, "params", {}).get("kernel")
+    if index != 0 or not center or kernel is None or np.ndim(kernel) != 4:
+        return None
+    bias = target.params.get("bias")
+    return float(np.maximum(kernel[..., unit], 0.0).sum() + (0.0 if bias is None else bias[unit]))
+
+
+def _curve_note(history: list[float], bound: float | None, blur_every: int, *, zero_gradient: bool) -> str:
+    """One sentence under the curve: whether it rose, and why not when it did not."""
+    before, after, best = history[0], history[-1], max(history)
+    if zero_gradient:
+        return "flat: the gradient was zero at every step (this unit does not depend on the input here)"
+    if after <= before:
+        return (
+            "did not rise: L2 decay and blur outweigh the gradient steps; try a larger learning_rate, "
+            "l2=0 or blur_every=0"
+        )
+    text = f"rose from {before:.3g} to {after:.3g}"
+    tolerance = 0.01 * abs(bound) + 1e-6 if bound is not None else 0.0
+    if bound is not None and best >= bound - tolerance:
+        reached = next(i for i, v in enumerate(history) if v >= bound - tolerance)
+        text += f"; reached the upper bound (within 1%) at step {reached}"
+    dips = sum(1 for a, b in itertools.pairwise(history) if b < a - 1e-6)
+    if dips and blur_every:
+        text += f"; small dips every {blur_every} steps come from the blur"
+    return text
+
+
+def _draw(
+    first: np.ndarray, image: np.ndarray, history: list[float], bound: float | None, note: str, *, center: bool
+) -> Any:
+    figure = new_figure(9.0, 3.4)
+    axes = figure.subplots(1, 3)
+    where = "centre" if center else "mean"
+    show_image(axes[0], first, vmin=0.0, vmax=1.0)
+    axes[0].set_title(f"start: {where} pre-activation {history[0]:.3g}", fontsize=8)
+    show_image(axes[1], image, vmin=0.0, vmax=1.0)
+    axes[1].set_title(f"result: {where} pre-activation {history[-1]:.3g}", fontsize=8)
+    ax = axes[2]
+    ax.plot(np.arange(len(history)), history, label="objective after each step")
+    if bound is not None:
+        ax.axhline(bound, color="tab:red", linestyle="--", linewidth=1,
+                   label=f"upper bound {bound:.3g}: sum(max(w, 0)) + b")  # fmt: skip
+        ax.legend(fontsize=6, loc="lower right")
+    ax.set_xlabel("step")
+    ax.set_title(f"objective ({where} pre-activation, no jitter)\n" + textwrap.fill(note, 70), fontsize=7)
+    ax.grid(alpha=0.3)
+    return figure

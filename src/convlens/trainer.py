@@ -1,0 +1,233 @@
+"""``Trainer``: the part of Keras's ``Model`` that trains (compile, the train and test steps, ``*_on_batch``).
+
+:class:`convlens.models.Model` builds on it (as ``keras.Model`` on Keras's ``Trainer``); Sequential and
+Functional models supply the structure hooks declared here: ``layers``, ``build``, the input check and the
+forward and backward passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from convlens import training
+from convlens.errors import ConfigError, ShapeError, StateError
+from convlens.layers.base import Layer
+from convlens.penalties import ActivityTape, apply_constraints, weight_penalty
+
+__all__ = ["Trainer"]
+
+
+class Trainer:
+    """Compile settings and the training step shared by every model (see :class:`convlens.models.Model`)."""
+
+    name: str
+    built: bool
+    optimizer: Any
+    loss: Any
+    metrics: list[Any]
+    weighted_metrics: list[Any]
+    compiled: bool
+
+    # ----- structure (subclasses provide layers, build, shapes and the forward/backward passes) -----------------
+    @property
+    def layers(self) -> list[Layer]:
+        """The layers (Sequential: without the ``Input`` marker; Functional: ``Input`` layers included)."""
+        raise NotImplementedError
+
+    @property
+    def _weighted_layers(self) -> list[Layer]:
+        return self.layers
+
+    @property
+    def input_shape(self) -> Any:
+        """Input shape with a None batch axis (a list for several inputs)."""
+        raise NotImplementedError
+
+    def build(self, input_shape: Any = None) -> None:
+        """Create the weights (Sequential) or nothing (a Functional model is built when created)."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-safe description of the architecture (what ``save`` stores)."""
+        raise NotImplementedError
+
+    def _require_built(self, what: str) -> None:
+        if not self.built:
+            raise StateError(
+                f"{self!r}: {what} needs a built model; give the first layer input_shape=... or call "
+                "build(input_shape)."
+            )
+
+    def _trainable(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        params: list[np.ndarray] = []
+        grads: list[np.ndarray] = []
+        for layer in self._weighted_layers:
+            if layer.trainable:
+                for key, value in layer.params.items():
+                    params.append(value)
+                    grads.append(layer.grads[key])
+        return params, grads
+
+    # ----- forward/backward -----------------------------------------------------------------------
+    @staticmethod
+    def _as_input(x: Any, what: str) -> np.ndarray:
+        return training.as_float32(x, what)
+
+    def _check_not_empty(self, x: np.ndarray, method: str) -> None:
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ConfigError(f"{self!r}: {method} needs at least one sample, got an empty x.")
+
+    def _check_x(self, x: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _forward(self, x: np.ndarray, training: bool, tape: ActivityTape | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def _forward_train(self, x: np.ndarray, fused: bool, tape: ActivityTape) -> tuple[np.ndarray, np.ndarray]:
+        """Training-mode forward; returns the predictions and (when ``fused``) the last layer's logits."""
+        raise NotImplementedError
+
+    def _backward_train(self, grad: np.ndarray, fused: bool, tape: ActivityTape) -> None:
+        """Backward from the loss gradient (w.r.t. the logits when ``fused``); fills every layer's grads."""
+        raise NotImplementedError
+
+    def _output_layer(self) -> Layer | None:
+        raise NotImplementedError
+
+    def __call__(self, x: Any, training: bool = False) -> Any:
+        raise NotImplementedError
+
+    # ----- compile ---------------------------------------------------------------------------------
+    def compile(
+        self,
+        optimizer: Any = "rmsprop",
+        loss: Any = None,
+        metrics: Sequence[Any] | None = None,
+        loss_weights: Any = None,
+        weighted_metrics: Sequence[Any] | None = None,
+        run_eagerly: bool = False,
+        steps_per_execution: int = 1,
+        jit_compile: Any = "auto",
+        auto_scale_loss: bool = True,
+    ) -> None:
+        """Configure training: ``optimizer`` and ``loss`` by name or object (:mod:`convlens.losses`), ``metrics``
+        (names or :mod:`convlens.metrics` objects; not weighted) and ``weighted_metrics`` (weighted by
+        ``sample_weight``/``class_weight``), as Keras. ``run_eagerly``, ``jit_compile`` and
+        ``auto_scale_loss`` change nothing here (convlens always runs eagerly in NumPy). ``metrics`` comes third,
+        as convlens always had it (Keras 3 puts ``loss_weights`` there; pass it by keyword).
+        """
+        from convlens import losses, optimizers
+
+        owner = repr(self)
+        if loss is None:
+            raise ConfigError(f"{owner}: compile needs a `loss`, e.g. 'sparse_categorical_crossentropy'.")
+        if loss_weights is not None:
+            raise ConfigError(f"{owner}: `loss_weights` is not supported (convlens models have one output).")
+        if steps_per_execution != 1:
+            raise ConfigError(f"{owner}: `steps_per_execution` must be 1, got {steps_per_execution!r}.")
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss, owner=owner)
+        training.compile_metrics(self, metrics, weighted_metrics)
+        self.compiled = True
+
+    @property
+    def metrics_names(self) -> list[str]:
+        """``['loss', *metric names]`` once compiled (the order of ``evaluate``'s list), [] before. Keras 3 answers
+        ``['loss', 'compile_metrics']``; this is Keras 2's list, what ``dict(zip(names, evaluate(...)))`` needs."""
+        if not self.compiled:
+            return []
+        return ["loss", *(m.name for m in (*self.metrics, *self.weighted_metrics))]
+
+    def _require_compiled(self, what: str) -> None:
+        if not self.compiled:
+            raise StateError(f"{self!r}: call compile(optimizer, loss, metrics) before {what}.")
+
+    def _fused(self) -> bool:
+        """Whether the loss can start from the last layer's logits (softmax/sigmoid + cross-entropy)."""
+        last = self._output_layer()
+        act = getattr(getattr(last, "activation", None), "name", None)
+        return (
+            act is not None
+            and act == self.loss.fused_activation
+            and hasattr(last, "backward_linear")
+            and getattr(last, "activity_regularizer", None) is None
+        )
+
+    def _loss_and_grad(self, y: np.ndarray, x: np.ndarray, sample_weight: Any = None) -> tuple[float, np.ndarray]:
+        """Forward in training mode, the loss as Keras reports it (data loss + regularization), and the backward
+        pass (fills every layer's grads, regularizer gradients included)."""
+        fused = self._fused()
+        tape = ActivityTape()
+        y_pred, logits = self._forward_train(x, fused, tape)
+        loss, grad = self.loss.value_and_grad(y, logits if fused else y_pred, sample_weight, fused=fused)
+        self._backward_train(grad, fused, tape)
+        loss += tape.penalty + weight_penalty(self._weighted_layers, add_gradients=True)
+        self._last_pred = y_pred
+        return float(loss), y_pred
+
+    def _train_step(self, x: np.ndarray, y: np.ndarray, sample_weight: Any) -> tuple[float, np.ndarray]:
+        """One optimizer step (constraints applied after it, as Keras)."""
+        loss, y_pred = self._loss_and_grad(y, x, sample_weight)
+        params, grads = self._trainable()
+        self.optimizer.apply(params, grads)
+        apply_constraints(self._weighted_layers)
+        return loss, y_pred
+
+    def _test_loss(self, x: np.ndarray, y: np.ndarray, sample_weight: Any) -> tuple[float, np.ndarray]:
+        """Inference-mode predictions and loss (data loss + regularization), as Keras's test step."""
+        tape = ActivityTape()
+        y_pred = self._forward(x, training=False, tape=tape)
+        loss, _ = self.loss.value_and_grad(y, y_pred, sample_weight)
+        return loss + tape.penalty + weight_penalty(self._weighted_layers), y_pred
+
+    def _prepare_y(self, y: Any, n: int, what: str = "y") -> np.ndarray:
+        arr = np.asarray(y)
+        if arr.dtype == object:
+            raise TypeError(f"{self!r}: `{what}` must hold numbers, got dtype object.")
+        if arr.shape[:1] != (n,):
+            raise ShapeError(
+                f"{self!r}: x and {what} must have the same number of samples, got {n} and "
+                f"{arr.shape[0] if arr.ndim else 'a scalar'}."
+            )
+        return arr
+
+    def _batch_input(self, x: Any, y: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
+        self._require_compiled(what)
+        x = self._as_input(x, "x")
+        if not self.built:
+            self.build((None, *x.shape[1:]))
+        self._check_x(x)
+        return x, self._prepare_y(y, x.shape[0])
+
+    def train_on_batch(
+        self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: Any = None, return_dict: bool = False
+    ) -> Any:
+        """One gradient step on one batch; returns the loss (and metrics) for that batch."""
+        x, y = self._batch_input(x, y, "train_on_batch")
+        weights = training.sample_weights(self, y, sample_weight, class_weight, x.shape[0])
+        loss, y_pred = self._train_step(x, y, weights)
+        return self._batch_logs(loss, y, y_pred, weights, return_dict)
+
+    def _batch_logs(self, loss: float, y: np.ndarray, y_pred: np.ndarray, weights: Any, return_dict: bool) -> Any:
+        values = {"loss": loss}
+        for metric, weighted in training.all_metrics(self):
+            metric.reset()
+            metric.update(y, y_pred, weights if weighted else None)
+            values[metric.name] = metric.result()
+        if return_dict:
+            return values
+        return loss if len(values) == 1 else list(values.values())
+
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False) -> Any:
+        """Loss (and metrics) of one batch without updating weights."""
+        x, y = self._batch_input(x, y, "test_on_batch")
+        weights = training.sample_weights(self, y, sample_weight, None, x.shape[0])
+        loss, y_pred = self._test_loss(x, y, weights)
+        return self._batch_logs(loss, y, y_pred, weights, return_dict)
+
+    def predict_on_batch(self, x: Any) -> Any:
+        """Outputs for one batch."""
+        return self(x)
