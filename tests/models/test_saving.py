@@ -257,9 +257,7 @@ def _functional_with_every_merge(rng: np.random.Generator) -> tuple[cl.Model, np
     inputs = L.Input((5, 5, 2))
     a = L.Conv2D(3, 3, padding="same")(inputs)
     b = L.Conv2D(3, 1, activation="tanh")(inputs)
-    merged = L.Concatenate()(
-        [L.Add()([a, b]), L.Subtract()([a, b]), L.Multiply()([a, b]), L.Average()([a, b, a])]
-    )
+    merged = L.Concatenate()([L.Add()([a, b]), L.Subtract()([a, b]), L.Multiply()([a, b]), L.Average()([a, b, a])])
     model = cl.Model(inputs, L.Dense(2)(L.GlobalAveragePooling2D()(merged)))
     model.compile("adam", "mse")
     x = rng.standard_normal((4, 5, 5, 2)).astype(np.float32)
