@@ -1,4 +1,4 @@
-"""Optimizers with Keras 3's defaults and update rules: SGD, Adam, RMSprop.
+"""Optimizers with Keras 3's defaults and update rules: SGD, Adam, AdamW, RMSprop.
 
 ``apply(params, grads)`` updates the parameter arrays in place. Per-parameter state (the
 "slots": momentum, first and second moments) is created lazily on the first call, one set
@@ -8,7 +8,8 @@ step, and float32 parameters stay float32.
 
 Keras 3 order within one step: clip the gradients (``clipnorm``/``clipvalue``/
 ``global_clipnorm``), apply decoupled weight decay ``p -= p * weight_decay * lr``, then the
-update rule; ``iterations`` counts completed steps.
+update rule; ``iterations`` counts completed steps. ``learning_rate`` may be a float or a schedule from
+:mod:`convlens.optimizers.schedules` (evaluated at ``iterations``, as Keras).
 
 >>> import numpy as np
 >>> w = np.array([1.0, -2.0], np.float32)
@@ -26,8 +27,19 @@ from typing import Any, ClassVar
 import numpy as np
 
 from convlens.errors import ConfigError, ShapeError, check_float
+from convlens.optimizers import schedules
+from convlens.optimizers.schedules import LearningRateSchedule
 
-__all__ = ["SGD", "Adam", "Optimizer", "RMSprop", "get"]
+__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "RMSprop", "get", "schedules"]
+
+# Keras's optimizer arguments convlens accepts only at their defaults (they name features it does not have).
+_KERAS_ONLY = {
+    "use_ema": False,
+    "ema_momentum": 0.99,
+    "ema_overwrite_frequency": None,
+    "loss_scale_factor": None,
+    "gradient_accumulation_steps": None,
+}
 
 
 class Optimizer:
@@ -36,7 +48,8 @@ class Optimizer:
     Subclasses define ``_slot_names()`` and ``_update(param, grad, slots, scratch, lr)``.
 
     Attributes:
-        learning_rate: a float; learning-rate schedulers set it between epochs.
+        learning_rate: the current rate (a float; a schedule's value at ``iterations``); settable unless the
+            optimizer was made with a schedule.
         iterations: number of completed ``apply`` calls.
         name: Keras's default name (``SGD``, ``adam``, ``rmsprop``) unless given.
     """
@@ -52,9 +65,21 @@ class Optimizer:
         clipvalue: float | None = None,
         global_clipnorm: float | None = None,
         weight_decay: float | None = None,
+        **kwargs: Any,
     ) -> None:
         self.name = name or self.default_name
-        self.learning_rate = learning_rate
+        for arg, value in kwargs.items():
+            if arg not in _KERAS_ONLY:
+                raise ConfigError(f"{self!r}: unexpected keyword argument {arg!r}.")
+            if value != _KERAS_ONLY[arg]:
+                raise ConfigError(f"{self!r}: `{arg}` is not supported by convlens, got {arg}={value!r}.")
+        self._schedule: LearningRateSchedule | None = None
+        if isinstance(learning_rate, dict):
+            learning_rate = schedules.deserialize(learning_rate)
+        if isinstance(learning_rate, LearningRateSchedule):
+            self._schedule, self._learning_rate = learning_rate, 0.0
+        else:
+            self.learning_rate = learning_rate
         clips = [c for c in (clipnorm, clipvalue, global_clipnorm) if c is not None]
         if len(clips) > 1:
             raise ConfigError(
@@ -85,11 +110,18 @@ class Optimizer:
 
     @property
     def learning_rate(self) -> float:
-        """The step size, a non-negative float (settable)."""
+        """The step size for the next update: a non-negative float, or the schedule's value at ``iterations``."""
+        if self._schedule is not None:
+            return float(self._schedule(self.iterations))
         return self._learning_rate
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
+        if self._schedule is not None:
+            raise ConfigError(
+                f"{self!r}: its learning rate comes from {self._schedule!r} and cannot be set; make the optimizer "
+                "with a float learning_rate to change it during training (as Keras)."
+            )
         self._learning_rate = check_float(value, "learning_rate", owner=repr(self), minimum=0.0)
 
     # ----- subclass hooks ------------------------------------------------------------------------
@@ -187,7 +219,7 @@ class Optimizer:
         self._check(params, grads)
         self._ensure_state(params)
         grads = self._clipped(grads)
-        lr = self._learning_rate
+        lr = self.learning_rate
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             if self.weight_decay:
                 p *= 1.0 - self.weight_decay * lr
@@ -232,7 +264,7 @@ class Optimizer:
         """JSON-safe constructor arguments."""
         return {
             "name": self.name,
-            "learning_rate": self._learning_rate,
+            "learning_rate": self._learning_rate if self._schedule is None else schedules.serialize(self._schedule),
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,
             "global_clipnorm": self.global_clipnorm,
@@ -356,6 +388,27 @@ class Adam(Optimizer):
         }
 
 
+class AdamW(Adam):
+    """Adam with decoupled weight decay, as ``keras.optimizers.AdamW`` (``weight_decay=0.004`` by default):
+    ``p -= p * weight_decay * lr`` before each Adam update."""
+
+    default_name = "adamw"
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        weight_decay: float = 0.004,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+        amsgrad: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if weight_decay is None:
+            raise ConfigError("AdamW: `weight_decay` must be a number (Adam has no decay), got None.")
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, amsgrad, weight_decay=weight_decay, **kwargs)
+
+
 class RMSprop(Optimizer):
     """RMSprop as Keras 3 (epsilon inside the square root, plain momentum on the increment).
 
@@ -436,37 +489,4 @@ class RMSprop(Optimizer):
         }
 
 
-_OPTIMIZERS: dict[str, type[SGD] | type[Adam] | type[RMSprop]] = {
-    "sgd": SGD,
-    "adam": Adam,
-    "rmsprop": RMSprop,
-}
-
-
-def get(identifier: str | Optimizer | dict[str, Any]) -> Optimizer:
-    """Resolve ``'sgd'``/``'adam'``/``'rmsprop'`` (any case), an instance, or a config dict.
-
-    A config dict is ``{"class_name": "Adam", "config": {...}}`` as :meth:`Optimizer.get_config`
-    produces. Instances are returned as they are.
-
-    Raises:
-        ConfigError: on an unknown name, listing the valid ones.
-
-    Shapes:
-        no arrays.
-    """
-    if isinstance(identifier, Optimizer):
-        return identifier
-    valid = ", ".join(repr(n) for n in _OPTIMIZERS)
-    if isinstance(identifier, dict):
-        class_name = identifier.get("class_name")
-        config = identifier.get("config", {})
-        if not isinstance(class_name, str) or class_name.lower() not in _OPTIMIZERS or not isinstance(config, dict):
-            raise ConfigError(
-                f"optimizers.get: config dict must have a `class_name` in {valid} and a `config` dict, "
-                f"got {identifier!r}."
-            )
-        return _OPTIMIZERS[class_name.lower()].from_config(config)
-    if isinstance(identifier, str) and identifier.lower() in _OPTIMIZERS:
-        return _OPTIMIZERS[identifier.lower()]()
-    raise ConfigError(f"optimizers.get: unknown optimizer {identifier!r}; valid names are {valid}.")
+from convlens.optimizers.registry import get  # noqa: E402  (the registry names the classes above)
