@@ -102,7 +102,7 @@ def test_validation_freq_initial_epoch_and_validation_data_weights() -> None:
     x, y = data()
     xv, yv = data(seed=1)
     wv = np.arange(12, dtype=np.float32)
-    ours, theirs = compare_fit(
+    ours, _ = compare_fit(
         "validation_freq", model, twin, x, y, epochs=4, initial_epoch=1, validation_freq=2, validation_data=(xv, yv, wv)
     )
     assert ours.epoch == [1, 2, 3]
