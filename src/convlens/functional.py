@@ -70,12 +70,12 @@ class Functional(Model):
         self._nodes = _topological_nodes(self._inputs, self._outputs, owner)
         self._init_model(name, "functional")
         self._layer_list = [t.node.layer for t in self._inputs] + [n.layer for n in self._nodes]
+        if len({id(layer) for layer in self._layer_list}) != len(self._layer_list):
+            raise ConfigError(f"{self!r}: a layer is called twice in this graph; shared layers are not supported.")
         names = [layer.name for layer in self._layer_list]
         if len(set(names)) != len(names):
             repeated = sorted({n for n in names if names.count(n) > 1})
             raise ConfigError(f"{self!r}: layer names must be unique, got {', '.join(map(repr, repeated))} twice.")
-        if len({id(layer) for layer in self._layer_list}) != len(self._layer_list):
-            raise ConfigError(f"{self!r}: a layer is called twice in this graph; shared layers are not supported.")
         self.built = True
         input_ids = {id(t) for t in self._inputs}
         for node in self._nodes:
