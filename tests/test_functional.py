@@ -56,7 +56,9 @@ def twins(build: Any, seed: int = 0) -> tuple[Any, Any]:
     for layer in ours.layers:
         for store in (layer.params, layer.state):
             for name, value in store.items():
-                value[...] = rng.uniform(0.5, 1.5, value.shape) if "variance" in name else rng.normal(0, 0.5, value.shape)
+                value[...] = (
+                    rng.uniform(0.5, 1.5, value.shape) if "variance" in name else rng.normal(0, 0.5, value.shape)
+                )
         if layer.get_weights():
             theirs.get_layer(layer.name).set_weights(layer.get_weights())
     return ours, theirs
@@ -70,7 +72,7 @@ def images(n: int = 8, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
 def test_residual_block_predicts_and_trains_like_keras() -> None:
     model, twin = twins(residual)
     assert isinstance(model, cl.Model)
-    assert [layer.name for layer in model.layers][0] == "image"
+    assert model.layers[0].name == "image"
     assert model.count_params() == twin.count_params()
     x, y = images()
     check("functional: predict", model.predict(x, verbose=0), twin.predict(x, verbose=0))
@@ -102,12 +104,17 @@ def test_merge_layers_broadcast_and_train_like_keras() -> None:
 
 def test_feature_extractor_from_a_sequential_model() -> None:
     cl.utils.set_random_seed(0)
-    seq = cl.Sequential([cl.Input((6, 6, 3)), cl.layers.Conv2D(4, 3, name="c"), cl.layers.Flatten(), cl.layers.Dense(2)])
-    twin = keras.Sequential([keras.Input((6, 6, 3)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(), keras.layers.Dense(2)])
+    seq = cl.Sequential(
+        [cl.Input((6, 6, 3)), cl.layers.Conv2D(4, 3, name="c"), cl.layers.Flatten(), cl.layers.Dense(2)]
+    )
+    twin = keras.Sequential(
+        [keras.Input((6, 6, 3)), keras.layers.Conv2D(4, 3), keras.layers.Flatten(), keras.layers.Dense(2)]
+    )
     twin.set_weights(seq.get_weights())
     assert seq.layers[0].output.shape == tuple(twin.layers[0].output.shape) == (None, 4, 4, 4)
     assert seq.layers[1].input.shape == tuple(twin.layers[1].input.shape)
-    assert seq.layers[0].output_shape == (None, 4, 4, 4) and seq.layers[0].input_shape == (None, 6, 6, 3)
+    assert seq.layers[0].output_shape == (None, 4, 4, 4)
+    assert seq.layers[0].input_shape == (None, 6, 6, 3)
     features = cl.Model(seq.inputs, [seq.layers[0].output, seq.output])
     keras_features = keras.Model(twin.inputs, [twin.layers[0].output, twin.outputs[0]])
     x, _ = images()
@@ -129,11 +136,14 @@ def test_get_layer_pop_trainable_and_counts_like_keras() -> None:
     frozen = 3 * 3 * 3 * 4 + 4 + 2 * 4  # c1 + BatchNormalization's moving statistics
     assert f"Non-trainable params: {frozen:,}" in text
     assert f"Trainable params: {model.count_params() - frozen:,}" in text
-    assert "add (Add)" in text and "c1[0][0], bn[0][0]" in text and "Connected to" in text
+    for part in ("add (Add)", "c1[0][0], bn[0][0]", "Connected to"):
+        assert part in text
     assert "image (InputLayer)" in text
     seq = cl.Sequential([cl.Input((3,)), cl.layers.Dense(2), cl.layers.Dense(4)])
     last = seq.pop()
-    assert last.units == 4 and seq.output_shape == (None, 2) and len(seq.layers) == 1
+    assert last.units == 4
+    assert seq.output_shape == (None, 2)
+    assert len(seq.layers) == 1
     with pytest.raises(ConfigError, match=r"no layer named 'nope'; the layers are 'image', 'c1'"):
         model.get_layer("nope")
     with pytest.raises(ConfigError, match=r"get_layer index 42 is out of range for 10 layers"):
@@ -164,7 +174,7 @@ def test_several_outputs_and_inputs_predict() -> None:
     model = cl.Model([a, b], [joined, cl.layers.Dense(1)(joined)])
     xa, xb = np.ones((5, 3), np.float32), np.zeros((5, 2), np.float32)
     first, second = model.predict([xa, xb], batch_size=2, verbose=0)
-    assert first.shape == (5, 4) and second.shape == (5, 1)
+    assert (first.shape, second.shape) == ((5, 4), (5, 1))
     assert model.input_shape == [(None, 3), (None, 2)]
     with pytest.raises(ConfigError, match=r"compile needs a model with one input and one output, this one has 2 and 2"):
         model.compile("sgd", "mse")

@@ -96,11 +96,11 @@ class Loss:
 
     def call(self, y_true: Any, y_pred: Any) -> np.ndarray:
         """Per-sample losses (``keras.losses.Loss.call``)."""
-        return np.asarray(self._terms(y_true, np.asarray(y_pred), fused=False)[0])
+        return np.asarray(self._terms(y_true, np.asarray(y_pred), fused=False, grad=False)[0])
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
         pred = np.asarray(y_pred)
-        values, _ = self._terms(y_true, pred, fused=False)
+        values, _ = self._terms(y_true, pred, fused=False, grad=False)
         weights = self._weights(sample_weight, values)
         weighted = values if weights is None else values * weights
         if self.reduction == "none":
@@ -108,14 +108,14 @@ class Loss:
         return self._reduce(weighted, weights)
 
     # ----- the engine's hooks ----------------------------------------------------------------------------
-    def _terms(self, y_true: Any, y_pred: np.ndarray, fused: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _terms(self, y_true: Any, y_pred: np.ndarray, fused: bool, grad: bool = True) -> tuple[np.ndarray, Any]:
         target = self._targets(y_true, y_pred)
         if fused:
             terms = self._engine.fused_terms
             if terms is None:  # pragma: no cover - guarded by fused_activation
                 raise ConfigError(f"{self!r}: has no fused form.")
-            return terms(target, y_pred)
-        return self._engine.terms(target, y_pred)
+            return terms(target, y_pred, grad=grad)
+        return self._engine.terms(target, y_pred, grad=grad)
 
     def _weights(self, sample_weight: Any, values: np.ndarray) -> np.ndarray | None:
         if sample_weight is None:

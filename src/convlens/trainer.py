@@ -130,6 +130,8 @@ class Trainer:
             raise ConfigError(f"{owner}: `steps_per_execution` must be 1, got {steps_per_execution!r}.")
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss, owner=owner)
+        if self.loss.reduction == "none":
+            raise ConfigError(f"{owner}: a loss with reduction='none' gives no scalar to train on; use the default.")
         training.compile_metrics(self, metrics, weighted_metrics)
         self.compiled = True
 
@@ -153,6 +155,7 @@ class Trainer:
             act is not None
             and act == self.loss.fused_activation
             and hasattr(last, "backward_linear")
+            and hasattr(type(last), "pre_activation")
             and getattr(last, "activity_regularizer", None) is None
         )
 
@@ -180,7 +183,7 @@ class Trainer:
         """Inference-mode predictions and loss (data loss + regularization), as Keras's test step."""
         tape = ActivityTape()
         y_pred = self._forward(x, training=False, tape=tape)
-        loss, _ = self.loss.value_and_grad(y, y_pred, sample_weight)
+        loss = self.loss(y, y_pred, sample_weight)
         return loss + tape.penalty + weight_penalty(self._weighted_layers), y_pred
 
     def _prepare_y(self, y: Any, n: int, what: str = "y") -> np.ndarray:

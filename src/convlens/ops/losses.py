@@ -133,7 +133,9 @@ def _per_sample(elementwise: Array) -> Array:
     return np.asarray(np.mean(elementwise, axis=-1)) if elementwise.ndim > 1 else elementwise
 
 
-def sparse_categorical_crossentropy_terms(y_true: Any, y_pred: Any, from_logits: bool = False) -> tuple[Array, Array]:
+def sparse_categorical_crossentropy_terms(
+    y_true: Any, y_pred: Any, from_logits: bool = False, *, grad: bool = True
+) -> tuple[Array, Any]:
     """Per-sample ``-log(p[label])`` and the gradient of their mean (see the module docstring).
 
     Shapes:
@@ -146,12 +148,17 @@ def sparse_categorical_crossentropy_terms(y_true: Any, y_pred: Any, from_logits:
         return _softmax_terms(labels, y_pred, owner)[:2]
     probs, _ = _normalised(y_pred)
     picked = np.take_along_axis(probs, labels[..., None], axis=-1)[..., 0]
+    values = -np.log(np.clip(picked, EPSILON, 1.0 - EPSILON))
+    if not grad:
+        return values, None
     onehot = np.zeros_like(y_pred)
     np.put_along_axis(onehot, labels[..., None], 1.0, axis=-1)
-    return -np.log(np.clip(picked, EPSILON, 1.0 - EPSILON)), _categorical_grad(onehot, y_pred)
+    return values, _categorical_grad(onehot, y_pred)
 
 
-def categorical_crossentropy_terms(y_true: Any, y_pred: Any, from_logits: bool = False) -> tuple[Array, Array]:
+def categorical_crossentropy_terms(
+    y_true: Any, y_pred: Any, from_logits: bool = False, *, grad: bool = True
+) -> tuple[Array, Any]:
     """Per-sample ``-sum(y_true * log(p))`` (p renormalised and clipped as Keras) and the mean's gradient.
 
     Shapes:
@@ -164,10 +171,12 @@ def categorical_crossentropy_terms(y_true: Any, y_pred: Any, from_logits: bool =
         return _softmax_terms(target, y_pred, owner)[:2]
     probs, _ = _normalised(y_pred)
     values = -np.sum(target * np.log(np.clip(probs, EPSILON, 1.0 - EPSILON)), axis=-1)
-    return values, _categorical_grad(target, y_pred)
+    return values, _categorical_grad(target, y_pred) if grad else None
 
 
-def binary_crossentropy_terms(y_true: Any, y_pred: Any, from_logits: bool = False) -> tuple[Array, Array]:
+def binary_crossentropy_terms(
+    y_true: Any, y_pred: Any, from_logits: bool = False, *, grad: bool = True
+) -> tuple[Array, Any]:
     """Per-sample mean over the last axis of ``-(y log p + (1 - y) log(1 - p))`` (p clipped to [1e-7, 1 - 1e-7])
     and the gradient of their mean.
 
@@ -181,12 +190,14 @@ def binary_crossentropy_terms(y_true: Any, y_pred: Any, from_logits: bool = Fals
         return _sigmoid_terms(target, y_pred, owner)[:2]
     p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
     values = _per_sample(-(target * np.log(p) + (1.0 - target) * np.log1p(-p)))
+    if not grad:
+        return values, None
     inside = (y_pred >= EPSILON) & (y_pred <= 1.0 - EPSILON)
-    grad = np.where(inside, (p - target) / (p * (1.0 - p)), 0.0) / y_pred.size
-    return values, np.asarray(grad.astype(y_pred.dtype, copy=False))
+    gradient = np.where(inside, (p - target) / (p * (1.0 - p)), 0.0) / y_pred.size
+    return values, np.asarray(gradient.astype(y_pred.dtype, copy=False))
 
 
-def mean_squared_error_terms(y_true: Any, y_pred: Any) -> tuple[Array, Array]:
+def mean_squared_error_terms(y_true: Any, y_pred: Any, *, grad: bool = True) -> tuple[Array, Any]:
     """Per-sample mean over the last axis of ``(y_pred - y_true) ** 2`` and the gradient of their mean.
 
     Shapes:
@@ -195,7 +206,7 @@ def mean_squared_error_terms(y_true: Any, y_pred: Any) -> tuple[Array, Array]:
     y_pred = _pred(y_pred, "mean_squared_error")
     target = _dense_targets(y_true, y_pred, "mean_squared_error", allow_squeezed=True)
     diff = y_pred - target
-    return _per_sample(diff * diff), np.asarray(diff * (2.0 / y_pred.size))
+    return _per_sample(diff * diff), np.asarray(diff * (2.0 / y_pred.size)) if grad else None
 
 
 def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> float:
@@ -204,7 +215,7 @@ def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool 
     Shapes:
         y_true: (N, ...) or (N, ..., 1) integer labels; y_pred: (N, ..., K).
     """
-    return float(np.mean(sparse_categorical_crossentropy_terms(y_true, y_pred, from_logits)[0]))
+    return float(np.mean(sparse_categorical_crossentropy_terms(y_true, y_pred, from_logits, grad=False)[0]))
 
 
 def sparse_categorical_crossentropy_backward(y_true: Any, y_pred: Any, from_logits: bool = False) -> Array:
@@ -218,7 +229,7 @@ def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False
     Shapes:
         y_true, y_pred: (N, ..., K).
     """
-    return float(np.mean(categorical_crossentropy_terms(y_true, y_pred, from_logits)[0]))
+    return float(np.mean(categorical_crossentropy_terms(y_true, y_pred, from_logits, grad=False)[0]))
 
 
 def categorical_crossentropy_backward(y_true: Any, y_pred: Any, from_logits: bool = False) -> Array:
@@ -232,7 +243,7 @@ def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> 
     Shapes:
         y_true: like y_pred, or (N,) for y_pred (N, 1); y_pred: (N, ...).
     """
-    return float(np.mean(binary_crossentropy_terms(y_true, y_pred, from_logits)[0]))
+    return float(np.mean(binary_crossentropy_terms(y_true, y_pred, from_logits, grad=False)[0]))
 
 
 def binary_crossentropy_backward(y_true: Any, y_pred: Any, from_logits: bool = False) -> Array:
@@ -246,7 +257,7 @@ def mean_squared_error(y_true: Any, y_pred: Any) -> float:
     Shapes:
         y_true: like y_pred, or (N,) for y_pred (N, 1).
     """
-    return float(np.mean(mean_squared_error_terms(y_true, y_pred)[0]))
+    return float(np.mean(mean_squared_error_terms(y_true, y_pred, grad=False)[0]))
 
 
 def mean_squared_error_backward(y_true: Any, y_pred: Any) -> Array:
@@ -320,7 +331,7 @@ def sigmoid_cross_entropy_with_logits(labels: Any, logits: Any) -> tuple[float, 
 
 
 # ----- registry ----------------------------------------------------------------------------------------
-Terms = Callable[[Any, Any], tuple[Array, Array]]
+Terms = Callable[..., tuple[Array, Any]]  # (y_true, y_pred, *, grad=True) -> (values, gradient or None)
 
 
 @dataclass(frozen=True)
@@ -339,7 +350,7 @@ class Loss:
 
     def forward(self, y_true: Any, y_pred: Any) -> float:
         """The mean loss."""
-        return float(np.mean(self.terms(y_true, y_pred)[0]))
+        return float(np.mean(self.terms(y_true, y_pred, grad=False)[0]))
 
     def backward(self, y_true: Any, y_pred: Any) -> Array:
         """d(mean loss)/d(y_pred)."""
@@ -357,12 +368,12 @@ class Loss:
         return {"name": self.name, "from_logits": self.from_logits}
 
 
-def _fused_softmax(labels: Any, logits: Any) -> tuple[Array, Array]:
+def _fused_softmax(labels: Any, logits: Any, *, grad: bool = True) -> tuple[Array, Array]:
     owner = "softmax_cross_entropy_with_logits"
     return _softmax_terms(labels, _pred(logits, owner), owner)[:2]
 
 
-def _fused_sigmoid(labels: Any, logits: Any) -> tuple[Array, Array]:
+def _fused_sigmoid(labels: Any, logits: Any, *, grad: bool = True) -> tuple[Array, Array]:
     owner = "sigmoid_cross_entropy_with_logits"
     logits = _pred(logits, owner)
     return _sigmoid_terms(_dense_targets(labels, logits, owner, allow_squeezed=True), logits, owner)[:2]
@@ -377,7 +388,7 @@ def _make(name: str, from_logits: bool) -> Loss:
         "binary_crossentropy": (binary_crossentropy_terms, "sigmoid", _fused_sigmoid),
     }[name]
     if from_logits:
-        return Loss(name, lambda t, p: terms(t, p, True), None, fused, True)  # type: ignore[operator]
+        return Loss(name, lambda t, p, grad=True: terms(t, p, True, grad=grad), None, fused, True)  # type: ignore[operator]
     return Loss(name, terms, activation, fused)  # type: ignore[arg-type]
 
 
