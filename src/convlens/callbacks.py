@@ -485,9 +485,14 @@ class LearningRateScheduler(Callback):
 
 
 def __getattr__(name: str) -> Any:
-    # ProgbarLogger lives in convlens.progbar (which imports this module); re-export it lazily.
+    # ProgbarLogger lives in convlens.progbar and the Keras-API additions in convlens.callbacks_extra (both import
+    # this module); re-export them lazily.
     if name == "ProgbarLogger":
         from convlens.progbar import ProgbarLogger
 
         return ProgbarLogger
+    if name in ("ReduceLROnPlateau", "BackupAndRestore", "LambdaCallback"):
+        from convlens import callbacks_extra
+
+        return getattr(callbacks_extra, name)
     raise AttributeError(f"module 'convlens.callbacks' has no attribute {name!r}")

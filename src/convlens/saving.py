@@ -25,7 +25,7 @@ from convlens.errors import DataError
 if TYPE_CHECKING:
     from convlens.models import Model
 
-__all__ = ["FORMAT", "load_model", "load_weights", "save_model", "save_weights"]
+__all__ = ["FORMAT", "load_checkpoint", "load_model", "load_weights", "save_checkpoint", "save_model", "save_weights"]
 
 FORMAT = "convlens.model/1"
 
@@ -202,3 +202,30 @@ def load_weights(model: Model, path: Any) -> None:
     model._require_built("load_weights")
     _, arrays = _read(path)
     _assign_weights(model, arrays, path)
+
+
+def save_checkpoint(model: Model, path: Any, metadata: dict[str, Any]) -> None:
+    """Write the training state (weights, the optimizer's slots and step count) and JSON ``metadata`` to ``path``
+    (what ``BackupAndRestore`` keeps)."""
+    arrays = _weight_arrays(model)
+    if model.optimizer is not None:
+        for key, value in model.optimizer.get_state().items():
+            arrays[f"optimizer/{key}"] = value
+    arrays["__config__"] = _json_array({"format": FORMAT, "weights_only": True, "checkpoint": metadata})
+    _atomic_savez(Path(path), arrays)
+
+
+def load_checkpoint(model: Model, path: Any) -> dict[str, Any]:
+    """Restore what :func:`save_checkpoint` wrote into ``model`` (its optimizer too); returns the metadata.
+
+    Raises:
+        DataError: a file that is not a convlens checkpoint, or weights that do not fit the model.
+    """
+    config, arrays = _read(path)
+    if "checkpoint" not in config:
+        raise DataError(f"load_checkpoint: '{path}' is not a convlens training checkpoint.")
+    _assign_weights(model, arrays, path)
+    state = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("optimizer/")}
+    if state and model.optimizer is not None:
+        model.optimizer.set_state(state)
+    return dict(config["checkpoint"])
