@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "visualize": "convlens.cli.visualize",
     "sweep": "convlens.cli.sweep",
     "convert": "convlens.cli.convert",
+    "serve": "convlens.cli.serve",
 }
 
 

@@ -47,6 +47,9 @@ CELL_INPUT, CELL_PAD, CELL_INSERTED = 0, 1, 2
 
 def json_grid(a: np.ndarray) -> list[Any]:
     """Nested lists for JSON: floats, ``None`` for NaN (a cell not written yet, or padding)."""
+    a = np.asarray(a, dtype=np.float64)
+    if not np.isnan(a).any():
+        return a.tolist()  # type: ignore[no-any-return]  # the common case, without a Python loop per value
     return [json_grid(r) for r in a] if a.ndim > 1 else [None if np.isnan(v) else float(v) for v in a]
 
 
