@@ -133,6 +133,7 @@ class Trainer:
         if self.loss.reduction == "none":
             raise ConfigError(f"{owner}: a loss with reduction='none' gives no scalar to train on; use the default.")
         training.compile_metrics(self, metrics, weighted_metrics)
+        self._optimizer_ids: list[int] | None = None
         self.compiled = True
 
     @property
@@ -175,9 +176,28 @@ class Trainer:
         """One optimizer step (constraints applied after it, as Keras)."""
         loss, y_pred = self._loss_and_grad(y, x, sample_weight)
         params, grads = self._trainable()
+        self._follow_trainable(params)
         self.optimizer.apply(params, grads)
         apply_constraints(self._weighted_layers)
         return loss, y_pred
+
+    def _follow_trainable(self, params: list[np.ndarray]) -> None:
+        """Keep each weight's optimizer state with that weight when layers are frozen or unfrozen between steps
+        (the optimizer stores its slots by position; Keras keys them by variable)."""
+        ids = [id(p) for p in params]
+        previous = getattr(self, "_optimizer_ids", None)
+        self._optimizer_ids = ids
+        if previous is None or previous == ids or not self.optimizer.get_state().keys() - {"iterations"}:
+            return
+        position = {weight: i for i, weight in enumerate(ids)}
+        state = self.optimizer.get_state()
+        moved = {"iterations": state.pop("iterations")}
+        for key, value in state.items():
+            name, _, index = key.rpartition("_")
+            new = position.get(previous[int(index)])
+            if new is not None:
+                moved[f"{name}_{new}"] = value
+        self.optimizer.set_state(moved)
 
     def _test_loss(self, x: np.ndarray, y: np.ndarray, sample_weight: Any) -> tuple[float, np.ndarray]:
         """Inference-mode predictions and loss (data loss + regularization), as Keras's test step."""

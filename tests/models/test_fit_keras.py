@@ -340,3 +340,13 @@ def test_optimizers_and_schedules(feature: str, optimizer: Callable[[Any], Any])
     compile_both(model, twin, optimizer=optimizer, loss="sparse_categorical_crossentropy")
     compare_fit(f"optimizer {feature}", model, twin, *data(), epochs=2)
     check(f"optimizer {feature}: learning_rate", model.optimizer.learning_rate, float(twin.optimizer.learning_rate))
+
+
+def test_freezing_between_fits_keeps_each_weights_optimizer_state() -> None:
+    model, twin = mlp()
+    compile_both(model, twin, optimizer=lambda lib: lib.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    x, y = data()
+    compare_fit("freeze between fits: first fit", model, twin, x, y, epochs=1)
+    model.layers[0].trainable = False
+    twin.layers[0].trainable = False
+    compare_fit("freeze between fits: frozen first layer", model, twin, x, y, epochs=2)

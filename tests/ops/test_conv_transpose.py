@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from convlens.errors import ConfigError, ShapeError
@@ -33,9 +33,11 @@ CASES = [
 IDS = [f"{hw}-k{k}-s{s}-{p}-q{q}-d{d}" for hw, k, s, p, q, d in CASES]
 
 
-def _data(hw: tuple[int, int], k: int, rng: np.random.Generator, dtype: Any = np.float64) -> tuple[np.ndarray, ...]:
-    x = rng.standard_normal((2, *hw, 3)).astype(dtype)
-    kernel = rng.standard_normal((k, k, 2, 3)).astype(dtype)
+def _data(
+    hw: tuple[int, int], k: int, rng: np.random.Generator, dtype: Any = np.float64, batch: int = 2, channels: int = 3
+) -> tuple[np.ndarray, ...]:
+    x = rng.standard_normal((batch, *hw, channels)).astype(dtype)
+    kernel = rng.standard_normal((k, k, 2, channels)).astype(dtype)
     bias = rng.standard_normal(2).astype(dtype)
     return x, kernel, bias
 
@@ -105,6 +107,7 @@ def test_gradients_match_finite_differences(
         np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-8, err_msg=name)
 
 
+@settings(max_examples=20)
 @given(
     height=st.integers(1, 5),
     width=st.integers(1, 5),
