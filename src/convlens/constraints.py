@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from convlens import serialization
 from convlens.errors import ConfigError, check_float
 
 __all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "get", "serialize"]
@@ -150,9 +151,7 @@ def get(identifier: Any, *, owner: str | None = None, name: str = "constraint") 
     if isinstance(identifier, str) and identifier in _STRINGS:
         return _STRINGS[identifier]()
     if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
-        config = identifier.get("config") or {}
-        if isinstance(config, dict):
-            return _CLASSES[identifier["class_name"]].from_config(config)
+        return serialization.deserialize(identifier, _CLASSES, "constraints")
     prefix = f"{owner}: " if owner else ""
     choices = ", ".join(repr(s) for s in _STRINGS)
     raise ConfigError(
@@ -169,7 +168,4 @@ def serialize(constraint: Constraint | None) -> dict[str, Any] | None:
     """
     if constraint is None:
         return None
-    name = type(constraint).__name__
-    if _CLASSES.get(name) is not type(constraint):
-        raise ConfigError(f"constraints.serialize: a custom constraint ({name}) cannot be saved in a config.")
-    return {"class_name": name, "config": constraint.get_config()}
+    return serialization.serialize(constraint, _CLASSES, "constraints", "constraint")

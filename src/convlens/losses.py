@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from convlens import serialization
 from convlens.errors import ConfigError, ShapeError, check_float
 from convlens.ops import losses as ops_losses
 
@@ -307,10 +308,7 @@ def serialize(loss: Loss) -> dict[str, Any]:
     Raises:
         ConfigError: for a custom Loss subclass.
     """
-    name = type(loss).__name__
-    if _CLASSES.get(name) is not type(loss):
-        raise ConfigError(f"losses.serialize: a custom loss ({name}) cannot be saved in a config.")
-    return {"class_name": name, "config": loss.get_config()}
+    return serialization.serialize(loss, _CLASSES, "losses", "loss")
 
 
 def deserialize(config: dict[str, Any]) -> Loss:
@@ -319,10 +317,4 @@ def deserialize(config: dict[str, Any]) -> Loss:
     Raises:
         ConfigError: for an unknown class name or a malformed dict.
     """
-    cls = _CLASSES.get(config.get("class_name", ""))
-    inner = config.get("config", {})
-    if cls is None or not isinstance(inner, dict):
-        raise ConfigError(
-            f"losses.deserialize: expected a class_name in {sorted(_CLASSES)} and a config, got {config!r}."
-        )
-    return cls.from_config(inner)
+    return serialization.deserialize(config, _CLASSES, "losses")

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from convlens import serialization
 from convlens.errors import ConfigError, check_float
 
 __all__ = ["L1", "L1L2", "L2", "Regularizer", "get", "l1", "l1_l2", "l2", "serialize"]
@@ -135,11 +136,9 @@ def get(identifier: Any, *, owner: str | None = None, name: str = "regularizer")
     if identifier is None or isinstance(identifier, Regularizer):
         return identifier
     if isinstance(identifier, str) and identifier in _STRINGS:
-        return _STRINGS[identifier]()  # type: ignore[no-any-return]
+        return _STRINGS[identifier]()
     if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
-        config = identifier.get("config") or {}
-        if isinstance(config, dict):
-            return _CLASSES[identifier["class_name"]].from_config(config)
+        return serialization.deserialize(identifier, _CLASSES, "regularizers")
     prefix = f"{owner}: " if owner else ""
     choices = ", ".join(repr(s) for s in _STRINGS)
     raise ConfigError(
@@ -156,7 +155,4 @@ def serialize(regularizer: Regularizer | None) -> dict[str, Any] | None:
     """
     if regularizer is None:
         return None
-    name = type(regularizer).__name__
-    if _CLASSES.get(name) is not type(regularizer):
-        raise ConfigError(f"regularizers.serialize: a custom regularizer ({name}) cannot be saved in a config.")
-    return {"class_name": name, "config": regularizer.get_config()}
+    return serialization.serialize(regularizer, _CLASSES, "regularizers", "regularizer")

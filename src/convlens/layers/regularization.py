@@ -20,51 +20,31 @@ from typing import Any
 
 import numpy as np
 
-from convlens.errors import ConfigError, check_float, check_int
-from convlens.layers.base import Layer, Shape, register
+from convlens.errors import ConfigError
+from convlens.layers.base import register
+from convlens.layers.core import Dropout
 from convlens.ops.dropout import dropout
 
 __all__ = ["SpatialDropout2D"]
 
 
 @register
-class SpatialDropout2D(Layer):
-    """Drop entire channels of (N, H, W, C) inputs while training (``keras.layers.SpatialDropout2D``).
-
-    Draws from ``np.random.default_rng(seed)`` when ``seed`` is given, else from the generator given to ``build``.
+class SpatialDropout2D(Dropout):
+    """Drop entire channels of (N, H, W, C) inputs while training (``keras.layers.SpatialDropout2D``): a
+    ``Dropout`` whose mask has shape (N, 1, 1, C). Draws from ``np.random.default_rng(seed)`` when ``seed`` is
+    given, else from the generator given to ``build``.
     """
 
     min_ndim = max_ndim = 4
 
     def __init__(self, rate: float, data_format: str | None = None, seed: int | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        owner = repr(self)
-        self.rate = check_float(rate, "rate", owner=owner, minimum=0.0, maximum=1.0, inclusive_max=False)
+        super().__init__(rate, seed=seed, **kwargs)
         if data_format not in (None, "channels_last"):
-            raise ConfigError(f"{owner}: only data_format='channels_last' is supported, got {data_format!r}.")
-        self.seed = None if seed is None else check_int(seed, "seed", owner=owner, minimum=0)
-        self.rng: np.random.Generator | None = None
-        self._mask: np.ndarray | None = None
-
-    def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
-        super().build(input_shape, rng)
-        self.rng = np.random.default_rng(self.seed) if self.seed is not None or rng is None else rng
+            raise ConfigError(f"{self!r}: only data_format='channels_last' is supported, got {data_format!r}.")
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         if self.rng is None:
             self.rng = np.random.default_rng(self.seed)
-        if not training or self.rate == 0.0:
-            self._mask = None
-            return x
-        _, mask = dropout(np.ones((x.shape[0], 1, 1, x.shape[-1]), x.dtype), self.rate, self.rng, training=True)
-        self._mask = mask
-        return x * mask  # type: ignore[operator]
-
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        mask, self._mask = self._mask, None
-        return grad_out if mask is None else grad_out * mask
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(rate=self.rate, seed=self.seed)
-        return config
+        ones = np.ones((x.shape[0], 1, 1, x.shape[-1]), x.dtype)
+        _, self._mask = dropout(ones, self.rate, self.rng, training)
+        return x if self._mask is None else x * self._mask

@@ -120,7 +120,7 @@ class Conv2DTransposePlan:
         return Conv2DGrads(grad_x, grads.kernel, grad_out.reshape(-1, grad_out.shape[-1]).sum(axis=0))
 
 
-def _plan(x: Any, kernel: Any, keywords: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, Conv2DTransposePlan]:
+def _plan(x: Any, kernel: Any, **keywords: Any) -> tuple[np.ndarray, np.ndarray, Conv2DTransposePlan]:
     x = as_float_array(x, "x", "conv2d_transpose")
     kernel = as_float_array(kernel, "kernel", "conv2d_transpose")
     return x, kernel, Conv2DTransposePlan(x.shape, kernel.shape, **keywords)
@@ -137,32 +137,14 @@ def conv2d_transpose(
     dilation_rate: Any = 1,
 ) -> np.ndarray:
     """Transposed convolution with Keras's arguments (see the module docstring for shapes and sizes)."""
-    keywords = {
-        "strides": strides,
-        "padding": padding,
-        "output_padding": output_padding,
-        "dilation_rate": dilation_rate,
-    }
-    x, kernel, plan = _plan(x, kernel, keywords)
+    x, kernel, plan = _plan(
+        x, kernel, strides=strides, padding=padding, output_padding=output_padding, dilation_rate=dilation_rate
+    )
     return plan.forward(x, kernel, None if bias is None else as_float_array(bias, "bias", "conv2d_transpose"))
 
 
-def conv2d_transpose_backward(
-    grad_out: Any,
-    x: Any,
-    kernel: Any,
-    *,
-    strides: Any = 1,
-    padding: str = "valid",
-    output_padding: Any = None,
-    dilation_rate: Any = 1,
-) -> Conv2DGrads:
-    """Gradients of :func:`conv2d_transpose` with respect to ``x``, ``kernel`` and the bias."""
-    keywords = {
-        "strides": strides,
-        "padding": padding,
-        "output_padding": output_padding,
-        "dilation_rate": dilation_rate,
-    }
-    x, kernel, plan = _plan(x, kernel, keywords)
+def conv2d_transpose_backward(grad_out: Any, x: Any, kernel: Any, **keywords: Any) -> Conv2DGrads:
+    """Gradients of :func:`conv2d_transpose` with respect to ``x``, ``kernel`` and the bias; ``keywords`` are the
+    forward's (``strides``, ``padding``, ``output_padding``, ``dilation_rate``)."""
+    x, kernel, plan = _plan(x, kernel, **keywords)
     return plan.backward(as_float_array(grad_out, "grad_out", "conv2d_transpose_backward"), x, kernel)

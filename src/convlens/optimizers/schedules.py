@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from convlens import serialization
 from convlens.errors import ConfigError, check_float, check_int
 
 __all__ = [
@@ -173,10 +174,7 @@ def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
     Raises:
         ConfigError: for a custom schedule class, which a config cannot name.
     """
-    name = type(schedule).__name__
-    if _CLASSES.get(name) is not type(schedule):
-        raise ConfigError(f"schedules.serialize: a custom schedule ({name}) cannot be saved in a config.")
-    return {"class_name": name, "config": schedule.get_config()}
+    return serialization.serialize(schedule, _CLASSES, "schedules", "schedule")
 
 
 def deserialize(config: dict[str, Any]) -> LearningRateSchedule:
@@ -185,7 +183,4 @@ def deserialize(config: dict[str, Any]) -> LearningRateSchedule:
     Raises:
         ConfigError: for an unknown class name.
     """
-    cls = _CLASSES.get(config.get("class_name", ""))
-    if cls is None or not isinstance(config.get("config"), dict):
-        raise ConfigError(f"schedules.deserialize: expected a class_name in {sorted(_CLASSES)}, got {config!r}.")
-    return cls.from_config(config["config"])
+    return serialization.deserialize(config, _CLASSES, "schedules")
