@@ -143,8 +143,18 @@ def conv2d_transpose(
     return plan.forward(x, kernel, None if bias is None else as_float_array(bias, "bias", "conv2d_transpose"))
 
 
-def conv2d_transpose_backward(grad_out: Any, x: Any, kernel: Any, **keywords: Any) -> Conv2DGrads:
-    """Gradients of :func:`conv2d_transpose` with respect to ``x``, ``kernel`` and the bias; ``keywords`` are the
-    forward's (``strides``, ``padding``, ``output_padding``, ``dilation_rate``)."""
-    x, kernel, plan = _plan(x, kernel, **keywords)
+def conv2d_transpose_backward(
+    grad_out: Any,
+    x: Any,
+    kernel: Any,
+    *,
+    strides: Any = 1,
+    padding: str = "valid",
+    output_padding: Any = None,
+    dilation_rate: Any = 1,
+) -> Conv2DGrads:
+    """Gradients of :func:`conv2d_transpose` with respect to ``x``, ``kernel`` and the bias."""
+    x, kernel, plan = _plan(
+        x, kernel, strides=strides, padding=padding, output_padding=output_padding, dilation_rate=dilation_rate
+    )
     return plan.backward(as_float_array(grad_out, "grad_out", "conv2d_transpose_backward"), x, kernel)
