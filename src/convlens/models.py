@@ -122,7 +122,7 @@ class Model(Trainer):
     def non_trainable_weights(self) -> list[np.ndarray]:
         """Frozen layers' weights and every layer's state (e.g. moving statistics)."""
         out: list[np.ndarray] = []
-        for layer in self._weighted_layers:
+        for layer in self.layers:
             if not layer.trainable:
                 out.extend(layer.params.values())
             out.extend(layer.state.values())
@@ -130,13 +130,13 @@ class Model(Trainer):
 
     def get_weights(self) -> list[np.ndarray]:
         """All layers' weights, in layer order and Keras layouts."""
-        return [w for layer in self._weighted_layers for w in layer.get_weights()]
+        return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Set all weights from a list in :meth:`get_weights` order."""
         self._require_built("set_weights")
         weights = list(weights)
-        layers = self._weighted_layers
+        layers = self.layers
         expected = sum(len(layer.get_weights()) for layer in layers)
         if len(weights) != expected:
             raise ShapeError(f"{self!r}: set_weights expects {expected} arrays, got {len(weights)}.")
@@ -149,7 +149,7 @@ class Model(Trainer):
     def count_params(self) -> int:
         """Total number of weights."""
         self._require_built("count_params")
-        return sum(layer.count_params() for layer in self._weighted_layers)
+        return sum(layer.count_params() for layer in self.layers)
 
     # ----- fit / evaluate / predict -----------------------------------------------------------------
     @allocator.heap_reuse

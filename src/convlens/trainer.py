@@ -38,10 +38,6 @@ class Trainer:
         raise NotImplementedError
 
     @property
-    def _weighted_layers(self) -> list[Layer]:
-        return self.layers
-
-    @property
     def input_shape(self) -> Any:
         """Input shape with a None batch axis (a list for several inputs)."""
         raise NotImplementedError
@@ -64,7 +60,7 @@ class Trainer:
     def _trainable(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         params: list[np.ndarray] = []
         grads: list[np.ndarray] = []
-        for layer in self._weighted_layers:
+        for layer in self.layers:
             if layer.trainable:
                 for key, value in layer.params.items():
                     params.append(value)
@@ -168,7 +164,7 @@ class Trainer:
         y_pred, logits = self._forward_train(x, fused, tape)
         loss, grad = self.loss.value_and_grad(y, logits if fused else y_pred, sample_weight, fused=fused)
         self._backward_train(grad, fused, tape)
-        loss += tape.penalty + weight_penalty(self._weighted_layers, add_gradients=True)
+        loss += tape.penalty + weight_penalty(self.layers, add_gradients=True)
         self._last_pred = y_pred
         return float(loss), y_pred
 
@@ -178,7 +174,7 @@ class Trainer:
         params, grads = self._trainable()
         self._follow_trainable(params)
         self.optimizer.apply(params, grads)
-        apply_constraints(self._weighted_layers)
+        apply_constraints(self.layers)
         return loss, y_pred
 
     def _follow_trainable(self, params: list[np.ndarray]) -> None:
@@ -204,7 +200,7 @@ class Trainer:
         tape = ActivityTape()
         y_pred = self._forward(x, training=False, tape=tape)
         loss = self.loss(y, y_pred, sample_weight)
-        return loss + tape.penalty + weight_penalty(self._weighted_layers), y_pred
+        return loss + tape.penalty + weight_penalty(self.layers), y_pred
 
     def _prepare_y(self, y: Any, n: int, what: str = "y") -> np.ndarray:
         arr = np.asarray(y)
