@@ -167,7 +167,7 @@ def test_errors() -> None:
         ConfigError, match=r"BackupAndRestore: `save_freq` must be 'epoch' or a positive integer, got 0"
     ):
         cl.callbacks.BackupAndRestore("b", save_freq=0)
-    with pytest.raises(ConfigError, match=r"BackupAndRestore: `backup_dir` must be a directory path, got ''"):
+    with pytest.raises(ConfigError, match=r"BackupAndRestore: `backup_dir` must be a non-empty file path .*, got ''"):
         cl.callbacks.BackupAndRestore("")
     with pytest.raises(ConfigError, match=r"LambdaCallback: unknown hook 'on_step'; hooks are on_epoch_begin"):
         cl.callbacks.LambdaCallback(on_step=print)

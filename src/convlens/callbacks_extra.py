@@ -16,8 +16,9 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from convlens.callbacks import Callback, Logs, _monitor_value, _resolve_mode
-from convlens.errors import ConfigError, check_float, check_int
+from convlens.callback_base import Callback, Logs, _check_monitor, _check_verbose, _monitor_value, _resolve_mode
+from convlens.errors import ConfigError, ConfigTypeError, check_bool, check_float, check_int, short_repr
+from convlens.files import as_path
 
 __all__ = ["BackupAndRestore", "LambdaCallback", "ReduceLROnPlateau"]
 
@@ -47,13 +48,14 @@ class ReduceLROnPlateau(Callback):
         super().__init__()
         owner = "ReduceLROnPlateau"
         if kwargs:
-            raise ConfigError(f"{owner}: unexpected keyword argument(s): {', '.join(sorted(kwargs))}.")
-        self.monitor = monitor
+            unknown = ", ".join(sorted(str(k)[:40] for k in kwargs))
+            raise ConfigTypeError(f"{owner}: unexpected keyword argument(s): {unknown}.")
+        self.monitor = _check_monitor(owner, monitor)
         self.factor = check_float(factor, "factor", owner=owner, minimum=0.0)
         if self.factor >= 1.0:
             raise ConfigError(f"{owner}: `factor` must be < 1 (it multiplies the learning rate), got {factor!r}.")
         self.patience = check_int(patience, "patience", owner=owner, minimum=0)
-        self.verbose = verbose
+        self.verbose = _check_verbose(owner, verbose)
         self.mode = _resolve_mode(owner, mode, monitor)
         self.min_delta = abs(check_float(min_delta, "min_delta", owner=owner))
         self.cooldown = check_int(cooldown, "cooldown", owner=owner, minimum=0)
@@ -103,9 +105,9 @@ class BackupAndRestore(Callback):
 
     At the end of every epoch (or every ``save_freq`` batches) the weights, the optimizer's state and the epoch
     reached go to ``backup_dir/latest.npz`` (written atomically); with ``double_checkpoint`` the previous one is
-    kept as ``latest.npz.bkp`` and used when the latest cannot be read. When ``fit`` starts and a backup exists,
-    the model and optimizer are restored and training continues from the epoch after the last one backed up
-    (``initial_epoch`` is overridden, as Keras does). A finished ``fit`` deletes ``backup_dir`` unless
+    kept as ``latest.npz.bkp`` and used when the latest is missing or cannot be read. When ``fit`` starts and a
+    backup exists, the model and optimizer are restored and training continues from the epoch after the last one
+    backed up (``initial_epoch`` is overridden, as Keras does). A finished ``fit`` deletes ``backup_dir`` unless
     ``delete_checkpoint=False``. Unlike Keras's weights-only backup, the optimizer's moments come back too, so
     the resumed run equals an uninterrupted one at epoch boundaries.
     """
@@ -119,22 +121,22 @@ class BackupAndRestore(Callback):
     ) -> None:
         super().__init__()
         owner = "BackupAndRestore"
-        if not backup_dir:
-            raise ConfigError(f"{owner}: `backup_dir` must be a directory path, got {backup_dir!r}.")
+        self.backup_dir = str(as_path(backup_dir, owner=owner, name="backup_dir"))
         if save_freq != "epoch" and not (
             isinstance(save_freq, int) and not isinstance(save_freq, bool) and save_freq > 0
         ):
-            raise ConfigError(f"{owner}: `save_freq` must be 'epoch' or a positive integer, got {save_freq!r}.")
-        self.backup_dir = os.fspath(backup_dir)
+            raise ConfigError(
+                f"{owner}: `save_freq` must be 'epoch' or a positive integer, got {short_repr(save_freq)}."
+            )
         self.save_freq = save_freq
-        self.double_checkpoint = bool(double_checkpoint)
-        self.delete_checkpoint = bool(delete_checkpoint)
+        self.double_checkpoint = check_bool(double_checkpoint, "double_checkpoint", owner=owner)
+        self.delete_checkpoint = check_bool(delete_checkpoint, "delete_checkpoint", owner=owner)
         self.path = os.path.join(self.backup_dir, "latest.npz")
         self._epoch = 0
         self._batches = 0
 
     def on_train_begin(self, logs: Logs | None = None) -> None:
-        from convlens import saving
+        from convlens.checkpoint import load_checkpoint
         from convlens.errors import DataError
 
         self._batches = 0
@@ -142,22 +144,23 @@ class BackupAndRestore(Callback):
             if not os.path.exists(path):
                 continue
             try:
-                metadata = saving.load_checkpoint(self.model, path)
+                epoch = load_checkpoint(self.model, path).get("epoch")
+                if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+                    raise DataError(f"its epoch must be an integer >= 0, got {short_repr(epoch)}")
             except DataError as exc:
                 warnings.warn(
                     f"BackupAndRestore: cannot read '{path}' ({exc}); trying the previous backup.", stacklevel=2
                 )
                 continue
-            self.model._initial_epoch = int(metadata["epoch"])
+            self.model._initial_epoch = epoch
             return
 
     def _save(self) -> None:
-        from convlens import saving
+        from convlens.checkpoint import save_checkpoint
 
-        os.makedirs(self.backup_dir, exist_ok=True)
         if self.double_checkpoint and os.path.exists(self.path):
-            shutil.copyfile(self.path, f"{self.path}.bkp")
-        saving.save_checkpoint(self.model, self.path, {"epoch": self._epoch})
+            os.replace(self.path, f"{self.path}.bkp")  # on_train_begin falls back to it until the new one exists
+        save_checkpoint(self.model, self.path, {"epoch": self._epoch})
 
     def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
         self._epoch = epoch
@@ -227,9 +230,11 @@ class LambdaCallback(Callback):
         }
         for name, function in hooks.items():
             if name not in _HOOKS:
-                raise ConfigError(f"LambdaCallback: unknown hook {name!r}; hooks are {', '.join(_HOOKS)}.")
+                raise ConfigTypeError(
+                    f"LambdaCallback: unknown hook {short_repr(name, 40)}; hooks are {', '.join(_HOOKS)}."
+                )
             if function is None:
                 continue
             if not callable(function):
-                raise ConfigError(f"LambdaCallback: `{name}` must be callable, got {function!r}.")
+                raise ConfigTypeError(f"LambdaCallback: `{name}` must be callable, got {short_repr(function)}.")
             setattr(self, name, function)

@@ -27,21 +27,22 @@ layers, called twice, are refused). ``model.save('m.npz')`` / ``cl.load_model`` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from convlens.errors import ConfigError, ShapeError, StateError
+from convlens import training
+from convlens.errors import ConfigError, ShapeError, check_bool, check_int
 from convlens.layers.base import Layer, Shape
 from convlens.layers.symbolic import KerasTensor, Node, to_tensors
-from convlens.models import Model
+from convlens.model import Model
 from convlens.penalties import ActivityTape
 
 __all__ = ["Functional"]
 
 
-class Functional(Model):
+class Functional(Model, graph=True):
     """A model over a graph of layers, built by ``cl.Model(inputs, outputs)``.
 
     Args:
@@ -68,7 +69,7 @@ class Functional(Model):
         self._inputs = to_tensors(inputs, owner, "inputs")
         self._outputs = to_tensors(outputs, owner, "outputs")
         self._nodes = _topological_nodes(self._inputs, self._outputs, owner)
-        self._init_model(name, "functional")
+        self._init_model(name, "functional", trainable)
         self._layer_list = [t.node.layer for t in self._inputs] + [n.layer for n in self._nodes]
         if len({id(layer) for layer in self._layer_list}) != len(self._layer_list):
             raise ConfigError(f"{self!r}: a layer is called twice in this graph; shared layers are not supported.")
@@ -143,17 +144,37 @@ class Functional(Model):
         super().compile(*args, **kwargs)
 
     # ----- running the graph ----------------------------------------------------------------------
-    def _check_x(self, x: np.ndarray) -> None:
-        _check_shape(self, x, self._inputs[0].shape)
+    @property
+    def _owner(self) -> str:
+        return f"Model '{self.name}'"
+
+    def _expected_input(self) -> Shape | None:
+        return self._inputs[0].shape
+
+    def _activation_shapes(self) -> Iterator[tuple[Layer, Shape]]:
+        for node in self._nodes:
+            yield node.layer, node.output.shape  # type: ignore[union-attr]
 
     def _inputs_of(self, x: Any) -> list[np.ndarray]:
-        items = list(x) if isinstance(x, (list, tuple)) and len(self._inputs) > 1 else [x]
+        """The input arrays (one per model input, the same number of samples), each checked against its input."""
+        several = len(self._inputs) > 1
+        items = list(x) if isinstance(x, (list, tuple)) and several else [x]
         if len(items) != len(self._inputs):
             raise ConfigError(f"{self!r}: expects {len(self._inputs)} input arrays, got {len(items)}.")
-        arrays = [self._as_input(a, "x") for a in items]
-        for array, tensor in zip(arrays, self._inputs, strict=True):
-            _check_shape(self, array, tensor.shape)
+        arrays = [self._as_input(a, f"x[{i}]" if several else "x") for i, a in enumerate(items)]
+        for i, (array, tensor) in enumerate(zip(arrays, self._inputs, strict=True)):
+            if array.ndim == 0:
+                raise ShapeError(f"{self._owner}: the model needs a batch of samples, got a scalar.")
+            self._check_x(array, f"x[{i}]" if several else "x", tensor.shape)
+        if any(a.shape[0] != arrays[0].shape[0] for a in arrays):
+            raise ShapeError(
+                f"{self!r}: every input needs the same number of samples, got {[a.shape[0] for a in arrays]}."
+            )
         return arrays
+
+    def _empty_outputs(self) -> Any:
+        outputs = [np.zeros((0, *(s or 0 for s in t.shape[1:])), np.float32) for t in self._outputs]
+        return outputs[0] if len(outputs) == 1 else outputs
 
     def _run(self, arrays: list[np.ndarray], training: bool, tape: ActivityTape | None) -> dict[int, np.ndarray]:
         values = {id(t): a for t, a in zip(self._inputs, arrays, strict=True)}
@@ -199,8 +220,13 @@ class Functional(Model):
                 grads[key] = part if key not in grads else grads[key] + part
 
     def __call__(self, x: Any, training: bool = False) -> Any:
-        """Run the model on a batch (a list of arrays for several inputs)."""
-        return self._forward(self._inputs_of(x), training)
+        """Run the model on a batch (a list of arrays for several inputs; an empty batch gives empty outputs)."""
+        training = check_bool(training, "training", owner=self._owner)
+        arrays = self._inputs_of(x)
+        self._check_batch_memory(arrays[0].shape[0], "call", training=training)
+        if arrays[0].shape[0] == 0:
+            return self._empty_outputs()
+        return self._forward(arrays, training)
 
     def predict(
         self,
@@ -214,12 +240,14 @@ class Functional(Model):
         """Outputs for every sample (a list of arrays for several outputs); several inputs take a list of arrays
         (computed in batches, without ``steps``, ``callbacks`` or a progress bar)."""
         if len(self._inputs) > 1:
-            from convlens import training
-
             training.refuse_unknown(self, "predict", kwargs)
             if steps is not None or callbacks:
                 raise ConfigError(f"{self!r}: predict with several inputs takes no `steps` or `callbacks`.")
-            return _predict_many(self, self._inputs_of(x), 32 if batch_size is None else batch_size)
+            batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="predict", minimum=1)
+            training.verbosity(verbose, owner="predict")
+            arrays = self._inputs_of(x)
+            self._check_batch_memory(min(batch_size, arrays[0].shape[0]), "predict", training=False)
+            return _predict_many(self, arrays, batch_size)
         return super().predict(x, batch_size, verbose, steps, callbacks, **kwargs)
 
     # ----- config ---------------------------------------------------------------------------------
@@ -254,12 +282,24 @@ class Functional(Model):
         Raises:
             ConfigError: for an unknown layer class or a name that no earlier layer has.
         """
-        tensors: dict[str, Any] = {}
+        layers = []
         for entry in config["layers"]:
             layer_cls = registry.get(entry.get("class_name"))
             if layer_cls is None:
                 raise ConfigError(f"Model: unknown layer class {entry.get('class_name')!r} in the config.")
-            layer = layer_cls.from_config(entry["config"])
+            layers.append(layer_cls.from_config(entry["config"]))
+        return cls.from_layers(config, layers)
+
+    @classmethod
+    def from_layers(cls, config: dict[str, Any], layers: Sequence[Layer]) -> Functional:
+        """Connect fresh ``layers`` (one per entry of ``config['layers']``, in order) as :meth:`get_config`
+        describes them.
+
+        Raises:
+            ConfigError: for a name that no earlier layer has, or a graph a Functional model cannot be.
+        """
+        tensors: dict[str, Any] = {}
+        for entry, layer in zip(config["layers"], layers, strict=True):
             inbound = entry.get("inbound", [])
             missing = [n for n in inbound if n not in tensors]
             if missing:
@@ -269,6 +309,9 @@ class Functional(Model):
             else:
                 args = [tensors[n] for n in inbound]
                 tensors[layer.name] = layer(args if layer.takes_list else args[0])
+        unknown = [n for n in (*config["input_layers"], *config["output_layers"]) if n not in tensors]
+        if unknown:
+            raise ConfigError(f"Model: the inputs or outputs name {unknown}, which no layer of the config has.")
         inputs = [tensors[n] for n in config["input_layers"]]
         outputs = [tensors[n] for n in config["output_layers"]]
         return cls(
@@ -279,15 +322,6 @@ class Functional(Model):
 
     def __repr__(self) -> str:
         return f"Model '{self.name}' ({len(self._layer_list)} layers)"
-
-
-def _check_shape(model: Model, x: np.ndarray, expected: Shape) -> None:
-    if x.ndim != len(expected) or any(e is not None and e != a for e, a in zip(expected, x.shape, strict=False)):
-        hint = ""
-        if x.ndim == len(expected) - 1 and tuple(x.shape[1:]) == tuple(expected[1:-1]):
-            hint = " Add a channel axis: x[..., None]."
-        shown = "(" + ", ".join(str(e) for e in expected) + ")"
-        raise ShapeError(f"{model!r}: expected input of shape {shown}, got {x.shape}.{hint}")
 
 
 def _topological_nodes(inputs: list[KerasTensor], outputs: list[KerasTensor], owner: str) -> list[Node]:
@@ -321,15 +355,11 @@ def _topological_nodes(inputs: list[KerasTensor], outputs: list[KerasTensor], ow
 
 def _predict_many(model: Functional, arrays: list[np.ndarray], batch_size: int) -> Any:
     n = arrays[0].shape[0]
-    if any(a.shape[0] != n for a in arrays):
-        raise ShapeError(
-            f"{model!r}: every input needs the same number of samples, got {[a.shape[0] for a in arrays]}."
-        )
     parts = [
         model._forward([a[lo : lo + batch_size] for a in arrays], training=False) for lo in range(0, n, batch_size)
     ]
     if not parts:
-        raise StateError(f"{model!r}: predict needs at least one sample.")
+        return model._empty_outputs()
     if isinstance(parts[0], list):
         return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
     return np.concatenate(parts)

@@ -1,4 +1,7 @@
-"""``Sequential``: a linear stack of layers (``keras.Sequential``), on top of :class:`convlens.models.Model`.
+"""``Sequential``: a linear stack of layers (``keras.Sequential``), on top of :class:`convlens.model.Model`.
+
+It runs its stages (:func:`convlens.fusion.plan_stages`: fusable neighbours joined) and offers the lab's
+detailed summary.
 
 >>> import convlens as cl
 >>> model = cl.Sequential([cl.Input((4,)), cl.layers.Dense(3), cl.layers.Dense(2)])
@@ -8,15 +11,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from convlens.errors import ConfigError, ShapeError, StateError
+from convlens.errors import ConfigError, ConfigTypeError, ShapeError, StateError, check_bool, short_repr
 from convlens.layers.base import Layer, Shape
 from convlens.layers.symbolic import KerasTensor
-from convlens.models import Model
+from convlens.model import Model
 from convlens.penalties import ActivityTape
 
 __all__ = ["Sequential"]
@@ -32,7 +35,9 @@ class Sequential(Model):
     """
 
     def __init__(self, layers: Iterable[Layer] | None = None, name: str | None = None, trainable: bool = True) -> None:
-        self._init_model(name, "sequential")
+        self._init_model(name, "sequential", trainable)
+        if layers is not None and (isinstance(layers, (str, bytes, dict)) or not isinstance(layers, Iterable)):
+            raise ConfigTypeError(f"Sequential: `layers` must be a list of layers, got {short_repr(layers)}.")
         self._layers: list[Layer] = []
         self._input_shape: Shape | None = None
         self._input_layer: Any = None
@@ -53,7 +58,9 @@ class Sequential(Model):
     def add(self, layer: Layer) -> None:
         """Append a layer (an ``Input`` layer sets the input shape instead)."""
         if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add: expected a convlens layer, got {type(layer).__name__} ({layer!r}).")
+            raise ConfigTypeError(
+                f"Sequential.add: expected a convlens layer, got {type(layer).__name__} ({short_repr(layer, 60)})."
+            )
         if getattr(layer, "is_input", False):
             if self._layers:
                 raise ConfigError(f"Sequential.add: an Input layer must come first, got it after {self._layers[-1]!r}.")
@@ -91,7 +98,7 @@ class Sequential(Model):
                 f"Sequential '{self.name}': cannot build without an input shape; pass input_shape= to the first "
                 "layer, add an Input layer, or call the model on data."
             )
-        shape: Shape = tuple(input_shape)
+        checked = shape = self._check_build_shape(input_shape)
         rng = self._get_rng()
         for layer in self._layers:
             if not layer.built or layer.input_shape != shape:
@@ -102,7 +109,7 @@ class Sequential(Model):
             shape = layer.compute_output_shape(shape)
         for i, layer in enumerate(self._layers):
             layer.compute_grad_x = i > 0
-        self._input_shape = tuple(input_shape)
+        self._input_shape = checked
         self.built = True
         self._stages = None
         self._connect()
@@ -161,18 +168,22 @@ class Sequential(Model):
         return shape
 
     # ----- forward/backward -----------------------------------------------------------------------
-    def _check_x(self, x: np.ndarray) -> None:
-        expected = self._input_shape
-        if expected is None:
-            return
-        if x.ndim != len(expected) or any(
-            e is not None and e != a for e, a in zip(expected[1:], x.shape[1:], strict=False)
-        ):
-            hint = ""
-            if x.ndim == len(expected) - 1 and tuple(x.shape[1:]) == tuple(expected[1:-1]):
-                hint = " Add a channel axis: x[..., None]."
-            shown = "(None, " + ", ".join(str(e) for e in expected[1:]) + ")"
-            raise ShapeError(f"Sequential '{self.name}': expected input of shape {shown}, got {x.shape}.{hint}")
+    @property
+    def _owner(self) -> str:
+        return f"Sequential '{self.name}'"
+
+    def _expected_input(self) -> Shape | None:
+        # any batch size: the batch axis of build((8, ...)) is not a promise about later calls
+        return None if self._input_shape is None else (None, *self._input_shape[1:])
+
+    def _activation_shapes(self) -> Iterator[tuple[Layer, Shape]]:
+        shape: Shape = self._input_shape  # type: ignore[assignment]
+        for layer in self._layers:
+            shape = layer.compute_output_shape(shape)
+            yield layer, shape
+
+    def _has_detailed_summary(self) -> bool:
+        return True
 
     def stages(self) -> list[Any]:
         """What runs: the layers, with fusable neighbours joined (see :mod:`convlens.fusion`); no fusion when
@@ -207,11 +218,12 @@ class Sequential(Model):
             grad = stage.backward(tape.gradient(stage, grad))
 
     def __call__(self, x: Any, training: bool = False) -> np.ndarray:
-        """Run the model on a batch (builds it from ``x`` on the first call)."""
-        x = self._as_input(x, "x")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        self._check_x(x)
+        """Run the model on a batch (builds it from ``x`` on the first call; an empty batch gives an empty output)."""
+        training = check_bool(training, "training", owner=self._owner)
+        x = self._inference_input(x, "the model")
+        self._check_batch_memory(x.shape[0], "call", training=training)
+        if x.shape[0] == 0:
+            return np.zeros((0, *(s or 0 for s in self.output_shape[1:])), np.float32)
         return self._forward(x, training)
 
     def get_config(self) -> dict[str, Any]:

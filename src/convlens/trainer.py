@@ -1,8 +1,9 @@
 """``Trainer``: the part of Keras's ``Model`` that trains (compile, the train and test steps, ``*_on_batch``).
 
-:class:`convlens.models.Model` builds on it (as ``keras.Model`` on Keras's ``Trainer``); Sequential and
-Functional models supply the structure hooks declared here: ``layers``, ``build``, the input check and the
-forward and backward passes.
+:class:`convlens.model.Model` builds on it (as ``keras.Model`` on Keras's ``Trainer``); Sequential and
+Functional models supply the structure hooks declared here: ``layers``, ``build``, the input shape and the
+forward and backward passes. The argument checks come from :class:`~convlens.model_checks.InputChecks`;
+the step refuses to apply an update that diverged (``on_nan``, see :func:`convlens.training.diverged`).
 """
 
 from __future__ import annotations
@@ -13,15 +14,17 @@ from typing import Any
 import numpy as np
 
 from convlens import training
-from convlens.errors import ConfigError, ShapeError, StateError
+from convlens.errors import ConfigError, check_bool, check_choice, short_repr
 from convlens.layers.base import Layer
+from convlens.model_checks import InputChecks
 from convlens.penalties import ActivityTape, apply_constraints, weight_penalty
+from convlens.training_data import sample_weights
 
 __all__ = ["Trainer"]
 
 
-class Trainer:
-    """Compile settings and the training step shared by every model (see :class:`convlens.models.Model`)."""
+class Trainer(InputChecks):
+    """Compile settings and the training step shared by every model (see :class:`convlens.model.Model`)."""
 
     name: str
     built: bool
@@ -50,13 +53,6 @@ class Trainer:
         """JSON-safe description of the architecture (what ``save`` stores)."""
         raise NotImplementedError
 
-    def _require_built(self, what: str) -> None:
-        if not self.built:
-            raise StateError(
-                f"{self!r}: {what} needs a built model; give the first layer input_shape=... or call "
-                "build(input_shape)."
-            )
-
     def _trainable(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         params: list[np.ndarray] = []
         grads: list[np.ndarray] = []
@@ -68,17 +64,6 @@ class Trainer:
         return params, grads
 
     # ----- forward/backward -----------------------------------------------------------------------
-    @staticmethod
-    def _as_input(x: Any, what: str) -> np.ndarray:
-        return training.as_float32(x, what)
-
-    def _check_not_empty(self, x: np.ndarray, method: str) -> None:
-        if x.ndim == 0 or x.shape[0] == 0:
-            raise ConfigError(f"{self!r}: {method} needs at least one sample, got an empty x.")
-
-    def _check_x(self, x: np.ndarray) -> None:
-        raise NotImplementedError
-
     def _forward(self, x: np.ndarray, training: bool, tape: ActivityTape | None = None) -> np.ndarray:
         raise NotImplementedError
 
@@ -117,13 +102,13 @@ class Trainer:
         """
         from convlens import losses, optimizers
 
-        owner = repr(self)
+        owner = self._owner
         if loss is None:
             raise ConfigError(f"{owner}: compile needs a `loss`, e.g. 'sparse_categorical_crossentropy'.")
         if loss_weights is not None:
             raise ConfigError(f"{owner}: `loss_weights` is not supported (convlens models have one output).")
-        if steps_per_execution != 1:
-            raise ConfigError(f"{owner}: `steps_per_execution` must be 1, got {steps_per_execution!r}.")
+        if not (isinstance(steps_per_execution, int) and steps_per_execution == 1):
+            raise ConfigError(f"{owner}: `steps_per_execution` must be 1, got {short_repr(steps_per_execution)}.")
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss, owner=owner)
         if self.loss.reduction == "none":
@@ -139,10 +124,6 @@ class Trainer:
         if not self.compiled:
             return []
         return ["loss", *(m.name for m in (*self.metrics, *self.weighted_metrics))]
-
-    def _require_compiled(self, what: str) -> None:
-        if not self.compiled:
-            raise StateError(f"{self!r}: call compile(optimizer, loss, metrics) before {what}.")
 
     def _fused(self) -> bool:
         """Whether the loss can start from the last layer's logits (softmax/sigmoid + cross-entropy)."""
@@ -168,14 +149,26 @@ class Trainer:
         self._last_pred = y_pred
         return float(loss), y_pred
 
-    def _train_step(self, x: np.ndarray, y: np.ndarray, sample_weight: Any) -> tuple[float, np.ndarray]:
-        """One optimizer step (constraints applied after it, as Keras)."""
-        loss, y_pred = self._loss_and_grad(y, x, sample_weight)
+    def _train_step(
+        self, x: np.ndarray, y: np.ndarray, sample_weight: Any, on_nan: str = "stop"
+    ) -> tuple[float, np.ndarray, str | None]:
+        """Forward, backward and (unless it diverged, see :func:`convlens.training.diverged`; never with
+        ``on_nan='continue'``) one optimizer step, constraints applied after it as Keras:
+        ``(loss, y_pred, why it diverged or None)``. NumPy's overflow warnings are silenced: the guard says it
+        once.
+
+        Shapes:
+            x: (N, ...) inputs; y: (N, ...) targets; y_pred: the model's output.
+        """
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, y_pred = self._loss_and_grad(y, x, sample_weight)
         params, grads = self._trainable()
-        self._follow_trainable(params)
-        self.optimizer.apply(params, grads)
-        apply_constraints(self.layers)
-        return loss, y_pred
+        problem = training.diverged(loss, grads) if on_nan != "continue" else None
+        if problem is None:
+            self._follow_trainable(params)
+            self.optimizer.apply(params, grads)
+            apply_constraints(self.layers)
+        return loss, y_pred, problem
 
     def _follow_trainable(self, params: list[np.ndarray]) -> None:
         """Keep each weight's optimizer state with that weight when layers are frozen or unfrozen between steps
@@ -202,32 +195,29 @@ class Trainer:
         loss = self.loss(y, y_pred, sample_weight)
         return loss + tape.penalty + weight_penalty(self.layers), y_pred
 
-    def _prepare_y(self, y: Any, n: int, what: str = "y") -> np.ndarray:
-        arr = np.asarray(y)
-        if arr.dtype == object:
-            raise TypeError(f"{self!r}: `{what}` must hold numbers, got dtype object.")
-        if arr.shape[:1] != (n,):
-            raise ShapeError(
-                f"{self!r}: x and {what} must have the same number of samples, got {n} and "
-                f"{arr.shape[0] if arr.ndim else 'a scalar'}."
-            )
-        return arr
-
-    def _batch_input(self, x: Any, y: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
-        self._require_compiled(what)
-        x = self._as_input(x, "x")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        self._check_x(x)
-        return x, self._prepare_y(y, x.shape[0])
-
     def train_on_batch(
-        self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: Any = None, return_dict: bool = False
+        self,
+        x: Any,
+        y: Any = None,
+        sample_weight: Any = None,
+        class_weight: Any = None,
+        return_dict: bool = False,
+        *,
+        on_nan: str = "stop",
     ) -> Any:
-        """One gradient step on one batch; returns the loss (and metrics) for that batch."""
-        x, y = self._batch_input(x, y, "train_on_batch")
-        weights = training.sample_weights(self, y, sample_weight, class_weight, x.shape[0])
-        loss, y_pred = self._train_step(x, y, weights)
+        """One gradient step on one batch; returns the loss (and metrics) for that batch.
+
+        ``x`` and ``y`` must be finite; ``on_nan`` as in :meth:`fit` ('stop' skips a diverged step and warns).
+        """
+        self._require_compiled("train_on_batch")
+        return_dict = check_bool(return_dict, "return_dict", owner=self._owner)
+        on_nan = check_choice(on_nan, "on_nan", training.NAN_POLICIES, owner=self._owner)
+        x, y = self._training_data(x, y, "train_on_batch")
+        weights = sample_weights(self, y, sample_weight, class_weight, x.shape[0])
+        self._check_batch_memory(x.shape[0], "train_on_batch", training=True)
+        loss, y_pred, problem = self._train_step(x, y, weights, on_nan)
+        if problem is not None:
+            training.non_finite_loss(self, problem, "train_on_batch", on_nan, stopped=False)
         return self._batch_logs(loss, y, y_pred, weights, return_dict)
 
     def _batch_logs(self, loss: float, y: np.ndarray, y_pred: np.ndarray, weights: Any, return_dict: bool) -> Any:
@@ -242,8 +232,13 @@ class Trainer:
 
     def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False) -> Any:
         """Loss (and metrics) of one batch without updating weights."""
-        x, y = self._batch_input(x, y, "test_on_batch")
-        weights = training.sample_weights(self, y, sample_weight, None, x.shape[0])
+        self._require_compiled("test_on_batch")
+        return_dict = check_bool(return_dict, "return_dict", owner=self._owner)
+        x = self._inference_input(x, "test_on_batch")
+        self._check_not_empty(x, "test_on_batch")
+        y = self._prepare_y(y, x.shape[0])
+        weights = sample_weights(self, y, sample_weight, None, x.shape[0])
+        self._check_batch_memory(x.shape[0], "test_on_batch", training=False)
         loss, y_pred = self._test_loss(x, y, weights)
         return self._batch_logs(loss, y, y_pred, weights, return_dict)
 

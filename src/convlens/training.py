@@ -1,34 +1,51 @@
-"""The loops behind ``Model.fit``, ``evaluate`` and ``predict`` (Keras 3 semantics).
+"""The loops behind ``Model.fit``, ``evaluate`` and ``predict`` (Keras 3 semantics), and the guard that
+keeps a diverged step from reaching the weights (``on_nan``).
 
-Kept apart from :mod:`convlens.models` so the model classes stay about structure and API; these
-functions take the model and work on validated float32 arrays.
+Kept apart from the model classes (:mod:`convlens.model`) so they stay about structure and API; these
+functions take the model (Sequential or Functional) and check every argument before anything runs. What
+they read (datasets, sample weights, the validation split, each epoch's batches) is prepared by
+:mod:`convlens.training_data`.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
 from convlens.callbacks import CallbackList, History
-from convlens.errors import ConfigError, ShapeError, check_float, check_int
+from convlens.errors import (
+    ConfigError,
+    ConfigTypeError,
+    StateError,
+    check_choice,
+    check_float,
+    check_int,
+    check_verbose,
+    short_repr,
+)
+from convlens.model_checks import as_float32, check_callbacks, check_finite
 from convlens.progbar import Progbar
+from convlens.resources import check_arrays
+from convlens.training_data import OUT_OF_DATA, EpochBatches, _take, accepts_datasets, sample_weights, split_validation
 
 __all__ = [
-    "EpochBatches",
+    "NAN_POLICIES",
+    "NonFiniteLossWarning",
     "accepts_datasets",
     "all_metrics",
     "as_float32",
+    "check_finite",
     "compile_metrics",
+    "diverged",
     "evaluate",
     "evaluate_arrays",
     "fit",
+    "non_finite_loss",
     "ordered",
     "predict",
     "predict_arrays",
@@ -39,83 +56,16 @@ __all__ = [
     "verbosity",
 ]
 
-OUT_OF_DATA = (
-    "Your input ran out of data; interrupting training. Make sure that your dataset or generator can generate at "
-    "least `steps_per_epoch * epochs` batches."
-)
+NAN_POLICIES = ("stop", "raise", "continue")
 
 
-Method = TypeVar("Method", bound=Callable[..., Any])
+class NonFiniteLossWarning(RuntimeWarning):
+    """``fit`` stopped because the training loss became NaN or infinite (``on_nan='stop'``)."""
 
 
-def _dataset_arrays(data: Any, labelled: bool) -> Any:
-    arrays = data.to_arrays()
-    if data.labels is None:
-        return arrays, None
-    return arrays if labelled else (arrays[0], None)
-
-
-def accepts_datasets(method: Method) -> Method:
-    """Let ``fit``/``evaluate``/``predict`` take an :class:`~convlens.datasets.image_directory.ImageDataset` as ``x``.
-
-    As in Keras: the dataset yields the batches, so ``y`` must be None and ``batch_size`` is not given (the
-    dataset's is used); ``validation_split`` is refused (split with ``subset=`` instead); ``validation_data`` may
-    be a dataset too. The images are decoded once into arrays and the usual loop runs; ``fit`` reshuffles every
-    epoch when the dataset was made with ``shuffle=True`` (``fit``'s own ``shuffle`` is ignored, as in Keras).
-    """
-    signature = inspect.signature(method)
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            bound = signature.bind(*args, **kwargs)
-        except TypeError:  # the method's own argument checks answer
-            return method(*args, **kwargs)
-        given = bound.arguments
-        if isinstance(given.get("x"), np.ndarray):
-            return method(*args, **kwargs)
-        from convlens.datasets.image_directory import ImageDataset
-
-        if not isinstance(given.get("x"), ImageDataset):
-            return method(*args, **kwargs)
-        owner = f"Sequential '{given['self'].name}': {method.__name__}"
-        for name in ("y", "batch_size", "validation_split"):
-            if given.get(name) is not None and not (name == "validation_split" and given[name] == 0):
-                shown = type(given[name]).__name__ if name == "y" else repr(given[name])
-                raise ConfigError(
-                    f"{owner}: `{name}` must not be given when `x` is an ImageDataset, got {name}={shown}; "
-                    "the dataset yields the batches and their labels."
-                )
-        data = given["x"]
-        if data.labels is None and method.__name__ != "predict":
-            raise ConfigError(f"{owner}: the ImageDataset has no labels (made with labels=None or label_mode=None).")
-        given["x"], labels = _dataset_arrays(data, labelled=method.__name__ != "predict")
-        if "y" in signature.parameters:
-            given["y"] = labels
-        given["batch_size"] = data.batch_size
-        if "shuffle" in signature.parameters:
-            given["shuffle"] = data.shuffle
-        if isinstance(given.get("validation_data"), ImageDataset):
-            given["validation_data"] = _dataset_arrays(given["validation_data"], labelled=True)
-        return method(*bound.args, **bound.kwargs)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def as_float32(x: Any, what: str) -> np.ndarray:
-    """``x`` as a float32 array, or a ``TypeError`` naming the argument (no copy when already float32)."""
-    try:
-        arr = np.asarray(x)
-    except Exception as exc:  # pragma: no cover - exotic inputs
-        raise TypeError(f"Sequential: `{what}` must be array-like, got {type(x).__name__}.") from exc
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise TypeError(f"Sequential: `{what}` must hold numbers, got dtype {arr.dtype}.")
-    return arr.astype(np.float32, copy=False)
-
-
-def verbosity(verbose: Any) -> int:
-    """Keras's ``verbose`` ('auto' means 1)."""
-    return 1 if verbose == "auto" else int(verbose)
+def verbosity(verbose: Any, owner: str | None = None) -> int:
+    """Keras's ``verbose``: 'auto' (1), 0, 1, 2 (True/False read as 1/0)."""
+    return check_verbose(verbose, owner=owner)
 
 
 def ordered(logs: dict[str, float]) -> dict[str, float]:
@@ -125,11 +75,11 @@ def ordered(logs: dict[str, float]) -> dict[str, float]:
 
 def refuse_unknown(model: Any, method: str, kwargs: dict[str, Any], allowed: Sequence[str] = ()) -> None:
     """A ConfigError naming keyword arguments ``method`` does not take (Keras's or not)."""
-    unknown = sorted(k for k in kwargs if k not in allowed)
+    unknown = sorted(str(k)[:40] for k in kwargs if k not in allowed)
     if unknown:
-        raise ConfigError(
-            f"{model!r}: {method} got unexpected keyword argument(s): {', '.join(unknown)}. Either Keras has no such "
-            f"argument or convlens does not support it; see help(model.{method})."
+        raise ConfigTypeError(
+            f"{model._owner}: {method} got unexpected keyword argument(s): {', '.join(unknown)}. Either Keras has "
+            f"no such argument or convlens does not support it; see help(model.{method})."
         )
 
 
@@ -140,8 +90,10 @@ def compile_metrics(model: Any, metrics: Any, weighted_metrics: Any) -> None:
 
     lists = {}
     for arg, value in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
-        if value is not None and (isinstance(value, str) or not isinstance(value, Sequence)):
-            raise ConfigError(f"{model!r}: `{arg}` must be a list such as ['accuracy'], got {value!r}.")
+        if value is not None and (isinstance(value, str) or not isinstance(value, (list, tuple))):
+            raise ConfigTypeError(
+                f"{model._owner}: `{arg}` must be a list such as ['accuracy'], got {short_repr(value)}."
+            )
         lists[arg] = list(value or [])
     model._metric_ids, model._weighted_metric_ids = lists["metrics"], lists["weighted_metrics"]
     loss_name = model.loss.function_name
@@ -159,114 +111,39 @@ def all_metrics(model: Any) -> list[tuple[Any, bool]]:
     return [(m, False) for m in model.metrics] + [(m, True) for m in model.weighted_metrics]
 
 
-def sample_weights(model: Any, y: np.ndarray, sample_weight: Any, class_weight: Any, n: int) -> np.ndarray | None:
-    """Per-sample weights from ``sample_weight`` or ``class_weight`` ({class: weight}; classes from integer labels,
-    or the argmax of one-hot ones, as Keras), or None.
+# ----- the guard against diverged steps ---------------------------------------------------------------
+def diverged(loss: float, grads: list[np.ndarray]) -> str | None:
+    """Why a step must not be applied: a NaN or infinite loss, or gradients whose squares overflow their dtype
+    (Adam, RMSprop and clipping square them: the weights would turn NaN with a finite loss). None when fine.
 
-    Raises:
-        ConfigError: both given, or a malformed ``class_weight``.
-        ShapeError: ``sample_weight`` without one weight per sample.
+    Shapes:
+        grads: any shapes.
     """
-    owner = repr(model)
-    if sample_weight is not None and class_weight is not None:
-        raise ConfigError(f"{owner}: give `sample_weight` or `class_weight`, not both (as Keras).")
-    if class_weight is not None:
-        if not isinstance(class_weight, dict) or not all(
-            isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in class_weight
-        ):
-            raise ConfigError(f"{owner}: `class_weight` must be a dict {{class index: weight}}, got {class_weight!r}.")
-        labels = y[..., 0] if y.ndim > 1 and y.shape[-1] == 1 else (np.argmax(y, axis=-1) if y.ndim > 1 else y)
-        labels = np.round(labels).astype(np.int64)
-        table = {int(k): float(v) for k, v in class_weight.items()}
-        return np.array([table.get(int(c), 1.0) for c in labels.reshape(labels.shape[0], -1)[:, 0]], np.float32)
-    if sample_weight is None:
-        return None
-    weights = as_float32(sample_weight, "sample_weight")
-    if weights.ndim == 0 or weights.shape[0] != n:
-        raise ShapeError(f"{owner}: `sample_weight` must have one weight per sample ({n}), got shape {weights.shape}.")
-    return weights
+    if not math.isfinite(loss):
+        return f"the loss became {loss}"
+    for g in grads:
+        if g.size == 0:
+            continue
+        largest = max(abs(float(g.max())), abs(float(g.min())))
+        if not largest <= math.sqrt(float(np.finfo(g.dtype).max)):
+            return f"the gradients overflowed (|gradient| up to {largest:.3g}, too large to square in {g.dtype})"
+    return None
 
 
-def split_validation(
-    model: Any, x: np.ndarray, y: np.ndarray, validation_split: float, validation_data: Any, weights: Any = None
-) -> tuple[np.ndarray, np.ndarray, Any, tuple[np.ndarray, np.ndarray, Any] | None]:
-    """Training arrays (and weights) and the validation triple: ``validation_data`` as given ((x, y) or
-    (x, y, sample_weight)), or the LAST ``validation_split`` fraction of the samples (before any shuffling)."""
-    if validation_data is not None:
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-            raise ConfigError(
-                f"Sequential '{model.name}': `validation_data` must be a tuple (x_val, y_val) or "
-                "(x_val, y_val, sample_weight_val)."
-            )
-        vx = model._as_input(validation_data[0], "validation_data x")
-        model._check_x(vx)
-        vy = model._prepare_y(validation_data[1], vx.shape[0], "validation_data y")
-        vw = validation_data[2] if len(validation_data) == 3 else None
-        return x, y, weights, (vx, vy, sample_weights(model, vy, vw, None, vx.shape[0]))
-    if validation_split > 0:
-        split = math.floor(x.shape[0] * (1.0 - validation_split))
-        if split == 0 or split == x.shape[0]:
-            raise ConfigError(
-                f"Sequential '{model.name}': validation_split={validation_split} leaves an empty training or "
-                f"validation set for {x.shape[0]} samples."
-            )
-        val_w = None if weights is None else weights[split:]
-        return x[:split], y[:split], None if weights is None else weights[:split], (x[split:], y[split:], val_w)
-    return x, y, weights, None
+def non_finite_loss(model: Any, what: str, where: str, on_nan: str, *, stopped: bool = True) -> None:
+    """What ``fit``/``train_on_batch`` do when a step diverged (``what``, from :func:`diverged`): its update is
+    not applied; warn (``on_nan='stop'``) or raise ``StateError`` (``'raise'``)."""
+    action = "training stopped and that batch's update was not applied" if stopped else "the update was not applied"
+    message = (
+        f"{model._owner}: {what} at {where}; {action}, so the weights are those of the last finite step. "
+        "Lower the learning rate or check the data (on_nan='continue' trains on, as Keras does)."
+    )
+    if on_nan == "raise":
+        raise StateError(message)
+    warnings.warn(message, NonFiniteLossWarning, stacklevel=4)
 
 
-class EpochBatches:
-    """The batches of each epoch, as Keras's epoch iterator over arrays.
-
-    Without ``steps_per_epoch`` every epoch is one pass over the data (reshuffled when ``shuffle`` is True).
-    With it, an epoch is ``steps_per_epoch`` batches and the pass carries on where the last epoch stopped; when
-    the pass ends early the epoch ends with Keras's "ran out of data" warning, and the next epoch starts a new
-    pass. ``shuffle='batch'`` would only reorder samples within a batch, which changes no update: it runs as
-    False.
-    """
-
-    def __init__(
-        self, n: int, batch_size: int, steps_per_epoch: int | None, shuffle: Any, rng: np.random.Generator
-    ) -> None:
-        self.n = n
-        self.batch_size = batch_size
-        self.num_batches = -(-n // batch_size)
-        self.steps_per_epoch = steps_per_epoch
-        self.shuffle = bool(shuffle) and shuffle != "batch"
-        self.rng = rng
-        self._pass: Iterator[np.ndarray | slice] | None = None
-        self._seen = 0
-
-    @property
-    def steps(self) -> int:
-        """Steps shown by the progress bar (``steps_per_epoch`` or one pass)."""
-        return self.steps_per_epoch or self.num_batches
-
-    def _new_pass(self) -> Iterator[np.ndarray | slice]:
-        order = self.rng.permutation(self.n) if self.shuffle else None
-        for lo in range(0, self.n, self.batch_size):
-            hi = min(self.n, lo + self.batch_size)
-            # sorted: the gather walks memory forwards (the order within a batch changes nothing)
-            yield slice(lo, hi) if order is None else np.sort(order[lo:hi])
-
-    def epoch(self) -> Iterator[np.ndarray | slice]:
-        """The index sets (slices or sorted index arrays) of the next epoch's batches."""
-        if self._pass is None or self.steps_per_epoch is None:
-            self._pass, self._seen = self._new_pass(), 0
-        for _ in range(self.steps):
-            if self._seen >= self.num_batches:
-                warnings.warn(OUT_OF_DATA, UserWarning, stacklevel=4)
-                break
-            self._seen += 1
-            yield next(self._pass)
-        if self._seen >= self.num_batches:
-            self._pass, self._seen = None, 0
-
-
-def _take(a: Any, index: np.ndarray | slice) -> Any:
-    return None if a is None else a[index]
-
-
+# ----- fit ------------------------------------------------------------------------------------------------
 def train_epoch(
     model: Any,
     x: np.ndarray,
@@ -275,11 +152,17 @@ def train_epoch(
     callbacks: Any,
     bar: Progbar | None,
     weights: np.ndarray | None = None,
+    *,
+    epoch: int = 0,
+    on_nan: str = "stop",
 ) -> dict[str, float]:
     """One epoch of mini-batch steps over ``batches``; returns the running logs.
 
     The logged loss is the mean over samples of the batch losses (each batch weighted by its size), the batch
-    loss as Keras computes it (weighted data loss + regularization). Stops early when ``model.stop_training``.
+    loss as Keras computes it (weighted data loss + regularization). With ``on_nan`` 'stop' or 'raise', a batch
+    whose loss is NaN or infinite (or whose gradients overflow, see :func:`diverged`) is not applied: 'stop'
+    warns (:class:`NonFiniteLossWarning`) and sets ``model.stop_training``, 'raise' raises ``StateError``. As in
+    Keras 3, the epoch ends early once a callback sets ``model.stop_training``.
     """
     loss_sum, seen = 0.0, 0
     logs: dict[str, float] = {}
@@ -289,7 +172,7 @@ def train_epoch(
     for step, index in enumerate(batches):
         callbacks.on_train_batch_begin(step)
         xb, yb, wb = x[index], y[index], _take(weights, index)
-        loss, y_pred = model._train_step(xb, yb, wb)
+        loss, y_pred, problem = model._train_step(xb, yb, wb, on_nan)
         loss_sum += loss * xb.shape[0]
         seen += xb.shape[0]
         logs = {"loss": loss_sum / seen}
@@ -299,6 +182,9 @@ def train_epoch(
         callbacks.on_train_batch_end(step, logs)
         if bar is not None:
             bar.update(step + 1, list(ordered(logs).items()), finalize=False)
+        if problem is not None:
+            non_finite_loss(model, problem, f"epoch {epoch + 1}, batch {step + 1}", on_nan)
+            model.stop_training = True
         if model.stop_training:
             break
     return logs
@@ -308,45 +194,49 @@ def _positive(value: Any, name: str, owner: str) -> int | None:
     return None if value is None else check_int(value, name, owner=owner, minimum=1)
 
 
+def _validation_freq(freq: Any, owner: str) -> Any:
+    if isinstance(freq, int) and not isinstance(freq, bool) and freq >= 1:
+        return freq
+    if isinstance(freq, (list, tuple)) and all(isinstance(e, int) and not isinstance(e, bool) for e in freq):
+        return list(freq)
+    raise ConfigError(f"{owner}: `validation_freq` must be a positive int or a list of epochs, got {short_repr(freq)}.")
+
+
 def fit(model: Any, **args: Any) -> History:
-    """``model.fit`` after its keyword check (see :meth:`convlens.models.Model.fit`)."""
-    owner = f"{model!r}: fit"
+    """``model.fit`` after its keyword check (see :meth:`convlens.model.Model.fit`): every argument is checked,
+    ``x`` and ``y`` must be finite and a batch's activations must fit in memory before anything trains."""
+    owner = f"{model._owner}: fit"
     steps_per_epoch = _positive(args["steps_per_epoch"], "steps_per_epoch", owner)
     batch_size = args["batch_size"]
-    x = model._as_input(args["x"], "x")
-    if not model.built:
-        model.build((None, *x.shape[1:]))
-    model._check_x(x)
-    model._check_not_empty(x, "fit")
-    if batch_size is None:
-        batch_size = -(-x.shape[0] // steps_per_epoch) if steps_per_epoch else 32
-    batch_size = check_int(batch_size, "batch_size", owner="fit", minimum=1)
+    batch_size = None if batch_size is None else check_int(batch_size, "batch_size", owner="fit", minimum=1)
     epochs = check_int(args["epochs"], "epochs", owner="fit", minimum=0)
     initial_epoch = check_int(args["initial_epoch"], "initial_epoch", owner="fit", minimum=0)
-    freq = args["validation_freq"]
-    if not (isinstance(freq, int) and not isinstance(freq, bool) and freq >= 1) and not (
-        isinstance(freq, (list, tuple)) and all(isinstance(e, int) for e in freq)
-    ):
-        raise ConfigError(f"{owner}: `validation_freq` must be a positive int or a list of epochs, got {freq!r}.")
-    if args["shuffle"] not in (True, False, "batch"):
-        raise ConfigError(f"{owner}: `shuffle` must be True, False or 'batch', got {args['shuffle']!r}.")
+    freq = _validation_freq(args["validation_freq"], owner)
+    shuffle = args["shuffle"]
+    if not (isinstance(shuffle, str) and shuffle == "batch") and not isinstance(shuffle, (bool, np.bool_)):
+        raise ConfigTypeError(f"fit: `shuffle` must be True, False or 'batch', got {short_repr(shuffle)}.")
     split = check_float(
         args["validation_split"], "validation_split", owner="fit", minimum=0.0, maximum=1.0, inclusive_max=False
     )
-    y = model._prepare_y(args["y"], x.shape[0])
+    on_nan = check_choice(args["on_nan"], "on_nan", NAN_POLICIES, owner="fit")
+    verbose = verbosity(args["verbose"], owner="fit")
+    user_callbacks = check_callbacks(args["callbacks"])
+    val_batch = _positive(args["validation_batch_size"], "validation_batch_size", owner)
+    val_steps = _positive(args["validation_steps"], "validation_steps", owner)
+    x, y = model._training_data(args["x"], args["y"], "fit")
+    if batch_size is None:
+        batch_size = -(-x.shape[0] // steps_per_epoch) if steps_per_epoch else 32
+    model._check_batch_memory(min(batch_size, x.shape[0]), "fit", training=True)
     if args["sample_weight"] is not None and args["class_weight"] is not None:
         sample_weights(model, y, args["sample_weight"], args["class_weight"], x.shape[0])  # raises
     weights = sample_weights(model, y, args["sample_weight"], None, x.shape[0])
     x, y, weights, val = split_validation(model, x, y, split, args["validation_data"], weights)
     if args["class_weight"] is not None:
         weights = sample_weights(model, y, None, args["class_weight"], x.shape[0])
-    val_batch = _positive(args["validation_batch_size"], "validation_batch_size", owner) or batch_size
-    val_steps = _positive(args["validation_steps"], "validation_steps", owner)
-    batches = EpochBatches(x.shape[0], batch_size, steps_per_epoch, args["shuffle"], model._get_rng())
-    verbose = verbosity(args["verbose"])
+    batches = EpochBatches(x.shape[0], batch_size, steps_per_epoch, shuffle, model._get_rng())
     model.history = History()
     callbacks = CallbackList(
-        [*(args["callbacks"] or []), model.history],
+        [*user_callbacks, model.history],
         model=model,
         params={"epochs": epochs, "steps": batches.steps, "verbose": verbose, "do_validation": val is not None},
     )
@@ -358,10 +248,10 @@ def fit(model: Any, **args: Any) -> History:
         if verbose and epochs > 1:
             print(f"Epoch {epoch + 1}/{epochs}", file=sys.stdout, flush=True)
         bar = Progbar(batches.steps, verbose=verbose) if verbose else None
-        logs = train_epoch(model, x, y, batches.epoch(), callbacks, bar, weights)
+        logs = train_epoch(model, x, y, batches.epoch(), callbacks, bar, weights, epoch=epoch, on_nan=on_nan)
         due = (epoch + 1) % freq == 0 if isinstance(freq, int) else epoch + 1 in freq
-        if val is not None and due:
-            val_logs = evaluate_arrays(model, *val[:2], val_batch, 0, val[2], val_steps, callbacks)
+        if val is not None and due and not model.stop_training:
+            val_logs = evaluate_arrays(model, *val[:2], val_batch or batch_size, 0, val[2], val_steps, callbacks)
             logs.update({f"val_{k}": v for k, v in val_logs.items()})
         if bar is not None:
             bar.update(batches.steps, list(ordered(logs).items()), finalize=True)
@@ -372,20 +262,23 @@ def fit(model: Any, **args: Any) -> History:
     return model.history
 
 
+# ----- evaluate / predict ---------------------------------------------------------------------------------
 def evaluate(
     model: Any, x: Any, y: Any, batch_size: Any, verbose: Any, sample_weight: Any, steps: Any, callbacks: Any
 ) -> dict[str, float]:
     """``model.evaluate`` after its keyword check: validated arrays, then :func:`evaluate_arrays`."""
     batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="evaluate", minimum=1)
+    verbose_level = verbosity(verbose, owner="evaluate")
+    steps = _positive(steps, "steps", f"{model._owner}: evaluate")
+    cb_list = CallbackList(check_callbacks(callbacks), model=model, params={"verbose": verbose_level})
     x = model._as_input(x, "x")
     model._require_built("evaluate")
     model._check_x(x)
     model._check_not_empty(x, "evaluate")
     y = model._prepare_y(y, x.shape[0])
     weights = sample_weights(model, y, sample_weight, None, x.shape[0])
-    cb_list = CallbackList(callbacks, model=model, params={"verbose": verbosity(verbose)})
-    steps = _positive(steps, "steps", f"{model!r}: evaluate")
-    return evaluate_arrays(model, x, y, batch_size, verbosity(verbose), weights, steps, cb_list)
+    model._check_batch_memory(min(batch_size, x.shape[0]), "evaluate", training=False)
+    return evaluate_arrays(model, x, y, batch_size, verbose_level, weights, steps, cb_list)
 
 
 def evaluate_arrays(
@@ -432,21 +325,26 @@ def evaluate_arrays(
 
 
 def predict(model: Any, x: Any, batch_size: Any, verbose: Any, steps: Any, callbacks: Any) -> Any:
-    """``model.predict`` after its keyword check."""
+    """``model.predict`` after its keyword check (an empty ``x`` gives an empty result)."""
     batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="predict", minimum=1)
-    steps = _positive(steps, "steps", f"{model!r}: predict")
-    x = model._as_input(x, "x")
-    if not model.built:
-        model.build((None, *x.shape[1:]))
-    model._check_x(x)
+    verbose_level = verbosity(verbose, owner="predict")
+    steps = _positive(steps, "steps", f"{model._owner}: predict")
+    cb_list = CallbackList(check_callbacks(callbacks), model=model, params={"verbose": verbose_level})
+    x = model._inference_input(x, "predict")
     if steps is not None:
         x = x[: steps * batch_size]
-    cb_list = CallbackList(callbacks, model=model, params={"verbose": verbosity(verbose)})
+    model._check_batch_memory(min(batch_size, x.shape[0]), "predict", training=False)
+    shapes = model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
+    check_arrays(
+        [("the predictions", (x.shape[0], *(s or 0 for s in shape[1:])), 4) for shape in shapes],
+        owner=f"{model._owner}: predict",
+    )
     cb_list.on_predict_begin()
-    out = predict_arrays(model, x, batch_size, verbosity(verbose), cb_list)
+    out = predict_arrays(model, x, batch_size, verbose_level, cb_list)
     cb_list.on_predict_end()
     if out is None:
-        return np.empty((0, *model.output_shape[1:]), np.float32)
+        empty = [np.empty((0, *(s or 0 for s in shape[1:])), np.float32) for shape in shapes]
+        return empty if isinstance(model.output_shape, list) else empty[0]
     return out
 
 

@@ -99,7 +99,7 @@ def symbolic_call(layer: Layer, inputs: Any) -> KerasTensor:
         ConfigError: a list given to a single-input layer (or one tensor to a merge layer).
         ShapeError: a layer already built for another shape.
     """
-    from convlens.utils import get_rng
+    from convlens.rng import get_rng
 
     many = isinstance(inputs, (list, tuple))
     if many != layer.takes_list:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from convlens.errors import ConfigError
-from convlens.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from convlens.errors import ConfigError, short_repr
+from convlens.optimizers.base import Optimizer
+from convlens.optimizers.rules import SGD, Adam, AdamW, RMSprop
 
 __all__ = ["get"]
 
@@ -38,9 +39,9 @@ def get(identifier: str | Optimizer | dict[str, Any]) -> Optimizer:
         if not isinstance(class_name, str) or class_name.lower() not in _OPTIMIZERS or not isinstance(config, dict):
             raise ConfigError(
                 f"optimizers.get: config dict must have a `class_name` in {valid} and a `config` dict, "
-                f"got {identifier!r}."
+                f"got {short_repr(identifier)}."
             )
         return _OPTIMIZERS[class_name.lower()].from_config(config)
     if isinstance(identifier, str) and identifier.lower() in _OPTIMIZERS:
         return _OPTIMIZERS[identifier.lower()]()  # type: ignore[call-arg]  # every optimizer has a default rate
-    raise ConfigError(f"optimizers.get: unknown optimizer {identifier!r}; valid names are {valid}.")
+    raise ConfigError(f"optimizers.get: unknown optimizer {short_repr(identifier)}; valid names are {valid}.")
