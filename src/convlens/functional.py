@@ -78,6 +78,7 @@ class Functional(Model, graph=True):
             repeated = sorted({n for n in names if names.count(n) > 1})
             raise ConfigError(f"{self!r}: layer names must be unique, got {', '.join(map(repr, repeated))} twice.")
         self.built = True
+        self._get_rng()  # the generator that drew its layers' weights shuffles its batches (as a Sequential's does)
         input_ids = {id(t) for t in self._inputs}
         for node in self._nodes:
             # Layers fed only by model inputs need no input gradient.
