@@ -92,7 +92,7 @@ def _parse(source: str, base: Path, name: str) -> _Module:
     stray = _ANY_IMPORT.search(body)
     if stray:
         raise ConfigError(
-            f"jsbundle: {name}: only one-line `import {{ ... }} from \"./x.js\";` is bundled, got {stray.group(0)!r}."
+            f'jsbundle: {name}: only one-line `import {{ ... }} from "./x.js";` is bundled, got {stray.group(0)!r}.'
         )
     exports = [(m.group(2), m.group(2)) for m in _EXPORT_DECL.finditer(body)]
     body = _EXPORT_DECL.sub(r"\1", body)
@@ -137,7 +137,8 @@ def _read(path: Path) -> _Module:
 def _scope(module: _Module) -> str:
     exports = ", ".join(local if local == name else f"{name}: {local}" for local, name in module.exports)
     rel = module.path.relative_to(PACKAGE).as_posix() if PACKAGE in module.path.parents else module.path.name
-    return f'// ---- {rel}\nconst {_var(module.path)} = (() => {{\n"use strict";\n{module.body}\nreturn {{ {exports} }};\n}})();\n'
+    head = f'// ---- {rel}\nconst {_var(module.path)} = (() => {{\n"use strict";\n'
+    return f"{head}{module.body}\nreturn {{ {exports} }};\n}})();\n"
 
 
 def _modules(entry: _Module) -> str:

@@ -5,8 +5,8 @@
 >>> from convlens.utils import set_random_seed
 >>> set_random_seed(0)
 >>> explorer = FeatureMapExplorer(build_course_model(), np.zeros((2, 28, 28, 1), np.float32))
->>> explorer.layer, explorer.view["layer"]["shape"]
-('conv2d', [28, 28, 32])
+>>> explorer.view["layer"]["class_name"], explorer.view["layer"]["shape"]
+('Conv2D', [28, 28, 32])
 >>> explorer.unit = [3, 4, 5]
 >>> explorer.unit_detail["kind"], explorer.unit_detail["receptive_field"]["rows"]
 ('conv', [2, 4])
@@ -32,11 +32,11 @@ SCALES = ("shared", "per-map")
 
 
 def _images(model: Any, images: Any) -> np.ndarray:
-    """(N, H, W, C) float32 for ``model``; one image or (N, H, W) for one channel are accepted too."""
+    """(N, H, W, C) float32 for ``model``; (N, H, W) for one channel and a single image are accepted too."""
     shape = tuple(int(s) for s in model.input_shape[1:])
     arr = np.asarray(images, dtype=np.float32)
-    if arr.shape == shape:
-        arr = arr[None]
+    if arr.shape == shape or (shape[-1] == 1 and arr.shape == shape[:2]):
+        arr = arr.reshape(1, *shape)
     elif arr.ndim == 3 and shape[-1] == 1 and arr.shape[1:] == shape[:2]:
         arr = arr[..., None]
     if arr.ndim != 4 or arr.shape[1:] != shape or arr.shape[0] == 0:
@@ -59,7 +59,7 @@ class FeatureMapExplorer(anywidget.AnyWidget):  # type: ignore[misc]
 
     Args:
         model: a built ``Sequential`` taking images.
-        images: (N, H, W, C) inputs as the model takes them (or (N, H, W) for one channel, or one image).
+        images: (N, H, W, C) inputs as the model takes them ((N, H, W) for one channel; or one image).
         labels: N true labels, shown beside each image (optional).
         class_names: names of the output classes, for the probability bars (optional).
         layer: the layer shown first (name or index; default: the first with feature maps).

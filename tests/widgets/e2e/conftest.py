@@ -1,4 +1,4 @@
-"""The widgets in Debian's Chromium (slow tier): the web e2e tests' browser and watch, a page without a server.
+"""The widgets in Debian's Chromium (slow tier): the session's browser and watch, a page without a server.
 
 Every page here records each request (a widget asks for nothing: its code and styles come with it) and
 collects console errors and uncaught exceptions; a test fails if a request left this machine or an error
@@ -14,9 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.web.e2e.conftest import Watch, browser, watch
-
-__all__ = ["browser", "page", "watch"]
+from tests.support.browser import Watch
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "widgets"
 

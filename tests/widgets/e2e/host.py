@@ -26,7 +26,10 @@ SHIM = """async ({ esm, css, state }) => {
     off(event, fn) { listeners.get(event)?.delete(fn); },
     send() {},
     emit(name) { for (const fn of listeners.get(`change:${name}`) ?? []) fn(); },
-    update(values) { for (const [k, v] of Object.entries(values)) this.state[k] = v; for (const k of Object.keys(values)) this.emit(k); },
+    update(values) {
+      for (const [k, v] of Object.entries(values)) this.state[k] = v;
+      for (const k of Object.keys(values)) this.emit(k);
+    },
   };
   window.__model = model;
   const url = URL.createObjectURL(new Blob([esm], { type: "text/javascript" }));
