@@ -121,6 +121,13 @@ def test_the_widget_shows_as_a_jupyter_widget_with_its_code_inside() -> None:
     widget = ExplainWidget()
     bundle, _ = widget._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"] == (
+        "<ExplainWidget: convolution, input 6x6, window 3x3, stride 1x1, padding 'valid': top 0, bottom 0, left 0, "
+        "right 0, output 4x4; step 1>"
+    )
+    widget.kernel_size = [9, 9]
+    widget.kernel = "ones"
+    assert repr(widget).startswith("<ExplainWidget: no output: explain.convolution: a 'valid'-padded 9x9 window")
     assert widget._esm.rstrip().endswith("export default __cl_widgets_static_explain;")
     assert "import " not in widget._esm.replace("// ", "")  # no import left for the host to resolve
     assert ".convlens-widget {" in widget._css

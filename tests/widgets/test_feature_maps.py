@@ -67,6 +67,7 @@ def test_layer_image_and_unit(model: Any, images: np.ndarray) -> None:
     explorer.set_state({"unit": [3]})
     assert explorer.unit_detail["kind"] == "dense"
     assert explorer.unit_detail["value"] == pytest.approx(float(probabilities[3]), rel=1e-6)
+    assert repr(explorer) == f"<FeatureMapExplorer: {model.name}, layer 'out', image 2 of 3, unit [3]>"
 
 
 def test_bad_selections_show_their_reason(model: Any, images: np.ndarray) -> None:

@@ -23,7 +23,7 @@ from convlens.lab import explain
 from convlens.lab.arithmetic import explain_geometry
 from convlens.lab.explain_html import trace_data
 from convlens.lab.kernels import KERNELS, describe_input, get_kernel
-from convlens.lab.render_explain import output_formula
+from convlens.lab.render_explain import describe_geometry, output_formula
 from convlens.widgets._assets import widget_css, widget_esm
 
 __all__ = ["MAX_INPUT", "MAX_KERNEL", "ExplainWidget"]
@@ -121,6 +121,7 @@ class ExplainWidget(anywidget.AnyWidget):  # type: ignore[misc]
     ) -> None:
         self._ready = False
         self._computed: tuple[Any, ...] | None = None
+        self._traced: explain.ConvTrace | explain.PoolTrace | None = None
         self._given_input: tuple[np.ndarray, str] | None = None
         self._given_kernel: np.ndarray | None = None
         settings: dict[str, Any] = {
@@ -204,6 +205,12 @@ class ExplainWidget(anywidget.AnyWidget):  # type: ignore[misc]
             trace = explain.pooling(x, pool_size=self.pool_size, strides=self.strides, padding=padding, kind=op)
         return dataclasses.replace(trace, source=source)
 
+    def __repr__(self) -> str:
+        if self._traced is None:
+            return f"<ExplainWidget: no output: {self.error}>"
+        what = "convolution" if self.op == "conv" else f"{self.op} pooling"
+        return f"<ExplainWidget: {what}, {describe_geometry(self._traced.geometry)}; step {self.step + 1}>"
+
     @t.observe(*_SETTINGS)
     def _changed(self, change: dict[str, Any]) -> None:
         if self._ready:
@@ -217,9 +224,11 @@ class ExplainWidget(anywidget.AnyWidget):  # type: ignore[misc]
         try:
             trace = self.traced()
         except ConvlensError as exc:
+            self._traced = None
             with self.hold_sync():
                 self.trace, self.formula, self.why, self.output_size, self.error = {}, [], "", [], str(exc)
             return
+        self._traced = trace
         g = trace.geometry
         with self.hold_sync():
             self.trace = trace_data(trace)

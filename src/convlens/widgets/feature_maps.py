@@ -117,6 +117,11 @@ class FeatureMapExplorer(anywidget.AnyWidget):  # type: ignore[misc]
         self._ready = True
         self._show()
 
+    def __repr__(self) -> str:
+        unit = f", unit {self.unit}" if self.unit else ""
+        where = f"layer {self.layer!r}, image {self.image} of {self.image_count}{unit}"
+        return f"<FeatureMapExplorer: {self._model.name}, {where}>"
+
     def _forward_of(self, index: int) -> dict[str, Any]:
         if self._forward is None or self._forward[0] != index:
             self._forward = (index, inspect.forward(self._model, self._images[index]))

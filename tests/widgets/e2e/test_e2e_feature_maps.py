@@ -57,9 +57,10 @@ def test_layer_and_image_selectors(page: Any, data: tuple[Any, np.ndarray, np.nd
     model, x, y = data
     explorer = FeatureMapExplorer(model, x, y, class_names=[f"digit {i}" for i in range(10)])
     host = Host(page, explorer)
-    host.slide(".clw-explorer select[data-trait='layer']", "max_pooling2d")
+    pool, dense = model.layers[1].name, model.layers[-1].name  # names depend on the models made before
+    host.slide(".clw-explorer select[data-trait='layer']", pool)
     host.pump()
-    assert page.get_attribute(".clw-maps", "data-layer") == "max_pooling2d"
+    assert page.get_attribute(".clw-maps", "data-layer") == pool
     assert page.eval_on_selector(".clw-maps .cl-map canvas", "c => [c.width, c.height]") == [14, 14]
     page.click(".clw-explorer [data-move='1']")
     host.pump()
@@ -68,7 +69,7 @@ def test_layer_and_image_selectors(page: Any, data: tuple[Any, np.ndarray, np.nd
     probabilities = model.predict(x[1:2], verbose=0)[0]
     assert page.get_attribute(".clw-probs", "data-predicted") == str(int(np.argmax(probabilities)))
     # a dense unit: click its bar
-    host.slide(".clw-explorer select[data-trait='layer']", "dense")
+    host.slide(".clw-explorer select[data-trait='layer']", dense)
     host.pump()
     page.click(".clw-maps .cl-bar[data-index='3']")
     assert host.pump() == [{"unit": [3]}]
