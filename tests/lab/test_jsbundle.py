@@ -78,3 +78,11 @@ def test_the_styles_are_one_file_scoped_for_the_notebook() -> None:
     # the page links the same file; app.css no longer holds a copy of the drawing rules
     assert '<link rel="stylesheet" href="/static/css/draw.css">' in (STATIC / "index.html").read_text(encoding="utf-8")
     assert ".cl-grid {" not in (STATIC / "css" / "app.css").read_text(encoding="utf-8")
+
+
+def test_the_stylesheet_must_declare_its_variables_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    css = tmp_path / "draw.css"
+    css.write_text(":root { --a: 1; }\n.x { color: red; }\n:root { --b: 2; }\n")
+    monkeypatch.setattr(jsbundle, "DRAW_CSS", css)
+    with pytest.raises(ConfigError, match=r"jsbundle: draw.css must declare its variables in one `:root \{` block"):
+        jsbundle.draw_css(".somewhere-else")

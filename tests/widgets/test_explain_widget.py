@@ -104,7 +104,13 @@ def test_a_setting_without_output_says_why() -> None:
     assert widget.output_size == [4, 4]
     widget.set_state({"input_size": [40, 4]})
     assert widget.error == "ExplainWidget: `input_size` must be 1..32 per side, got (40, 4)."
-    widget.set_state({"op": "max", "input_size": [4, 4], "padding": "explicit"})
+    widget.set_state({"input_size": [4, 4], "kernel_size": [10, 3]})
+    assert widget.error == "ExplainWidget: `kernel_size` must be 1..9 per side, got (10, 3)."
+    widget.set_state({"source": "given"})
+    assert widget.error == "ExplainWidget: `source` 'given' needs numbers: pass them as ExplainWidget(input=...)."
+    widget.set_state({"source": "ramp", "kernel": "given"})
+    assert widget.error == "ExplainWidget: `kernel` 'given' needs numbers: pass them as ExplainWidget(kernel=...)."
+    widget.set_state({"kernel": "ones", "op": "max", "input_size": [4, 4], "padding": "explicit"})
     assert widget.error.startswith("explain.pooling: `padding` must be one of")
 
 

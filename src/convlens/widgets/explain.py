@@ -17,7 +17,7 @@ import anywidget
 import numpy as np
 import traitlets as t
 
-from convlens.errors import ConvlensError, ShapeError, check_choice, normalize_tuple
+from convlens.errors import ConfigError, ConvlensError, check_choice, normalize_tuple
 from convlens.geometry import WindowGeometry
 from convlens.lab import explain
 from convlens.lab.arithmetic import explain_geometry
@@ -164,23 +164,23 @@ class ExplainWidget(anywidget.AnyWidget):  # type: ignore[misc]
         source = check_choice(self.source, "source", SOURCES, owner=_OWNER)
         if source == "given":
             if self._given_input is None:
-                raise ShapeError(f"{_OWNER}: `source` 'given' needs numbers: pass them as ExplainWidget(input=...).")
+                raise ConfigError(f"{_OWNER}: `source` 'given' needs numbers: pass them as ExplainWidget(input=...).")
             return self._given_input
         h, w = self.input_size
         if not (1 <= h <= MAX_INPUT and 1 <= w <= MAX_INPUT):
-            raise ShapeError(f"{_OWNER}: `input_size` must be 1..{MAX_INPUT} per side, got {tuple(self.input_size)}.")
+            raise ConfigError(f"{_OWNER}: `input_size` must be 1..{MAX_INPUT} per side, got {tuple(self.input_size)}.")
         return describe_input(f"{source}:{h}x{w}", seed=self.seed)
 
     def _kernel(self) -> np.ndarray:
         name = self.kernel
         if name == "given":
             if self._given_kernel is None:
-                raise ShapeError(f"{_OWNER}: `kernel` 'given' needs numbers: pass them as ExplainWidget(kernel=...).")
+                raise ConfigError(f"{_OWNER}: `kernel` 'given' needs numbers: pass them as ExplainWidget(kernel=...).")
             return self._given_kernel
         if name in GENERATED:
             kh, kw = self.kernel_size
             if not (1 <= kh <= MAX_KERNEL and 1 <= kw <= MAX_KERNEL):
-                raise ShapeError(
+                raise ConfigError(
                     f"{_OWNER}: `kernel_size` must be 1..{MAX_KERNEL} per side, got {tuple(self.kernel_size)}."
                 )
             if name == "ones":

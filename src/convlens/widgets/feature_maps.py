@@ -20,7 +20,7 @@ import anywidget
 import numpy as np
 import traitlets as t
 
-from convlens.errors import ConvlensError, ShapeError
+from convlens.errors import ConfigError, ConvlensError, ShapeError
 from convlens.lab import inspect
 from convlens.lab.viz.activations import find_layer
 from convlens.widgets._assets import widget_css, widget_esm
@@ -129,7 +129,7 @@ class FeatureMapExplorer(anywidget.AnyWidget):  # type: ignore[misc]
 
     def _check_image(self) -> int:
         if not 0 <= self.image < len(self._images):
-            raise ShapeError(f"{_OWNER}: `image` must be in 0..{len(self._images) - 1}, got {self.image}.")
+            raise ConfigError(f"{_OWNER}: `image` must be in 0..{len(self._images) - 1}, got {self.image}.")
         return int(self.image)
 
     def _show(self) -> None:
