@@ -87,6 +87,8 @@ def test_player_steps_through_products_in_chromium(tmp_path: Path, browser: Any)
     expected = padded[0:3, 2:5] * K  # step 2: output (0, 1) reads rows 0..2, cols 2..4
     assert shown == expected.ravel().tolist()
     assert view.locator(".cl-stepper-pos").inner_text() == "step 2 / 9"
+    marked = view.locator("tr[data-step]").evaluate_all("rs => rs.map(r => r.style.background !== '')")
+    assert marked == [i == 1 for i in range(9)]  # the step table's row of the step shown
     stride2 = ops.conv2d(x[None, :, :, None], K[:, :, None, None], strides=2, padding="same")[0, :, :, 0]
     assert float(view.locator(".cl-sum-text").get_attribute("data-total")) == stride2[0, 1]
     view.locator('[data-step="last"]').click()

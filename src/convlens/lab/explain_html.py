@@ -117,7 +117,9 @@ if (root && !root.dataset.ready) {
   const gif = root.querySelector('[data-role="gif"]');
   if (gif) gif.hidden = true;
   const view = drawConvSteps(root.querySelector('[data-role="stage"]'), data.trace);
-  createStepper(root.querySelector('[data-role="controls"]'), view.steps, view.show);
+  const rows = root.querySelectorAll("tr[data-step]");
+  const mark = (p) => rows.forEach((tr) => { tr.style.background = Number(tr.dataset.step) === p ? "#fff2cc" : ""; });
+  createStepper(root.querySelector('[data-role="controls"]'), view.steps, view.show, { onMove: mark });
 }
 """
 
