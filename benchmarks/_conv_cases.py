@@ -34,6 +34,12 @@ def _median_ms(fn: Any, repeats: int) -> float:
     return statistics.median(times) * 1e3
 
 
+def _names(algorithms: Any) -> str:
+    """The plan's algorithms (forward / kernel grad / input grad), one name when they are all the same."""
+    names = list(dict.fromkeys(algorithms))
+    return names[0] if len(names) == 1 else " / ".join(algorithms)
+
+
 def run_convlens(repeats: int) -> dict[str, Any]:
     from convlens.ops.conv import Conv2DPlan
     from convlens.ops.jit import jit_enabled
@@ -48,7 +54,7 @@ def run_convlens(repeats: int) -> dict[str, Any]:
         kernel = rng.standard_normal((k, k, cin, cout), dtype=np.float32)
         bias = np.zeros(cout, np.float32)
         plan = Conv2DPlan(x.shape, kernel.shape, strides=stride, padding=padding)
-        algorithms[str(case)] = plan.algorithm + (" + JIT" if jit_enabled() else "")
+        algorithms[str(case)] = _names(plan.algorithms) + (" + JIT" if jit_enabled() else "")
         grad = rng.standard_normal(plan.output_shape, dtype=np.float32)
 
         def step(plan: Any = plan, x: Any = x, kernel: Any = kernel, bias: Any = bias, grad: Any = grad) -> None:
@@ -66,7 +72,7 @@ def run_convlens(repeats: int) -> dict[str, Any]:
         pool.backward(g)
 
     out["pool"] = _median_ms(pool_step, repeats)
-    algorithms["pool"] = "JIT" if jit_enabled() else "NumPy"
+    algorithms["pool"] = _names(pool.algorithms)
     out["algorithms"] = algorithms
     a = rng.standard_normal((2048, 2048), dtype=np.float32)
     out["gemm_gflops"] = 2 * 2048**3 / _median_ms(lambda: a @ a, repeats) / 1e6

@@ -3,6 +3,8 @@
 Each contender runs in its own fresh process, interleaved over several rounds; medians are reported.
 Ratio = convlens time / PyTorch channels_last time (<= 1 means convlens is as fast or faster).
 "convlens NumPy ms" is the same code with the compiled kernels off (CONVLENS_JIT=0): what NumPy alone reaches.
+"algorithms" is plan.algorithms (forward / kernel gradient / input gradient; one name when all three agree) of the
+compiled run; "+ JIT" when Numba kernels ran (im2col/col2im, Winograd transforms, pooling).
 Usage: python benchmarks/conv_ops.py [--rounds 3] [--repeats 7] [--no-numpy-only]
 """
 
@@ -61,7 +63,7 @@ def main() -> None:
         else:
             row.append("-")
         rows.append(row)
-    headers = ["case (N, HxW, Cin, Cout, k, s, pad)", "algorithm", "convlens ms"]
+    headers = ["case (N, HxW, Cin, Cout, k, s, pad)", "algorithms", "convlens ms"]
     if "numpy_only" in med:
         headers.append("convlens NumPy ms")
     if "torch_cl" in med:

@@ -240,5 +240,5 @@ def test_errors(tmp_path):
     with pytest.raises(ConfigError, match=r"LearningRateScheduler: `schedule` must be callable, got 0.1"):
         LearningRateScheduler(0.1)  # type: ignore[arg-type]
     bad = LearningRateScheduler(lambda epoch, lr: "fast")
-    with pytest.raises(ConfigError, match=r"`schedule` must return a finite float, got 'fast' at epoch 0"):
+    with pytest.raises(ConfigError, match=r"`schedule` must return a finite float >= 0, got 'fast' at epoch 0"):
         fit(FakeModel(), [bad], [{"loss": 1.0}])

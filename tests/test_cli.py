@@ -87,7 +87,7 @@ def test_bad_flags_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["summary", "--activation", "nope"], r"convlens summary: error: unknown `activation` 'nope'"),
+        (["summary", "--activation", "nope"], r"convlens summary: error: Conv2D '\w+': unknown `activation` 'nope'"),
         (
             ["summary", "--kernel-size", "40", "--padding", "valid"],
             r"convlens summary: error: Conv2D '\w+': a 'valid'-padded 40x40 window does not fit the 28x28 input",

@@ -5,14 +5,16 @@ from __future__ import annotations
 import itertools
 import math
 import re
+from typing import Any
 
+import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from convlens.errors import ConfigError, ShapeError
 from convlens.geometry import PADDING_MODES, WindowGeometry, normalize_padding
-from tests.support.reference import tf_same_pads
+from tests.support.reference import conv1d_backward_reference, tf_same_pads
 
 sizes = st.integers(1, 12)
 kernels = st.integers(1, 5)
@@ -147,9 +149,8 @@ def test_explicit_pads_formula_and_window_facts(i: int, k: int, s: int, d: int, 
     pads=st.tuples(*(st.integers(0, 3),) * 4),
 )
 def test_output_size_matches_torch_with_explicit_pads(
-    h: int, w: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, pads: tuple[int, int, int, int]
+    h: int, w: int, kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, pads: tuple[int, int, int, int], torch: Any
 ) -> None:
-    torch = pytest.importorskip("torch")
     pt, pb, pl, pr = pads
     if h + pt + pb < (kh - 1) * dh + 1 or w + pl + pr < (kw - 1) * dw + 1:
         with pytest.raises(ShapeError):
@@ -163,8 +164,7 @@ def test_output_size_matches_torch_with_explicit_pads(
 
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths:UserWarning")
 @given(h=sizes, w=sizes, k=kernels, d=dilations)
-def test_same_stride_1_matches_torch_same(h: int, w: int, k: int, d: int) -> None:
-    torch = pytest.importorskip("torch")
+def test_same_stride_1_matches_torch_same(h: int, w: int, k: int, d: int, torch: Any) -> None:
     g = WindowGeometry.resolve((h, w), k, 1, "same", d)
     out = torch.nn.functional.conv2d(torch.zeros(1, 1, h, w), torch.zeros(1, 1, k, k), padding="same", dilation=d)
     assert g.output_size == tuple(out.shape[2:]) == (h, w)
@@ -213,7 +213,6 @@ def test_normalize_padding_forms(padding: object, rank: int, expected: object) -
 
 
 def test_normalize_padding_numpy_ints() -> None:
-    np = pytest.importorskip("numpy")
     assert normalize_padding((np.int64(1), np.int32(2)), 2) == ((1, 1), (2, 2))
 
 
@@ -317,7 +316,7 @@ def test_zero_size_input_raises_even_with_same() -> None:
             {"dilation_rate": (1, 1.5)},
             "L: `dilation_rate` must be an integer or a tuple of 2 integers, got (1, 1.5).",
         ),
-        ({"input_size": (5, -1)}, "L: `input size` must be integers >= 0, got (5, -1)."),
+        ({"input_size": (5, -1)}, "L: `input_size` must be integers >= 0, got (5, -1)."),
     ],
 )
 def test_resolve_argument_errors(kwargs: dict[str, object], message: str) -> None:
@@ -325,3 +324,96 @@ def test_resolve_argument_errors(kwargs: dict[str, object], message: str) -> Non
     args.update(kwargs)
     with pytest.raises(ConfigError, match="^" + re.escape(message) + "$"):
         WindowGeometry.resolve(padding="valid", owner="L", **args)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------- what the engine asks the geometry
+paddings_1d = st.one_of(
+    st.sampled_from(["valid", "same", "causal"]), st.tuples(st.integers(0, 4), st.integers(0, 4)).map(lambda p: (p,))
+)
+
+
+def fits(i: int, k: int, d: int, padding: Any) -> bool:
+    try:
+        WindowGeometry.resolve((i,), k, 1, padding, d)
+    except ShapeError:
+        return False
+    return True
+
+
+@given(i=sizes, k=kernels, s=steps, d=dilations, padding=paddings_1d)
+def test_window_start_in_padded_coordinates(i: int, k: int, s: int, d: int, padding: Any) -> None:
+    assume(fits(i, k, d, padding))
+    g = WindowGeometry.resolve((i,), k, s, padding, d)
+    for o in range(g.output_size[0]):
+        assert g.window_start((o,), padded=True) == (g.window_start((o,))[0] + g.pads[0][0],)
+        assert g.window_start((o,), padded=True)[0] >= 0
+
+
+@given(i=sizes, k=kernels, s=steps, d=dilations, padding=paddings_1d)
+def test_real_counts_and_real_taps_count_cells_inside_the_input(i: int, k: int, s: int, d: int, padding: Any) -> None:
+    assume(fits(i, k, d, padding))
+    g = WindowGeometry.resolve((i,), k, s, padding, d)
+    (before, _), o = g.pads[0], g.output_size[0]
+    # By hand: window p starts at p * s - before and reads k cells d apart.
+    expected = tuple(sum(1 for t in range(k) if 0 <= p * s - before + t * d < i) for p in range(o))
+    assert g.real_counts() == (expected,)
+    assert [len(g.real_taps((p,))) for p in range(o)] == list(expected)
+
+
+@given(i=sizes, k=kernels, s=steps, d=dilations, padding=paddings_1d, crop=st.booleans())
+def test_full_convolution_gives_the_input_gradient(i: int, k: int, s: int, d: int, padding: Any, crop: bool) -> None:
+    # The input gradient by loops (tests/support) against a stride-1 'valid' convolution of the zero-inserted
+    # grad_out, padded as the geometry says (negative pads crop), with the flipped kernel.
+    assume(fits(i, k, d, padding))
+    g = WindowGeometry.resolve((i,), k, s, padding, d)
+    gen = np.random.default_rng(i * 100 + k * 10 + s)
+    kernel = gen.standard_normal((k, 1, 1))
+    grad_out = gen.standard_normal((1, g.output_size[0], 1))
+    expected, _, _ = conv1d_backward_reference(grad_out, np.zeros((1, i, 1)), kernel, s, g.pads[0], d)
+    z = np.zeros(g.zero_inserted_size)
+    z[::s] = grad_out[0, :, 0]
+    ((left, right),) = g.full_convolution_pads(crop=crop)
+    z = np.pad(z, (max(left, 0), max(right, 0)))  # a negative pad crops
+    z = z[max(-left, 0) : len(z) - max(-right, 0)]
+    flipped = kernel[::-1, 0, 0]
+    e = (k - 1) * d + 1
+    full = np.array([sum(z[p + t * d] * flipped[t] for t in range(k)) for p in range(len(z) - e + 1)])
+    if crop:
+        np.testing.assert_allclose(full, expected[0, :, 0], atol=1e-12)
+    else:  # the gradient of the used part of the padded input
+        (before, _) = g.pads[0]
+        used = np.zeros(g.padded_size[0])
+        used[: len(full)] = full
+        assert len(full) == g.used_size[0]
+        np.testing.assert_allclose(used[before : before + i], expected[0, :, 0], atol=1e-12)
+    if crop and min(left, right) >= 0:
+        assert g.full_convolution().output_size == (i,)
+
+
+def test_full_convolution_refuses_an_over_padded_window() -> None:
+    g = WindowGeometry.resolve((4,), 3, 1, ((3, 0),))
+    assert g.full_convolution_pads() == ((-1, 2),)
+    with pytest.raises(ShapeError, match=r"the forward pads \(\(3, 0\),\) exceed the dilated extent - 1 \(\(2,\)\)"):
+        g.full_convolution()
+    assert g.full_convolution(crop=False).pads == ((2, 2),)
+
+
+@given(h=sizes, w=sizes, padding=st.sampled_from(["valid", "same", 1, ((2, 0), (1, 2)), ((0, 1), (0, 0))]))
+def test_winograd_tiles_cover_the_output_in_2x2_blocks(h: int, w: int, padding: Any) -> None:
+    try:
+        g = WindowGeometry.resolve((h, w), 3, 1, padding)
+    except ShapeError:
+        return
+    tiles, blocks = g.winograd_tiles(2)
+    counts = tuple(math.ceil(o / 2) for o in g.output_size)
+    assert tiles.output_size == blocks.output_size == counts
+    assert tiles.kernel_size == (4, 4)
+    assert blocks.pads == tuple((0, 2 * c - o) for c, o in zip(counts, g.output_size, strict=True))
+    for t in itertools.product(*(range(c) for c in counts)):
+        # The 4x4 tile t reads from where the window of output 2t starts.
+        assert tiles.window_start(t) == g.window_start(tuple(2 * v for v in t))
+
+
+def test_winograd_tiles_need_stride_1() -> None:
+    with pytest.raises(ConfigError, match=r"Winograd tiles need stride 1 and no dilation, got strides \(2, 2\)"):
+        WindowGeometry.resolve((8, 8), 3, 2, "same").winograd_tiles(2)

@@ -18,6 +18,7 @@ from convlens.metrics import (
     MeanSquaredError,
     SparseCategoricalAccuracy,
 )
+from tests.conftest import require
 
 
 def loop_sparse_accuracy(labels, scores):
@@ -60,7 +61,7 @@ def test_categorical_and_binary_accuracy():
 
 
 def test_mse_mae_match_torch(rng):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     y_true, y_pred = rng.normal(size=(6, 3)), rng.normal(size=(6, 3))
     mse, mae = MeanSquaredError(), MeanAbsoluteError()
     for m in (mse, mae):

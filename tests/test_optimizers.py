@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from convlens import optimizers
 from convlens.errors import ConfigError, ShapeError
 from convlens.optimizers import SGD, Adam, Optimizer, RMSprop
+from tests.conftest import require
 
 # ----- plain references of Keras 3's update rules (float64, one parameter, no in-place tricks) -----
 
@@ -77,7 +78,7 @@ def make(rng, shape=(3, 4), steps=5, dtype=np.float64):
 
 
 def run_torch(torch_opt_cls, p0, grads, **kwargs):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     p = torch.tensor(p0.copy(), requires_grad=True)
     opt = torch_opt_cls([p], **kwargs)
     for g in grads:
@@ -131,7 +132,7 @@ def test_epsilon_is_keras_style_not_torch_style():
 @pytest.mark.parametrize(("momentum", "nesterov"), [(0.0, False), (0.9, False), (0.9, True)])
 def test_sgd_matches_torch(rng, momentum, nesterov):
     # Keras's m equals -lr * torch's momentum buffer when lr is constant, so the steps coincide.
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     p0, grads = make(rng)
     got = run(SGD(learning_rate=0.1, momentum=momentum, nesterov=nesterov), p0, grads)
     want = run_torch(torch.optim.SGD, p0, grads, lr=0.1, momentum=momentum, nesterov=nesterov)
@@ -141,7 +142,7 @@ def test_sgd_matches_torch(rng, momentum, nesterov):
 @pytest.mark.parametrize("amsgrad", [False, True])
 def test_adam_matches_torch_with_zero_epsilon(rng, amsgrad):
     # Keras's epsilon equals torch's eps * sqrt(1 - beta_2**t); they coincide exactly at eps = 0.
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     p0, grads = make(rng, steps=6)
     got = run(Adam(learning_rate=0.01, epsilon=0.0, amsgrad=amsgrad), p0, grads)
     want = run_torch(torch.optim.Adam, p0, grads, lr=0.01, eps=0.0, amsgrad=amsgrad)
@@ -149,7 +150,7 @@ def test_adam_matches_torch_with_zero_epsilon(rng, amsgrad):
 
 
 def test_adam_weight_decay_matches_torch_adamw(rng):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     p0, grads = make(rng)
     got = run(Adam(learning_rate=0.01, epsilon=0.0, weight_decay=0.1), p0, grads)
     want = run_torch(torch.optim.AdamW, p0, grads, lr=0.01, eps=0.0, weight_decay=0.1)
@@ -159,7 +160,7 @@ def test_adam_weight_decay_matches_torch_adamw(rng):
 @pytest.mark.parametrize(("momentum", "centered"), [(0.0, False), (0.9, False), (0.5, True)])
 def test_rmsprop_matches_torch_with_zero_epsilon(rng, momentum, centered):
     # Keras puts epsilon inside the square root, torch outside; at eps = 0 they coincide.
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     p0, grads = make(rng)
     got = run(RMSprop(learning_rate=0.01, momentum=momentum, epsilon=0.0, centered=centered), p0, grads)
     want = run_torch(torch.optim.RMSprop, p0, grads, lr=0.01, alpha=0.9, eps=0.0, momentum=momentum, centered=centered)
@@ -175,7 +176,7 @@ def test_rmsprop_matches_torch_with_zero_epsilon(rng, momentum, centered):
     ],
 )
 def test_float32_matches_torch_and_stays_float32(rng, ours, theirs, kwargs):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     p0, grads = make(rng, dtype=np.float32)
     p = p0.copy()
     opt = ours()

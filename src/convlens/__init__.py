@@ -22,7 +22,18 @@ if "numpy" not in sys.modules:
     # user's own setting wins. (See README, Performance.)
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "12")
 
+from convlens import extensions as _extensions
+
 __version__ = "0.1.0"
+
+# The composition root: the lab and interop (upper floors) provide what the model floor offers
+# (convlens.extensions). Nothing is imported until first use.
+_extensions.provide("summary.render", "convlens.lab.summary:render")
+_extensions.provide("explain.html", "convlens.lab.explain_html:explain_html")
+_extensions.provide("model.save", "convlens.interop.formats:save_model")
+_extensions.provide("model.save_weights", "convlens.interop.formats:save_weights")
+_extensions.provide("model.load_weights", "convlens.interop.formats:load_weights")
+_extensions.provide("model.export", "convlens.interop.formats:export_model")
 
 _SUBMODULES = {
     "activations",

@@ -16,11 +16,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
+
+from convlens import switches
 
 __all__ = ["heap_reuse", "tuned"]
 
@@ -55,7 +56,7 @@ def _glibc() -> Any:
 def tuned() -> Iterator[None]:
     """Context manager: heap allocations without trimming inside, the usual policy restored outside."""
     global _depth
-    libc: Any = _glibc() if os.environ.get("CONVLENS_TUNE_MALLOC", "1") != "0" else False
+    libc: Any = _glibc() if switches.TUNE_MALLOC.is_on() else False
     if not libc:
         yield
         return

@@ -1,5 +1,5 @@
 """Keras-style training callbacks: History, EarlyStopping, ModelCheckpoint, CSVLogger,
-LearningRateScheduler, and ProgbarLogger (defined in :mod:`convlens.progbar`).
+LearningRateScheduler, TerminateOnNaN, and ProgbarLogger (defined in :mod:`convlens.progbar`).
 
 The model calls the hooks through a :class:`CallbackList`; every hook gets the same ``logs``
 dict, so a callback that adds a key (LearningRateScheduler's ``learning_rate``) is seen by the
@@ -16,16 +16,23 @@ Epochs and batches are 0-based in hooks; file names and messages show epochs 1-b
 
 from __future__ import annotations
 
-import csv
 import inspect
 import math
 import numbers
-import os
-import warnings
 from collections.abc import Callable, Iterable, Iterator
-from typing import IO, Any
+from typing import Any
 
-from convlens.errors import ConfigError, check_choice, check_int
+from convlens.callback_base import Callback, Logs, _check_monitor, _check_verbose, _monitor_value, _resolve_mode
+from convlens.errors import (
+    ConfigError,
+    ConfigTypeError,
+    StateError,
+    check_bool,
+    check_float,
+    check_int,
+    short_repr,
+)
+from convlens.progbar import ProgbarLogger
 
 __all__ = [
     "CSVLogger",
@@ -35,65 +42,9 @@ __all__ = [
     "History",
     "LearningRateScheduler",
     "ModelCheckpoint",
+    "ProgbarLogger",
+    "TerminateOnNaN",
 ]
-
-Logs = dict[str, Any]
-
-
-class Callback:
-    """Base class: every hook does nothing. ``model`` and ``params`` are set by the model."""
-
-    def __init__(self) -> None:
-        self.model: Any = None
-        self.params: dict[str, Any] = {}
-
-    def set_model(self, model: Any) -> None:
-        self.model = model
-
-    def set_params(self, params: dict[str, Any]) -> None:
-        self.params = params
-
-    def on_train_begin(self, logs: Logs | None = None) -> None: ...
-    def on_train_end(self, logs: Logs | None = None) -> None: ...
-    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None: ...
-    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None: ...
-    def on_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
-
-    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
-        self.on_batch_begin(batch, logs)  # Keras's backwards-compatible alias
-
-    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
-        self.on_batch_end(batch, logs)
-
-    def on_test_begin(self, logs: Logs | None = None) -> None: ...
-    def on_test_end(self, logs: Logs | None = None) -> None: ...
-    def on_test_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_test_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_predict_begin(self, logs: Logs | None = None) -> None: ...
-    def on_predict_end(self, logs: Logs | None = None) -> None: ...
-    def on_predict_batch_begin(self, batch: int, logs: Logs | None = None) -> None: ...
-    def on_predict_batch_end(self, batch: int, logs: Logs | None = None) -> None: ...
-
-
-_PLAIN_HOOKS = (
-    "on_train_begin",
-    "on_train_end",
-    "on_test_begin",
-    "on_test_end",
-    "on_predict_begin",
-    "on_predict_end",
-)
-_INDEXED_HOOKS = (
-    "on_epoch_begin",
-    "on_epoch_end",
-    "on_train_batch_begin",
-    "on_train_batch_end",
-    "on_test_batch_begin",
-    "on_test_batch_end",
-    "on_predict_batch_begin",
-    "on_predict_batch_end",
-)
 
 
 class CallbackList(Callback):
@@ -120,15 +71,14 @@ class CallbackList(Callback):
         self.callbacks: list[Callback] = []
         for cb in callbacks or []:
             if not isinstance(cb, Callback):
-                raise TypeError(f"CallbackList: every callback must be a Callback instance, got {cb!r}.")
+                raise ConfigTypeError(
+                    f"CallbackList: every callback must be a Callback instance, got {short_repr(cb)}."
+                )
             self.callbacks.append(cb)
         if add_history and not any(isinstance(cb, History) for cb in self.callbacks):
             self.callbacks.append(History())
-        if add_progbar:
-            from convlens.progbar import ProgbarLogger  # progbar imports this module
-
-            if not any(isinstance(cb, ProgbarLogger) for cb in self.callbacks):
-                self.callbacks.append(ProgbarLogger())
+        if add_progbar and not any(isinstance(cb, ProgbarLogger) for cb in self.callbacks):
+            self.callbacks.append(ProgbarLogger())
         self.set_model(model)
         self.set_params(params or {})
 
@@ -162,27 +112,49 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             getattr(cb, hook)(*args)
 
+    # Every hook passes the same logs dict (a fresh one when none is given) to each callback in order.
 
-def _make_dispatcher(hook: str, indexed: bool) -> Callable[..., None]:
-    if indexed:
+    def on_train_begin(self, logs: Logs | None = None) -> None:
+        self._call("on_train_begin", {} if logs is None else logs)
 
-        def dispatch_indexed(self: CallbackList, index: int, logs: Logs | None = None) -> None:
-            self._call(hook, index, logs if logs is not None else {})
+    def on_train_end(self, logs: Logs | None = None) -> None:
+        self._call("on_train_end", {} if logs is None else logs)
 
-        dispatch_indexed.__name__ = hook
-        return dispatch_indexed
+    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
+        self._call("on_epoch_begin", epoch, {} if logs is None else logs)
 
-    def dispatch(self: CallbackList, logs: Logs | None = None) -> None:
-        self._call(hook, logs if logs is not None else {})
+    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
+        self._call("on_epoch_end", epoch, {} if logs is None else logs)
 
-    dispatch.__name__ = hook
-    return dispatch
+    def on_train_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_train_batch_begin", batch, {} if logs is None else logs)
 
+    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_train_batch_end", batch, {} if logs is None else logs)
 
-for _hook in _PLAIN_HOOKS:
-    setattr(CallbackList, _hook, _make_dispatcher(_hook, indexed=False))
-for _hook in _INDEXED_HOOKS:
-    setattr(CallbackList, _hook, _make_dispatcher(_hook, indexed=True))
+    def on_test_begin(self, logs: Logs | None = None) -> None:
+        self._call("on_test_begin", {} if logs is None else logs)
+
+    def on_test_end(self, logs: Logs | None = None) -> None:
+        self._call("on_test_end", {} if logs is None else logs)
+
+    def on_test_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_test_batch_begin", batch, {} if logs is None else logs)
+
+    def on_test_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_test_batch_end", batch, {} if logs is None else logs)
+
+    def on_predict_begin(self, logs: Logs | None = None) -> None:
+        self._call("on_predict_begin", {} if logs is None else logs)
+
+    def on_predict_end(self, logs: Logs | None = None) -> None:
+        self._call("on_predict_end", {} if logs is None else logs)
+
+    def on_predict_batch_begin(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_predict_batch_begin", batch, {} if logs is None else logs)
+
+    def on_predict_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        self._call("on_predict_batch_end", batch, {} if logs is None else logs)
 
 
 class History(Callback):
@@ -202,25 +174,6 @@ class History(Callback):
             self.history.setdefault(key, []).append(value)
         if self.model is not None:
             self.model.history = self
-
-
-def _resolve_mode(owner: str, mode: Any, monitor: str) -> str:
-    """'auto' -> 'max' for accuracy-like names, 'min' otherwise (Keras)."""
-    choice = check_choice(mode, "mode", ("auto", "min", "max"), owner=owner)
-    if choice != "auto":
-        return choice
-    name = monitor.removeprefix("val_")
-    return "max" if "acc" in name or name.endswith("auc") else "min"
-
-
-def _monitor_value(owner: str, monitor: str, logs: Logs | None) -> float | None:
-    logs = logs or {}
-    value = logs.get(monitor)
-    if value is None:
-        available = ", ".join(logs) or "none"
-        warnings.warn(f"{owner}: metric `{monitor}` is not in the logs; available: {available}.", stacklevel=3)
-        return None
-    return float(value)
 
 
 class EarlyStopping(Callback):
@@ -245,16 +198,14 @@ class EarlyStopping(Callback):
     ) -> None:
         super().__init__()
         owner = "EarlyStopping"
-        self.monitor = monitor
+        self.monitor = _check_monitor(owner, monitor)
         self.mode = _resolve_mode(owner, mode, monitor)
-        if not isinstance(min_delta, numbers.Real) or isinstance(min_delta, bool):
-            raise ConfigError(f"{owner}: `min_delta` must be a number, got {min_delta!r}.")
-        self.min_delta: float = abs(float(min_delta))
+        self.min_delta: float = abs(check_float(min_delta, "min_delta", owner=owner))
         self.patience: int = check_int(patience, "patience", owner=owner, minimum=0)
         self.start_from_epoch: int = check_int(start_from_epoch, "start_from_epoch", owner=owner, minimum=0)
-        self.verbose: int = verbose
-        self.baseline: float | None = baseline
-        self.restore_best_weights: bool = bool(restore_best_weights)
+        self.verbose: int = _check_verbose(owner, verbose)
+        self.baseline: float | None = None if baseline is None else check_float(baseline, "baseline", owner=owner)
+        self.restore_best_weights: bool = check_bool(restore_best_weights, "restore_best_weights", owner=owner)
         self.wait: int = 0
         self.stopped_epoch: int = 0
         self.best: float | None = None
@@ -304,147 +255,6 @@ class EarlyStopping(Callback):
             self.model.set_weights(self.best_weights)
 
 
-class ModelCheckpoint(Callback):
-    """Save the model (or its weights) every epoch or every ``save_freq`` batches.
-
-    ``filepath`` may hold format fields filled from the epoch (1-based) and the logs, e.g.
-    ``'ckpt-{epoch:02d}-{val_loss:.2f}.npz'``. With ``save_best_only`` a save happens only when
-    ``monitor`` improves on the best value so far.
-    """
-
-    def __init__(
-        self,
-        filepath: str | os.PathLike[str],
-        monitor: str = "val_loss",
-        verbose: int = 0,
-        save_best_only: bool = False,
-        save_weights_only: bool = False,
-        mode: str = "auto",
-        save_freq: str | int = "epoch",
-    ) -> None:
-        super().__init__()
-        owner = "ModelCheckpoint"
-        self.filepath = os.fspath(filepath)
-        self.monitor = monitor
-        self.verbose = verbose
-        self.save_best_only = bool(save_best_only)
-        self.save_weights_only = bool(save_weights_only)
-        self.mode = _resolve_mode(owner, mode, monitor)
-        if save_freq != "epoch" and (not isinstance(save_freq, int) or isinstance(save_freq, bool) or save_freq < 1):
-            raise ConfigError(f"{owner}: `save_freq` must be 'epoch' or a positive integer, got {save_freq!r}.")
-        self.save_freq = save_freq
-        self.best = math.inf if self.mode == "min" else -math.inf
-        self._epoch = 0
-        self._batches_since_save = 0
-
-    def file_path(self, epoch: int, logs: Logs | None = None, batch: int | None = None) -> str:
-        """The file name for 0-based ``epoch`` (shown 1-based) and the given logs."""
-        fields = dict(logs or {})
-        if batch is not None:
-            fields["batch"] = batch + 1
-        try:
-            return self.filepath.format(**{**fields, "epoch": epoch + 1})
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(
-                f"ModelCheckpoint: cannot format `filepath` {self.filepath!r} with epoch and log keys "
-                f"{sorted(fields)}: {exc!r}."
-            ) from exc
-
-    def on_epoch_begin(self, epoch: int, logs: Logs | None = None) -> None:
-        self._epoch = epoch
-
-    def on_train_batch_end(self, batch: int, logs: Logs | None = None) -> None:
-        if self.save_freq == "epoch":
-            return
-        self._batches_since_save += 1
-        if self._batches_since_save >= int(self.save_freq):
-            self._batches_since_save = 0
-            self._save(self._epoch, logs, batch)
-
-    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
-        if self.save_freq == "epoch":
-            self._save(epoch, logs, None)
-
-    def _save(self, epoch: int, logs: Logs | None, batch: int | None) -> None:
-        path = self.file_path(epoch, logs, batch)
-        if self.save_best_only:
-            current = _monitor_value("ModelCheckpoint", self.monitor, logs)
-            if current is None:
-                return
-            better = current < self.best if self.mode == "min" else current > self.best
-            if not better:
-                if self.verbose > 0:
-                    print(f"\nEpoch {epoch + 1}: {self.monitor} did not improve from {self.best:.5f}")
-                return
-            if self.verbose > 0:
-                print(
-                    f"\nEpoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "
-                    f"saving model to {path}"
-                )
-            self.best = current
-        elif self.verbose > 0:
-            print(f"\nEpoch {epoch + 1}: saving model to {path}")
-        directory = os.path.dirname(path)
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-        if self.save_weights_only:
-            self.model.save_weights(path)
-        else:
-            self.model.save(path)
-
-
-class CSVLogger(Callback):
-    """Write one CSV row per epoch: ``epoch`` (0-based, as Keras) then the sorted log keys.
-
-    When the model validates (``params['do_validation']``) but the first epoch has no ``val_``
-    keys (``validation_freq > 1``), their columns are added up front and filled with ``NA``.
-    """
-
-    def __init__(self, filename: str | os.PathLike[str], separator: str = ",", append: bool = False) -> None:
-        super().__init__()
-        self.filename = os.fspath(filename)
-        self.separator = separator
-        self.append = bool(append)
-        self.keys: list[str] | None = None
-        self._file: IO[str] | None = None
-        self._writer: Any = None
-        self._write_header = True
-
-    def on_train_begin(self, logs: Logs | None = None) -> None:
-        self._write_header = True
-        if self.append and os.path.exists(self.filename):
-            with open(self.filename, encoding="utf-8") as existing:
-                self._write_header = not existing.readline()
-        self._file = open(self.filename, "a" if self.append else "w", newline="", encoding="utf-8")  # noqa: SIM115
-        self.keys = None
-        self._writer = None
-
-    def on_epoch_end(self, epoch: int, logs: Logs | None = None) -> None:
-        logs = logs or {}
-        if self._file is None:
-            self.on_train_begin()
-        file = self._file
-        if file is None:
-            return
-        if self.keys is None:
-            keys = set(logs)
-            if self.params.get("do_validation") and not any(k.startswith("val_") for k in keys):
-                keys |= {f"val_{k}" for k in logs if k != "learning_rate"}
-            self.keys = sorted(keys)
-        if self._writer is None:
-            self._writer = csv.writer(file, delimiter=self.separator)
-            if self._write_header:
-                self._writer.writerow(["epoch", *self.keys])
-        self._writer.writerow([epoch, *(logs.get(k, "NA") for k in self.keys)])
-        file.flush()
-
-    def on_train_end(self, logs: Logs | None = None) -> None:
-        if self._file is not None:
-            self._file.close()
-        self._file = None
-        self._writer = None
-
-
 class LearningRateScheduler(Callback):
     """Set ``model.optimizer.learning_rate = schedule(epoch, lr)`` at the start of each epoch.
 
@@ -455,9 +265,9 @@ class LearningRateScheduler(Callback):
     def __init__(self, schedule: Callable[..., float], verbose: int = 0) -> None:
         super().__init__()
         if not callable(schedule):
-            raise ConfigError(f"LearningRateScheduler: `schedule` must be callable, got {schedule!r}.")
+            raise ConfigTypeError(f"LearningRateScheduler: `schedule` must be callable, got {short_repr(schedule)}.")
         self.schedule = schedule
-        self.verbose = verbose
+        self.verbose = _check_verbose("LearningRateScheduler", verbose)
         try:
             parameters = inspect.signature(schedule).parameters.values()
             positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -471,9 +281,10 @@ class LearningRateScheduler(Callback):
             raise ConfigError("LearningRateScheduler: the model's optimizer must have a `learning_rate`.")
         lr = float(optimizer.learning_rate)
         new_lr = self.schedule(epoch, lr) if self._takes_lr else self.schedule(epoch)
-        if not isinstance(new_lr, numbers.Real) or isinstance(new_lr, bool) or not math.isfinite(new_lr):
+        if not isinstance(new_lr, numbers.Real) or isinstance(new_lr, bool) or not math.isfinite(new_lr) or new_lr < 0:
             raise ConfigError(
-                f"LearningRateScheduler: `schedule` must return a finite float, got {new_lr!r} at epoch {epoch}."
+                f"LearningRateScheduler: `schedule` must return a finite float >= 0, got {short_repr(new_lr)} at "
+                f"epoch {epoch}."
             )
         optimizer.learning_rate = float(new_lr)
         if self.verbose > 0:
@@ -484,10 +295,38 @@ class LearningRateScheduler(Callback):
             logs["learning_rate"] = float(self.model.optimizer.learning_rate)
 
 
-def __getattr__(name: str) -> Any:
-    # ProgbarLogger lives in convlens.progbar (which imports this module); re-export it lazily.
-    if name == "ProgbarLogger":
-        from convlens.progbar import ProgbarLogger
+class TerminateOnNaN(Callback):
+    """Stop training when the loss becomes NaN or infinite (``keras.callbacks.TerminateOnNaN``).
 
-        return ProgbarLogger
-    raise AttributeError(f"module 'convlens.callbacks' has no attribute {name!r}")
+    At the end of every training batch, a NaN or infinite ``logs['loss']`` prints
+    ``Batch {batch}: Invalid loss, terminating training`` and sets ``model.stop_training`` (the epoch
+    ends after that batch, ``on_train_end`` still runs), as Keras 3 does; with ``raise_error=True`` it
+    raises a ``StateError`` (a ``RuntimeError``, as Keras raises) instead, skipping the other callbacks'
+    ``on_train_end``. ``fit`` has its own guard (``on_nan``, on by default) that also keeps the NaN
+    batch's update from being applied; this callback is for Keras code that passes it explicitly.
+
+    >>> TerminateOnNaN().raise_error
+    False
+    """
+
+    def __init__(self, raise_error: bool = False) -> None:
+        super().__init__()
+        self.raise_error = check_bool(raise_error, "raise_error", owner="TerminateOnNaN")
+
+    def on_batch_end(self, batch: int, logs: Logs | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is None:
+            return
+        value = float(loss)
+        if math.isnan(value) or math.isinf(value):
+            if self.raise_error:
+                raise StateError(
+                    f"NaN or Inf loss encountered at batch {batch}. Loss value: {value}. Terminating training "
+                    "immediately."
+                )
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+# The callbacks that write files live in their own module (they need the helpers above, hence the import here).
+from convlens.callbacks_files import CSVLogger, ModelCheckpoint  # noqa: E402

@@ -144,11 +144,13 @@ def load_course_data(
     return CourseData((_scaled(x_train), y_train.reshape(-1)), (_scaled(x_test), y_test.reshape(-1)), names)
 
 
-def train_course_model(config: TrainConfig, data: CourseData | None = None) -> tuple[Any, Any, list[float]]:
+def train_course_model(
+    config: TrainConfig, data: CourseData | None = None, callbacks: list[Any] | None = None
+) -> tuple[Any, Any, list[float]]:
     """Train the course model as the course does (pixels / 255); return (model, history, [loss, acc]).
 
     ``data`` may supply the arrays; by default they come from ``config`` (:func:`load_course_data`): the
-    packaged MNIST unless ``config.dataset`` or ``config.data_dir`` says otherwise.
+    packaged MNIST unless ``config.dataset`` or ``config.data_dir`` says otherwise. ``callbacks`` go to ``fit``.
     """
     from convlens import optimizers
     from convlens.utils import set_random_seed
@@ -188,6 +190,7 @@ def train_course_model(config: TrainConfig, data: CourseData | None = None) -> t
         batch_size=config.batch_size,
         validation_split=config.validation_split,
         verbose=config.verbose,
+        callbacks=callbacks,
     )
     result = model.evaluate(x_test, y_test, batch_size=1000, verbose=0)
     if config.save:

@@ -8,11 +8,11 @@ environment variable ``CONVLENS_FUSE=0``) to run every layer on its own.
 
 from __future__ import annotations
 
-import os
 from typing import Any, Protocol
 
 import numpy as np
 
+from convlens import switches
 from convlens.layers.base import Layer
 from convlens.ops.fused import MONOTONIC_ACTIVATIONS, ConvMaxPoolPlan
 
@@ -29,7 +29,7 @@ class Stage(Protocol):
 
 def fusion_enabled() -> bool:
     """False when the environment sets ``CONVLENS_FUSE=0``."""
-    return os.environ.get("CONVLENS_FUSE", "1") != "0"
+    return switches.FUSE.is_on()
 
 
 def _fusable(conv: Layer, pool: Layer) -> bool:
@@ -71,6 +71,8 @@ class FusedConvMaxPool:
                 tuple(self.pool.pool_size),
                 conv.activation,
                 owner=f"{conv!r} + {self.pool!r}",
+                dtype=conv.dtype,
+                compute_grad_x=conv.compute_grad_x,
             )
             self._plan = plan
         return plan.forward(

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from convlens.errors import ConfigError, ShapeError, normalize_tuple
+from convlens.errors import MAX_SIZE, ConfigError, ShapeError, normalize_tuple, short_repr
 
 __all__ = ["PADDING_MODES", "WindowGeometry", "normalize_padding"]
 
@@ -59,8 +59,9 @@ def normalize_padding(padding: Any, rank: int, *, owner: str | None = None) -> P
     bad = ConfigError(
         f"{prefix}`padding` must be 'valid', 'same'{', ' + repr('causal') if rank == 1 else ''}, a "
         f"non-negative int, a tuple of {rank} non-negative ints or {rank} (before, after) pairs, "
-        f"got {padding!r}."
+        f"got {short_repr(padding)}."
     )
+    too_big = ConfigError(f"{prefix}`padding` must be at most {MAX_SIZE} per side, got {short_repr(padding)}.")
     if isinstance(padding, str):
         mode = padding.lower()
         if mode not in PADDING_MODES or (mode == "causal" and rank != 1):
@@ -69,6 +70,8 @@ def normalize_padding(padding: Any, rank: int, *, owner: str | None = None) -> P
     if _is_int(padding):
         if padding < 0:
             raise bad
+        if padding > MAX_SIZE:
+            raise too_big
         return ((int(padding), int(padding)),) * rank
     if not isinstance(padding, Sequence):
         raise bad
@@ -85,6 +88,8 @@ def normalize_padding(padding: Any, rank: int, *, owner: str | None = None) -> P
         raise bad
     if any(v < 0 for pair in pairs for v in pair):
         raise bad
+    if any(v > MAX_SIZE for pair in pairs for v in pair):
+        raise too_big
     return tuple(pairs)
 
 
@@ -135,8 +140,8 @@ class WindowGeometry:
             dilation_rate: int or per-axis tuple.
             owner: name used in error messages (a layer repr or op name).
         """
-        rank = 1 if _is_int(input_size) else len(tuple(input_size))  # type: ignore[arg-type]
-        size = normalize_tuple(input_size, rank, "input size", owner=owner, minimum=0)
+        rank = 1 if _is_int(input_size) or not isinstance(input_size, Sequence) else len(input_size)
+        size = normalize_tuple(input_size, rank, "input_size", owner=owner, minimum=0, maximum=2**62)
         kernel = normalize_tuple(kernel_size, rank, "kernel_size", owner=owner)
         stride = normalize_tuple(strides, rank, "strides", owner=owner)
         dilation = normalize_tuple(dilation_rate, rank, "dilation_rate", owner=owner)
@@ -192,13 +197,134 @@ class WindowGeometry:
         """Whether any side is padded."""
         return any(b or a for b, a in self.pads)
 
-    def window_start(self, index: Sequence[int]) -> tuple[int, ...]:
-        """Input coordinate (may be negative: inside the padding) of the window's first tap.
+    def window_start(self, index: Sequence[int], *, padded: bool = False) -> tuple[int, ...]:
+        """Coordinate of the first tap of the window at output ``index``.
 
-        >>> WindowGeometry.resolve((5, 5), 3, 1, "same").window_start((0, 0))
-        (-1, -1)
+        In input coordinates (negative: inside the padding before), or with ``padded=True`` in the
+        coordinates of the padded input (never negative).
+
+        >>> g = WindowGeometry.resolve((5, 5), 3, 1, "same")
+        >>> g.window_start((0, 0)), g.window_start((0, 0), padded=True)
+        ((-1, -1), (0, 0))
         """
-        return tuple(o * s - b for o, s, (b, _) in zip(index, self.strides, self.pads, strict=False))
+        shift = 0 if padded else 1
+        return tuple(o * s - shift * b for o, s, (b, _) in zip(index, self.strides, self.pads, strict=False))
+
+    def real_taps(self, index: Sequence[int]) -> list[tuple[int, ...]]:
+        """The taps of :meth:`taps` that lie inside the input (not on padding), row-major.
+
+        >>> WindowGeometry.resolve((3, 3), 2, 2, "same").real_taps((1, 1))
+        [(2, 2)]
+        """
+        return [t for t in self.taps(index) if all(0 <= c < n for c, n in zip(t, self.input_size, strict=False))]
+
+    def real_counts(self) -> tuple[tuple[int, ...], ...]:
+        """Per axis, how many taps of each window position lie inside the input (padding excluded).
+
+        The divisor of 'same' average pooling: a window's real cells are the product over axes.
+
+        >>> WindowGeometry.resolve((5,), 3, 2, "same").real_counts()
+        ((2, 3, 2),)
+        """
+        counts = []
+        for axis, (n, k, d, o) in enumerate(
+            zip(self.input_size, self.kernel_size, self.dilation_rate, self.output_size, strict=False)
+        ):
+            starts = [self.window_start((p,) * self.rank)[axis] for p in range(o)]
+            counts.append(tuple(sum(1 for t in range(k) if 0 <= start + t * d < n) for start in starts))
+        return tuple(counts)
+
+    @property
+    def zero_inserted_size(self) -> tuple[int, ...]:
+        """Size of ``grad_out`` with ``S - 1`` zeros inserted between neighbours: ``(O - 1) * S + 1`` per axis.
+
+        >>> WindowGeometry.resolve((7,), 3, 2, "same").zero_inserted_size
+        (7,)
+        """
+        return tuple((o - 1) * s + 1 for o, s in zip(self.output_size, self.strides, strict=False))
+
+    def full_convolution_pads(self, *, crop: bool = True) -> Pads:
+        """Pads of the zero-inserted ``grad_out`` that make the input gradient a stride-1 'valid' convolution.
+
+        The input gradient of this window is the "full convolution" of ``grad_out`` (zero-inserted, see
+        :attr:`zero_inserted_size`) with the flipped kernel, same dilation. Padding it by ``E - 1`` on every
+        side (``crop=False``) gives the gradient of the used part of the padded input (:attr:`used_size`
+        cells per axis); ``crop=True`` folds the crop to the input into the pads:
+        ``(E - 1 - before, E - 1 - after + padded - used)`` per axis, which gives back exactly the input
+        size. A negative pad (an over-padded convolution, ``before > E - 1``) means "crop that many".
+
+        >>> WindowGeometry.resolve((5, 5), 3, 1, "same").full_convolution_pads()
+        ((1, 1), (1, 1))
+        >>> WindowGeometry.resolve((7,), 3, 2, "same").full_convolution_pads()
+        ((1, 1),)
+        >>> WindowGeometry.resolve((4,), 3, 1, ((3, 0),)).full_convolution_pads()
+        ((-1, 2),)
+        """
+        pads = []
+        for e, (before, after), padded, used in zip(
+            self.extent, self.pads, self.padded_size, self.used_size, strict=False
+        ):
+            if crop:
+                pads.append((e - 1 - before, e - 1 - after + padded - used))
+            else:
+                pads.append((e - 1, e - 1))
+        return tuple(pads)
+
+    def full_convolution(self, *, crop: bool = True, owner: str | None = None) -> WindowGeometry:
+        """The input gradient as a geometry: a stride-1 window over the padded, zero-inserted ``grad_out``.
+
+        Same kernel size and dilation, pads from :meth:`full_convolution_pads`; its output size is the
+        input size (``crop=True``) or :attr:`used_size` (``crop=False``).
+
+        Raises:
+            ShapeError: ``crop=True`` on an over-padded convolution (a forward pad larger than ``E - 1``).
+
+        >>> g = WindowGeometry.resolve((7, 7), 3, 2, "same").full_convolution()
+        >>> g.input_size, g.pads, g.output_size
+        ((7, 7), ((1, 1), (1, 1)), (7, 7))
+        """
+        pads = self.full_convolution_pads(crop=crop)
+        if any(p < 0 for pair in pads for p in pair):
+            prefix = f"{owner}: " if owner else ""
+            raise ShapeError(
+                f"{prefix}the input gradient is no plain full convolution here: the forward pads {self.pads} exceed "
+                f"the dilated extent - 1 ({tuple(e - 1 for e in self.extent)}) on some side."
+            )
+        return WindowGeometry.resolve(
+            self.zero_inserted_size, self.kernel_size, 1, pads, self.dilation_rate, owner=owner
+        )
+
+    def winograd_tiles(self, output_tile: int) -> tuple[WindowGeometry, WindowGeometry]:
+        """The tile grids of Winograd F(m x m, r x r) for this stride-1, undilated window (``m = output_tile``).
+
+        Returns ``(input_tiles, output_tiles)``: ``input_tiles`` are windows of ``m + r - 1`` at stride ``m``
+        over the input, reading this window's pads plus, when the output size is not a multiple of ``m``,
+        the zeros needed for ``ceil(O / m)`` whole tiles; ``output_tiles`` are the ``m x m`` blocks of the
+        output (zeros after a partial last block). Both have ``ceil(O / m)`` positions per axis.
+
+        Raises:
+            ConfigError: strides or dilation other than 1.
+
+        >>> tiles, blocks = WindowGeometry.resolve((5, 5), 3, 1, "same").winograd_tiles(2)
+        >>> tiles.kernel_size, tiles.pads, tiles.output_size, blocks.pads
+        ((4, 4), ((1, 2), (1, 2)), (3, 3), ((0, 1), (0, 1)))
+        """
+        if any(s != 1 for s in self.strides) or any(d != 1 for d in self.dilation_rate):
+            raise ConfigError(
+                f"Winograd tiles need stride 1 and no dilation, got strides {self.strides}, "
+                f"dilation {self.dilation_rate}."
+            )
+        m = output_tile
+        counts = tuple(-(-o // m) for o in self.output_size)
+        tile = tuple(m + k - 1 for k in self.kernel_size)
+        input_pads = tuple(
+            (before, m * t + r - 1 - i - before)
+            for (before, _), t, r, i in zip(self.pads, counts, self.kernel_size, self.input_size, strict=False)
+        )
+        inputs = WindowGeometry.resolve(self.input_size, tile, m, input_pads)
+        blocks = tuple((0, m * t - o) for t, o in zip(counts, self.output_size, strict=False))
+        outputs = WindowGeometry.resolve(self.output_size, m, m, blocks)
+        return inputs, outputs
 
     def taps(self, index: Sequence[int]) -> list[tuple[int, ...]]:
         """Input coordinates of every tap of the window at output ``index`` (row-major order).

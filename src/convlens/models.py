@@ -22,18 +22,30 @@ from typing import Any
 
 import numpy as np
 
-from convlens import allocator, training
+from convlens import allocator, extensions, training
 from convlens.callbacks import CallbackList, History
-from convlens.errors import ConfigError, ShapeError, StateError, check_float, check_int
+from convlens.errors import (
+    ConfigError,
+    ConfigTypeError,
+    ShapeError,
+    StateError,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    short_repr,
+)
 from convlens.layers.base import Layer, Shape
+from convlens.model_checks import InputChecks, check_callbacks
 from convlens.progbar import Progbar
+from convlens.resources import check_arrays
 
 __all__ = ["Sequential"]
 
 _MODEL_COUNT = [0]
 
 
-class Sequential:
+class Sequential(InputChecks):
     """A linear stack of layers (``keras.Sequential``).
 
     Args:
@@ -42,6 +54,10 @@ class Sequential:
     """
 
     def __init__(self, layers: Iterable[Layer] | None = None, name: str | None = None) -> None:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigTypeError(f"Sequential: `name` must be a non-empty string, got {short_repr(name)}.")
+        if layers is not None and (isinstance(layers, (str, bytes, dict)) or not isinstance(layers, Iterable)):
+            raise ConfigTypeError(f"Sequential: `layers` must be a list of layers, got {short_repr(layers)}.")
         self.name = name or ("sequential" if _MODEL_COUNT[0] == 0 else f"sequential_{_MODEL_COUNT[0]}")
         _MODEL_COUNT[0] += 1
         self._layers: list[Layer] = []
@@ -69,7 +85,9 @@ class Sequential:
     def add(self, layer: Layer) -> None:
         """Append a layer (an ``Input`` layer sets the input shape instead)."""
         if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add: expected a convlens layer, got {type(layer).__name__} ({layer!r}).")
+            raise ConfigTypeError(
+                f"Sequential.add: expected a convlens layer, got {type(layer).__name__} ({short_repr(layer, 60)})."
+            )
         if getattr(layer, "is_input", False):
             if self._layers:
                 raise ConfigError(f"Sequential.add: an Input layer must come first, got it after {self._layers[-1]!r}.")
@@ -112,7 +130,7 @@ class Sequential:
                 f"Sequential '{self.name}': cannot build without an input shape; pass input_shape= to the first "
                 "layer, add an Input layer, or call the model on data."
             )
-        shape: Shape = tuple(input_shape)
+        shape = self._check_build_shape(input_shape)
         rng = self._get_rng()
         for layer in self._layers:
             if not layer.built or layer.input_shape != shape:
@@ -141,13 +159,6 @@ class Sequential:
             shape = layer.compute_output_shape(shape)
         return shape
 
-    def _require_built(self, what: str) -> None:
-        if not self.built:
-            raise StateError(
-                f"Sequential '{self.name}': {what} needs a built model; give the first layer input_shape=... "
-                "or call build(input_shape)."
-            )
-
     # ----- weights --------------------------------------------------------------------------------
     def _trainable(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         params: list[np.ndarray] = []
@@ -166,6 +177,10 @@ class Sequential:
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
         """Set all weights from a list in :meth:`get_weights` order."""
         self._require_built("set_weights")
+        if not isinstance(weights, (list, tuple)):
+            raise ConfigTypeError(
+                f"Sequential '{self.name}': set_weights expects a list of arrays, got {short_repr(weights)}."
+            )
         weights = list(weights)
         expected = sum(len(layer.get_weights()) for layer in self._layers)
         if len(weights) != expected:
@@ -182,27 +197,6 @@ class Sequential:
         return sum(layer.count_params() for layer in self._layers)
 
     # ----- forward/backward -----------------------------------------------------------------------
-    @staticmethod
-    def _as_input(x: Any, what: str) -> np.ndarray:
-        return training.as_float32(x, what)
-
-    def _check_not_empty(self, x: np.ndarray, method: str) -> None:
-        if x.ndim == 0 or x.shape[0] == 0:
-            raise ConfigError(f"Sequential '{self.name}': {method} needs at least one sample, got an empty x.")
-
-    def _check_x(self, x: np.ndarray) -> None:
-        expected = self._input_shape
-        if expected is None:
-            return
-        if x.ndim != len(expected) or any(
-            e is not None and e != a for e, a in zip(expected[1:], x.shape[1:], strict=False)
-        ):
-            hint = ""
-            if x.ndim == len(expected) - 1 and tuple(x.shape[1:]) == tuple(expected[1:-1]):
-                hint = " Add a channel axis: x[..., None]."
-            shown = "(None, " + ", ".join(str(e) for e in expected[1:]) + ")"
-            raise ShapeError(f"Sequential '{self.name}': expected input of shape {shown}, got {x.shape}.{hint}")
-
     def stages(self) -> list[Any]:
         """What runs: the layers, with fusable neighbours joined (see :mod:`convlens.fusion`)."""
         from convlens.fusion import plan_stages
@@ -218,11 +212,12 @@ class Sequential:
         return x
 
     def __call__(self, x: Any, training: bool = False) -> np.ndarray:
-        """Run the model on a batch (builds it from ``x`` on the first call)."""
-        x = self._as_input(x, "x")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        self._check_x(x)
+        """Run the model on a batch (builds it from ``x`` on the first call; an empty batch gives an empty output)."""
+        training = check_bool(training, "training", owner=f"Sequential '{self.name}'")
+        x = self._inference_input(x, "the model")
+        self._check_batch_memory(x.shape[0], "call", training=training)
+        if x.shape[0] == 0:
+            return np.zeros((0, *(s or 0 for s in self.output_shape[1:])), np.float32)
         return self._forward(x, training)
 
     # ----- compile ---------------------------------------------------------------------------------
@@ -237,18 +232,14 @@ class Sequential:
                 f"Sequential '{self.name}': compile needs a `loss`, e.g. 'sparse_categorical_crossentropy'."
             )
         self.optimizer = optimizers.get(optimizer)
-        self.loss = get_loss(loss)
-        if metrics is not None and (isinstance(metrics, str) or not isinstance(metrics, Sequence)):
-            raise ConfigError(
-                f"Sequential '{self.name}': `metrics` must be a list such as ['accuracy'], got {metrics!r}."
+        self.loss = get_loss(loss, owner=f"Sequential '{self.name}'")
+        if metrics is not None and (isinstance(metrics, str) or not isinstance(metrics, (list, tuple))):
+            raise ConfigTypeError(
+                f"Sequential '{self.name}': `metrics` must be a list such as ['accuracy'], got {short_repr(metrics)}."
             )
         self._metric_ids = list(metrics or [])
         self.metrics = [metrics_module.get(m, self.loss.name) for m in self._metric_ids]
         self.compiled = True
-
-    def _require_compiled(self, what: str) -> None:
-        if not self.compiled:
-            raise StateError(f"Sequential '{self.name}': call compile(optimizer, loss, metrics) before {what}.")
 
     def _fused(self) -> bool:
         """Whether the loss can start from the last layer's logits (softmax/sigmoid + cross-entropy)."""
@@ -278,28 +269,19 @@ class Sequential:
         self._last_pred = y_pred
         return float(loss), y_pred
 
-    def _prepare_y(self, y: Any, n: int, what: str = "y") -> np.ndarray:
-        arr = np.asarray(y)
-        if arr.dtype == object:
-            raise TypeError(f"Sequential '{self.name}': `{what}` must hold numbers, got dtype object.")
-        if arr.shape[:1] != (n,):
-            raise ShapeError(
-                f"Sequential '{self.name}': x and {what} must have the same number of samples, got {n} and "
-                f"{arr.shape[0] if arr.ndim else 'a scalar'}."
-            )
-        return arr
+    def train_on_batch(self, x: Any, y: Any, return_dict: bool = False, *, on_nan: str = "stop") -> Any:
+        """One gradient step on one batch; returns the loss (and metrics) for that batch.
 
-    def train_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Any:
-        """One gradient step on one batch; returns the loss (and metrics) for that batch."""
+        ``x`` and ``y`` must be finite; ``on_nan`` as in :meth:`fit` ('stop' skips a diverged step and warns).
+        """
         self._require_compiled("train_on_batch")
-        x = self._as_input(x, "x")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        self._check_x(x)
-        y = self._prepare_y(y, x.shape[0])
-        loss, y_pred = self._loss_and_grad(y, x)
-        params, grads = self._trainable()
-        self.optimizer.apply(params, grads)
+        return_dict = check_bool(return_dict, "return_dict", owner=f"Sequential '{self.name}'")
+        on_nan = check_choice(on_nan, "on_nan", training.NAN_POLICIES, owner=f"Sequential '{self.name}'")
+        x, y = self._training_data(x, y, "train_on_batch")
+        self._check_batch_memory(x.shape[0], "train_on_batch", training=True)
+        loss, y_pred, problem = training.train_step(self, x, y, *self._trainable(), on_nan)
+        if problem is not None:
+            training.non_finite_loss(self, problem, "train_on_batch", on_nan, stopped=False)
         return self._batch_logs(loss, y, y_pred, return_dict)
 
     def _batch_logs(self, loss: float, y: np.ndarray, y_pred: np.ndarray, return_dict: bool) -> Any:
@@ -315,10 +297,13 @@ class Sequential:
     def test_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Any:
         """Loss (and metrics) of one batch without updating weights."""
         self._require_compiled("test_on_batch")
+        return_dict = check_bool(return_dict, "return_dict", owner=f"Sequential '{self.name}'")
         x = self._as_input(x, "x")
         self._require_built("test_on_batch")
         self._check_x(x)
+        self._check_not_empty(x, "test_on_batch")
         y = self._prepare_y(y, x.shape[0])
+        self._check_batch_memory(x.shape[0], "test_on_batch", training=False)
         y_pred = self._forward(x, training=False)
         return self._batch_logs(float(self.loss.forward(y, y_pred)), y, y_pred, return_dict)
 
@@ -341,33 +326,37 @@ class Sequential:
         validation_data: Any = None,
         shuffle: bool = True,
         initial_epoch: int = 0,
+        *,
+        on_nan: str = "stop",
     ) -> History:
-        """Train for ``epochs`` epochs of mini-batch gradient descent (Keras semantics).
+        """Train for ``epochs`` epochs of mini-batch gradient descent (Keras semantics); return the History.
 
-        ``validation_split`` takes the LAST fraction of the samples before shuffling, as Keras does.
-        Returns a :class:`~convlens.callbacks.History`.
+        ``validation_split`` takes the LAST fraction of the samples before shuffling, as Keras does. Every
+        argument is checked before anything trains; ``x`` and ``y`` must be finite. ``on_nan`` (not in Keras):
+        when a batch diverges (:func:`convlens.training.diverged`), 'stop' skips its update, stops and warns
+        (:class:`~convlens.training.NonFiniteLossWarning`), 'raise' raises ``StateError``, 'continue' trains on.
         """
         self._require_compiled("fit")
         if x is None or y is None:
             raise ConfigError(f"Sequential '{self.name}': fit needs x and y.")
         batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="fit", minimum=1)
         epochs = check_int(epochs, "epochs", owner="fit", minimum=0)
+        initial_epoch = check_int(initial_epoch, "initial_epoch", owner="fit", minimum=0)
         validation_split = check_float(
             validation_split, "validation_split", owner="fit", minimum=0.0, maximum=1.0, inclusive_max=False
         )
-        x = self._as_input(x, "x")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        self._check_x(x)
-        self._check_not_empty(x, "fit")
-        y = self._prepare_y(y, x.shape[0])
+        shuffle = check_bool(shuffle, "shuffle", owner="fit")
+        on_nan = check_choice(on_nan, "on_nan", training.NAN_POLICIES, owner="fit")
+        verbose_level = training.verbosity(verbose, owner="fit")
+        user_callbacks = check_callbacks(callbacks)
+        x, y = self._training_data(x, y, "fit")
+        self._check_batch_memory(min(batch_size, x.shape[0]), "fit", training=True)
         x, y, val = training.split_validation(self, x, y, validation_split, validation_data)
         n = x.shape[0]
         steps = -(-n // batch_size)
-        verbose_level = training.verbosity(verbose)
         self.history = History()
         cb_list = CallbackList(
-            [*(callbacks or []), self.history],
+            [*user_callbacks, self.history],
             model=self,
             params={"epochs": epochs, "steps": steps, "verbose": verbose_level, "do_validation": val is not None},
         )
@@ -380,7 +369,7 @@ class Sequential:
                 print(f"Epoch {epoch + 1}/{epochs}", file=sys.stdout, flush=True)
             bar = Progbar(steps, verbose=verbose_level) if verbose_level else None
             order = rng.permutation(n) if shuffle else None
-            epoch_logs = training.train_epoch(self, x, y, batch_size, order, cb_list, bar)
+            epoch_logs = training.train_epoch(self, x, y, batch_size, order, cb_list, bar, epoch=epoch, on_nan=on_nan)
             if val is not None:
                 val_logs = self.evaluate(val[0], val[1], batch_size=batch_size, verbose=0, return_dict=True)
                 epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
@@ -405,12 +394,15 @@ class Sequential:
         """Loss and metrics over ``(x, y)``, in batches (no weight updates)."""
         self._require_compiled("evaluate")
         batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="evaluate", minimum=1)
+        verbose_level = training.verbosity(verbose, owner="evaluate")
+        return_dict = check_bool(return_dict, "return_dict", owner="evaluate")
         x = self._as_input(x, "x")
         self._require_built("evaluate")
         self._check_x(x)
         self._check_not_empty(x, "evaluate")
         y = self._prepare_y(y, x.shape[0])
-        logs = training.evaluate_arrays(self, x, y, batch_size, training.verbosity(verbose))
+        self._check_batch_memory(min(batch_size, x.shape[0]), "evaluate", training=False)
+        logs = training.evaluate_arrays(self, x, y, batch_size, verbose_level)
         if return_dict:
             return logs
         return logs.get("loss") if not self.metrics else [logs["loss"], *(logs[m.name] for m in self.metrics)]
@@ -420,11 +412,11 @@ class Sequential:
     def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto") -> np.ndarray:
         """Outputs for every sample of ``x`` in batches (default 32); ``verbose`` 'auto'/1: Keras's bar, 0: none."""
         batch_size = check_int(32 if batch_size is None else batch_size, "batch_size", owner="predict", minimum=1)
-        x = self._as_input(x, "x")
-        if not self.built:
-            self.build((None, *x.shape[1:]))
-        self._check_x(x)
-        out = training.predict_arrays(self, x, batch_size, training.verbosity(verbose))
+        verbose_level = training.verbosity(verbose, owner="predict")
+        x = self._inference_input(x, "predict")
+        self._check_batch_memory(min(batch_size, x.shape[0]), "predict", training=False)
+        check_arrays([("the predictions", (x.shape[0], *(s or 0 for s in self.output_shape[1:])), 4)], owner="predict")
+        out = training.predict_arrays(self, x, batch_size, verbose_level)
         if out is None:
             return np.empty((0, *self.output_shape[1:]), np.float32)  # type: ignore[arg-type, misc]
         return out
@@ -444,18 +436,14 @@ class Sequential:
         :mod:`convlens.lab.summary`: formulas, MACs, FLOPs, receptive field, jump, memory, why, versus dense.
         """
         if detail or columns is not None or format != "text":
-            from convlens.lab.summary import render
-
-            text = render(self, columns=columns, fmt=format)
+            text = extensions.provider("summary.render")(self, columns=columns, fmt=format)
         else:
             text = self.summary_text()
         (print_fn or print)(text)
 
     def _repr_html_(self) -> str:
         """Jupyter shows the detailed summary as an HTML table."""
-        from convlens.lab.summary import render
-
-        return str(render(self, fmt="html"))
+        return str(extensions.provider("summary.render")(self, fmt="html"))
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """Jupyter: Keras's one-line ``text/plain`` and, once built, the detailed summary as ``text/html``."""
@@ -481,27 +469,19 @@ class Sequential:
 
     def save(self, path: Any) -> None:
         """Save by suffix: ``.npz`` (weights, compile settings, optimizer state, history) or ``.keras`` (Keras 3)."""
-        from convlens.interop.formats import save_model
-
-        save_model(self, path)
+        extensions.provider("model.save")(self, path)
 
     def save_weights(self, path: Any) -> None:
         """Save only the weights: ``.npz``, ``.weights.h5`` (Keras 3), ``.safetensors`` or ``.pt`` (torch)."""
-        from convlens.interop.formats import save_weights
-
-        save_weights(self, path)
+        extensions.provider("model.save_weights")(self, path)
 
     def load_weights(self, path: Any) -> None:
         """Load weights saved by :meth:`save_weights` or :meth:`save` (by suffix, as ``save_weights``)."""
-        from convlens.interop.formats import load_weights
-
-        load_weights(self, path)
+        extensions.provider("model.load_weights")(self, path)
 
     def export(self, path: Any, format: str | None = None) -> None:
         """Write the model for another runtime: ``format='onnx'`` or a ``.onnx`` path (as Keras's ``export``)."""
-        from convlens.interop.formats import export_model
-
-        export_model(self, path, format)
+        extensions.provider("model.export")(self, path, format)
 
     def __repr__(self) -> str:
         return f"Sequential '{self.name}' ({len(self._layers)} layers)"

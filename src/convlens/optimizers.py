@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from convlens.errors import ConfigError, ShapeError, check_float
+from convlens.errors import ConfigError, ConfigTypeError, ShapeError, check_bool, check_float, check_int, short_repr
 
 __all__ = ["SGD", "Adam", "Optimizer", "RMSprop", "get"]
 
@@ -53,6 +53,8 @@ class Optimizer:
         global_clipnorm: float | None = None,
         weight_decay: float | None = None,
     ) -> None:
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigTypeError(f"{type(self).__name__}: `name` must be a non-empty string, got {short_repr(name)}.")
         self.name = name or self.default_name
         self.learning_rate = learning_rate
         clips = [c for c in (clipnorm, clipvalue, global_clipnorm) if c is not None]
@@ -108,6 +110,16 @@ class Optimizer:
 
     # ----- the step ------------------------------------------------------------------------------
     def _check(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
+        decay = (self.weight_decay or 0.0) * self._learning_rate
+        if decay > 1.0:  # p *= 1 - decay would flip the weights' signs
+            raise ConfigError(f"{self!r}: `weight_decay` * `learning_rate` must be <= 1, got {decay}.")
+        for name, arrays in (("params", params), ("grads", grads)):
+            for i, a in enumerate(arrays):
+                writeable = name == "grads" or (isinstance(a, np.ndarray) and a.flags.writeable)
+                if not isinstance(a, np.ndarray) or a.dtype.kind != "f" or not writeable:
+                    got = f"dtype {a.dtype}{'' if writeable else ' (read-only)'}" if isinstance(a, np.ndarray) else a
+                    need = "a writeable float ndarray (updated in place)" if name == "params" else "a float ndarray"
+                    raise ConfigTypeError(f"{self!r}: `{name}[{i}]` must be {need}, got {short_repr(got)}.")
         if len(params) != len(grads):
             raise ShapeError(
                 f"{self!r}: `params` and `grads` must have the same length, got {len(params)} and {len(grads)}."
@@ -182,6 +194,11 @@ class Optimizer:
         Shapes:
             params[i]: any shape S_i; grads[i]: S_i.
         """
+        if not isinstance(params, (list, tuple)) or not isinstance(grads, (list, tuple)):
+            raise ConfigTypeError(
+                f"{self!r}: `params` and `grads` must be lists of arrays, got {type(params).__name__} and "
+                f"{type(grads).__name__}."
+            )
         params = list(params)
         grads = list(grads)
         self._check(params, grads)
@@ -214,15 +231,21 @@ class Optimizer:
         iterations = 0
         for key, value in state.items():
             if key == "iterations":
-                iterations = int(np.asarray(value))
+                saved = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+                iterations = check_int(saved, "iterations", owner=repr(self), minimum=0)
                 continue
             name, _, index = key.rpartition("_")
             if name not in names or not index.isdigit():
                 valid = ", ".join(f"'{n}_<i>'" for n in names) or "none"
                 raise ConfigError(f"{self!r}: unknown state key {key!r}; expected 'iterations' or slots {valid}.")
+            if int(index) > 1_000_000:
+                raise ConfigError(f"{self!r}: state key {key!r} names parameter {index}, more than any model has.")
+            array = np.asarray(value)
+            if array.dtype.kind != "f":
+                raise ConfigTypeError(f"{self!r}: state {key!r} must hold floats, got dtype {array.dtype}.")
             while len(slots) <= int(index):
                 slots.append({})
-            slots[int(index)][name] = np.array(value, copy=True)
+            slots[int(index)][name] = np.array(array, copy=True)
         self._slots = slots
         self._scratch = []
         self._clip_buffers = []
@@ -241,8 +264,11 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Optimizer:
-        """Rebuild from :meth:`get_config` output."""
-        return cls(**config)
+        """Rebuild from :meth:`get_config` output (a key the optimizer does not take is a ``ConfigTypeError``)."""
+        try:
+            return cls(**config)
+        except TypeError as exc:  # an unexpected or missing keyword: Python's own message names it
+            raise ConfigTypeError(f"{cls.__name__}.from_config: {exc}.") from None
 
 
 class SGD(Optimizer):
@@ -259,7 +285,7 @@ class SGD(Optimizer):
     ) -> None:
         super().__init__(learning_rate, **kwargs)
         self.momentum = check_float(momentum, "momentum", owner=repr(self), minimum=0.0, maximum=1.0)
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_bool(nesterov, "nesterov", owner=repr(self))
 
     def _slot_names(self) -> tuple[str, ...]:
         return ("m",) if self.momentum != 0 else ()
@@ -314,7 +340,7 @@ class Adam(Optimizer):
         self.beta_1 = check_float(beta_1, "beta_1", owner=repr(self), minimum=0.0, maximum=1.0, inclusive_max=False)
         self.beta_2 = check_float(beta_2, "beta_2", owner=repr(self), minimum=0.0, maximum=1.0, inclusive_max=False)
         self.epsilon = check_float(epsilon, "epsilon", owner=repr(self), minimum=0.0)
-        self.amsgrad = bool(amsgrad)
+        self.amsgrad = check_bool(amsgrad, "amsgrad", owner=repr(self))
 
     def _slot_names(self) -> tuple[str, ...]:
         return ("m", "v", "vhat") if self.amsgrad else ("m", "v")
@@ -379,7 +405,7 @@ class RMSprop(Optimizer):
         self.rho = check_float(rho, "rho", owner=repr(self), minimum=0.0, maximum=1.0, inclusive_max=False)
         self.momentum = check_float(momentum, "momentum", owner=repr(self), minimum=0.0, maximum=1.0)
         self.epsilon = check_float(epsilon, "epsilon", owner=repr(self), minimum=0.0)
-        self.centered = bool(centered)
+        self.centered = check_bool(centered, "centered", owner=repr(self))
 
     def _slot_names(self) -> tuple[str, ...]:
         names = ["velocity"]

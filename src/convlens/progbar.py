@@ -40,7 +40,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from convlens.callbacks import Callback
+from convlens.callback_base import Callback
 from convlens.errors import ConfigError
 
 __all__ = ["DISPLAYS", "Progbar", "ProgbarLogger", "format_duration", "format_step_time", "format_value", "in_notebook"]

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import convlens as cl
 from convlens.datasets.image_directory import ImageDataset, image_dataset_from_directory
 from convlens.datasets.images import crop_to_aspect_ratio, resize
 from convlens.errors import ConfigError, DataError
+from tests.conftest import require
+
+torch = require("torch")
 
 
 def _save(path: Path, pixels: np.ndarray, fmt: str | None = None) -> Path:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
-import os
 from types import ModuleType
 from typing import Any
 
 import numpy as np
-import pytest
+
+from tests.conftest import require
 
 
 def need(module: str) -> ModuleType:
-    """Import a test dependency of the ``interop`` extra; skip locally, fail under CI=true."""
-    if os.environ.get("CI") == "true":
-        return importlib.import_module(module)
-    return pytest.importorskip(module)
+    """Import a test dependency of the ``interop`` extra; skip locally, fail under CI=true (tests.conftest.require)."""
+    return require(module)
 
 
 def randomize(model: Any, seed: int = 0) -> Any:

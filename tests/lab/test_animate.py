@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -56,12 +54,10 @@ def test_conv_backward_frames_slide_flipped_kernel_over_expanded_grad() -> None:
     assert frames[0].footprint == b.trace.geometry.taps((0, 0))
 
 
-def test_gif_written_fast(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_gif_written(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from PIL import Image
 
-    start = time.perf_counter()
     path = save_animation(convolution("5x5", "sobel_x"), tmp_path / "conv.gif")
-    assert time.perf_counter() - start < 5.0
     with Image.open(path) as im:
         assert im.format == "GIF"
         assert im.n_frames == 9

@@ -8,6 +8,7 @@ import pytest
 from convlens.cli import main
 from convlens.errors import ConfigError
 from convlens.lab.padding_compare import compare
+from tests.conftest import require
 
 
 def test_28_3_2_tensorflow_vs_pytorch() -> None:
@@ -33,7 +34,7 @@ def test_28_3_2_tensorflow_vs_pytorch() -> None:
 
 
 def test_outputs_match_torch() -> None:
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     c = compare(28, 3, 2, explicit=((1, 0), (1, 0)))
     x = torch.from_numpy(c.input)[None, None]
     w = torch.from_numpy(c.kernel)[None, None]

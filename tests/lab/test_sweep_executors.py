@@ -14,6 +14,7 @@ from convlens.lab.sweep.executors import run_local, run_sweep, varying_keys
 from convlens.lab.sweep.grid import expand
 from convlens.lab.sweep.progress import SweepProgress
 from convlens.lab.sweep.store import ResultStore
+from tests.conftest import require
 
 GRID = {
     "kernel_size": [3, 5],
@@ -33,7 +34,7 @@ def _numbers(records: list[dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
 
 
 def test_local_pool_and_dask_give_identical_results(tmp_path: Path) -> None:
-    distributed = pytest.importorskip("distributed")
+    distributed = require("distributed")
     configs = expand(GRID)
     local: list[dict[str, Any]] = []
     run_local(configs, local.append, workers=2)

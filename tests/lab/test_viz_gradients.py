@@ -5,14 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib")
+from tests.conftest import require
 
-import convlens as cl
-from convlens.errors import ConfigError
-from convlens.lab import viz
-from convlens.lab.viz.activations import linear_activation
-from convlens.lab.viz.equivariance import shift_image
-from convlens.lab.viz.saliency import upsample_nearest
+require("matplotlib")
+
+import convlens as cl  # noqa: E402
+from convlens.errors import ConfigError  # noqa: E402
+from convlens.lab import viz  # noqa: E402
+from convlens.lab.viz.activations import linear_activation  # noqa: E402
+from convlens.lab.viz.equivariance import shift_image  # noqa: E402
+from convlens.lab.viz.saliency import upsample_nearest  # noqa: E402
 
 
 def test_saliency_of_a_linear_model_is_its_weights() -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib")
-PIL = pytest.importorskip("PIL")
+from tests.conftest import require
+
+require("matplotlib")
+PIL = require("PIL")
 
 from PIL import Image  # noqa: E402
 

@@ -7,15 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib")
+from tests.conftest import require
 
-from PIL import Image
+require("matplotlib")
 
-import convlens as cl
-from convlens.callbacks import History
-from convlens.cli import main
-from convlens.errors import ConfigError, StateError
-from convlens.lab import viz
+from PIL import Image  # noqa: E402
+
+import convlens as cl  # noqa: E402
+from convlens.callbacks import History  # noqa: E402
+from convlens.cli import main  # noqa: E402
+from convlens.errors import ConfigError, StateError  # noqa: E402
+from convlens.lab import viz  # noqa: E402
 
 
 def _tiny(input_shape: tuple[int, int, int] = (6, 6, 1), classes: int = 3) -> cl.Sequential:

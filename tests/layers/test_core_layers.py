@@ -1,4 +1,7 @@
-"""Core, reshaping and normalisation layers: contract, finite differences, torch, semantics, errors."""
+"""Core, convolution, reshaping and normalisation layers: contract, finite differences, torch, semantics, errors.
+
+(Pooling layers have their own contract test in test_pooling_layers.py.)
+"""
 
 from __future__ import annotations
 
@@ -11,10 +14,12 @@ import pytest
 
 from convlens.errors import ConfigError, ShapeError, StateError
 from convlens.layers.base import LAYER_REGISTRY, Layer
+from convlens.layers.conv import Conv1D, Conv2D, DepthwiseConv2D
 from convlens.layers.core import Activation, Dense, Dropout, Flatten, Input, ReLU, Softmax
 from convlens.layers.normalization import BatchNormalization
 from convlens.layers.reshaping import ZeroPadding1D, ZeroPadding2D
 from convlens.ops.losses import softmax_cross_entropy_with_logits
+from tests.conftest import require
 from tests.support import reference_core as ref
 
 Factory = Callable[[str], Layer]
@@ -38,6 +43,22 @@ CASES: list[tuple[str, Factory, tuple[int, ...]]] = [
     ("zero_padding1d", lambda dt: ZeroPadding1D((1, 2), dtype=dt), (2, 5, 3)),
     ("batch_norm", lambda dt: BatchNormalization(dtype=dt), (4, 3, 3, 2)),
     ("batch_norm_axis1", lambda dt: BatchNormalization(axis=1, center=False, dtype=dt), (4, 3, 5)),
+    ("conv2d_same_tanh", lambda dt: Conv2D(3, 3, padding="same", activation="tanh", dtype=dt), (2, 5, 4, 2)),
+    (
+        "conv2d_strided_dilated_grouped",
+        lambda dt: Conv2D(4, (2, 3), strides=(2, 1), dilation_rate=(1, 2), groups=2, dtype=dt),
+        (2, 6, 7, 4),
+    ),
+    ("conv2d_channels_first", lambda dt: Conv2D(3, 2, padding=1, data_format="channels_first", dtype=dt), (2, 2, 5, 4)),
+    ("conv2d_no_bias_sigmoid", lambda dt: Conv2D(2, 1, use_bias=False, activation="sigmoid", dtype=dt), (3, 3, 3, 2)),
+    (
+        "conv1d_causal",
+        lambda dt: Conv1D(3, 3, padding="causal", dilation_rate=2, activation="tanh", dtype=dt),
+        (2, 7, 2),
+    ),
+    ("conv1d_strided_same", lambda dt: Conv1D(2, 2, strides=2, padding="same", dtype=dt), (2, 7, 3)),
+    ("depthwise", lambda dt: DepthwiseConv2D(3, padding="same", depth_multiplier=2, dtype=dt), (2, 5, 5, 3)),
+    ("depthwise_strided", lambda dt: DepthwiseConv2D((2, 3), strides=2, activation="tanh", dtype=dt), (2, 6, 7, 2)),
 ]
 IDS = [c[0] for c in CASES]
 
@@ -100,7 +121,7 @@ def test_layer_gradients_match_finite_differences(
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_dense_matches_torch_linear(dtype: type, rng: np.random.Generator) -> None:
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     layer = Dense(4, activation="tanh", dtype=np.dtype(dtype).name)
     layer.build((None, 6), rng)
     linear = torch.nn.Linear(6, 4).to(torch.float64 if dtype == np.float64 else torch.float32)

@@ -15,8 +15,9 @@ import pytest
 
 import convlens as cl
 from convlens.utils import set_random_seed
+from tests.conftest import require
 
-torch = pytest.importorskip("torch")
+torch = require("torch")
 
 L = cl.layers
 BATCH = 16

@@ -12,6 +12,7 @@ from hypothesis.extra import numpy as hnp
 
 from convlens.errors import ConfigError
 from convlens.ops import activations as act_ops
+from tests.conftest import require
 from tests.support import reference_core as ref
 
 NAMES = sorted(ref.SCALAR_ACTIVATIONS)
@@ -27,7 +28,7 @@ def _inputs(rng: np.random.Generator, shape: tuple[int, ...] = (4, 7), dtype: ty
 
 
 def _torch_fn(name: str):  # type: ignore[no-untyped-def]
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     f = torch.nn.functional
     return {
         "linear": lambda t: t,
@@ -62,7 +63,7 @@ def test_softmax_matches_loop_reference(rng: np.random.Generator) -> None:
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", [*NAMES, "softmax"])
 def test_matches_torch_forward_and_gradient(name: str, dtype: type, rng: np.random.Generator) -> None:
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     x = _inputs(rng, dtype=dtype)
     g = rng.standard_normal(x.shape).astype(dtype)
     act = act_ops.get_activation(name)
@@ -80,7 +81,7 @@ def test_matches_torch_forward_and_gradient(name: str, dtype: type, rng: np.rand
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_gelu_tanh_approximation_matches_torch(dtype: type, rng: np.random.Generator) -> None:
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     x = _inputs(rng, dtype=dtype)
     g = rng.standard_normal(x.shape).astype(dtype)
     xt = torch.tensor(x, requires_grad=True)
@@ -92,7 +93,7 @@ def test_gelu_tanh_approximation_matches_torch(dtype: type, rng: np.random.Gener
 
 
 def test_gelu_float32_within_1e6_of_torch() -> None:
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     x = np.linspace(-5, 5, 20001, dtype=np.float32)
     expected = torch.nn.functional.gelu(torch.tensor(x)).numpy()
     np.testing.assert_allclose(act_ops.gelu(x), expected, rtol=0, atol=1e-6)

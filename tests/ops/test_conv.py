@@ -1,11 +1,10 @@
-"""conv2d / conv1d and their backwards: loop reference, torch oracle, finite differences, plans.
+"""conv2d / conv1d and their backwards (the automatic algorithm choice): loop reference, torch, finite differences.
 
-Conversions to torch layouts (NHWC -> NCHW, (KH, KW, C/G, F) -> (F, C/G, KH, KW)) live only here.
+Each algorithm on its own, forced, is tested in test_conv_algorithms.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from convlens.ops.conv import Conv2DPlan, conv1d, conv1d_backward, conv2d, conv2d_backward
+from tests.support.conv_cases import Case, cases, close, make_case, torch_conv2d
 from tests.support.reference import (
     conv1d_backward_reference,
     conv1d_reference,
@@ -23,87 +23,6 @@ from tests.support.reference import (
 )
 
 RTOL = 1e-10
-
-
-def close(actual: np.ndarray | None, expected: np.ndarray, rtol: float = RTOL) -> None:
-    """Compare with a tolerance relative to the largest expected magnitude."""
-    assert actual is not None
-    assert actual.shape == expected.shape
-    scale = max(float(np.max(np.abs(expected), initial=0.0)), 1.0)
-    np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * scale)
-
-
-@dataclass(frozen=True)
-class Case:
-    """One 2-D convolution problem (channels-last shapes) with its explicit pads."""
-
-    x_shape: tuple[int, int, int, int]
-    kernel_shape: tuple[int, int, int, int]
-    strides: tuple[int, int]
-    padding: Any
-    dilation: tuple[int, int]
-    groups: int
-    pads: tuple[tuple[int, int], tuple[int, int]]
-
-    def kwargs(self) -> dict[str, Any]:
-        return {
-            "strides": self.strides,
-            "padding": self.padding,
-            "dilation_rate": self.dilation,
-            "groups": self.groups,
-        }
-
-    def arrays(self, seed: int = 0, dtype: Any = np.float64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        gen = np.random.default_rng(seed)
-        x = gen.standard_normal(self.x_shape).astype(dtype)
-        kernel = gen.standard_normal(self.kernel_shape).astype(dtype)
-        bias = gen.standard_normal(self.kernel_shape[3]).astype(dtype)
-        return x, kernel, bias
-
-    def reference(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-        return conv2d_reference(x, kernel, bias, self.strides, self.pads, self.dilation, self.groups)
-
-
-def make_case(
-    x_shape: tuple[int, int, int, int],
-    kernel_shape: tuple[int, int, int, int],
-    strides: Any = 1,
-    padding: Any = "valid",
-    dilation: Any = 1,
-    groups: int = 1,
-) -> Case:
-    strides = (strides, strides) if isinstance(strides, int) else tuple(strides)
-    dilation = (dilation, dilation) if isinstance(dilation, int) else tuple(dilation)
-    pads = explicit_pads(padding, x_shape[1:3], kernel_shape[:2], strides, dilation)
-    return Case(x_shape, kernel_shape, strides, padding, dilation, groups, pads)  # type: ignore[arg-type]
-
-
-@st.composite
-def cases(draw: st.DrawFn) -> Case:
-    depthwise = draw(st.booleans())
-    groups = draw(st.integers(1, 3))
-    cg = 1 if depthwise else draw(st.integers(1, 2))
-    fg = draw(st.integers(1, 2))
-    kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
-    form = draw(st.sampled_from(["valid", "same", "int", "axis", "pairs"]))
-    padding: Any = {
-        "valid": "valid",
-        "same": "same",
-        "int": draw(st.integers(0, 2)),
-        "axis": (draw(st.integers(0, 2)), draw(st.integers(0, 2))),
-        "pairs": tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(2)),
-    }[form]
-    # Smallest size that still gives a non-empty output under the drawn padding.
-    spatial = []
-    for axis in range(2):
-        extent = (kernel[axis] - 1) * dilation[axis] + 1
-        pad_guess = explicit_pads(padding, (extent,) * 2, kernel, strides, dilation)[axis]
-        low = 1 if padding == "same" else max(1, extent - sum(pad_guess))
-        spatial.append(draw(st.integers(low, low + 4)))
-    x_shape = (draw(st.integers(1, 2)), spatial[0], spatial[1], groups * cg)
-    return make_case(x_shape, (*kernel, cg, groups * fg), strides, padding, dilation, groups)
 
 
 def as_channels_first(x: np.ndarray) -> np.ndarray:
@@ -235,42 +154,11 @@ def test_causal_conv1d_equals_left_padded_valid(strides: int, dilation: int) -> 
 
 
 # ----------------------------------------------------------------------------- torch oracle
-def torch_conv2d(
-    case: Case, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, grad_out: np.ndarray | None = None
-) -> tuple[np.ndarray, ...]:
-    """Forward (and gradients when ``grad_out`` is given) by torch, returned in Keras layouts."""
-    torch = pytest.importorskip("torch")
-    functional = torch.nn.functional
-    xt = torch.tensor(np.ascontiguousarray(np.moveaxis(x, -1, 1)), requires_grad=True)
-    kt = torch.tensor(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)), requires_grad=True)  # (F, C/G, KH, KW)
-    bt = torch.tensor(bias, requires_grad=True)
-    (pt, pb), (pl, pr) = case.pads
-    # torch refuses 'same' with stride > 1 and pads symmetrically: give it explicit asymmetric pads.
-    out = functional.conv2d(
-        functional.pad(xt, (pl, pr, pt, pb)),
-        kt,
-        bt,
-        stride=case.strides,
-        dilation=case.dilation,
-        groups=case.groups,
-    )
-    out_nhwc = out.detach().numpy().transpose(0, 2, 3, 1)
-    if grad_out is None:
-        return (out_nhwc,)
-    out.backward(torch.tensor(np.ascontiguousarray(np.moveaxis(grad_out, -1, 1))))
-    return (
-        out_nhwc,
-        xt.grad.numpy().transpose(0, 2, 3, 1),
-        kt.grad.numpy().transpose(2, 3, 1, 0),
-        bt.grad.numpy(),
-    )
-
-
-def check_against_torch(case: Case, dtype: Any, rtol: float, seed: int = 0) -> None:
+def check_against_torch(torch: Any, case: Case, dtype: Any, rtol: float, seed: int = 0) -> None:
     x, kernel, bias = case.arrays(seed, dtype)
     out = conv2d(x, kernel, bias, **case.kwargs())
     grad_out = np.random.default_rng(seed + 1).standard_normal(out.shape).astype(dtype)
-    t_out, t_gx, t_gk, t_gb = torch_conv2d(case, x, kernel, bias, grad_out)
+    t_out, t_gx, t_gk, t_gb = torch_conv2d(torch, case, x, kernel, bias, grad_out)
     grads = conv2d_backward(grad_out, x, kernel, **case.kwargs())
     for ours, theirs in [(out, t_out), (grads.x, t_gx), (grads.kernel, t_gk), (grads.bias, t_gb)]:
         assert ours is not None
@@ -279,13 +167,13 @@ def check_against_torch(case: Case, dtype: Any, rtol: float, seed: int = 0) -> N
 
 
 @given(case=cases())
-def test_conv2d_matches_torch_float64(case: Case) -> None:
-    check_against_torch(case, np.float64, 1e-9)
+def test_conv2d_matches_torch_float64(case: Case, torch: Any) -> None:
+    check_against_torch(torch, case, np.float64, 1e-9)
 
 
 @pytest.mark.parametrize("case", PINNED, ids=PINNED_IDS)
-def test_conv2d_pinned_cases_match_torch_float64(case: Case) -> None:
-    check_against_torch(case, np.float64, 1e-9, seed=22)
+def test_conv2d_pinned_cases_match_torch_float64(case: Case, torch: Any) -> None:
+    check_against_torch(torch, case, np.float64, 1e-9, seed=22)
 
 
 @pytest.mark.parametrize(
@@ -297,15 +185,16 @@ def test_conv2d_pinned_cases_match_torch_float64(case: Case) -> None:
     ],
     ids=["course-28-same-s2", "grouped-dilated", "depthwise-asym"],
 )
-def test_conv2d_matches_torch_float32(case: Case) -> None:
-    check_against_torch(case, np.float32, 1e-4, seed=7)
+def test_conv2d_matches_torch_float32(case: Case, torch: Any) -> None:
+    check_against_torch(torch, case, np.float32, 1e-4, seed=7)
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths:UserWarning")
 @pytest.mark.parametrize(("kernel", "dilation"), [((2, 4), (1, 1)), ((3, 2), (2, 1)), ((4, 3), (1, 3))])
-def test_same_stride_1_matches_torch_same_values(kernel: tuple[int, int], dilation: tuple[int, int]) -> None:
+def test_same_stride_1_matches_torch_same_values(
+    kernel: tuple[int, int], dilation: tuple[int, int], torch: Any
+) -> None:
     # torch's own 'same' (stride 1) also puts the odd padded pixel after: an independent check of placement.
-    torch = pytest.importorskip("torch")
     gen = np.random.default_rng(8)
     x, k = gen.standard_normal((2, 7, 6, 3)), gen.standard_normal((*kernel, 3, 2))
     expected = torch.nn.functional.conv2d(
@@ -318,8 +207,7 @@ def test_same_stride_1_matches_torch_same_values(kernel: tuple[int, int], dilati
     close(ours, expected.numpy().transpose(0, 2, 3, 1), 1e-9)
 
 
-def test_conv1d_matches_torch() -> None:
-    torch = pytest.importorskip("torch")
+def test_conv1d_matches_torch(torch: Any) -> None:
     functional = torch.nn.functional
     gen = np.random.default_rng(9)
     x, kernel, bias = gen.standard_normal((2, 11, 4)), gen.standard_normal((3, 2, 6)), gen.standard_normal(6)
@@ -464,52 +352,3 @@ def test_plan_backward_uses_the_x_it_is_given() -> None:
     grad_out = np.ones(plan.output_shape)
     _, gk, _ = conv2d_backward_reference(grad_out, x2, kernel)
     close(plan.backward(grad_out, x2, kernel).kernel, gk)
-
-
-# ----- the stride-1 input gradient as a full convolution with the flipped kernel --------------------------------
-@pytest.mark.parametrize(
-    ("size", "k", "padding", "dilation"),
-    [
-        ((7, 6), 3, "same", 1),
-        ((7, 6), 3, "valid", 1),
-        ((9, 8), (3, 2), "same", 2),
-        ((6, 6), 3, ((2, 0), (1, 2)), 1),  # asymmetric explicit pads
-        ((6, 6), 3, ((3, 0), (0, 0)), 1),  # over-padded: falls back to col2im
-        ((5, 7), 1, "valid", 1),
-    ],
-)
-def test_transposed_input_gradient_equals_col2im(size, k, padding, dilation) -> None:
-    rng = np.random.default_rng(7)
-    channels, filters = 16, 24
-    x = rng.standard_normal((2, *size, channels))
-    kh, kw = (k, k) if isinstance(k, int) else k
-    kernel = rng.standard_normal((kh, kw, channels, filters))
-    fast = Conv2DPlan(x.shape, kernel.shape, padding=padding, dilation_rate=dilation)
-    slow = Conv2DPlan(x.shape, kernel.shape, padding=padding, dilation_rate=dilation)
-    slow._transposed = False  # force col2im
-    grad = rng.standard_normal(fast.output_shape)
-    got = fast.backward(grad, x, kernel)
-    want = slow.backward(grad, x, kernel)
-    over_padded = padding == ((3, 0), (0, 0))
-    assert (fast._transposed_plan() is None) == over_padded
-    np.testing.assert_allclose(got.x, want.x, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(got.kernel, want.kernel, rtol=1e-10, atol=1e-10)
-
-
-def test_transposed_input_gradient_matches_torch_float32() -> None:
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((3, 10, 9, 32)).astype(np.float32)
-    kernel = rng.standard_normal((3, 3, 32, 40)).astype(np.float32)
-    plan = Conv2DPlan(x.shape, kernel.shape, padding="same")
-    grad = rng.standard_normal(plan.output_shape).astype(np.float32)
-    got = plan.backward(grad, x, kernel)
-    assert plan._transposed_plan() is not None
-    assert got.x.dtype == np.float32
-    xt = torch.tensor(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), requires_grad=True)
-    wt = torch.tensor(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
-    torch.nn.functional.conv2d(xt, wt, padding=1).backward(
-        torch.tensor(np.ascontiguousarray(grad.transpose(0, 3, 1, 2)))
-    )
-    want = xt.grad.numpy().transpose(0, 2, 3, 1)
-    np.testing.assert_allclose(got.x, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())

@@ -11,6 +11,7 @@ from convlens.errors import ConfigError, ShapeError
 from convlens.ops.dense import dense, dense_backward
 from convlens.ops.dropout import dropout, dropout_backward
 from convlens.ops.normalization import batch_norm_backward, batch_norm_forward
+from tests.conftest import require
 from tests.support import reference_core as ref
 
 # ----- dense ---------------------------------------------------------------------------------------------
@@ -40,7 +41,7 @@ def test_dense_matches_loop_reference(lead: list[int], depth: int, units: int, u
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_dense_matches_torch_linear(dtype: type, rng: np.random.Generator) -> None:
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     x = rng.standard_normal((5, 2, 7)).astype(dtype)
     kernel = rng.standard_normal((7, 3)).astype(dtype)
     bias = rng.standard_normal(3).astype(dtype)
@@ -163,7 +164,7 @@ def test_batch_norm_matches_loop_reference(lead: list[int], channels: int, train
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_batch_norm_matches_torch(dtype: type, rng: np.random.Generator) -> None:
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     x, gamma, beta, mm, mv = _bn_inputs(rng, (4, 3, 5, 6), dtype)
     g = rng.standard_normal(x.shape).astype(dtype)
     rm, rv = torch.tensor(mm.copy()), torch.tensor(mv.copy())

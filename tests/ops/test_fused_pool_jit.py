@@ -10,15 +10,21 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from convlens.geometry import WindowGeometry
-from convlens.ops import fused, fused_pool_jit
+from convlens.ops import fused_algorithms, fused_pool_jit
 from convlens.ops.activations import get_activation
 from convlens.ops.fused import ConvMaxPoolPlan
+from tests.conftest import require
+
+require("numba")
+DTYPES = [np.float32, pytest.param(np.float64, marks=pytest.mark.float64_kernels)]
 
 
-@pytest.fixture(autouse=True)
-def needs_numba() -> None:
-    if fused_pool_jit.kernels() is None:
-        pytest.skip("numba is not installed (pip install 'convlens[fast]')")
+@pytest.fixture(autouse=True, scope="module")
+def compiled_kernels_on() -> Any:
+    """These tests are about the compiled kernels: on even in CI's CONVLENS_JIT=0 pass (tests may turn them off)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVLENS_JIT", "1")
+        yield
 
 
 SPECIALS = np.array([0.0, -0.0, 1.0, -1.0, np.nan, np.inf, -np.inf, 2.5])
@@ -38,11 +44,11 @@ def numpy_pool(slabs: np.ndarray, bias: np.ndarray | None, relu: bool) -> tuple[
     return pooled, winner
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @given(
     n_slabs=st.integers(2, 9),
     rows=st.sampled_from([1, 3, 257, 1030]),
     filters=st.sampled_from([1, 7, 32]),
-    dtype=st.sampled_from([np.float32, np.float64]),
     use_bias=st.booleans(),
     relu=st.booleans(),
     seed=st.integers(0, 50),
@@ -66,11 +72,11 @@ def test_pool_slabs_equals_numpy(
     np.testing.assert_array_equal(inference.view(np.uint8), expected.view(np.uint8))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
 @given(
     n_slabs=st.integers(2, 9),
     rows=st.sampled_from([1, 5, 300]),
     filters=st.sampled_from([3, 32]),
-    dtype=st.sampled_from([np.float32, np.float64]),
     relu=st.booleans(),
     seed=st.integers(0, 50),
 )
@@ -93,28 +99,35 @@ def test_route_gradient_equals_numpy(n_slabs: int, rows: int, filters: int, dtyp
 
 @pytest.mark.parametrize("channels", [1, 8])
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("blocks", ["one", "several"])
 def test_fused_stage_gemm_path_same_bits_with_and_without_jit(
     channels: int, activation: str, dtype: Any, blocks: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if blocks == "several":  # blocks of 256 rows over 16 * 6 * 5 = 480 rows: a full and a partial block
-        monkeypatch.setattr(fused, "_SLAB_BLOCK_BYTES", 1)
+        monkeypatch.setattr(fused_algorithms, "_SLAB_BLOCK_BYTES", 1)
     gen = np.random.default_rng(channels)
     # Integer-valued data: many exact ties (and all-zero windows after the ReLU).
     x = gen.integers(-2, 3, (16, 12, 10, channels)).astype(dtype)
     kernel = gen.integers(-1, 2, (3, 3, channels, 16)).astype(dtype)
     bias = gen.integers(-1, 2, 16).astype(dtype)
     geometry = WindowGeometry.resolve((12, 10), (3, 3), 1, "same")
+    ran = []
+    pool_slabs = fused_algorithms.pool_slabs_jit
+    monkeypatch.setattr(fused_algorithms, "pool_slabs_jit", lambda *a: ran.append(pool_slabs(*a)))
     results = []
     for jit in ("1", "0"):
         monkeypatch.setenv("CONVLENS_JIT", jit)
-        plan = ConvMaxPoolPlan(x.shape, kernel.shape, geometry, (2, 2), get_activation(activation))
+        plan = ConvMaxPoolPlan(
+            x.shape, kernel.shape, geometry, (2, 2), get_activation(activation), algorithm="conv_pool_gemm"
+        )
         out = plan.forward(x, kernel, bias, training=True, compute_grad_x=False)
         winner = plan.winner.copy()
         grad = gen.standard_normal(out.shape).astype(dtype) if jit == "1" else results[0][-1]
         grads = plan.backward(grad, kernel, compute_grad_x=True)
         results.append((out, winner, grads.x, grads.kernel, grads.bias, grad))
+    assert ran  # the compiled pass ran in the first run (and only there: NumPy in the second)
+    assert all(ran)
     for a, b in zip(*results, strict=True):
         assert a is not None
         assert b is not None
@@ -127,8 +140,8 @@ def test_numpy_path_does_not_call_the_compiled_passes(monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(fused_pool_jit, "_KERNELS", (boom, boom))
     geometry = WindowGeometry.resolve((6, 6), (3, 3), 1, "same")
-    x = np.ones((2, 6, 6, 1))
-    kernel = np.ones((3, 3, 1, 4))
+    x = np.ones((2, 6, 6, 1), np.float32)
+    kernel = np.ones((3, 3, 1, 4), np.float32)
     plan = ConvMaxPoolPlan(x.shape, kernel.shape, geometry, (2, 2), get_activation("relu"))
     monkeypatch.setenv("CONVLENS_JIT", "0")
     out = plan.forward(x, kernel, None, training=True, compute_grad_x=False)

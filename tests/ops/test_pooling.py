@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from convlens.errors import ConfigError, ShapeError, StateError
 from convlens.geometry import WindowGeometry
 from convlens.ops import pooling, pooling_plans
+from tests.conftest import require
 from tests.support import reference_pooling as ref
 
 CASES = [
@@ -75,7 +76,7 @@ def test_reference_on_fixed_example(kind):
 
 # ----- 2. torch oracle ---------------------------------------------------------------------------------
 def torch_pool(kind, x, pool, strides, padding):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     f = torch.nn.functional
     strides = strides or pool
     geometry = WindowGeometry.resolve(x.shape[1:3], pool, strides, padding)
@@ -110,7 +111,7 @@ def test_matches_torch_float64(kind, shape, pool, strides, padding, rng):
 
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_matches_torch_float32_course_shape(kind, rng):
-    torch = pytest.importorskip("torch")
+    torch = require("torch")
     x = rng.standard_normal((4, 28, 28, 32)).astype(np.float32)
     xt, yt = torch_pool(kind, x, (2, 2), None, "valid")
     y = run(kind, x, 2, None, "valid")

@@ -1,6 +1,9 @@
-"""Numba max-pool kernels: the same bits as the NumPy plan, the switch that turns them off, torch."""
+"""Max-pool algorithms: the compiled kernels give the same bits as the NumPy code (their twin), each
+matches the loop reference and torch on its own, and the switch turns the kernels off."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pytest
@@ -9,20 +12,30 @@ from hypothesis import strategies as st
 
 from convlens.errors import ConfigError, ShapeError
 from convlens.ops import jit, pooling_jit, pooling_plans
-from convlens.ops.pooling_plans import MaxPool2DPlan
+from convlens.ops.pooling_plans import MAX_POOL_REGISTRY, MaxPool2DPlan
+from tests.conftest import require
 from tests.support import reference_pooling as ref
 
-pytest.importorskip("numba")
+require("numba")
 
 SPECIALS = {"inf": np.inf, "-inf": -np.inf, "nan": np.nan, "-0": -0.0}
+FLOAT64_KERNELS = pytest.param(np.float64, marks=pytest.mark.float64_kernels)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def compiled_kernels_on() -> Any:
+    """These tests are about the compiled kernels: on even in CI's CONVLENS_JIT=0 pass (tests may turn them off)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVLENS_JIT", "1")
+        yield
 
 
 def both_paths(monkeypatch, x, grad, pool, strides, padding, *, keep_argmax=True):
-    """(out, argmax, grad_x) from the JIT kernels and from the NumPy code, for one plan geometry."""
+    """(out, argmax, grad_x, argmax after backward) from the compiled kernels, then from the NumPy code."""
     results = []
-    for flag in ("1", "0"):
-        monkeypatch.setenv("CONVLENS_JIT", flag)
-        plan = MaxPool2DPlan(x.shape, pool, strides, padding)
+    for algorithm in ("max_pool_compiled", "max_pool_taps"):
+        plan = MaxPool2DPlan(x.shape, pool, strides, padding, algorithm=algorithm)
+        assert plan._choose(x.dtype)["forward"].name == algorithm
         out = plan.forward(x, keep_argmax=keep_argmax)
         argmax = None if plan.argmax is None else plan.argmax.copy()
         results.append((out, argmax, plan.backward(grad), plan.argmax.copy()))
@@ -49,12 +62,11 @@ def assert_paths_agree(monkeypatch, x, grad, pool, strides, padding, **kw):
 
 
 @st.composite
-def cases(draw):
+def cases(draw, dtype=np.float32):
     pool = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     padding = draw(st.sampled_from(["valid", "same"]))
     shape = (draw(st.integers(1, 3)), draw(st.integers(1, 7)), draw(st.integers(1, 7)), draw(st.integers(1, 4)))
-    dtype = draw(st.sampled_from([np.float32, np.float64]))
     # Small integers: many ties; zeros as after ReLU; specials where asked.
     pool_of_values = draw(
         st.sampled_from([[-1.0, 0.0, 1.0, 2.0], [0.0], [0.0, -0.0, 1.0], [-np.inf, 0.0, 1.0], [np.nan, 1.0, -np.inf]])
@@ -65,6 +77,16 @@ def cases(draw):
 
 @given(cases())
 def test_jit_matches_numpy_bit_for_bit(case):
+    check_bits(case)
+
+
+@pytest.mark.float64_kernels
+@given(cases(np.float64))
+def test_jit_matches_numpy_bit_for_bit_float64(case):
+    check_bits(case)
+
+
+def check_bits(case):
     shape, pool, strides, padding, dtype, values, seed = case
     try:
         plan = MaxPool2DPlan(shape, pool, strides, padding)
@@ -89,14 +111,17 @@ def test_jit_matches_numpy_bit_for_bit(case):
         ((1, 4, 4, 2), (4, 4), (1, 1), "same"),
     ],
 )
-def test_jit_matches_loop_reference(monkeypatch, shape, pool, strides, padding, rng):
-    monkeypatch.setenv("CONVLENS_JIT", "1")
-    x = rng.standard_normal(shape)
-    plan = MaxPool2DPlan(shape, pool, strides, padding)
-    np.testing.assert_allclose(plan.forward(x), ref.pool2d(x, "max", pool, strides, padding), rtol=0, atol=0)
-    g = rng.standard_normal(plan.output_shape)
-    expected = ref.pool2d_backward(g, x, "max", pool, strides, padding)
-    np.testing.assert_allclose(plan.backward(g), expected, rtol=1e-12, atol=1e-12)
+@pytest.mark.parametrize("algorithm", MAX_POOL_REGISTRY.names())
+def test_each_algorithm_matches_loop_reference(algorithm, shape, pool, strides, padding, rng):
+    x = rng.standard_normal(shape).astype(np.float32)
+    plan = MaxPool2DPlan(shape, pool, strides, padding, algorithm=algorithm)
+    assert plan.algorithms == (algorithm, algorithm)
+    out = plan.forward(x)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, ref.pool2d(x.astype(np.float64), "max", pool, strides, padding))
+    g = rng.standard_normal(plan.output_shape).astype(np.float32)
+    expected = ref.pool2d_backward(g.astype(np.float64), x.astype(np.float64), "max", pool, strides, padding)
+    np.testing.assert_allclose(plan.backward(g), expected, rtol=1e-6, atol=1e-6)
 
 
 def test_all_zero_windows_send_gradient_to_first_cell(monkeypatch):
@@ -113,10 +138,10 @@ def test_all_zero_windows_send_gradient_to_first_cell(monkeypatch):
 def test_signed_zero_ties_and_specials(monkeypatch):
     # Windows of 2x2: [-0, 0, 0, -0] ties; [-inf]*4; [1, nan, 2, 3]; [-inf, 0, nan, -inf].
     cells = [[-0.0, 0.0, 0.0, -0.0], [-np.inf] * 4, [1.0, np.nan, 2.0, 3.0], [-np.inf, 0.0, np.nan, -np.inf]]
-    x = np.zeros((1, 2, 8, 1), np.float64)
+    x = np.zeros((1, 2, 8, 1), np.float32)
     for w, (a, b, c, d) in enumerate(cells):
         x[0, :, 2 * w : 2 * w + 2, 0] = [[a, b], [c, d]]
-    grad = np.array([1.0, -2.0, 3.0, np.inf]).reshape(1, 1, 4, 1)
+    grad = np.array([1.0, -2.0, 3.0, np.inf], np.float32).reshape(1, 1, 4, 1)
     with np.errstate(invalid="ignore"):  # NumPy's inf * 0
         out, argmax, grad_x = assert_paths_agree(monkeypatch, x, grad, (2, 2), None, "valid")
     assert np.signbit(out[0, 0, 0, 0])  # np.maximum keeps the later of equal zeros
@@ -144,10 +169,10 @@ def test_noncontiguous_input_and_float64_grad(monkeypatch, rng):
     assert_same_bits(grad_x, grad_np)
 
 
-def test_returned_arrays_are_fresh(monkeypatch, rng):
-    monkeypatch.setenv("CONVLENS_JIT", "1")
+@pytest.mark.parametrize("algorithm", MAX_POOL_REGISTRY.names())
+def test_returned_arrays_are_fresh(algorithm, rng):
     x = rng.standard_normal((2, 4, 4, 2)).astype(np.float32)
-    plan = MaxPool2DPlan(x.shape, (2, 2))
+    plan = MaxPool2DPlan(x.shape, (2, 2), algorithm=algorithm)
     grad = np.ones(plan.output_shape, np.float32)
     out1, grad1 = plan.forward(x), plan.backward(grad)
     out2, grad2 = plan.forward(x + 1), plan.backward(2 * grad)
@@ -172,10 +197,22 @@ def test_env_switch_takes_the_numpy_path(monkeypatch, rng):
     plan.backward(np.ones(plan.output_shape, np.float32))
     monkeypatch.setenv("CONVLENS_JIT", "1")
     assert jit.jit_enabled()
+    assert plan.algorithms == ("max_pool_compiled", "max_pool_compiled")
     with pytest.raises(AssertionError, match="JIT kernel called"):
         plan.forward(x)
     # Other dtypes always take the NumPy path.
     MaxPool2DPlan(x.shape, (2, 2)).forward(x.astype(np.float16))
+    assert "needs compiled kernels for float16" in str(plan.explain(np.float16))
+
+
+def test_forcing_the_compiled_kernels_where_they_cannot_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVLENS_JIT", "0")
+    with pytest.raises(
+        ConfigError,
+        match=r"pool2d: algorithm='max_pool_compiled' cannot run here: max_pool_compiled needs compiled kernels "
+        r"for float32 \(numba installed, CONVLENS_JIT not 0, the dtype in CONVLENS_JIT_DTYPES\)\.",
+    ):
+        MaxPool2DPlan((1, 4, 4, 1), (2, 2), algorithm="max_pool_compiled")
 
 
 def test_missing_numba_disables_jit(monkeypatch):
@@ -191,11 +228,10 @@ def test_missing_numba_disables_jit(monkeypatch):
         jit.numba_module()
 
 
-def test_matches_torch_float32(monkeypatch, rng):
-    torch = pytest.importorskip("torch")
-    monkeypatch.setenv("CONVLENS_JIT", "1")
+@pytest.mark.parametrize("algorithm", MAX_POOL_REGISTRY.names())
+def test_each_algorithm_matches_torch_float32(algorithm: str, rng: Any, torch: Any) -> None:
     x = rng.standard_normal((4, 9, 9, 5)).astype(np.float32)
-    plan = MaxPool2DPlan(x.shape, (3, 3), (2, 2), "valid")
+    plan = MaxPool2DPlan(x.shape, (3, 3), (2, 2), "valid", algorithm=algorithm)
     grad = rng.standard_normal(plan.output_shape).astype(np.float32)
     xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_()
     yt = torch.nn.functional.max_pool2d(xt, 3, 2)

@@ -1,7 +1,7 @@
-"""Winograd F(2x2, 3x3): against the im2col path, the loop reference, PyTorch and finite differences.
+"""Winograd F(2x2, 3x3): its tile transforms, compiled and NumPy, against each other, the loop reference,
+PyTorch and finite differences (the forced-algorithm tests in test_conv_algorithms.py cover its domain).
 
-Both transform implementations run: the compiled (Numba) kernels and the NumPy reference
-(``CONVLENS_JIT=0``); they must agree bit for bit.
+The compiled (Numba) transforms and the NumPy ones (``CONVLENS_JIT=0``) must agree bit for bit.
 """
 
 from __future__ import annotations
@@ -10,14 +10,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from convlens.errors import ConfigError
-from convlens.geometry import WindowGeometry
 from convlens.ops import winograd_jit
 from convlens.ops.conv import Conv2DPlan
-from convlens.ops.winograd import winograd_applies
+from convlens.ops.jit import compiled_for
+from tests.conftest import require
 from tests.support.reference import conv2d_backward_reference, conv2d_reference, explicit_pads
 
 PADDINGS: list[Any] = ["valid", "same", 1, ((2, 0), (1, 2)), ((0, 1), (0, 0))]
@@ -44,69 +41,63 @@ def close(actual: np.ndarray, expected: np.ndarray, rtol: float) -> None:
     np.testing.assert_allclose(actual, expected, rtol=0, atol=rtol * scale)
 
 
+def winograd_plan(x: np.ndarray, k: np.ndarray, padding: Any) -> Conv2DPlan:
+    plan = Conv2DPlan(x.shape, k.shape, padding=padding, algorithm="winograd", dtype=x.dtype)
+    assert plan.algorithms == ("winograd", "winograd", "winograd")
+    return plan
+
+
 @pytest.fixture(params=["jit", "numpy"])
 def transforms(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run a test once with the compiled transforms and once with the NumPy ones."""
-    if request.param == "numpy":
-        monkeypatch.setenv("CONVLENS_JIT", "0")
-    elif winograd_jit.kernels() is None:
-        pytest.skip("numba is not installed (pip install 'convlens[fast]')")
+    """Run a float32 test once with the compiled transforms and once with the NumPy ones."""
+    monkeypatch.setenv("CONVLENS_JIT", "0" if request.param == "numpy" else "1")
+    if request.param == "jit":
+        require("numba")
+        assert compiled_for(np.float32)
     return str(request.param)
-
-
-@given(
-    batch=st.integers(1, 2),
-    height=st.integers(3, 8),
-    width=st.integers(3, 8),
-    channels=st.integers(16, 18),
-    filters=st.integers(16, 18),
-    padding=st.sampled_from(PADDINGS),
-    use_bias=st.booleans(),
-)
-def test_winograd_equals_im2col(
-    batch: int, height: int, width: int, channels: int, filters: int, padding: Any, use_bias: bool
-) -> None:
-    # Odd and even output sizes (partial edge tiles), every padding form, with and without bias.
-    x, k, b = arrays((batch, height, width), channels, filters, np.float64, seed=height * 10 + width)
-    wino = Conv2DPlan(x.shape, k.shape, padding=padding)
-    direct = Conv2DPlan(x.shape, k.shape, padding=padding, algorithm="im2col")
-    assert (wino.algorithm, direct.algorithm) == ("winograd", "im2col")
-    g = np.random.default_rng(1).standard_normal(wino.output_shape)
-    bias = b if use_bias else None
-    for ours, theirs in zip(run(wino, x, k, bias, g), run(direct, x, k, bias, g), strict=True):
-        close(ours, theirs, 1e-12)
 
 
 @pytest.mark.parametrize("padding", PADDINGS)
 def test_winograd_matches_loop_reference(padding: Any, transforms: str) -> None:
-    x, k, b = arrays((2, 5, 6), 16, 17, np.float64)
+    # float32 (the compiled transforms' dtype in the default tier) against the float64 loops.
+    x, k, b = arrays((2, 5, 6), 16, 17, np.float32)
     pads = explicit_pads(padding, (5, 6), (3, 3), (1, 1), (1, 1))
-    plan = Conv2DPlan(x.shape, k.shape, padding=padding)
-    assert plan.algorithm == "winograd"
-    expected = conv2d_reference(x, k, b, (1, 1), pads, (1, 1), 1)
+    plan = winograd_plan(x, k, padding)
+    x64, k64, b64 = (a.astype(np.float64) for a in (x, k, b))
+    expected = conv2d_reference(x64, k64, b64, (1, 1), pads, (1, 1), 1)
     g = np.random.default_rng(3).standard_normal(expected.shape)
-    reference = [expected, *conv2d_backward_reference(g, x, k, (1, 1), pads, (1, 1), 1)]
-    for ours, theirs in zip(run(plan, x, k, b, g), reference, strict=True):
-        close(ours, theirs, 1e-12)
+    reference = [expected, *conv2d_backward_reference(g, x64, k64, (1, 1), pads, (1, 1), 1)]
+    for ours, theirs in zip(run(plan, x, k, b, g.astype(np.float32)), reference, strict=True):
+        assert ours.dtype == np.float32
+        close(ours, theirs, 2e-5)
 
 
-def test_jit_and_numpy_transforms_agree(monkeypatch: pytest.MonkeyPatch) -> None:
-    if winograd_jit.kernels() is None:
-        pytest.skip("numba is not installed")
-    for dtype in (np.float32, np.float64):
-        x, k, b = arrays((3, 9, 7), 16, 20, dtype, seed=5)
-        g = np.random.default_rng(6).standard_normal((3, 9, 7, 20)).astype(dtype)
-        results = []
-        for jit in ("1", "0"):
-            monkeypatch.setenv("CONVLENS_JIT", jit)
-            results.append(run(Conv2DPlan(x.shape, k.shape, padding="same"), x, k, b, g))
-        for name, a, c in zip(["out", "grad_x", "grad_kernel", "grad_bias"], *results, strict=True):
-            assert a.dtype == dtype
-            if name == "grad_x":
-                # The compiled adjoint adds the overlapping tiles in tile order, NumPy in tap order.
-                close(a, c, 1e-6 if dtype == np.float32 else 1e-14)
-            else:
-                np.testing.assert_array_equal(a, c)
+@pytest.mark.parametrize("dtype", [np.float32, pytest.param(np.float64, marks=pytest.mark.float64_kernels)])
+def test_jit_and_numpy_transforms_agree(dtype: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    require("numba")
+    calls = []
+    transform = winograd_jit.input_transform
+
+    def counting(*args: Any) -> bool:
+        ran = transform(*args)
+        calls.append(ran)
+        return ran
+
+    monkeypatch.setattr(winograd_jit, "input_transform", counting)
+    x, k, b = arrays((3, 9, 7), 16, 20, dtype, seed=5)
+    g = np.random.default_rng(6).standard_normal((3, 9, 7, 20)).astype(dtype)
+    results = []
+    for jit in ("1", "0"):
+        monkeypatch.setenv("CONVLENS_JIT", jit)
+        results.append(run(winograd_plan(x, k, "same"), x, k, b, g))
+    assert calls == [True, False]  # compiled in the first run, NumPy in the second
+    for name, a, c in zip(["out", "grad_x", "grad_kernel", "grad_bias"], *results, strict=True):
+        assert a.dtype == dtype
+        if name == "grad_x":
+            # The compiled adjoint adds the overlapping tiles in tile order, NumPy in tap order.
+            close(a, c, 1e-6 if dtype == np.float32 else 1e-14)
+        else:
+            np.testing.assert_array_equal(a, c)
 
 
 def test_numpy_fallback_does_not_call_the_compiled_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,18 +105,20 @@ def test_numpy_fallback_does_not_call_the_compiled_kernels(monkeypatch: pytest.M
         raise AssertionError("compiled kernel called with CONVLENS_JIT=0")
 
     monkeypatch.setenv("CONVLENS_JIT", "0")
-    monkeypatch.setattr(winograd_jit, "_KERNELS", (boom, boom, boom))
-    x, k, b = arrays((1, 6, 6), 16, 16, np.float64)
-    plan = Conv2DPlan(x.shape, k.shape, padding="same")
-    run(plan, x, k, b, np.ones(plan.output_shape))
+    monkeypatch.setattr(winograd_jit, "_KERNELS", (boom, boom, boom, boom))
+    x, k, b = arrays((1, 6, 6), 16, 16, np.float32)
+    plan = winograd_plan(x, k, "same")
+    run(plan, x, k, b, np.ones(plan.output_shape, np.float32))
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    if compiled_for(np.float32):
+        with pytest.raises(AssertionError, match="compiled kernel called"):
+            run(plan, x, k, b, np.ones(plan.output_shape, np.float32))
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_winograd_matches_torch(dtype: Any, transforms: str) -> None:
-    torch = pytest.importorskip("torch")
+def test_winograd_matches_torch(transforms: str, torch: Any) -> None:
+    dtype = np.float32
     x, k, b = arrays((4, 14, 13), 32, 24, dtype, seed=11)
-    plan = Conv2DPlan(x.shape, k.shape, padding="same")
-    assert plan.algorithm == "winograd"
+    plan = winograd_plan(x, k, "same")
     g = np.random.default_rng(12).standard_normal(plan.output_shape).astype(dtype)
     ours = run(plan, x, k, b, g)
     xt = torch.tensor(np.ascontiguousarray(x.transpose(0, 3, 1, 2)), requires_grad=True)
@@ -139,15 +132,14 @@ def test_winograd_matches_torch(dtype: Any, transforms: str) -> None:
         kt.grad.numpy().transpose(2, 3, 1, 0),
         bt.grad.numpy(),
     ]
-    rtol = 1e-4 if dtype == np.float32 else 1e-10
     for a, c in zip(ours, theirs, strict=True):
         assert a.dtype == dtype
-        close(a, c.astype(np.float64), rtol)
+        close(a, c.astype(np.float64), 1e-4)
 
 
 def test_winograd_kernel_gradient_by_finite_differences() -> None:
     x, k, b = arrays((1, 4, 5), 16, 16, np.float64, seed=2)
-    plan = Conv2DPlan(x.shape, k.shape, padding="same")
+    plan = winograd_plan(x, k, "same")
     g = np.random.default_rng(4).standard_normal(plan.output_shape)
     plan.forward(x, k, b)
     grads = plan.backward(g, x, k)
@@ -173,38 +165,8 @@ def test_backward_recomputes_the_transform_for_another_input() -> None:
     # The transformed input V is kept from forward; a backward for a different x must not use it.
     x, k, b = arrays((2, 6, 6), 16, 16, np.float64)
     other = x[::-1].copy()
-    plan = Conv2DPlan(x.shape, k.shape, padding="same")
-    direct = Conv2DPlan(x.shape, k.shape, padding="same", algorithm="im2col")
+    plan = winograd_plan(x, k, "same")
     g = np.ones(plan.output_shape)
     plan.forward(x, k, b)
-    close(plan.backward(g, other, k).kernel, direct.backward(g, other, k).kernel, 1e-12)
-
-
-def test_which_convolutions_use_winograd(monkeypatch: pytest.MonkeyPatch) -> None:
-    def applies(kernel: tuple[int, int], strides: int, dilation: int, c: int, f: int, groups: int = 1) -> bool:
-        geometry = WindowGeometry.resolve((8, 8), kernel, strides, "same", dilation)
-        return winograd_applies(geometry, (*kernel, c // groups, f), groups)
-
-    assert applies((3, 3), 1, 1, 16, 16)
-    assert not applies((3, 3), 2, 1, 64, 64)  # strided
-    assert not applies((5, 5), 1, 1, 64, 64)  # other kernel sizes
-    assert not applies((3, 3), 1, 2, 64, 64)  # dilated
-    assert not applies((3, 3), 1, 1, 64, 64, groups=2)
-    assert not applies((3, 3), 1, 1, 8, 64)  # few channels: im2col is faster
-    assert not applies((3, 3), 1, 1, 64, 8)
-    monkeypatch.setenv("CONVLENS_WINOGRAD", "0")
-    assert not applies((3, 3), 1, 1, 16, 16)
-    assert Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), padding="same").algorithm == "im2col"
-
-
-def test_algorithm_argument_errors() -> None:
-    with pytest.raises(
-        ConfigError, match=r"conv2d: `algorithm` must be one of 'auto', 'im2col', 'winograd', got 'fft'\."
-    ):
-        Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm="fft")
-    with pytest.raises(
-        ConfigError,
-        match=r"conv2d: algorithm='winograd' needs a 3x3 kernel, stride 1, no dilation, groups=1 and at least 16 "
-        r"input channels and filters, got kernel \(3, 3, 16, 16\), strides \(2, 2\), dilation \(1, 1\), groups=1\.",
-    ):
-        Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), strides=2, algorithm="winograd")
+    _, expected, _ = conv2d_backward_reference(g, other, k, (1, 1), ((1, 1), (1, 1)))
+    close(plan.backward(g, other, k).kernel, expected, 1e-12)

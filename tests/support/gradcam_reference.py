@@ -13,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import torch
+
+from tests.conftest import require
+
+torch = require("torch")
 
 
 def course_like_torch(model) -> Callable[[torch.Tensor], tuple[dict[str, torch.Tensor], torch.Tensor]]:

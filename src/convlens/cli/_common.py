@@ -1,8 +1,50 @@
-"""Argument helpers shared by the subcommands."""
+"""Argument helpers shared by the subcommands, and what a command has done so far (for Ctrl-C's one line)."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+
+
+class Progress:
+    """What the running command has finished and written: ``convlens`` prints :meth:`describe` on Ctrl-C.
+
+    A command calls :meth:`will_write` for each file it means to write, :meth:`wrote` once it is written,
+    and sets :attr:`finished` (a callable, e.g. "1 of 3 epochs") as it goes.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (the start of a command)."""
+        self.finished: Callable[[], str] | None = None
+        self.pending: list[str] = []
+        self.written: list[str] = []
+
+    def will_write(self, path: str) -> None:
+        self.pending.append(path)
+
+    def wrote(self, path: str) -> None:
+        if path in self.pending:
+            self.pending.remove(path)
+        self.written.append(path)
+
+    def describe(self) -> str:
+        """One sentence: what finished, what was written and what was not."""
+        parts = []
+        if self.finished is not None:
+            parts.append(self.finished())
+        if self.written:
+            parts.append("wrote " + ", ".join(self.written))
+        if self.pending:
+            parts.append("did not write " + ", ".join(self.pending))
+        if not self.written and not self.pending:
+            parts.append("nothing was written")
+        return "; ".join(parts) + "."
+
+
+PROGRESS = Progress()
 
 
 def positive_int(text: str) -> int:

@@ -35,9 +35,8 @@ def add_parser(sub: Any) -> None:
 
 
 def _read(path: str, architecture: str | None) -> Any:
-    from convlens import load_model
     from convlens.errors import ConfigError
-    from convlens.interop.formats import suffix
+    from convlens.interop.formats import load_model, suffix
 
     if suffix(path) in _WEIGHTS:
         if architecture is None:
@@ -84,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _weights_into(model: Any, path: str) -> Any:
     """A fresh copy of ``model``'s architecture with the weights read from ``path``."""
-    from convlens import load_model
+    from convlens.interop.formats import load_model
     from convlens.layers import LAYER_REGISTRY
     from convlens.models import Sequential
 

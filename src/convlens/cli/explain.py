@@ -29,8 +29,8 @@ def _size(text: str) -> tuple[int, int]:
         size = (int(h), int(w or h))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected HxW such as 12x12, got {text!r}") from None
-    if min(size) < 1:
-        raise argparse.ArgumentTypeError(f"expected HxW such as 12x12, got {text!r}")
+    if min(size) < 1 or size[0] * size[1] > 256 * 256:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 12x12 (at most 256x256 cells), got {text!r}")
     return size
 
 
@@ -130,8 +130,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_text(text)
     if args.animate:
+        from convlens.cli._common import PROGRESS
         from convlens.lab.animate import save_animation
 
+        PROGRESS.will_write(args.animate)
         path = save_animation(trace, args.animate, fps=args.fps, max_steps=args.max_steps)
+        PROGRESS.wrote(args.animate)
         print(f"wrote {path}")
     return 0

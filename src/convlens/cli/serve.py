@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
+from convlens import switches
 from convlens.cli._common import positive_int
 
 
@@ -26,7 +26,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--models",
         metavar="DIR",
-        default=os.environ.get("CONVLENS_MODELS", str(Path.home() / ".convlens" / "models")),
+        default=switches.MODELS.value() or str(Path.home() / ".convlens" / "models"),
         help="folder of model files (.npz) the inspector lists and saves to "
         "(default $CONVLENS_MODELS or ~/.convlens/models)",
     )

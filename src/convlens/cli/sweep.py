@@ -92,11 +92,15 @@ def _grid(args: argparse.Namespace) -> dict[str, list[Any]]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from convlens.cli._common import PROGRESS
+    from convlens.errors import ConfigError
     from convlens.lab.sweep.executors import run_sweep, varying_keys
     from convlens.lab.sweep.grid import expand, sample
     from convlens.lab.sweep.progress import SweepProgress
     from convlens.lab.sweep.store import ResultStore, sweep_id_for
 
+    if args.workers is not None and args.workers < 0:
+        raise ConfigError(f"--workers must be >= 0, got {args.workers}.")
     configs = sample(expand(_grid(args)), args.sample, args.sample_seed)
     keys = varying_keys(configs)
     if args.dry_run:
@@ -111,6 +115,10 @@ def _run(args: argparse.Namespace) -> int:
     where = f"dask at {args.scheduler}" if args.executor == "dask" else f"local, workers={args.workers or 'cores'}"
     print(f"convlens sweep: {len(configs)} trials ({done} already done) over {keys or 'one setting'}; {where}")
     progress = SweepProgress(len(configs), done, keys)
+    PROGRESS.finished = lambda: (
+        f"{progress.done - done} trial(s) finished in this run ({progress.done} of {len(configs)} in all), each "
+        f"saved in {args.db} as it finished; workers stopped; rerun with --resume for the rest"
+    )
     result = run_sweep(
         configs,
         args.db,

@@ -52,8 +52,45 @@ def add_parser(sub: Any) -> None:
     group.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1, help="progress output (default 1)")
 
 
+def _tracker() -> tuple[Any, Any]:
+    """A callback that follows epochs and batches, and the sentence Ctrl-C prints from it."""
+    from convlens.callbacks import Callback
+
+    class Tracker(Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.started = False
+            self.epoch = self.batch = self.done = 0
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            self.started = True
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.epoch, self.batch = epoch, 0
+
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.batch = batch + 1
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.done, self.batch = epoch + 1, 0
+
+    tracker = Tracker()
+
+    def describe() -> str:
+        if not tracker.started:
+            return "stopped before training started"
+        epochs, steps = tracker.params.get("epochs", "?"), tracker.params.get("steps", "?")
+        text = f"{tracker.done} of {epochs} epoch(s) finished"
+        if tracker.batch:
+            text += f" (epoch {tracker.epoch + 1} stopped at batch {tracker.batch} of {steps})"
+        return text
+
+    return tracker, describe
+
+
 def run(args: argparse.Namespace) -> int:
     """Train, evaluate, print the accuracy (and save when asked)."""
+    from convlens.cli._common import PROGRESS
     from convlens.course import TrainConfig, train_course_model
     from convlens.errors import ConfigError
 
@@ -83,12 +120,16 @@ def run(args: argparse.Namespace) -> int:
         color_mode=args.color_mode if from_dir else None,
     )
     print(f"convlens train: {config.describe()}", flush=True)
+    tracker, PROGRESS.finished = _tracker()
+    if args.save:
+        PROGRESS.will_write(args.save)
     start = time.perf_counter()
-    _, _, result = train_course_model(config)
+    _, _, result = train_course_model(config, callbacks=[tracker])
     elapsed = time.perf_counter() - start
     loss, accuracy = result
     what = "Held-out accuracy (20% of the images)" if from_dir else "Test accuracy"
     print(f"{what}: {accuracy * 100:.2f}%  (test loss {loss:.4f}; {elapsed:.1f} s in all)")
     if args.save:
+        PROGRESS.wrote(args.save)
         print(f"Saved the model to {args.save}")
     return 0

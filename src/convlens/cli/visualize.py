@@ -80,9 +80,11 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Load the model, draw the picture, save it."""
-    from convlens import load_model  # by suffix: .npz, .keras, .onnx
+    from convlens.cli._common import PROGRESS
+    from convlens.interop.formats import load_model  # by suffix: .npz, .keras, .onnx
     from convlens.lab import viz
 
+    PROGRESS.will_write(args.output)
     model = load_model(args.model)
     kind = args.kind
     source = {"index": args.index, "image": args.image} if kind in _TAKES_INPUT else {}
@@ -126,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name}: map moved by {result.map_shift[name]}, interior max difference {diff:.3g}")
         print(f"output: changed by up to {result.output_change:.3g}")
     path = result.save(args.output)
+    PROGRESS.wrote(args.output)
     print(f"Saved {path}")
     return 0
 

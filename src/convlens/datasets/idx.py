@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import gzip
 import os
-import uuid
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from convlens.errors import DataError
+from convlens.errors import ConfigTypeError, DataError
+from convlens.files import atomic_write, readable_file
+from convlens.resources import check_arrays
 
 __all__ = ["read_idx", "write_idx"]
 
@@ -46,20 +48,78 @@ _MAX_DIM = 2**32 - 1
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview
 
 
-def _gunzip(data: bytes, label: str) -> bytes:
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{label}: not a valid gzip stream ({exc}).") from exc
+_MAX_HEADER = 4 + 4 * 255
+_CHUNK = 1 << 20
 
 
 def _dims_text(dims: tuple[int, ...]) -> str:
     return "x".join(str(d) for d in dims)
 
 
-def _decode(data: bytes | bytearray | memoryview, label: str) -> npt.NDArray[Any]:
-    """Parse IDX bytes into a fresh, writable, native-byte-order array."""
-    size = len(data)
+def _expected_size(head: bytes) -> int | None:
+    """Total bytes (header + data) the IDX header at the start of ``head`` declares; None if it is incomplete
+    or invalid (:func:`_decode` then says what is wrong)."""
+    if len(head) < 4 or head[:2] != b"\x00\x00" or head[2] not in _CODES or head[3] == 0:
+        return None
+    ndim = head[3]
+    if len(head) < 4 + 4 * ndim:
+        return None
+    count = 1
+    for d in np.frombuffer(head, dtype=">u4", count=ndim, offset=4):
+        count *= int(d)
+    return 4 + 4 * ndim + count * _CODES[head[2]][0].itemsize
+
+
+def _check_memory(expected: int, label: str) -> None:
+    # The data bytes and the array decoded from them (a second copy in native byte order).
+    check_arrays([("the IDX data", (expected,), 2)], owner=f"read_idx: {label}")
+
+
+def _gunzip(read: Callable[[int], bytes], label: str) -> tuple[bytes, bool]:
+    """Decompress a gzip stream (several members allowed) read through ``read``, never past the size the IDX
+    header declares: returns (bytes, complete), ``complete`` False when the stream goes on beyond it."""
+    out = bytearray()
+    limit = _MAX_HEADER  # until the header is known
+    known = False
+    decompressor = zlib.decompressobj(31)
+    pending = b""
+    started = False
+    try:
+        while True:
+            if not pending:
+                pending = read(_CHUNK)
+                if not pending:
+                    break
+            started = True
+            out += decompressor.decompress(pending, limit + 1 - len(out))
+            pending = decompressor.unconsumed_tail
+            if decompressor.eof:
+                pending = decompressor.unused_data + pending
+                decompressor = zlib.decompressobj(31)
+                started = False
+            if not known:
+                expected = _expected_size(bytes(out[:_MAX_HEADER]))
+                if expected is not None:
+                    _check_memory(expected, label)
+                    limit, known = expected, True
+                elif len(out) >= 4 and (out[:2] != b"\x00\x00" or out[2] not in _CODES or out[3] == 0):
+                    return bytes(out), True  # a bad header: _decode says what is wrong
+            if len(out) > limit:
+                return bytes(out[: limit + 1]), False
+    except zlib.error as exc:
+        raise DataError(f"{label}: not a valid gzip stream ({exc}).") from None
+    if started:
+        raise DataError(f"{label}: not a valid gzip stream (the stream ends before its end-of-stream marker).")
+    return bytes(out), True
+
+
+def _parse_header(
+    data: bytes | bytearray | memoryview, size: int, label: str, complete: bool = True
+) -> tuple[tuple[int, ...], np.dtype[Any], int]:
+    """Check the header at the start of ``data`` against the total ``size``: (dims, stored dtype, header bytes).
+
+    ``complete`` False: the stream goes on beyond ``size`` (a gzip stream cut at the declared size).
+    """
     if size < 4:
         raise DataError(
             f"{label}: truncated IDX header: expected a 4-byte magic number (0x0000TTNN), found {size} bytes."
@@ -86,13 +146,22 @@ def _decode(data: bytes | bytearray | memoryview, label: str) -> npt.NDArray[Any
         count *= d
     expected = count * dtype.itemsize
     found = size - header
-    if found != expected:
+    if found != expected or not complete:
         what = "truncated IDX data" if found < expected else "trailing bytes after IDX data"
         each = "" if dtype.itemsize == 1 else f" {type_name} values of {dtype.itemsize} bytes"
         extra = "" if found < expected else f" ({found - expected} extra)"
+        if not complete:
+            extra = f" (at least {found - expected} extra: the gzip stream goes on)"
         raise DataError(
             f"{label}: {what}: header says {_dims_text(dims)}{each} = {expected} bytes, found {found}{extra}."
         )
+    return dims, dtype, header
+
+
+def _decode(data: bytes | bytearray | memoryview, label: str, complete: bool = True) -> npt.NDArray[Any]:
+    """Parse IDX bytes into a fresh, writable, native-byte-order array (``complete`` False: more data follows)."""
+    dims, dtype, header = _parse_header(data, len(data), label, complete)
+    count = (len(data) - header) // dtype.itemsize
     flat = np.frombuffer(data, dtype=dtype, count=count, offset=header)
     # astype copies (frombuffer views are read-only) and swaps to native byte order in the same pass.
     return flat.astype(dtype.newbyteorder("="), copy=True).reshape(dims)
@@ -123,16 +192,34 @@ def read_idx(source: Source, *, name: str | None = None) -> npt.NDArray[Any]:
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         label = "<bytes>" if name is None else name
-        data: bytes | bytearray | memoryview = source
-    elif isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        label = path.name if name is None else name
-        data = path.read_bytes()
-    else:
-        raise TypeError(f"read_idx: `source` must be a path or bytes, got {type(source).__name__}.")
-    if bytes(data[:2]) == _GZIP_MAGIC:
-        data = _gunzip(bytes(data), label)
-    return _decode(data, label)
+        data = memoryview(source).cast("B")
+        if bytes(data[:2]) == _GZIP_MAGIC:
+            offset = [0]
+
+            def read_bytes(n: int) -> bytes:
+                chunk = bytes(data[offset[0] : offset[0] + n])
+                offset[0] += len(chunk)
+                return chunk
+
+            payload, complete = _gunzip(read_bytes, label)
+            return _decode(payload, label, complete)
+        return _decode(data, label)
+    if not isinstance(source, (str, os.PathLike)):
+        raise ConfigTypeError(f"read_idx: `source` must be a path or bytes, got {type(source).__name__}.")
+    path, size = readable_file(source, owner="read_idx", name="source")
+    label = path.name if name is None else name
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_MAX_HEADER)
+            if head[:2] == _GZIP_MAGIC:
+                handle.seek(0)
+                payload, complete = _gunzip(handle.read, label)
+                return _decode(payload, label, complete)
+            _parse_header(head, size, label)  # header and size checked before the data is read
+            _check_memory(size, label)
+            return _decode(head + handle.read(size - len(head)), label)
+    except OSError as exc:
+        raise DataError(f"{label}: cannot read the file: {exc.strerror or exc}.") from None
 
 
 def _encode(array: npt.NDArray[Any]) -> bytes:
@@ -179,18 +266,10 @@ def write_idx(path: str | os.PathLike[str], array: npt.ArrayLike) -> Path:
     Shapes:
         array (D1, ..., Dn), 1 <= n <= 255 -> file of 4 + 4*n header bytes + D1*...*Dn*itemsize data bytes.
     """
-    target = Path(path)
+    from convlens.files import as_path
+
+    target = as_path(path, owner="write_idx")
     payload = _encode(np.asarray(array))
     if target.name.endswith(".gz"):
         payload = gzip.compress(payload, compresslevel=6, mtime=0)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(target, lambda handle: handle.write(payload), owner="write_idx", make_parents=False)

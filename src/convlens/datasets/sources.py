@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from convlens import switches
 from convlens.datasets.idx import read_idx
 from convlens.errors import DataError
 
@@ -122,7 +123,7 @@ def search_dirs(source: Source) -> list[Path]:
         no arrays.
     """
     dirs = []
-    data_root = os.environ.get("CONVLENS_DATA")
+    data_root = switches.DATA.value()
     if data_root:
         dirs.append(Path(data_root) / source.folder)
     if source.debian_package:

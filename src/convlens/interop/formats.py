@@ -34,8 +34,13 @@ def suffix(path: Any) -> str:
 
     >>> suffix("runs/m.weights.h5"), suffix("M.NPZ")
     ('.weights.h5', '.npz')
+
+    Raises:
+        ConfigTypeError: when ``path`` is not a path (None, a number, '').
     """
-    name = Path(path).name.lower()
+    from convlens.files import as_path
+
+    name = as_path(path, owner="model file").name.lower()
     return ".weights.h5" if name.endswith(".weights.h5") else Path(name).suffix
 
 

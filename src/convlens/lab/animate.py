@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from convlens.errors import ConfigError, check_int
+from convlens.errors import ConfigError, check_float, check_int
 from convlens.lab.explain import CELL_INPUT, CELL_INSERTED, CELL_PAD, ConvTrace, PoolTrace
 from convlens.lab.explain_backward import ConvBackwardTrace, PoolBackwardTrace
 from convlens.lab.render_explain import sum_text
@@ -313,23 +313,18 @@ def save_animation(trace: Any, path: str | Path, *, fps: float = 2.0, max_steps:
     out = Path(path)
     if out.suffix.lower() != ".gif":
         raise ConfigError(f"animate: `path` must end in .gif, got {str(path)!r}.")
+    fps = check_float(fps, "fps", owner="animate")
     if fps <= 0:
         raise ConfigError(f"animate: `fps` must be > 0, got {fps!r}.")
     sc = scene(trace)
     images = [render_frame(sc, f) for f in _first(sc.frames, max_steps)]
     ms = int(1000 / fps)
     durations = [ms] * (len(images) - 1) + [ms * 3]
-    import os
-    import tempfile
+    from convlens.files import atomic_write
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".gif", dir=out.parent)
-    os.close(fd)
-    try:
-        images[0].save(tmp, save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=True)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return out
+    def write(handle: Any) -> None:
+        images[0].save(
+            handle, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0, optimize=True
+        )
+
+    return atomic_write(out, write, owner="animate")

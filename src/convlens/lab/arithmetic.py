@@ -37,7 +37,7 @@ What is counted (per sample, i.e. for a batch of one):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +45,7 @@ from convlens import layers as lyr
 from convlens.errors import StateError
 from convlens.geometry import WindowGeometry
 
-__all__ = ["BYTES_PER_ELEMENT", "LayerStats", "model_stats", "model_totals"]
+__all__ = ["BYTES_PER_ELEMENT", "LAYER_KINDS", "LayerStats", "model_stats", "model_totals"]
 
 BYTES_PER_ELEMENT = 4  # float32
 Shape = tuple[int | None, ...]
@@ -199,10 +199,7 @@ def explain_geometry(g: WindowGeometry) -> str:
 
 def _real_taps(g: WindowGeometry) -> int:
     """Input cells (padding excluded) summed over every window position."""
-    total = 1
-    for n, k, s, (pb, _), o in zip(g.input_size, g.kernel_size, g.strides, g.pads, g.output_size, strict=True):
-        total *= sum(sum(1 for t in range(k) if 0 <= p * s - pb + t < n) for p in range(o))
-    return total
+    return math.prod(sum(counts) for counts in g.real_counts())
 
 
 def _weights_formula(layer: Any) -> str:
@@ -223,102 +220,140 @@ def _weights_formula(layer: Any) -> str:
     return f"{' + '.join(terms)} = {total:,}"
 
 
+@dataclass(frozen=True)
+class _Counts:
+    """What a layer kind contributes to its :class:`LayerStats` beyond shapes and parameters."""
+
+    why: str
+    macs: int = 0
+    ops: int = 0
+    ops_kind: str = ""
+    pads: tuple[tuple[int, int], ...] | None = None
+    dense_params: int | None = None
+    dense_macs: int | None = None
+
+
+def _conv(layer: Any, in_shape: Shape, out_shape: Shape, field: _Field) -> _Counts:
+    g = layer.geometry(in_shape)
+    channels = _channels(layer, in_shape)
+    filters = _channels(layer, out_shape)
+    field.through(g)
+    dense_macs = _prod(in_shape[1:]) * _prod(out_shape[1:])
+    return _Counts(
+        why=explain_geometry(g),
+        macs=_prod(g.output_size) * filters * _prod(g.kernel_size) * (channels // layer.groups),
+        pads=g.pads,
+        dense_macs=dense_macs,
+        dense_params=dense_macs + (_prod(out_shape[1:]) if layer.use_bias else 0),
+    )
+
+
+def _pooling(layer: Any, in_shape: Shape, out_shape: Shape, field: _Field) -> _Counts:
+    spatial = [int(v or 0) for v in _spatial(layer, in_shape)]
+    g = WindowGeometry.resolve(spatial, layer.pool_size, layer.strides, layer.padding, owner=repr(layer))
+    taps = _real_taps(g) * _channels(layer, in_shape)
+    field.through(g)
+    if layer.kind == "max":  # comparisons: every real cell of a window but the first
+        return _Counts(explain_geometry(g), ops=taps - _prod(out_shape[1:]), ops_kind="comparisons", pads=g.pads)
+    return _Counts(explain_geometry(g), ops=taps, ops_kind="adds + divides", pads=g.pads)
+
+
+def _global_pooling(layer: Any, in_shape: Shape, out_shape: Shape, field: _Field) -> _Counts:
+    spatial = _spatial(layer, in_shape)
+    channels = _channels(layer, in_shape)
+    field.globalise(spatial)
+    kind = "maximum" if layer.kind == "max" else "average"
+    why = f"global {kind} over {_x(spatial)}: one value per channel -> {channels}"
+    if layer.kind == "max":
+        return _Counts(why, ops=(_prod(spatial) - 1) * channels, ops_kind="comparisons")
+    return _Counts(why, ops=_prod(spatial) * channels, ops_kind="adds + divides")
+
+
+def _zero_padding(layer: Any, in_shape: Shape, out_shape: Shape, field: _Field) -> _Counts:
+    field.shift(layer.padding)
+    sizes = "; ".join(
+        f"{i} + {b} + {a} = {o}" for i, (b, a), o in zip(in_shape[1:-1], layer.padding, out_shape[1:-1], strict=True)
+    )
+    return _Counts(f"zero padding: {sizes}", pads=layer.padding)
+
+
+def _flatten(layer: Any, in_shape: Shape, out_shape: Shape, field: _Field) -> _Counts:
+    field.globalise(in_shape[1:-1])
+    return _Counts(f"{'*'.join(str(d) for d in in_shape[1:])} = {_prod(out_shape[1:]):,}")
+
+
+def _dense(layer: Any, in_shape: Shape, out_shape: Shape, field: _Field) -> _Counts:
+    depth = int(in_shape[-1] or 0)
+    why = f"last axis {depth} -> {layer.units} units"
+    if len(in_shape) > 2:
+        why += f" at each of {_x(in_shape[1:-1])} positions"
+    return _Counts(why, macs=_prod(in_shape[1:-1]) * depth * layer.units)
+
+
+def _batch_norm(layer: Any, in_shape: Shape, out_shape: Shape, field: _Field) -> _Counts:
+    return _Counts("elementwise: same shape as the input", ops=2 * _prod(out_shape[1:]), ops_kind="scale + shift")
+
+
+def _other(layer: Any, in_shape: Shape, out_shape: Shape, field: _Field) -> _Counts:
+    """Any other layer: elementwise when the shape is kept, else only its shapes are known."""
+    if out_shape == tuple(in_shape):
+        return _Counts("elementwise: same shape as the input")
+    field.globalise(in_shape[1:-1])
+    return _Counts(f"{type(layer).__name__}.compute_output_shape: {in_shape} -> {out_shape}")
+
+
+LayerKind = Callable[[Any, Shape, Shape, _Field], _Counts]
+
+#: The arithmetic of each layer kind; a layer uses the entry of its class or its nearest base class.
+LAYER_KINDS: dict[type, LayerKind] = {
+    lyr.Conv1D: _conv,
+    lyr.Conv2D: _conv,
+    lyr.DepthwiseConv2D: _conv,
+    lyr.MaxPooling1D: _pooling,
+    lyr.MaxPooling2D: _pooling,
+    lyr.AveragePooling1D: _pooling,
+    lyr.AveragePooling2D: _pooling,
+    lyr.GlobalMaxPooling1D: _global_pooling,
+    lyr.GlobalMaxPooling2D: _global_pooling,
+    lyr.GlobalAveragePooling1D: _global_pooling,
+    lyr.GlobalAveragePooling2D: _global_pooling,
+    lyr.ZeroPadding1D: _zero_padding,
+    lyr.ZeroPadding2D: _zero_padding,
+    lyr.Flatten: _flatten,
+    lyr.Dense: _dense,
+    lyr.BatchNormalization: _batch_norm,
+}
+
+
+def _kind(layer: Any) -> LayerKind:
+    return next((LAYER_KINDS[cls] for cls in type(layer).__mro__ if cls in LAYER_KINDS), _other)
+
+
 def _layer_stats(layer: Any, in_shape: Shape, field: _Field) -> LayerStats:
     out_shape: Shape = tuple(layer.compute_output_shape(in_shape))
-    name = type(layer).__name__
-    macs = ops = 0
-    ops_kind = ""
-    pads: tuple[tuple[int, int], ...] | None = None
-    dense_params = dense_macs = None
-    out_elements = _prod(out_shape[1:])
-    in_elements = _prod(in_shape[1:])
-    if isinstance(layer, (lyr.Conv1D, lyr.Conv2D, lyr.DepthwiseConv2D)):
-        g = layer.geometry(in_shape)
-        pads = g.pads
-        channels = _channels(layer, in_shape)
-        filters = _channels(layer, out_shape)
-        macs = _prod(g.output_size) * filters * _prod(g.kernel_size) * (channels // layer.groups)
-        field.through(g)
-        why = explain_geometry(g)
-        dense_macs = in_elements * out_elements
-        dense_params = dense_macs + (out_elements if layer.use_bias else 0)
-    elif isinstance(layer, (lyr.MaxPooling1D, lyr.MaxPooling2D, lyr.AveragePooling1D, lyr.AveragePooling2D)):
-        g = WindowGeometry.resolve(
-            [int(v or 0) for v in _spatial(layer, in_shape)],
-            layer.pool_size,
-            layer.strides,
-            layer.padding,
-            owner=repr(layer),
-        )
-        pads = g.pads
-        taps = _real_taps(g) * _channels(layer, in_shape)
-        if layer.kind == "max":
-            ops, ops_kind = taps - out_elements, "comparisons"
-        else:
-            ops, ops_kind = taps, "adds + divides"
-        field.through(g)
-        why = explain_geometry(g)
-    elif isinstance(
-        layer, (lyr.GlobalMaxPooling1D, lyr.GlobalMaxPooling2D, lyr.GlobalAveragePooling1D, lyr.GlobalAveragePooling2D)
-    ):
-        spatial = _spatial(layer, in_shape)
-        channels = _channels(layer, in_shape)
-        if layer.kind == "max":
-            ops, ops_kind = (_prod(spatial) - 1) * channels, "comparisons"
-        else:
-            ops, ops_kind = _prod(spatial) * channels, "adds + divides"
-        kind = "maximum" if layer.kind == "max" else "average"
-        why = f"global {kind} over {_x(spatial)}: one value per channel -> {channels}"
-        field.globalise(spatial)
-    elif isinstance(layer, (lyr.ZeroPadding1D, lyr.ZeroPadding2D)):
-        pads = layer.padding
-        field.shift(layer.padding)
-        why = "; ".join(
-            f"{i} + {b} + {a} = {o}"
-            for i, (b, a), o in zip(in_shape[1:-1], layer.padding, out_shape[1:-1], strict=True)
-        )
-        why = f"zero padding: {why}"
-    elif isinstance(layer, lyr.Flatten):
-        why = f"{'*'.join(str(d) for d in in_shape[1:])} = {out_elements:,}"
-        field.globalise(in_shape[1:-1])
-    elif isinstance(layer, lyr.Dense):
-        depth = int(in_shape[-1] or 0)
-        macs = _prod(in_shape[1:-1]) * depth * layer.units
-        why = f"last axis {depth} -> {layer.units} units"
-        if len(in_shape) > 2:
-            why += f" at each of {_x(in_shape[1:-1])} positions"
-    elif isinstance(layer, lyr.BatchNormalization):
-        ops, ops_kind = 2 * out_elements, "scale + shift"
-        why = "elementwise: same shape as the input"
-    elif out_shape == tuple(in_shape):
-        why = "elementwise: same shape as the input"
-    else:
-        why = f"{name}.compute_output_shape: {in_shape} -> {out_shape}"
-        field.globalise(in_shape[1:-1])
+    counts = _kind(layer)(layer, in_shape, out_shape, field)
     if field.spatial and len(out_shape) != len(in_shape):
         field.globalise(in_shape[1:-1])
-    params = layer.count_params()
-    trainable = int(sum(w.size for w in layer.params.values())) if layer.trainable else 0
     return LayerStats(
         name=layer.name,
-        class_name=name,
+        class_name=type(layer).__name__,
         input_shape=tuple(in_shape),
         output_shape=out_shape,
-        params=params,
-        trainable_params=trainable,
+        params=layer.count_params(),
+        trainable_params=int(sum(w.size for w in layer.params.values())) if layer.trainable else 0,
         params_formula=_weights_formula(layer),
-        macs=macs,
-        flops=2 * macs,
-        ops=ops,
-        ops_kind=ops_kind,
+        macs=counts.macs,
+        flops=2 * counts.macs,
+        ops=counts.ops,
+        ops_kind=counts.ops_kind,
         receptive_field=field.r,
         jump=field.j,
         start=field.start,
-        activation_bytes=out_elements * BYTES_PER_ELEMENT,
-        why=why,
-        pads=pads,
-        dense_params=dense_params,
-        dense_macs=dense_macs,
+        activation_bytes=_prod(out_shape[1:]) * BYTES_PER_ELEMENT,
+        why=counts.why,
+        pads=counts.pads,
+        dense_params=counts.dense_params,
+        dense_macs=counts.dense_macs,
     )
 
 

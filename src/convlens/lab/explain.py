@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from convlens.errors import check_choice, check_float
+from convlens import extensions
+from convlens.errors import ConfigError, check_choice, check_float
 from convlens.geometry import WindowGeometry
-from convlens.lab.kernels import as_grid, get_kernel
+from convlens.lab.kernels import MAX_INPUT_CELLS, as_grid, get_kernel
 from convlens.ops.windows import pad, window_view
 
 __all__ = [
@@ -154,10 +155,9 @@ class ConvTrace:
         return _short_repr(self)
 
     def _repr_html_(self) -> str:
-        """Jupyter: the stage with play/step controls, a GIF, the step table (:mod:`convlens.lab.explain_html`)."""
-        from convlens.lab.explain_html import explain_html
-
-        return explain_html(self)
+        """Jupyter: the stage with play/step controls, a GIF, the step table (:mod:`convlens.lab.explain_html`,
+        which renders traces and so sits above this module: it is reached as an extension point)."""
+        return str(extensions.provider("explain.html")(self))
 
 
 @dataclass(frozen=True)
@@ -240,10 +240,9 @@ class PoolTrace:
         return _short_repr(self)
 
     def _repr_html_(self) -> str:
-        """Jupyter: the stage with play/step controls, a GIF, the step table (:mod:`convlens.lab.explain_html`)."""
-        from convlens.lab.explain_html import explain_html
-
-        return explain_html(self)
+        """Jupyter: the stage with play/step controls, a GIF, the step table (:mod:`convlens.lab.explain_html`,
+        which renders traces and so sits above this module: it is reached as an extension point)."""
+        return str(extensions.provider("explain.html")(self))
 
 
 def _short_repr(trace: ConvTrace | PoolTrace) -> str:
@@ -285,9 +284,9 @@ def _padded(grid: np.ndarray, geometry: WindowGeometry, value: float) -> tuple[n
 
 
 def _starts(geometry: WindowGeometry, index: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
-    row, col = geometry.window_start(index)
-    (pt, _), (pl, _) = geometry.pads
-    return (row + pt, col + pl), (row, col)
+    padded = geometry.window_start(index, padded=True)
+    start = geometry.window_start(index)
+    return (int(padded[0]), int(padded[1])), (int(start[0]), int(start[1]))
 
 
 def _grid_input(input: Any, seed: int) -> tuple[np.ndarray, str]:
@@ -296,6 +295,23 @@ def _grid_input(input: Any, seed: int) -> tuple[np.ndarray, str]:
 
         return describe_input(input, seed=seed)
     return as_grid(input, "input"), ""
+
+
+def check_traceable(geometry: WindowGeometry, owner: str) -> None:
+    """Refuse a trace too large to step through: one step per output position, one grid cell per padded cell.
+
+    Raises:
+        ConfigError: naming the output and padded sizes.
+    """
+    steps = int(np.prod(geometry.output_size, dtype=object))
+    cells = int(np.prod(geometry.padded_size, dtype=object))
+    if steps > MAX_INPUT_CELLS or cells > 16 * MAX_INPUT_CELLS:
+        shown = "x".join(str(v) for v in geometry.output_size)
+        padded = "x".join(str(v) for v in geometry.padded_size)
+        raise ConfigError(
+            f"{owner}: a {shown} output over a {padded} padded grid is too large to step through; at most "
+            f"{MAX_INPUT_CELLS:,} steps and {16 * MAX_INPUT_CELLS:,} grid cells (use less padding or a smaller input)."
+        )
 
 
 def conv_trace(
@@ -311,6 +327,9 @@ def conv_trace(
 
     Shapes:
         x: (H, W); padded, cells: geometry.padded_size; kernel: geometry.kernel_size; output: geometry.output_size.
+
+    Raises:
+        ConfigError: for more than 65,536 steps (see :func:`check_traceable`).
     """
     windows = _windows(padded, geometry)
     real = _windows(cells, geometry) == CELL_INPUT
@@ -367,6 +386,7 @@ def convolution(
     k = get_kernel(kernel)
     bias = check_float(bias, "bias", owner="explain.convolution")
     geometry = WindowGeometry.resolve(x.shape, k.shape, strides, padding, dilation_rate, owner="explain.convolution")
+    check_traceable(geometry, "explain.convolution")
     padded, cells = _padded(x, geometry, 0.0)
     return conv_trace(geometry, x, padded, cells, k, bias, source)
 
@@ -401,6 +421,7 @@ def pooling(
     x, source = _grid_input(input, seed)
     stride = pool_size if strides is None else strides
     geometry = WindowGeometry.resolve(x.shape, pool_size, stride, padding, owner=owner)
+    check_traceable(geometry, owner)
     padded, cells = _padded(x, geometry, np.nan)
     windows = _windows(padded, geometry)
     real = _windows(cells, geometry) == CELL_INPUT

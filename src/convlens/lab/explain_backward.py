@@ -24,8 +24,18 @@ import numpy as np
 
 from convlens.errors import ShapeError, check_choice
 from convlens.geometry import WindowGeometry
-from convlens.lab.explain import CELL_INSERTED, CELL_PAD, ConvTrace, PoolTrace, conv_trace, json_grid, pooling
+from convlens.lab.explain import (
+    CELL_INSERTED,
+    CELL_PAD,
+    ConvTrace,
+    PoolTrace,
+    check_traceable,
+    conv_trace,
+    json_grid,
+    pooling,
+)
 from convlens.lab.kernels import as_grid, get_kernel
+from convlens.ops.windows import crop, pad
 
 __all__ = ["ConvBackwardTrace", "PoolBackwardTrace", "convolution_backward", "pooling_backward"]
 
@@ -130,23 +140,25 @@ def convolution_backward(
         size = tuple(input_size)
     k = get_kernel(kernel)
     forward = WindowGeometry.resolve(size, k.shape, strides, padding, dilation_rate, owner=owner)
+    check_traceable(forward, owner)
     grad = _grad_out(grad_out, forward.output_size, owner)
-    (sh, sw), (eh, ew) = forward.strides, forward.extent
-    oh, ow = forward.output_size
-    inner = np.zeros(((oh - 1) * sh + 1, (ow - 1) * sw + 1))
+    sh, sw = forward.strides
+    # The full convolution's geometry (WindowGeometry owns its pads): grad_out with S - 1 zeros inserted,
+    # padded by E - 1 on every side, read by stride-1 windows; its output is the used part of the padded input.
+    full = forward.full_convolution(crop=False, owner=owner)
+    inner = np.zeros(full.input_size)
     inner[::sh, ::sw] = grad
     inner_cells = np.full(inner.shape, CELL_INSERTED, np.int8)
     inner_cells[::sh, ::sw] = 0
-    z = np.pad(inner, ((eh - 1, eh - 1), (ew - 1, ew - 1)))
-    cells = np.pad(inner_cells, ((eh - 1, eh - 1), (ew - 1, ew - 1)), constant_values=CELL_PAD)
-    geometry = WindowGeometry.resolve(z.shape, k.shape, 1, "valid", forward.dilation_rate, owner=owner)
+    z = pad(inner[None, :, :, None], full)[0, :, :, 0]
+    cells = pad(inner_cells[None, :, :, None], full, CELL_PAD)[0, :, :, 0]
+    geometry = WindowGeometry.resolve(full.padded_size, k.shape, 1, "valid", forward.dilation_rate, owner=owner)
     flipped = k[::-1, ::-1].copy()
     trace = conv_trace(geometry, z, z, cells, flipped, 0.0, "zero-inserted, padded grad_out")
     grad_padded = np.zeros(forward.padded_size)
-    used_h, used_w = trace.output.shape
+    used_h, used_w = full.output_size
     grad_padded[:used_h, :used_w] = trace.output
-    (pt, _), (pl, _) = forward.pads
-    grad_x = grad_padded[pt : pt + size[0], pl : pl + size[1]].copy()
+    grad_x = crop(grad_padded[None, :, :, None], forward)[0, :, :, 0].copy()
     return ConvBackwardTrace(forward, grad, k, trace, grad_padded, grad_x)
 
 
@@ -173,15 +185,12 @@ def pooling_backward(
     height, width = trace.input.shape
     partial = np.zeros((len(trace.steps), height, width))
     running = np.zeros((height, width))
-    kh, kw = trace.geometry.kernel_size
     for step in trace.steps:
         g = grad[step.index]
         if step.argmax is not None:
             running[step.argmax] += g
         else:
-            r0, c0 = step.start_input
-            rows = slice(max(r0, 0), min(r0 + kh, height))
-            cols = slice(max(c0, 0), min(c0 + kw, width))
-            running[rows, cols] += g / step.count
+            for cell in trace.geometry.real_taps(step.index):
+                running[cell] += g / step.count
         partial[step.position] = running
     return PoolBackwardTrace(trace, grad, running.copy(), partial)

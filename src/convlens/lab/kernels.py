@@ -100,6 +100,9 @@ def as_grid(value: Any, name: str) -> np.ndarray:
     return grid
 
 
+MAX_INPUT_CELLS = 256 * 256  # explain steps through every output position in Python: more would not finish
+
+
 def _size(text: str, default: tuple[int, int]) -> tuple[int, int]:
     if not text:
         return default
@@ -107,7 +110,13 @@ def _size(text: str, default: tuple[int, int]) -> tuple[int, int]:
     if not match or int(match.group(1)) < 1 or (match.group(2) is not None and int(match.group(2)) < 1):
         raise ConfigError(f"explain: input size must look like '5x5' or '7', got {text!r}.")
     height = int(match.group(1))
-    return height, int(match.group(2) or height)
+    width = int(match.group(2) or height)
+    if height * width > MAX_INPUT_CELLS:
+        raise ConfigError(
+            f"explain: input size {height}x{width} is too large to step through; at most {MAX_INPUT_CELLS:,} cells "
+            "(e.g. 256x256)."
+        )
+    return height, width
 
 
 def load_image(path: str | Path, size: tuple[int, int] = (12, 12)) -> tuple[np.ndarray, str]:

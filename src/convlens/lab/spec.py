@@ -243,6 +243,14 @@ def parse_spec(text: str, *, name: str | None = None) -> Any:
     return model
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for names the OS refuses outright (too long, NUL bytes)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def load_model_spec(arg: str | Path) -> Any:
     """A model from a ``.py`` file defining ``model``, a saved model (.npz, .keras, .onnx) or a layer string.
 
@@ -255,8 +263,8 @@ def load_model_spec(arg: str | Path) -> Any:
 
     text = str(arg)
     path = Path(text)
-    if text.endswith((".py", ".npz", ".keras", ".onnx")) or path.is_file():
-        if not path.is_file():
+    if text.endswith((".py", ".npz", ".keras", ".onnx")) or _is_file(path):
+        if not _is_file(path):
             raise ConfigError(f"spec: no such file {text!r}.")
         if path.suffix == ".py":
             import runpy
@@ -267,7 +275,7 @@ def load_model_spec(arg: str | Path) -> Any:
                 found = "nothing" if model is None else type(model).__name__
                 raise ConfigError(f"spec: {text!r} must define `model` as a convlens Sequential, found {found}.")
             return model
-        from convlens import load_model  # by suffix: .npz, .keras, .onnx (convlens.interop.formats)
+        from convlens.interop.formats import load_model  # by suffix: .npz, .keras, .onnx (convlens.interop.formats)
 
         return load_model(path)
     return parse_spec(text)

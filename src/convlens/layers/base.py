@@ -17,7 +17,17 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from convlens.errors import ConfigError, ShapeError, StateError
+from convlens.errors import (
+    MAX_SIZE,
+    ConfigError,
+    ConfigTypeError,
+    ShapeError,
+    StateError,
+    check_bool,
+    short_repr,
+)
+from convlens.ops._checks import as_float_array
+from convlens.resources import check_arrays
 
 __all__ = ["LAYER_REGISTRY", "Layer", "register", "reset_name_counters"]
 
@@ -42,6 +52,11 @@ def reset_name_counters() -> None:
 def _snake(name: str) -> str:
     name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _is_size(value: Any) -> bool:
+    """A positive int (NumPy's too) of at most MAX_SIZE; not a bool."""
+    return bool(isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 < value <= MAX_SIZE)
 
 
 def _unique_name(base: str) -> str:
@@ -76,18 +91,22 @@ class Layer:
         **kwargs: Any,
     ) -> None:
         if kwargs:
-            unknown = ", ".join(sorted(kwargs))
-            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s): {unknown}.")
+            unknown = ", ".join(sorted(str(k)[:40] for k in kwargs))
+            raise ConfigTypeError(f"{type(self).__name__}: unexpected keyword argument(s): {unknown}.")
         if name is not None and (not isinstance(name, str) or not name):
-            raise ConfigError(f"{type(self).__name__}: `name` must be a non-empty string, got {name!r}.")
+            raise ConfigTypeError(f"{type(self).__name__}: `name` must be a non-empty string, got {short_repr(name)}.")
         self.name = name or _unique_name(_snake(type(self).__name__))
         if input_shape is not None:
             input_shape = self._check_input_shape_arg(input_shape)
         self.input_shape_arg: tuple[int | None, ...] | None = input_shape
-        self.trainable = bool(trainable)
-        if str(np.dtype(dtype)) not in ("float32", "float64"):
-            raise ConfigError(f"{self!r}: `dtype` must be 'float32' or 'float64', got {dtype!r}.")
-        self.dtype = np.dtype(dtype)
+        self.trainable = check_bool(trainable, "trainable", owner=repr(self))
+        try:
+            resolved = np.dtype(dtype) if isinstance(dtype, (str, type, np.dtype)) else None
+        except TypeError:
+            resolved = None
+        if resolved is None or str(resolved) not in ("float32", "float64"):
+            raise ConfigError(f"{self!r}: `dtype` must be 'float32' or 'float64', got {short_repr(dtype)}.")
+        self.dtype = resolved
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
@@ -97,18 +116,18 @@ class Layer:
 
     # ----- helpers for subclasses -------------------------------------------------------------
     def _check_input_shape_arg(self, input_shape: Any) -> tuple[int | None, ...]:
-        if isinstance(input_shape, int):
+        if _is_size(input_shape):
             input_shape = (input_shape,)
         try:
-            shape = tuple(input_shape)
+            shape = tuple(input_shape) if not isinstance(input_shape, (str, bytes, dict)) else ()
         except TypeError:
             shape = ()
-        if not shape or not all(s is None or (isinstance(s, int) and s > 0) for s in shape):
+        if not shape or len(shape) > 32 or not all(s is None or _is_size(s) for s in shape):
             raise ConfigError(
-                f"{type(self).__name__}: `input_shape` must be a tuple of positive ints without the batch "
-                f"axis, e.g. (28, 28, 1); got {input_shape!r}."
+                f"{type(self).__name__}: `input_shape` must be a tuple of positive ints (at most {MAX_SIZE}) "
+                f"without the batch axis, e.g. (28, 28, 1); got {short_repr(input_shape)}."
             )
-        return shape
+        return tuple(None if s is None else int(s) for s in shape)
 
     def check_input_shape(self, input_shape: Shape) -> None:
         """Raise ``ShapeError`` when the input rank is outside what this layer takes."""
@@ -134,11 +153,40 @@ class Layer:
         self.params[name] = np.ascontiguousarray(value, dtype=self.dtype)
         self.grads[name] = np.zeros_like(self.params[name])
 
+    def make_weight(
+        self, name: str, initializer: Any, shape: tuple[int, ...], rng: np.random.Generator, *, trainable: bool = True
+    ) -> None:
+        """Create weight ``name`` of ``shape`` with ``initializer`` once the resource guard agrees; register it.
+
+        Trainable weights go to ``params`` (with a zero gradient), the others to ``state``.
+
+        Raises:
+            ResourceError: when the weight (float64 draws, the weight, its gradient) would not fit in memory.
+            ConfigError: when a custom initializer returns something that is not numbers of ``shape``.
+        """
+        check_arrays(
+            [(f"weight '{name}'", shape, 8 + 3 * self.dtype.itemsize)],
+            owner=repr(self),
+            hint="Use fewer filters or units, or a smaller input.",
+        )
+        value = initializer(shape, rng)
+        checked = as_float_array(value, name, f"{self!r}: the initializer")
+        if checked.shape != tuple(shape):
+            raise ConfigError(
+                f"{self!r}: the initializer of '{name}' must return shape {tuple(shape)}, got {checked.shape}."
+            )
+        if trainable:
+            self.add_weight(name, checked)
+        else:
+            self.state[name] = np.ascontiguousarray(checked, dtype=self.dtype)
+
     # ----- the contract -----------------------------------------------------------------------
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
         """Create weights for ``input_shape`` (batch axis included, may be None)."""
         input_shape = tuple(input_shape)
         self.check_input_shape(input_shape)
+        if any(s is not None and (not isinstance(s, (int, np.integer)) or s < 1) for s in input_shape[1:]):
+            raise ShapeError(f"{self!r}: every input dimension but the batch must be positive, got {input_shape}.")
         self.compute_output_shape(input_shape)  # validates sizes before any weight exists
         self.input_shape = input_shape
         self.built = True
@@ -156,12 +204,15 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, x: Any, training: bool = False) -> np.ndarray:
-        """Build on first call, check the input, run ``forward``."""
-        if not isinstance(x, np.ndarray):
-            x = np.asarray(x, dtype=self.dtype)
+        """Build on first call, check the input, run ``forward`` (an empty batch gives an empty output)."""
+        training = check_bool(training, "training", owner=repr(self))
+        x = as_float_array(x, "x", repr(self)).astype(self.dtype, copy=False)
         if not self.built:
             self.build((None, *x.shape[1:]), np.random.default_rng())
         self.check_call_input(x)
+        if x.ndim and x.shape[0] == 0:
+            out_shape = self.compute_output_shape((None, *x.shape[1:]))
+            return np.zeros((0, *(0 if s is None else s for s in out_shape[1:])), self.dtype)
         return self.forward(x, training=training)
 
     def check_call_input(self, x: np.ndarray) -> None:
@@ -184,18 +235,24 @@ class Layer:
         return [w.copy() for _, w in self._weight_arrays()]
 
     def set_weights(self, weights: list[np.ndarray]) -> None:
-        """Set weights from a list in :meth:`get_weights` order and Keras layouts."""
+        """Set weights from a list in :meth:`get_weights` order and Keras layouts (finite numbers only)."""
         if not self.built:
             raise StateError(f"{self!r}: build the layer (or its model) before set_weights.")
+        if not isinstance(weights, (list, tuple)):
+            raise ConfigTypeError(f"{self!r}: set_weights expects a list of arrays, got {short_repr(weights)}.")
         current = self._weight_arrays()
         if len(weights) != len(current):
             raise ShapeError(f"{self!r}: set_weights expects {len(current)} arrays, got {len(weights)}.")
+        checked = []
         for (name, old), new in zip(current, weights, strict=False):
-            new = np.asarray(new)
+            new = as_float_array(new, f"weight '{name}'", f"{self!r}: set_weights")
             if new.shape != old.shape:
                 raise ShapeError(f"{self!r}: weight '{name}' must have shape {old.shape}, got {new.shape}.")
-        for (_, old), new in zip(current, weights, strict=True):
-            old[...] = np.asarray(new, dtype=old.dtype)
+            if not np.all(np.isfinite(new)):
+                raise ConfigError(f"{self!r}: weight '{name}' holds NaN or infinite values; set_weights refuses them.")
+            checked.append(new)
+        for (_, old), new in zip(current, checked, strict=True):
+            old[...] = new
 
     def count_params(self) -> int:
         """Number of scalars in all weights (trainable and not)."""

@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 
 from convlens import initializers
-from convlens.errors import ShapeError, StateError, check_int, normalize_tuple
+from convlens.errors import ShapeError, StateError, check_bool, check_int, normalize_tuple
 from convlens.geometry import WindowGeometry, normalize_padding
 from convlens.layers.base import Layer, Shape, register
 from convlens.ops._checks import check_data_format
 from convlens.ops.activations import get_activation
-from convlens.ops.conv import Conv2DPlan
+from convlens.ops.conv import Conv2DPlan, conv_memory
+from convlens.resources import check_arrays, check_window
 
 __all__ = ["Conv1D", "Conv2D", "DepthwiseConv2D"]
 
@@ -58,15 +59,16 @@ class _Conv(Layer):
         owner = repr(self)
         self.filters = check_int(filters, "filters", owner=owner, minimum=1)
         self.kernel_size = normalize_tuple(kernel_size, self.rank, "kernel_size", owner=owner)
+        check_window(self.kernel_size, "kernel_size", owner=owner)
         self.strides = normalize_tuple(strides, self.rank, "strides", owner=owner)
         self.dilation_rate = normalize_tuple(dilation_rate, self.rank, "dilation_rate", owner=owner)
         self.padding = normalize_padding(padding, self.rank, owner=owner)
-        self.data_format = check_data_format(data_format or "channels_last", owner)
+        self.data_format = check_data_format("channels_last" if data_format is None else data_format, owner)
         self.groups = check_int(groups, "groups", owner=owner, minimum=1)
         if self.filters % self.groups:
             raise ShapeError(f"{owner}: `filters` ({self.filters}) must be divisible by groups={self.groups}.")
-        self.activation = get_activation(activation)
-        self.use_bias = bool(use_bias)
+        self.activation = get_activation(activation, owner=owner)
+        self.use_bias = check_bool(use_bias, "use_bias", owner=owner)
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         self._kernel_init = initializers.get(kernel_initializer, owner=owner, name="kernel_initializer")
@@ -113,9 +115,9 @@ class _Conv(Layer):
         rng = rng if rng is not None else np.random.default_rng()
         _, channels = self._split(input_shape)
         shape = self._kernel_shape(int(channels))  # type: ignore[arg-type]
-        self.add_weight("kernel", self._kernel_init(shape, rng))
+        self.make_weight("kernel", self._kernel_init, shape, rng)
         if self.use_bias:
-            self.add_weight("bias", self._bias_init((self._out_channels(int(channels)),), rng))  # type: ignore[arg-type]
+            self.make_weight("bias", self._bias_init, (self._out_channels(int(channels)),), rng)  # type: ignore[arg-type]
 
     # ----- compute (always as channels-last 2-D) --------------------------------------------------
     def _to_2d(self, x: np.ndarray) -> np.ndarray:
@@ -140,6 +142,11 @@ class _Conv(Layer):
             kernel = self._kernel_2d()
             geometry = self.geometry((None, *self._split_shape_2d(x2d.shape)))
             lead = ((1,), ((0, 0),)) if self.rank == 1 else ((), ())
+            check_arrays(
+                conv_memory(x2d.shape, kernel.shape, geometry, self.dtype.itemsize, backward=True),
+                owner=repr(self),
+                hint="Use a smaller batch.",
+            )
             plan = Conv2DPlan(
                 x2d.shape,
                 kernel.shape,
@@ -148,6 +155,7 @@ class _Conv(Layer):
                 dilation_rate=(*lead[0], *geometry.dilation_rate),
                 groups=self.groups,
                 owner=repr(self),
+                dtype=self.dtype,
             )
             self._plan = plan
         return plan

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from convlens import initializers
-from convlens.errors import ConfigError, ShapeError, StateError, check_float, check_int
+from convlens.errors import ConfigError, ShapeError, StateError, check_bool, check_float, check_int
 from convlens.layers.base import Layer, Shape, register
 from convlens.ops.activations import get_activation, relu_backward, softmax, softmax_backward
 from convlens.ops.dense import dense_backward
@@ -99,7 +99,7 @@ class Dense(Layer):
         owner = repr(self)
         self.units = check_int(units, "units", owner=owner, minimum=1)
         self.activation = get_activation(activation, owner=owner)
-        self.use_bias = bool(use_bias)
+        self.use_bias = check_bool(use_bias, "use_bias", owner=owner)
         self.kernel_initializer = initializers.get(kernel_initializer, owner=owner, name="kernel_initializer")
         self.bias_initializer = initializers.get(bias_initializer, owner=owner, name="bias_initializer")
         self._initializer_ids = (_initializer_name(kernel_initializer), _initializer_name(bias_initializer))
@@ -117,9 +117,9 @@ class Dense(Layer):
         super().build(input_shape, rng)
         rng = rng if rng is not None else np.random.default_rng()
         depth = int(input_shape[-1])  # type: ignore[arg-type]  # checked by compute_output_shape
-        self.add_weight("kernel", self.kernel_initializer((depth, self.units), rng))
+        self.make_weight("kernel", self.kernel_initializer, (depth, self.units), rng)
         if self.use_bias:
-            self.add_weight("bias", self.bias_initializer((self.units,), rng))
+            self.make_weight("bias", self.bias_initializer, (self.units,), rng)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = np.asarray(x, dtype=self.dtype)
@@ -315,7 +315,9 @@ class ReLU(_Elementwise):
     ) -> None:
         super().__init__(**kwargs)
         owner = repr(self)
-        self.max_value = None if max_value is None else check_float(max_value, "max_value", owner=owner, minimum=0.0)
+        self.max_value = (
+            None if max_value is None else check_float(max_value, "max_value", owner=owner, minimum=0.0, allow_inf=True)
+        )
         self.negative_slope = check_float(negative_slope, "negative_slope", owner=owner, minimum=0.0)
         self.threshold = check_float(threshold, "threshold", owner=owner, minimum=0.0)
 

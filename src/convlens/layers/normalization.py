@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from convlens import initializers
-from convlens.errors import ShapeError, StateError, check_float, check_int
+from convlens.errors import ShapeError, StateError, check_bool, check_float, check_int
 from convlens.layers.base import Layer, Shape, register
 from convlens.ops.normalization import BatchNormCache, batch_norm_backward, batch_norm_forward
 
@@ -62,8 +62,8 @@ class BatchNormalization(Layer):
         self.axis = check_int(axis, "axis", owner=owner)
         self.momentum = check_float(momentum, "momentum", owner=owner, minimum=0.0, maximum=1.0)
         self.epsilon = check_float(epsilon, "epsilon", owner=owner, minimum=0.0)
-        self.center = bool(center)
-        self.scale = bool(scale)
+        self.center = check_bool(center, "center", owner=owner)
+        self.scale = check_bool(scale, "scale", owner=owner)
         names = (
             "beta_initializer",
             "gamma_initializer",
@@ -96,12 +96,11 @@ class BatchNormalization(Layer):
         channels = int(input_shape[self._channel_axis])  # type: ignore[arg-type]
         inits = self._initializers
         if self.scale:
-            self.add_weight("gamma", inits["gamma_initializer"]((channels,), rng))
+            self.make_weight("gamma", inits["gamma_initializer"], (channels,), rng)
         if self.center:
-            self.add_weight("beta", inits["beta_initializer"]((channels,), rng))
+            self.make_weight("beta", inits["beta_initializer"], (channels,), rng)
         for name in self.state_names:
-            value = inits[f"{name}_initializer"]((channels,), rng)
-            self.state[name] = np.ascontiguousarray(value, dtype=self.dtype)
+            self.make_weight(name, inits[f"{name}_initializer"], (channels,), rng, trainable=False)
 
     def _to_last(self, a: np.ndarray) -> np.ndarray:
         axis = self._channel_axis

@@ -23,12 +23,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from convlens.errors import ShapeError, StateError, check_choice, normalize_tuple
+from convlens.errors import ShapeError, StateError, check_bool, check_choice, normalize_tuple
 from convlens.geometry import WindowGeometry
 from convlens.layers.base import Layer, Shape, register
 from convlens.ops import global_pooling
 from convlens.ops._checks import check_data_format
-from convlens.ops.pooling import POOL_PADDINGS, AvgPool2DPlan, MaxPool2DPlan
+from convlens.ops.pooling import POOL_PADDINGS, AvgPool2DPlan, MaxPool2DPlan, pool_plan
+from convlens.resources import check_window
 
 __all__ = [
     "AveragePooling1D",
@@ -61,11 +62,12 @@ class _Pooling(Layer):
         super().__init__(**kwargs)
         owner = repr(self)
         self.pool_size = normalize_tuple(pool_size, self.rank, "pool_size", owner=owner)
+        check_window(self.pool_size, "pool_size", owner=owner)
         self.strides = (
             self.pool_size if strides is None else normalize_tuple(strides, self.rank, "strides", owner=owner)
         )
         self.padding = check_choice(padding, "padding", POOL_PADDINGS, owner=owner)
-        self.data_format = check_data_format(data_format or "channels_last", owner)
+        self.data_format = check_data_format("channels_last" if data_format is None else data_format, owner)
         self.min_ndim = self.max_ndim = self.rank + 2  # type: ignore[misc]
         self._plans: dict[tuple[int, ...], MaxPool2DPlan | AvgPool2DPlan] = {}
         self._last: MaxPool2DPlan | AvgPool2DPlan | None = None
@@ -97,9 +99,11 @@ class _Pooling(Layer):
         if plan is None:
             if len(self._plans) >= _MAX_PLANS:
                 self._plans.clear()
-            plan_cls = MaxPool2DPlan if self.kind == "max" else AvgPool2DPlan
             one = (1,) if self.rank == 1 else ()
-            plan = plan_cls(x2d.shape, (*one, *self.pool_size), (*one, *self.strides), self.padding, owner=repr(self))
+            plan = pool_plan(
+                self.kind, x2d.shape, (*one, *self.pool_size), (*one, *self.strides), self.padding,
+                owner=repr(self), backward=True,
+            )  # fmt: skip
             self._plans[x2d.shape] = plan
         return plan
 
@@ -228,8 +232,8 @@ class _GlobalPooling(Layer):
 
     def __init__(self, data_format: str | None = None, keepdims: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.data_format = check_data_format(data_format or "channels_last", repr(self))
-        self.keepdims = bool(keepdims)
+        self.data_format = check_data_format("channels_last" if data_format is None else data_format, repr(self))
+        self.keepdims = check_bool(keepdims, "keepdims", owner=repr(self))
         self.min_ndim = self.max_ndim = self.rank + 2  # type: ignore[misc]
         self._x: np.ndarray | None = None
         name = f"global_{self.kind}_pool{self.rank}d"

@@ -24,6 +24,7 @@ from convlens.errors import ConfigError
 from convlens.geometry import normalize_padding
 from convlens.layers.base import Layer, Shape, register
 from convlens.ops._checks import check_data_format
+from convlens.resources import check_arrays
 
 __all__ = ["ZeroPadding1D", "ZeroPadding2D"]
 
@@ -61,7 +62,9 @@ class _ZeroPadding(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self._spatial = tuple(x.shape[1:-1])
         spatial = tuple(s + b + a for s, (b, a) in zip(self._spatial, self.padding, strict=True))
-        out = np.zeros((x.shape[0], *spatial, x.shape[-1]), x.dtype)
+        shape = (x.shape[0], *spatial, x.shape[-1])
+        check_arrays([("the padded output", shape, x.dtype.itemsize)], owner=repr(self), hint="Use less padding.")
+        out = np.zeros(shape, x.dtype)
         out[self._interior(self._spatial)] = x
         return out
 

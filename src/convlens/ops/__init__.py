@@ -32,6 +32,7 @@ from convlens.ops.conv import (
     conv2d,
     conv2d_backward,
 )
+from convlens.ops.conv_selection import conv_algorithms
 from convlens.ops.dense import (
     DenseGrads,
     dense,
@@ -111,6 +112,7 @@ __all__ = [
     "conv1d_backward",
     "conv2d",
     "conv2d_backward",
+    "conv_algorithms",
     "dense",
     "dense_backward",
     "dropout",

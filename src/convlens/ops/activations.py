@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from convlens.errors import ConfigError
+from convlens.errors import ConfigError, check_bool, check_float
+from convlens.ops._checks import as_float_array, check_axis, check_same_shape
 
 __all__ = [
     "ACTIVATIONS",
@@ -60,87 +61,106 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
 
 
-def _float(x: Any) -> Array:
-    x = np.asarray(x)
-    return np.asarray(x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32))
+def _float(x: Any, owner: str, name: str = "x") -> Array:
+    """The one input check of every activation (see :func:`convlens.ops._checks.as_float_array`)."""
+    return as_float_array(x, name, owner)
+
+
+def _pair(grad_out: Any, other: Any, owner: str, name: str) -> tuple[Array, Array]:
+    """A backward's ``grad_out`` and its saved ``x`` or ``y``: float arrays of one shape."""
+    grad_out = as_float_array(grad_out, "grad_out", owner)
+    other = as_float_array(other, name, owner)
+    check_same_shape(other, grad_out, (name, "grad_out"), owner)
+    return grad_out, other
 
 
 # ----- piecewise-linear -------------------------------------------------------------------------
 def linear(x: Array) -> Array:
-    """Identity: returns ``x`` itself (no copy)."""
-    return x
+    """Identity: returns ``x`` itself (no copy) once it is a float array."""
+    return _float(x, "linear")
 
 
 def relu(x: Array, out: Array | None = None) -> Array:
     """``max(x, 0)``; pass ``out=x`` to work in place."""
-    return np.asarray(np.maximum(x, 0, out=out))
+    return np.asarray(np.maximum(_float(x, "relu"), 0, out=out))
 
 
 def relu_backward(grad_out: Array, y: Array) -> Array:
     """Gradient of :func:`relu` from its output ``y`` (0 at x == 0, as TF and torch)."""
+    grad_out, y = _pair(grad_out, y, "relu_backward", "y")
     return np.asarray(np.multiply(grad_out, y > 0, dtype=np.result_type(grad_out, y)))
 
 
 def leaky_relu(x: Array, negative_slope: float = 0.2) -> Array:
     """``x`` for x >= 0, ``negative_slope * x`` otherwise (Keras ``activations.leaky_relu`` default 0.2)."""
-    x = _float(x)
-    return np.where(x >= 0, x, x * float(negative_slope))
+    x = _float(x, "leaky_relu")
+    slope = check_float(negative_slope, "negative_slope", owner="leaky_relu")
+    return np.where(x >= 0, x, x * x.dtype.type(slope))
 
 
 def leaky_relu_backward(grad_out: Array, x: Array, negative_slope: float = 0.2) -> Array:
     """Gradient of :func:`leaky_relu` (slope 1 at x == 0)."""
-    return np.where(x >= 0, grad_out, grad_out * float(negative_slope))
+    grad_out, x = _pair(grad_out, x, "leaky_relu_backward", "x")
+    slope = check_float(negative_slope, "negative_slope", owner="leaky_relu_backward")
+    return np.where(x >= 0, grad_out, grad_out * grad_out.dtype.type(slope))
 
 
 def elu(x: Array, alpha: float = 1.0) -> Array:
     """``x`` for x > 0, ``alpha * (exp(x) - 1)`` otherwise."""
-    x = _float(x)
-    return np.where(x > 0, x, float(alpha) * np.expm1(np.minimum(x, 0)))
+    x = _float(x, "elu")
+    alpha = check_float(alpha, "alpha", owner="elu")
+    return np.where(x > 0, x, x.dtype.type(alpha) * np.expm1(np.minimum(x, 0)))
 
 
 def selu(x: Array) -> Array:
     """Scaled ELU with Keras's constants (alpha 1.67326..., scale 1.05070...)."""
-    return elu(x, _SELU_ALPHA) * _SELU_SCALE
+    y = elu(x, _SELU_ALPHA)
+    return y * y.dtype.type(_SELU_SCALE)
 
 
 # ----- smooth ---------------------------------------------------------------------------------------
 def sigmoid(x: Array) -> Array:
     """``1 / (1 + exp(-x))`` without overflow: uses ``exp(-|x|)`` only."""
-    x = _float(x)
+    x = _float(x, "sigmoid")
     e = np.exp(-np.abs(x))
     return np.asarray(np.where(x >= 0, 1.0, e) / (1.0 + e))
 
 
 def sigmoid_backward(grad_out: Array, y: Array) -> Array:
     """Gradient of :func:`sigmoid` from its output: ``grad * y * (1 - y)``."""
-    return grad_out * (y * (1.0 - y))
+    grad_out, y = _pair(grad_out, y, "sigmoid_backward", "y")
+    return np.asarray(grad_out * (y * (1.0 - y)))
 
 
 def tanh(x: Array) -> Array:
     """Hyperbolic tangent."""
-    return np.asarray(np.tanh(_float(x)))
+    return np.asarray(np.tanh(_float(x, "tanh")))
 
 
 def tanh_backward(grad_out: Array, y: Array) -> Array:
     """Gradient of :func:`tanh` from its output: ``grad * (1 - y**2)``."""
+    grad_out, y = _pair(grad_out, y, "tanh_backward", "y")
     return np.asarray(grad_out * (1.0 - y * y))
 
 
 def softplus(x: Array) -> Array:
     """``log(1 + exp(x))``, computed as ``logaddexp(0, x)`` (no overflow)."""
-    x = _float(x)
+    x = _float(x, "softplus")
     return np.asarray(np.logaddexp(x.dtype.type(0), x))
 
 
 def silu(x: Array) -> Array:
     """``x * sigmoid(x)`` (Keras ``silu`` / ``swish``)."""
-    x = _float(x)
+    x = _float(x, "silu")
     return np.asarray(x * sigmoid(x))
 
 
 def softmax(x: Array, axis: int = -1) -> Array:
-    """Softmax along ``axis``, shifted by the max so no ``exp`` overflows."""
-    x = _float(x)
+    """Softmax along ``axis``, shifted by the max so no ``exp`` overflows (an empty axis gives an empty result)."""
+    x = _float(x, "softmax")
+    axis = check_axis(axis, max(x.ndim, 1), "softmax")
+    if x.size == 0 or x.ndim == 0:
+        return np.ones_like(x) if x.ndim == 0 else x.copy()
     e = np.exp(x - np.max(x, axis=axis, keepdims=True))
     e /= np.sum(e, axis=axis, keepdims=True)
     return np.asarray(e)
@@ -148,6 +168,10 @@ def softmax(x: Array, axis: int = -1) -> Array:
 
 def softmax_backward(grad_out: Array, y: Array, axis: int = -1) -> Array:
     """Gradient of :func:`softmax` from its output: ``y * (g - sum(g * y))``."""
+    grad_out, y = _pair(grad_out, y, "softmax_backward", "y")
+    axis = check_axis(axis, max(y.ndim, 1), "softmax_backward")
+    if y.ndim == 0:
+        return np.zeros_like(y)
     return np.asarray(y * (grad_out - np.sum(grad_out * y, axis=axis, keepdims=True)))
 
 
@@ -238,7 +262,7 @@ def erfc(x: Array) -> Array:
     >>> float(erfc(np.array(0.0)))
     1.0
     """
-    x = _float(x)
+    x = _float(x, "erfc")
     x64 = np.asarray(x, dtype=np.float64)
     result = _erfc_abs(np.abs(x64))
     result = np.where(x64 < 0, 2.0 - result, result)
@@ -247,7 +271,7 @@ def erfc(x: Array) -> Array:
 
 def erf(x: Array) -> Array:
     """Error function (``1 - erfc``, except near 0 where erf is computed directly)."""
-    x = _float(x)
+    x = _float(x, "erf")
     x64 = np.asarray(x, dtype=np.float64)
     y = np.abs(x64)
     result = 1.0 - _erfc_abs(y)
@@ -265,8 +289,8 @@ def gelu(x: Array, approximate: bool = False) -> Array:
     Exact form: ``0.5 * x * erfc(-x / sqrt(2))``; approximate:
     ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x**3)))``.
     """
-    x = _float(x)
-    if approximate:
+    x = _float(x, "gelu")
+    if check_bool(approximate, "approximate", owner="gelu"):
         inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)
         return np.asarray(0.5 * x * (1.0 + np.tanh(inner)))
     return np.asarray((0.5 * x * erfc(-x * _SQRT_HALF)).astype(x.dtype, copy=False))
@@ -274,8 +298,8 @@ def gelu(x: Array, approximate: bool = False) -> Array:
 
 def gelu_backward(grad_out: Array, x: Array, approximate: bool = False) -> Array:
     """Gradient of :func:`gelu` with respect to ``x``."""
-    x = _float(x)
-    if approximate:
+    grad_out, x = _pair(grad_out, x, "gelu_backward", "x")
+    if check_bool(approximate, "approximate", owner="gelu_backward"):
         c = math.sqrt(2.0 / math.pi)
         t = np.tanh(c * (x + 0.044715 * x * x * x))
         d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * x * x)
@@ -325,7 +349,7 @@ ACTIVATIONS: dict[str, Activation] = {
     for a in (
         Activation("linear", linear, lambda g, x, y: g),
         Activation("relu", relu, lambda g, x, y: relu_backward(g, y)),
-        Activation("relu6", lambda x: np.clip(x, 0, 6), _relu6_backward),
+        Activation("relu6", lambda x: np.clip(_float(x, "relu6"), 0, 6), _relu6_backward),
         Activation("leaky_relu", leaky_relu, lambda g, x, y: leaky_relu_backward(g, x)),
         Activation("elu", elu, _elu_backward),
         Activation("selu", selu, _selu_backward),

@@ -20,8 +20,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from convlens.errors import ShapeError
+from convlens.errors import ShapeError, check_bool
 from convlens.ops._checks import as_float_array
+from convlens.resources import check_arrays
 
 __all__ = ["DenseGrads", "dense", "dense_backward"]
 
@@ -60,6 +61,7 @@ def dense(x: Any, kernel: Any, bias: Any = None) -> np.ndarray:
         x: (N, ..., D); kernel: (D, U); bias: (U,); out: (N, ..., U).
     """
     x, kernel = _check(x, kernel, "dense")
+    check_arrays([("the output", (*x.shape[:-1], kernel.shape[1]), 8)], owner="dense")
     dtype = np.result_type(x.dtype, kernel.dtype)
     units = kernel.shape[1]
     x2d = x.reshape(-1, x.shape[-1]).astype(dtype, copy=False)
@@ -83,6 +85,7 @@ def dense_backward(grad_out: Any, x: Any, kernel: Any, compute_grad_x: bool = Tr
         returns x: (N, ..., D) or None, kernel: (D, U), bias: (U,).
     """
     x, kernel = _check(x, kernel, "dense_backward")
+    compute_grad_x = check_bool(compute_grad_x, "compute_grad_x", owner="dense_backward")
     grad_out = as_float_array(grad_out, "grad_out", "dense_backward")
     units = kernel.shape[1]
     expected = (*x.shape[:-1], units)

@@ -1,8 +1,8 @@
 """Depthwise convolution (one input channel per group): k*k broadcast multiply-adds.
 
 Per-group GEMMs with a single input channel are mostly overhead; summing ``x_tap[..., c] * w[i, j, c, m]``
-over the k*k taps is several times faster. :class:`convlens.ops.conv.Conv2DPlan` takes this path when
-``groups == C``. Kernel layout as a grouped convolution: (KH, KW, 1, C * M), output channel ``c * M + m``.
+over the k*k taps is several times faster: the ``depthwise`` algorithm of :mod:`convlens.ops.conv_algorithms`.
+Kernel layout as a grouped convolution: (KH, KW, 1, C * M), output channel ``c * M + m``.
 
 Shapes:
     x: (N, H, W, C); kernel: (KH, KW, 1, C * M); out: (N, OH, OW, C * M)
@@ -15,7 +15,7 @@ import numpy as np
 from convlens.geometry import WindowGeometry
 from convlens.ops.windows import crop, pad, tap_slices
 
-__all__ = ["depthwise_backward", "depthwise_forward"]
+__all__ = ["depthwise_forward", "depthwise_input_grad", "depthwise_kernel_grad"]
 
 
 def _taps(geometry: WindowGeometry, padded: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
@@ -51,10 +51,10 @@ def depthwise_forward(
     return out
 
 
-def depthwise_backward(
-    geometry: WindowGeometry, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray, compute_grad_x: bool
-) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
-    """Gradients (x or None, kernel (KH, KW, 1, C * M), bias (C * M,)) of :func:`depthwise_forward`."""
+def depthwise_kernel_grad(
+    geometry: WindowGeometry, grad_out: np.ndarray, x: np.ndarray, kernel_shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients (kernel (KH, KW, 1, C * M), bias (C * M,)) of :func:`depthwise_forward`."""
     batch, oh, ow, filters = grad_out.shape
     channels = x.shape[3]
     multiplier = filters // channels
@@ -63,18 +63,30 @@ def depthwise_backward(
     rows = batch * oh * ow
     ones = np.ones(rows, grad_out.dtype)
     grad_bias = ones @ np.ascontiguousarray(grad_out).reshape(rows, filters)
-    grad_kernel = np.empty(kernel.shape, grad_out.dtype)
-    grad_padded = np.zeros(padded.shape, grad_out.dtype) if compute_grad_x else None
+    grad_kernel = np.empty(kernel_shape, grad_out.dtype)
     tmp = np.empty_like(g5)
     for i, j, tap in _taps(geometry, padded):
         np.multiply(tap[..., None], g5, out=tmp)
         grad_kernel[i, j, 0] = ones @ tmp.reshape(rows, filters)
-        if grad_padded is not None:
-            rows_s, cols_s = tap_slices(geometry, i, j)
+    return grad_kernel, grad_bias
+
+
+def depthwise_input_grad(
+    geometry: WindowGeometry, grad_out: np.ndarray, kernel: np.ndarray, x_shape: tuple[int, ...]
+) -> np.ndarray:
+    """Gradient (N, H, W, C) of :func:`depthwise_forward` with respect to its input ``x`` of ``x_shape``."""
+    batch, oh, ow, filters = grad_out.shape
+    channels = x_shape[3]
+    multiplier = filters // channels
+    g5 = grad_out.reshape(batch, oh, ow, channels, multiplier)
+    grad_padded = np.zeros((batch, *geometry.padded_size, channels), grad_out.dtype)
+    kh, kw = geometry.kernel_size
+    for i in range(kh):
+        for j in range(kw):
+            rows, cols = tap_slices(geometry, i, j)
             w = kernel[i, j, 0].reshape(channels, multiplier)
             if multiplier == 1:
-                grad_padded[:, rows_s, cols_s, :] += g5[..., 0] * w[:, 0]
+                grad_padded[:, rows, cols, :] += g5[..., 0] * w[:, 0]
             else:
-                grad_padded[:, rows_s, cols_s, :] += np.einsum("nhwcm,cm->nhwc", g5, w, optimize=True)
-    grad_x = None if grad_padded is None else np.ascontiguousarray(crop(grad_padded, geometry))
-    return grad_x, grad_kernel, grad_bias
+                grad_padded[:, rows, cols, :] += np.einsum("nhwcm,cm->nhwc", g5, w, optimize=True)
+    return np.ascontiguousarray(crop(grad_padded, geometry))

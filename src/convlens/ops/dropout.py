@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from convlens.errors import check_float
-from convlens.ops._checks import as_float_array
+from convlens.errors import check_bool, check_float
+from convlens.ops._checks import as_float_array, check_generator, check_same_shape
 
 __all__ = ["dropout", "dropout_backward"]
 
@@ -40,7 +40,10 @@ def dropout(x: Any, rate: float, rng: np.random.Generator, training: bool) -> tu
         x, y, mask: the same shape.
     """
     rate = check_float(rate, "rate", owner="dropout", minimum=0.0, maximum=1.0, inclusive_max=False)
+    training = check_bool(training, "training", owner="dropout")
     x = as_float_array(x, "x", "dropout")
+    if training and rate > 0.0:
+        check_generator(rng, "dropout")
     if not training or rate == 0.0:
         return x, None
     draws = rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
@@ -58,4 +61,6 @@ def dropout_backward(grad_out: Any, mask: np.ndarray | None) -> np.ndarray:
     grad_out = as_float_array(grad_out, "grad_out", "dropout_backward")
     if mask is None:
         return np.asarray(grad_out)
+    mask = as_float_array(mask, "mask", "dropout_backward")
+    check_same_shape(grad_out, mask, ("grad_out", "mask"), "dropout_backward")
     return np.asarray(grad_out * mask)

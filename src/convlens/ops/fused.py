@@ -9,9 +9,10 @@ folded into a running ``np.maximum`` while still in cache, and training keeps on
 window (a small integer per pooled value). The backward pass routes each pooled gradient to its winner's
 slab and runs the kernel-gradient GEMM over all slabs at once.
 
-For a few input channels (``JIT_CHANNELS``) and float32/float64, Numba kernels convolve directly
-instead (:mod:`convlens.ops.fused_jit`, same winner rule, no im2col matrix); ``CONVLENS_JIT=0``
-keeps this NumPy code, which is also the reference the kernels are tested against.
+The plan picks one of two algorithms (:mod:`convlens.ops.fused_algorithms`) from the table below:
+``conv_pool_gemm`` (im2col + one GEMM per pooling offset) or, for a few input channels
+(``DIRECT_CHANNELS``) when Numba is available, ``conv_pool_direct`` (compiled direct convolution,
+same winner rule, no im2col matrix). ``plan.explain()`` says which and why.
 
 Gradients are exactly those of the unfused layers, including the tie rule: the gradient of each
 window goes to the first maximal cell in row-major order.
@@ -24,6 +25,8 @@ Shapes:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,33 +34,68 @@ import numpy as np
 from convlens.errors import ShapeError
 from convlens.geometry import WindowGeometry
 from convlens.ops.activations import Activation
-from convlens.ops.conv import Conv2DGrads
-from convlens.ops.fused_jit import JIT_DTYPES, conv_max_pool_backward_jit, conv_max_pool_forward_jit
-from convlens.ops.fused_pool_jit import pool_slabs_jit, route_gradient_jit
+from convlens.ops.conv_plan import Conv2DGrads
+from convlens.ops.fused_algorithms import ConvPoolDirect, ConvPoolGemm, ConvPoolStrategy
 from convlens.ops.jit import jit_enabled
-from convlens.ops.linalg import matmul_tn
-from convlens.ops.windows import Workspace, crop, pad, tap_slices, window_view
+from convlens.ops.strategy import Explanation, Registry, Rule
+from convlens.ops.windows import Workspace, tap_slices
 
-__all__ = ["JIT_CHANNELS", "MONOTONIC_ACTIVATIONS", "ConvMaxPoolPlan"]
+__all__ = ["CONV_POOL_REGISTRY", "DIRECT_CHANNELS", "MONOTONIC_ACTIVATIONS", "ConvMaxPoolPlan", "ConvPoolProblem"]
 
 MONOTONIC_ACTIVATIONS = frozenset({"relu", "linear", "sigmoid", "tanh", "leaky_relu"})
 
-# Input channel counts for which the direct-convolution JIT kernels (:mod:`convlens.ops.fused_jit`)
-# replace im2col + GEMM when grad_x is wanted. Measured (2-core AMD EPYC, float32, batch 128, 3x3
-# 'same', pool 2x2, F=32; forward + backward with grad_x, ms, JIT vs GEMM): 14x14 C=2 4.5 vs 6.7,
-# C=3 3.3 vs 7.2, C=4 4.5 vs 8.3, C=6 6.3 vs 10.6; but C=8 9.7 vs 8.6 and (F=64, C=4) 11.7 vs 10.9.
-# Without grad_x (a first layer) the GEMM path wins: the kernel-gradient GEMM over the im2col matrix
-# beats the kernels' vector loops (course stage 28x28x1: 7.1 vs 6.1; 28x28x3: 17.9 vs 11.8).
-JIT_CHANNELS = range(2, 7)
+#: Input channel counts for which the direct-convolution kernels beat im2col + GEMM when grad_x is wanted.
+DIRECT_CHANNELS = range(2, 7)
+DIRECT_MEASURED = (
+    "2-core AMD EPYC, float32, batch 128, 3x3 'same', pool 2x2, F=32, forward + backward with grad_x, ms, "
+    "direct vs GEMM: 14x14 C=2 4.5 vs 6.7, C=3 3.3 vs 7.2, C=4 4.5 vs 8.3, C=6 6.3 vs 10.6; but C=8 9.7 vs "
+    "8.6 and (F=64, C=4) 11.7 vs 10.9. Without grad_x (a first layer) the GEMM wins: the kernel-gradient GEMM "
+    "beats the kernels' vector loops (course stage 28x28x1: 7.1 vs 6.1; 28x28x3: 17.9 vs 11.8) (commit e09f794)"
+)
 
-# The GEMM path's compiled pass works on blocks of rows whose slabs (conv outputs of every pool offset)
-# take about this many bytes: they are still in cache when the pass reads them, and inference on large
-# batches does not hold every slab at once.
-_SLAB_BLOCK_BYTES = 4 << 20
+
+@dataclass(frozen=True)
+class ConvPoolProblem:
+    """What the fused stage's algorithms are chosen on."""
+
+    x_shape: tuple[int, ...]
+    kernel_shape: tuple[int, ...]
+    geometry: WindowGeometry
+    pool_size: tuple[int, int]
+    dtype: np.dtype[Any]
+    compute_grad_x: bool
+
+    @property
+    def channels(self) -> int:
+        """C, input channels."""
+        return self.kernel_shape[2]
+
+
+CONV_POOL_RULES = (
+    Rule(
+        "forward",
+        "conv_pool_direct",
+        f"{DIRECT_CHANNELS.start} <= C <= {DIRECT_CHANNELS.stop - 1} and the input gradient is needed",
+        lambda p, c: p.channels in DIRECT_CHANNELS and p.compute_grad_x,
+        DIRECT_MEASURED,
+    ),
+    Rule(
+        "forward",
+        "conv_pool_gemm",
+        "otherwise",
+        lambda p, c: True,
+        "the course stage (28x28x1 -> 32, no input gradient): 6.1 ms vs 7.1 ms direct (AMD EPYC, commit e09f794)",
+    ),
+)
+CONV_POOL_REGISTRY = Registry("conv+maxpool", ("forward",), (ConvPoolGemm, ConvPoolDirect), CONV_POOL_RULES)
 
 
 class ConvMaxPoolPlan:
-    """A fused conv + activation + max-pool stage for one input shape (buffers reused across calls)."""
+    """A fused conv + activation + max-pool stage for one input shape (buffers reused across calls).
+
+    ``algorithm`` forces ``'conv_pool_gemm'`` or ``'conv_pool_direct'`` (ConfigError when it cannot run);
+    ``dtype`` and ``compute_grad_x`` are what :attr:`algorithms` and :meth:`explain` describe by default.
+    """
 
     def __init__(
         self,
@@ -67,11 +105,16 @@ class ConvMaxPoolPlan:
         pool_size: tuple[int, int],
         activation: Activation,
         owner: str = "conv+maxpool",
+        *,
+        algorithm: str | Mapping[str, str] = "auto",
+        dtype: Any = None,
+        compute_grad_x: bool = True,
     ) -> None:
         if activation.name not in MONOTONIC_ACTIVATIONS:
             raise ShapeError(f"{owner}: activation {activation.name!r} is not monotonic; cannot fuse with max pooling.")
         oh, ow = conv_geometry.output_size
         ph, pw = pool_size
+        self.owner = owner
         self.pool_geometry = WindowGeometry.resolve((oh, ow), pool_size, pool_size, "valid", owner=owner)
         self.x_shape = tuple(x_shape)
         self.kernel_shape = tuple(kernel_shape)
@@ -85,37 +128,56 @@ class ConvMaxPoolPlan:
         qh, qw = self.pool_geometry.output_size
         kh, kw = kernel_shape[:2]
         # Input slices read by tap (i, j) for the conv outputs at pool offset (a, b).
-        self._taps = [
+        self.taps = [
             (a, b, i, j, *tap_slices(conv_geometry, i, j, first=(a, b), step=(ph, pw), count=(qh, qw)))
             for a in range(ph)
             for b in range(pw)
             for i in range(kh)
             for j in range(kw)
         ]
+        self._source = f"algorithm={algorithm!r}"
+        self._forced = CONV_POOL_REGISTRY.forced_roles(algorithm, owner, self._source)
+        self.dtype = np.dtype(np.float32 if dtype is None else dtype)
+        self.compute_grad_x = compute_grad_x
+        self._strategies: dict[tuple[Any, ...], tuple[Any, ConvPoolStrategy]] = {}
+        self._strategy(self.dtype, compute_grad_x)  # choose now: a forced algorithm that cannot run fails here
+
+    def _strategy(self, dtype: Any, compute_grad_x: bool) -> ConvPoolStrategy:
+        key = (np.dtype(dtype), compute_grad_x, jit_enabled())
+        found = self._strategies.get(key)
+        if found is None:
+            problem = ConvPoolProblem(
+                self.x_shape, self.kernel_shape, self.geometry, self.pool_size, np.dtype(dtype), compute_grad_x
+            )
+            choices = CONV_POOL_REGISTRY.select(problem, self._forced, self.owner, self._source)
+            strategy: Any = CONV_POOL_REGISTRY.strategies[choices[0].algorithm]
+            found = self._strategies[key] = (choices, strategy(self))
+        return found[1]
+
+    @property
+    def algorithms(self) -> str:
+        """The algorithm for the plan's dtype and ``compute_grad_x``."""
+        return self._strategy(self.dtype, self.compute_grad_x).name
+
+    def explain(self, dtype: Any = None, compute_grad_x: bool | None = None) -> Explanation:
+        """Which algorithms applied, which won and why (the backward always follows the forward)."""
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        grad_x = self.compute_grad_x if compute_grad_x is None else compute_grad_x
+        self._strategy(dtype, grad_x)
+        choices = self._strategies[(dtype, grad_x, jit_enabled())][0]
+        title = (
+            f"{self.owner}: x {self.x_shape} * kernel {self.kernel_shape}, {self.activation.name}, max pool "
+            f"{self.pool_size} -> {self.output_shape}; {dtype.name}, input gradient "
+            f"{'needed' if grad_x else 'not needed'}, compiled kernels {'on' if jit_enabled() else 'off'} "
+            "(the backward follows the forward)"
+        )
+        return Explanation(title, choices)
 
     @property
     def output_shape(self) -> tuple[int, int, int, int]:
         """(N, OH // PH, OW // PW, F)."""
         qh, qw = self.pool_geometry.output_size
         return (self.x_shape[0], qh, qw, self.kernel_shape[3])
-
-    def _cols(self, x: np.ndarray) -> np.ndarray:
-        """im2col grouped by pool offset: (PH, PW, N, QH, QW, KH, KW, C)."""
-        ph, pw = self.pool_size
-        qh, qw = self.pool_geometry.output_size
-        kh, kw, channels, _ = self.kernel_shape
-        batch = x.shape[0]
-        padded = pad(x, self.geometry, workspace=self.workspace)
-        cols = self.workspace.get("cols", (ph, pw, batch, qh, qw, kh, kw, channels), x.dtype)
-        if channels >= 8:
-            view = window_view(padded, self.geometry)
-            for a in range(ph):
-                for b in range(pw):
-                    cols[a, b] = view[:, a : a + (qh - 1) * ph + 1 : ph, b : b + (qw - 1) * pw + 1 : pw]
-        else:
-            for a, b, i, j, rows, columns in self._taps:
-                cols[a, b, :, :, :, i, j, :] = padded[:, rows, columns, :]
-        return cols
 
     @property
     def winner(self) -> np.ndarray | None:
@@ -126,11 +188,11 @@ class ConvMaxPoolPlan:
         """
         return None if self._winner is None else self._winner.reshape(self.output_shape)
 
-    def uses_jit(self, dtype: Any, compute_grad_x: bool = True) -> bool:
-        """Whether :meth:`forward` takes the compiled direct-convolution path for inputs of ``dtype``."""
-        return (
-            compute_grad_x and np.dtype(dtype) in JIT_DTYPES and self.kernel_shape[2] in JIT_CHANNELS and jit_enabled()
-        )
+    def activation_grad(self, g: np.ndarray, out: np.ndarray, pre: np.ndarray | None) -> np.ndarray:
+        """dL/d(pooled pre-activation) from dL/d(pooled activation)."""
+        if self.activation.name == "relu":
+            return np.multiply(g, out > 0, dtype=out.dtype)
+        return self.activation.backward(g, out if pre is None else pre, out)
 
     def forward(
         self,
@@ -144,26 +206,14 @@ class ConvMaxPoolPlan:
         """Pooled activations (N, QH, QW, F); keeps what backward needs when ``training``.
 
         ``compute_grad_x=False`` says the backward will not need ``grad_x`` (it only picks the faster
-        path; the backward's own flag decides what it returns).
+        algorithm; the backward's own flag decides what it returns).
         """
         filters = self.kernel_shape[3]
         rows = self.output_shape[0] * self.output_shape[1] * self.output_shape[2]
         winner = self.workspace.get("winner", (rows, filters), self.index_dtype) if training else None
         window_max = self.workspace.get("window_max", (rows, filters), x.dtype)
-        use_jit = x.dtype == kernel.dtype and self.uses_jit(x.dtype, compute_grad_x)
-        if use_jit:
-            source = pad(x, self.geometry, workspace=self.workspace)
-            conv_max_pool_forward_jit(
-                source,
-                kernel,
-                self.geometry,
-                self.pool_size,
-                window_max.reshape(self.output_shape),
-                None if winner is None else winner.reshape(self.output_shape),
-            )
-            done = None
-        else:
-            source, done = self._gemm_forward(x, kernel, bias, window_max, winner)
+        strategy = self._strategy(np.result_type(x.dtype, kernel.dtype), compute_grad_x)
+        kept, done = strategy.forward(x, kernel, bias, window_max, winner)
         if done is not None:  # the compiled pass already added the bias (and applied the ReLU)
             pooled = done
         else:
@@ -176,140 +226,14 @@ class ConvMaxPoolPlan:
             out = self.activation.forward(pooled)
             pre = pooled
         self._winner = winner
-        self._cache = (x, source, winner, out, pre, use_jit) if training else None
+        self._cache = (x, kept, winner, out, pre, strategy) if training else None
         return out.reshape(self.output_shape)
-
-    def _gemm_forward(
-        self,
-        x: np.ndarray,
-        kernel: np.ndarray,
-        bias: np.ndarray | None,
-        window_max: np.ndarray,
-        winner: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """One GEMM per pool offset; returns the im2col matrix and, when the compiled pass ran, the pooled
-        output with the bias added (and the ReLU applied). Otherwise ``window_max`` (and ``winner``) are filled
-        and the second value is None.
-        """
-        ph, pw = self.pool_size
-        kh, kw, channels, filters = self.kernel_shape
-        cols = self._cols(x)
-        depth = kh * kw * channels
-        slabs = ph * pw
-        rows = window_max.shape[0]
-        kernel2d = kernel.reshape(depth, filters)
-        cols3 = cols.reshape(slabs, rows, depth)
-        same_dtype = x.dtype == kernel.dtype and (bias is None or bias.dtype == x.dtype)
-        if slabs > 1 and same_dtype and x.dtype in JIT_DTYPES and jit_enabled():
-            # Compiled: per block of rows, every slab's GEMM into a cache-sized buffer, then one pass for the
-            # max, the winner, the bias and the ReLU into the fresh output array.
-            block = max(256, _SLAB_BLOCK_BYTES // (slabs * filters * x.itemsize))
-            conv = self.workspace.get("slabs", (slabs * min(block, rows) * filters,), x.dtype)
-            pooled = np.empty((rows, filters), x.dtype)
-            relu = self.activation.name == "relu"
-            for start in range(0, rows, block):
-                stop = min(start + block, rows)
-                part = conv[: slabs * (stop - start) * filters].reshape(slabs, stop - start, filters)  # contiguous
-                for s in range(slabs):
-                    np.matmul(cols3[s, start:stop], kernel2d, out=part[s])
-                pool_slabs_jit(part, bias, relu, pooled[start:stop], None if winner is None else winner[start:stop])
-            return cols, pooled
-        # One pooling offset at a time: each slab's GEMM output is still in cache when it is maxed.
-        # Training also keeps, per window and filter, which offset won (the first maximum in
-        # row-major window order: a later offset takes over only when strictly greater).
-        np.matmul(cols3[0], kernel2d, out=window_max)
-        if winner is not None:
-            winner.fill(0)
-        if slabs > 1:
-            slab = self.workspace.get("slab", (rows, filters), x.dtype)
-            newer = self.workspace.get("newer", (rows, filters), bool)
-            marked = self.workspace.get("marked", (rows, filters), self.index_dtype)
-            for s in range(1, slabs):
-                np.matmul(cols3[s], kernel2d, out=slab)
-                if winner is not None:
-                    # The winner is the last offset that raised the running max: max over s of s * newer.
-                    np.greater(slab, window_max, out=newer)
-                    np.multiply(newer, self.index_dtype.type(s), out=marked)
-                    np.maximum(winner, marked, out=winner)
-                np.maximum(window_max, slab, out=window_max)
-        return cols, None
 
     def backward(self, grad_out: np.ndarray, kernel: np.ndarray, *, compute_grad_x: bool = True) -> Conv2DGrads:
         """Gradients w.r.t. input, kernel and bias from ``grad_out`` (N, QH, QW, F)."""
         if self._cache is None:
             raise ShapeError("conv+maxpool: backward called without a forward(training=True) first.")
-        x, source, winner, out, pre, use_jit = self._cache
+        x, kept, winner, out, pre, strategy = self._cache
         self._cache = None
-        filters = self.kernel_shape[3]
-        rows = winner.shape[0]
-        g = grad_out.reshape(rows, filters)
-        relu = self.activation.name == "relu"
-        routed = None
-        if not use_jit and relu and g.dtype == out.dtype:
-            # Compiled: the ReLU mask and the routing to each slab in one pass.
-            slabs = self.pool_size[0] * self.pool_size[1]
-            routed = self.workspace.get("routed", (slabs, rows, filters), g.dtype)
-            masked = np.empty((rows, filters), g.dtype)
-            if route_gradient_jit(np.ascontiguousarray(g), out, winner, True, masked, routed):
-                g = masked
-            else:
-                routed = None
-        if routed is None:
-            g = np.multiply(g, out > 0, dtype=out.dtype) if relu else self.activation.backward(g, pre, out)
-        grad_bias = np.ones(rows, g.dtype) @ g
-        if use_jit:
-            grad_kernel, grad_padded = conv_max_pool_backward_jit(
-                source,
-                kernel,
-                g.reshape(self.output_shape),
-                winner.reshape(self.output_shape),
-                self.geometry,
-                self.pool_size,
-                compute_grad_x=compute_grad_x,
-            )
-            grad_x = None
-            if grad_padded is not None:
-                grad_x = (
-                    np.ascontiguousarray(crop(grad_padded, self.geometry)) if self.geometry.is_padded else grad_padded
-                )
-            return Conv2DGrads(grad_x, grad_kernel, grad_bias)
-        return self._gemm_backward(x, source, winner, g, grad_bias, kernel, compute_grad_x, routed)
-
-    def _gemm_backward(
-        self,
-        x: np.ndarray,
-        cols: np.ndarray,
-        winner: np.ndarray,
-        g: np.ndarray,
-        grad_bias: np.ndarray,
-        kernel: np.ndarray,
-        compute_grad_x: bool,
-        routed: np.ndarray | None = None,
-    ) -> Conv2DGrads:
-        ph, pw = self.pool_size
-        kh, kw, channels, filters = self.kernel_shape
-        slabs = ph * pw
-        rows = winner.shape[0]
-        if routed is None:
-            # Route g to the offset that won each window.
-            routed = self.workspace.get("routed", (slabs, rows, filters), g.dtype)
-            hit = self.workspace.get("hit", (rows, filters), bool)
-            for s in range(slabs):
-                np.equal(winner, s, out=hit)
-                np.multiply(g, hit, out=routed[s])
-        depth = kh * kw * channels
-        cols2d = cols.reshape(slabs * rows, depth)
-        routed2d = routed.reshape(slabs * rows, filters)
-        grad_kernel = matmul_tn(cols2d, routed2d).reshape(self.kernel_shape)
-        grad_x = None
-        if compute_grad_x:
-            grad_cols = (routed2d @ kernel.reshape(depth, filters).T).reshape(cols.shape)
-            grad_x = self._col2im(grad_cols, x.shape)
-        return Conv2DGrads(grad_x, grad_kernel, grad_bias)
-
-    def _col2im(self, grad_cols: np.ndarray, x_shape: tuple[int, ...]) -> np.ndarray:
-        hp, wp = self.geometry.padded_size
-        grad_padded = np.zeros((x_shape[0], hp, wp, x_shape[3]), grad_cols.dtype)
-        for a, b, i, j, rows, columns in self._taps:
-            grad_padded[:, rows, columns, :] += grad_cols[a, b, :, :, :, i, j, :]
-        return np.ascontiguousarray(crop(grad_padded, self.geometry))
+        g = grad_out.reshape(winner.shape[0], self.kernel_shape[3])
+        return strategy.backward(kept, x, g, out, pre, winner, kernel, compute_grad_x)

@@ -23,11 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from convlens.ops.jit import compiled_kernels, jit_enabled, launch
+from convlens.ops.jit import compiled_for, compiled_kernels, jit_enabled, launch
 
-__all__ = ["JIT_DTYPES", "pool_slabs_jit", "route_gradient_jit"]
-
-JIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+__all__ = ["kernels", "pool_slabs_jit", "route_gradient_jit"]
 
 _BLOCK = 256  # rows per parallel job
 
@@ -103,7 +101,7 @@ def pool_slabs_jit(
     slabs: np.ndarray, bias: np.ndarray | None, relu: bool, pooled: np.ndarray, winner: np.ndarray | None
 ) -> bool:
     """Fill ``pooled`` = act(max over slabs + bias) (act = ReLU or identity) and ``winner``; False if no JIT."""
-    if slabs.dtype not in JIT_DTYPES or pooled.dtype != slabs.dtype:
+    if pooled.dtype != slabs.dtype or not compiled_for(slabs.dtype):
         return False
     compiled = kernels()
     if compiled is None:
@@ -120,7 +118,7 @@ def route_gradient_jit(
     grad: np.ndarray, out: np.ndarray, winner: np.ndarray, relu: bool, masked: np.ndarray, routed: np.ndarray
 ) -> bool:
     """``masked`` = grad * (out > 0) (ReLU only) and ``routed[s]`` = masked * (winner == s); False if no JIT."""
-    if grad.dtype not in JIT_DTYPES or routed.dtype != grad.dtype or out.dtype != grad.dtype:
+    if routed.dtype != grad.dtype or out.dtype != grad.dtype or not compiled_for(grad.dtype):
         return False
     compiled = kernels()
     if compiled is None:

@@ -15,11 +15,12 @@ Shapes (channels_last):
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from convlens.errors import ShapeError
+from convlens.errors import ShapeError, check_bool
 from convlens.ops._checks import as_float_array, check_data_format, from_channels_last, to_channels_last
 
 __all__ = [
@@ -36,15 +37,19 @@ __all__ = [
 
 def _global(kind: str, rank: int, x: Any, grad_out: Any, keepdims: bool, data_format: str, owner: str) -> np.ndarray:
     fmt = check_data_format(data_format, owner)
+    keepdims = check_bool(keepdims, "keepdims", owner=owner)
     x = to_channels_last(as_float_array(x, "x", owner, rank + 2), fmt)
     batch, channels = x.shape[0], x.shape[-1]
     if 0 in x.shape[1:-1]:
         raise ShapeError(f"{owner}: input has an empty spatial axis, got shape {x.shape}.")
-    flat = x.reshape(batch, -1, channels)
+    flat = x.reshape(batch, math.prod(x.shape[1:-1]), channels)
     kept = (batch, *(1,) * rank, channels)
     out_shape = kept if keepdims else (batch, channels)
-    if grad_out is None:
-        out = flat.max(axis=1) if kind == "max" else flat.mean(axis=1, dtype=x.dtype)
+    if not owner.endswith("_backward"):  # a *_backward op must get a grad_out: None is refused below
+        if flat.size == 0:  # an empty batch or no channels: an empty result of the right shape
+            out = np.zeros((batch, channels), x.dtype)
+        else:
+            out = flat.max(axis=1) if kind == "max" else flat.mean(axis=1, dtype=x.dtype)
         out = out.reshape(kept) if keepdims else out
         return from_channels_last(out, fmt) if keepdims else out
     grad = as_float_array(grad_out, "grad_out", owner)
@@ -52,6 +57,8 @@ def _global(kind: str, rank: int, x: Any, grad_out: Any, keepdims: bool, data_fo
     if grad.shape != out_shape:
         raise ShapeError(f"{owner}: `grad_out` must have the output shape {out_shape}, got {grad.shape}.")
     grad = grad.astype(x.dtype, copy=False).reshape(batch, 1, channels)
+    if flat.size == 0:
+        return from_channels_last(np.zeros(x.shape, x.dtype), fmt)
     if kind == "max":
         grad_x = np.zeros(flat.shape, x.dtype)
         first = np.argmax(flat, axis=1)[:, None, :]  # np.argmax returns the first maximum

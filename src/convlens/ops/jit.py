@@ -5,12 +5,14 @@ input per window offset, single-threaded. For those a JIT kernel beside the NumP
 work when Numba is installed (``pip install convlens[fast]``). The NumPy code stays the readable
 reference and the fallback, and both give the same bits.
 
-``CONVLENS_JIT=0`` turns the kernels off (read on every call, so tests can flip it). ``import
-convlens`` never imports Numba: the first :func:`jit_enabled` call does (about half a second),
-and each kernel compiles on its first call per dtype (seconds), cached on disk afterwards.
+``CONVLENS_JIT=0`` turns the kernels off and ``CONVLENS_JIT_DTYPES`` limits them to some dtypes
+(both read on every call, so tests can flip them; see :mod:`convlens.switches`). ``import convlens``
+never imports Numba: the first :func:`jit_enabled` call does (about half a second), and each kernel
+compiles on its first call per dtype (about a second; three times that for the parallel ones), cached
+on disk afterwards (``__pycache__`` beside the module).
 
->>> isinstance(jit_enabled(), bool)
-True
+>>> isinstance(jit_enabled(), bool), compiled_for("float16")
+(True, False)
 """
 
 from __future__ import annotations
@@ -21,9 +23,14 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["JIT_ENV", "compiled_kernels", "jit_enabled", "launch", "launch_lock", "numba_module"]
+import numpy as np
 
-JIT_ENV = "CONVLENS_JIT"
+from convlens import switches
+
+__all__ = ["KERNEL_DTYPES", "compiled_for", "compiled_kernels", "jit_enabled", "launch", "launch_lock", "numba_module"]
+
+#: The dtypes any compiled kernel is written for.
+KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 _numba: Any = None
 _import_failed = False
@@ -61,13 +68,23 @@ def numba_module() -> Any:
 
 def jit_enabled() -> bool:
     """Whether JIT kernels may run: Numba imports and ``CONVLENS_JIT`` is not ``0``."""
-    if os.environ.get(JIT_ENV, "1").strip() == "0" or _import_failed:
+    if not switches.JIT.is_on() or _import_failed:
         return False
     try:
         numba_module()
     except ImportError:
         return False
     return True
+
+
+def compiled_for(dtype: Any) -> bool:
+    """Whether compiled kernels run for arrays of ``dtype``: float32/float64, listed in
+    ``CONVLENS_JIT_DTYPES`` and :func:`jit_enabled`.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in KERNEL_DTYPES or dtype.name not in switches.JIT_DTYPES.value().replace(" ", "").split(","):
+        return False
+    return jit_enabled()
 
 
 KernelSpec = Callable[..., Any] | tuple[Callable[..., Any], dict[str, Any]]

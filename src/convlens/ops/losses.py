@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from convlens.errors import ConfigError, ShapeError
-from convlens.ops._checks import as_float_array
+from convlens.errors import ConfigError, ConfigTypeError, ShapeError, check_bool
+from convlens.ops._checks import as_array, as_float_array
 from convlens.ops.activations import sigmoid
 
 __all__ = [
@@ -59,12 +59,20 @@ def _pred(y_pred: Any, owner: str) -> Array:
     y_pred = as_float_array(y_pred, "y_pred", owner)
     if y_pred.ndim < 1 or y_pred.shape[0] == 0:
         raise ShapeError(f"{owner}: `y_pred` must have a non-empty batch axis, got shape {y_pred.shape}.")
+    if y_pred.size == 0:
+        raise ShapeError(f"{owner}: `y_pred` must hold at least one value per sample, got shape {y_pred.shape}.")
     return np.asarray(y_pred)
+
+
+def _from_logits(value: Any, owner: str) -> bool:
+    return check_bool(value, "from_logits", owner=owner)
 
 
 def _sparse_labels(y_true: Any, y_pred: Array, owner: str) -> Array:
     """Integer labels of shape y_pred.shape[:-1]; accepts a trailing axis of 1 and integral floats."""
-    labels = np.asarray(y_true)
+    labels = as_array(y_true, "y_true", owner)
+    if labels.dtype == np.bool_:
+        labels = labels.astype(np.intp)
     if labels.shape == (*y_pred.shape[:-1], 1):
         labels = labels.reshape(y_pred.shape[:-1])
     if y_pred.ndim < 2 or labels.shape != y_pred.shape[:-1]:
@@ -76,8 +84,8 @@ def _sparse_labels(y_true: Any, y_pred: Array, owner: str) -> Array:
         if labels.size and not np.all(np.isfinite(labels) & (labels == np.round(labels))):
             bad = float(labels[~(np.isfinite(labels) & (labels == np.round(labels)))].flat[0])
             raise ConfigError(f"{owner}: sparse labels must be integers, got {bad!r}.")
-    elif not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"{owner}: sparse labels must be integers, got dtype {labels.dtype}.")
+    elif not np.issubdtype(labels.dtype, np.integer):  # pragma: no cover - as_array admits only numbers
+        raise ConfigTypeError(f"{owner}: sparse labels must be integers, got dtype {labels.dtype}.")
     classes = y_pred.shape[-1]
     labels = labels.astype(np.intp)
     out_of_range = (labels < 0) | (labels >= classes)
@@ -119,6 +127,7 @@ def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool 
         y_true: (N, ...) or (N, ..., 1) integer labels; y_pred: (N, ..., K).
     """
     owner = "sparse_categorical_crossentropy"
+    from_logits = _from_logits(from_logits, owner)
     y_pred = _pred(y_pred, owner)
     labels = _sparse_labels(y_true, y_pred, owner)
     if from_logits:
@@ -131,6 +140,7 @@ def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool 
 def sparse_categorical_crossentropy_backward(y_true: Any, y_pred: Any, from_logits: bool = False) -> Array:
     """Gradient of :func:`sparse_categorical_crossentropy` with respect to ``y_pred``."""
     owner = "sparse_categorical_crossentropy_backward"
+    from_logits = _from_logits(from_logits, owner)
     y_pred = _pred(y_pred, owner)
     labels = _sparse_labels(y_true, y_pred, owner)
     if from_logits:
@@ -147,6 +157,7 @@ def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False
         y_true, y_pred: (N, ..., K).
     """
     owner = "categorical_crossentropy"
+    from_logits = _from_logits(from_logits, owner)
     y_pred = _pred(y_pred, owner)
     target = _dense_targets(y_true, y_pred, owner, allow_squeezed=False)
     if from_logits:
@@ -168,6 +179,7 @@ def _categorical_grad(target: Array, y_pred: Array) -> Array:
 def categorical_crossentropy_backward(y_true: Any, y_pred: Any, from_logits: bool = False) -> Array:
     """Gradient of :func:`categorical_crossentropy` with respect to ``y_pred``."""
     owner = "categorical_crossentropy_backward"
+    from_logits = _from_logits(from_logits, owner)
     y_pred = _pred(y_pred, owner)
     target = _dense_targets(y_true, y_pred, owner, allow_squeezed=False)
     if from_logits:
@@ -182,6 +194,7 @@ def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> 
         y_true: like y_pred, or (N,) for y_pred (N, 1); y_pred: (N, ...).
     """
     owner = "binary_crossentropy"
+    from_logits = _from_logits(from_logits, owner)
     y_pred = _pred(y_pred, owner)
     target = _dense_targets(y_true, y_pred, owner, allow_squeezed=True)
     if from_logits:
@@ -193,6 +206,7 @@ def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> 
 def binary_crossentropy_backward(y_true: Any, y_pred: Any, from_logits: bool = False) -> Array:
     """Gradient of :func:`binary_crossentropy` with respect to ``y_pred``."""
     owner = "binary_crossentropy_backward"
+    from_logits = _from_logits(from_logits, owner)
     y_pred = _pred(y_pred, owner)
     target = _dense_targets(y_true, y_pred, owner, allow_squeezed=True)
     if from_logits:
@@ -236,6 +250,7 @@ def softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> tuple[float, 
     logits = _pred(logits, owner)
     if logits.ndim < 2:
         raise ShapeError(f"{owner}: `logits` must be (N, ..., K), got shape {logits.shape}.")
+    labels = as_array(labels, "labels", owner)
     sparse = np.shape(labels) != logits.shape or (
         logits.shape[-1] == 1 and np.issubdtype(np.asarray(labels).dtype, np.integer)
     )

@@ -25,8 +25,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from convlens.errors import ShapeError, check_float
-from convlens.ops._checks import as_float_array
+from convlens.errors import ConfigTypeError, ShapeError, check_bool, check_float
+from convlens.ops._checks import as_float_array, as_optional_float_array
 
 __all__ = ["BatchNormCache", "batch_norm_backward", "batch_norm_forward"]
 
@@ -46,9 +46,22 @@ def _channel_sum(a2d: np.ndarray) -> np.ndarray:
     return np.asarray(np.ones(a2d.shape[0], a2d.dtype) @ a2d)
 
 
-def _check_vector(v: Any, name: str, channels: int, owner: str) -> None:
-    if v is not None and np.shape(v) != (channels,):
-        raise ShapeError(f"{owner}: `{name}` must have shape ({channels},) (one per channel), got {np.shape(v)}.")
+def _check_vector(v: np.ndarray | None, name: str, channels: int, owner: str) -> None:
+    if v is not None and v.shape != (channels,):
+        raise ShapeError(f"{owner}: `{name}` must have shape ({channels},) (one per channel), got {v.shape}.")
+
+
+def _moving(v: Any, name: str, owner: str) -> np.ndarray:
+    """A moving statistic: updated in place, so it must be a writeable float ndarray (not a list or a view)."""
+    if not isinstance(v, np.ndarray):
+        raise ConfigTypeError(f"{owner}: `{name}` must be a float ndarray (updated in place), got {type(v).__name__}.")
+    checked = as_float_array(v, name, owner)
+    if checked is not v or not v.flags.writeable:
+        raise ConfigTypeError(
+            f"{owner}: `{name}` must be a writeable float32 or float64 ndarray (updated in place), got dtype "
+            f"{v.dtype}{'' if v.flags.writeable else ' (read-only)'}."
+        )
+    return v
 
 
 def batch_norm_forward(
@@ -84,12 +97,19 @@ def batch_norm_forward(
     x = as_float_array(x, "x", owner)
     momentum = check_float(momentum, "momentum", owner=owner, minimum=0.0, maximum=1.0)
     epsilon = check_float(epsilon, "epsilon", owner=owner, minimum=0.0)
+    training = check_bool(training, "training", owner=owner)
     if x.ndim < 1:
         raise ShapeError(f"{owner}: `x` must have a channel axis, got a scalar.")
     channels = x.shape[-1]
+    gamma = as_optional_float_array(gamma, "gamma", owner)
+    beta = as_optional_float_array(beta, "beta", owner)
+    moving_mean = _moving(moving_mean, "moving_mean", owner)
+    moving_variance = _moving(moving_variance, "moving_variance", owner)
     for name, v in (("gamma", gamma), ("beta", beta), ("moving_mean", moving_mean)):
         _check_vector(v, name, channels, owner)
     _check_vector(moving_variance, "moving_variance", channels, owner)
+    if channels == 0:
+        raise ShapeError(f"{owner}: `x` must have at least one channel, got shape {x.shape}.")
     dtype = x.dtype
     x2d = x.reshape(-1, channels)
     if training:
@@ -128,6 +148,11 @@ def batch_norm_backward(grad_out: Any, cache: BatchNormCache) -> tuple[np.ndarra
     Shapes:
         grad_out, grad_x: (..., C); grad_gamma, grad_beta: (C,).
     """
+    if not isinstance(cache, BatchNormCache):
+        raise ConfigTypeError(
+            f"batch_norm_backward: `cache` must be the BatchNormCache batch_norm_forward returned, got "
+            f"{type(cache).__name__}."
+        )
     grad_out = as_float_array(grad_out, "grad_out", "batch_norm_backward")
     if grad_out.shape != cache.shape:
         raise ShapeError(

@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from convlens import switches
+
 __all__ = ["MIN_PARALLEL_BYTES", "batch_slices", "num_threads", "parallel_over_batch"]
 
 MIN_PARALLEL_BYTES = 8 << 20
@@ -22,7 +24,7 @@ _POOL: ThreadPoolExecutor | None = None
 
 def num_threads() -> int:
     """Threads used for large copies: ``CONVLENS_NUM_THREADS`` or the number of cores (at most 8)."""
-    env = os.environ.get("CONVLENS_NUM_THREADS")
+    env = switches.NUM_THREADS.value()
     if env and env.isdigit() and int(env) > 0:
         return int(env)
     return max(1, min(8, os.cpu_count() or 1))

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from convlens.errors import ShapeError
+from convlens.errors import ShapeError, check_choice, normalize_tuple
+from convlens.geometry import WindowGeometry
 from convlens.ops._checks import as_float_array, check_data_format, from_channels_last, to_channels_last
 from convlens.ops.global_pooling import (
     global_avg_pool1d,
@@ -42,6 +43,7 @@ from convlens.ops.global_pooling import (
     global_max_pool2d_backward,
 )
 from convlens.ops.pooling_plans import POOL_PADDINGS, AvgPool2DPlan, MaxPool2DPlan
+from convlens.resources import check_arrays, check_window
 
 __all__ = [
     "POOL_PADDINGS",
@@ -63,7 +65,46 @@ __all__ = [
     "max_pool1d_backward",
     "max_pool2d",
     "max_pool2d_backward",
+    "pool_plan",
 ]
+
+
+def pool_plan(
+    kind: str,
+    x_shape: tuple[int, ...],
+    pool_size: Any,
+    strides: Any,
+    padding: Any,
+    *,
+    owner: str,
+    backward: bool = False,
+) -> MaxPool2DPlan | AvgPool2DPlan:
+    """A checked plan for a channels-last 2-D input (N, H, W, C): window size and memory refused up front.
+
+    A zero batch is planned as a batch of one (the caller returns an empty result).
+
+    Raises:
+        ConfigError, ShapeError: bad arguments; ResourceError: a window over 65,536 cells, or arrays that
+            would not fit in memory.
+
+    Shapes:
+        x_shape: (N, H, W, C); the plan's output (max(N, 1), OH, OW, C).
+    """
+    pool = normalize_tuple(pool_size, 2, "pool_size", owner=owner)
+    stride = pool if strides is None else normalize_tuple(strides, 2, "strides", owner=owner)
+    mode = check_choice(padding, "padding", POOL_PADDINGS, owner=owner)
+    check_window(pool, "pool_size", owner=owner)
+    geometry = WindowGeometry.resolve(x_shape[1:3], pool, stride, mode, owner=owner)
+    batch, channels = x_shape[0], x_shape[3]
+    out = (batch, *geometry.output_size, channels)
+    padded = (batch, *geometry.padded_size, channels)
+    parts = [("the output", out, 8), ("the padded input", padded, 8), ("the arg-max", out, 1)]
+    if backward:
+        parts += [("the padded gradient", padded, 8), ("the input gradient", tuple(x_shape), 8)]
+    check_arrays(parts, owner=owner, hint="Use a smaller batch or pool_size.")
+    plan_cls: Any = MaxPool2DPlan if kind == "max" else AvgPool2DPlan
+    plan: MaxPool2DPlan | AvgPool2DPlan = plan_cls((max(batch, 1), *x_shape[1:]), pool, stride, mode, owner=owner)
+    return plan
 
 
 # ----- pure functions ------------------------------------------------------------------------------
@@ -80,24 +121,31 @@ def _pool(
 ) -> np.ndarray:
     fmt = check_data_format(data_format, owner)
     x = to_channels_last(as_float_array(x, "x", owner, rank + 2), fmt)
-    plan_cls: Any = MaxPool2DPlan if kind == "max" else AvgPool2DPlan
     if rank == 1:
-        plan = plan_cls.for_1d(x.shape, pool_size, strides, padding, owner=owner)
-        x = x[:, None]
-    else:
-        plan = plan_cls(x.shape, pool_size, strides, padding, owner=owner)
-    if grad_out is None:
-        result = plan.forward(x)
+        # The 1-D arguments, checked as 1-D (so messages speak 1-D), then run over a height-1 view.
+        (pool,) = normalize_tuple(pool_size, 1, "pool_size", owner=owner)
+        (stride,) = (pool,) if strides is None else normalize_tuple(strides, 1, "strides", owner=owner)
+        mode = check_choice(padding, "padding", POOL_PADDINGS, owner=owner)
+        WindowGeometry.resolve(x.shape[1:2], pool, stride, mode, owner=owner)
+        pool_size, strides, x = (1, pool), (1, stride), x[:, None]
+    backward = owner.endswith("_backward")  # every *_backward op passes grad_out, None included (refused below)
+    plan = pool_plan(kind, x.shape, pool_size, strides, padding, owner=owner, backward=backward)
+    batch = x.shape[0]
+    if not backward:
+        result = np.zeros((0, *plan.output_shape[1:]), x.dtype) if batch == 0 else plan.forward(x)
     else:
         grad = to_channels_last(as_float_array(grad_out, "grad_out", owner, rank + 2), fmt)
+        expected: tuple[int, ...] = (batch, *plan.output_shape[1:])
         if rank == 1:
-            batch, _, steps, channels = plan.output_shape
-            if grad.shape != (batch, steps, channels):
-                raise ShapeError(
-                    f"{owner}: `grad_out` must have the output shape {(batch, steps, channels)}, got {grad.shape}."
-                )
+            expected = (batch, *plan.output_shape[2:])
+        if grad.shape != expected:
+            shown = expected if fmt == "channels_last" else (expected[0], expected[-1], *expected[1:-1])
+            raise ShapeError(f"{owner}: `grad_out` must have the output shape {shown}, got {grad.shape}.")
+        if rank == 1:
             grad = grad[:, None]
-        if kind == "max":
+        if batch == 0:
+            result = np.zeros(x.shape, x.dtype)
+        elif isinstance(plan, MaxPool2DPlan):
             plan.forward(x)
             result = plan.backward(grad)
         else:

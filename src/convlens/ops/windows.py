@@ -21,7 +21,23 @@ from convlens.geometry import WindowGeometry
 from convlens.ops.parallel import parallel_over_batch
 from convlens.ops.windows_jit import col2im_compiled, col2im_jit, im2col_jit
 
-__all__ = ["Workspace", "col2im", "col2im_channels_first", "crop", "im2col", "pad", "tap_slices", "window_view"]
+__all__ = [
+    "SHORT_RUNS",
+    "Workspace",
+    "col2im",
+    "col2im_channels_first",
+    "crop",
+    "im2col",
+    "pad",
+    "tap_slices",
+    "window_view",
+]
+
+#: Channel counts whose NumPy col2im adds runs too short for the strided adds (2-7 floats): the window
+#: gradients are first made tap-major so each tap's adds read a contiguous slab (commit b49be42, AMD EPYC;
+#: no numbers recorded). One channel is a single strided add per tap either way; with the compiled col2im
+#: this layout is not used at all.
+SHORT_RUNS = range(2, 8)
 
 
 class Workspace:
@@ -160,7 +176,8 @@ def im2col(
     if im2col_jit(x, cols, geometry):
         return cols
     padded = pad(x, geometry, workspace=workspace)
-    view = window_view(padded, geometry) if channels >= 2 else None
+    # One channel: KH*KW slab copies beat the element-wise gather of the 6-D view (commit b49be42).
+    view = window_view(padded, geometry) if channels > 1 else None
     taps = [(i, j, *tap_slices(geometry, i, j)) for i in range(kh) for j in range(kw)]
 
     def work(part: slice) -> None:
@@ -194,8 +211,8 @@ def col2im(
     ph, pw = geometry.padded_size
     grad_padded = _buffer(workspace, "grad_padded", (batch, ph, pw, channels), grad_cols.dtype, zero=True)
     taps = [(i, j, *tap_slices(geometry, i, j)) for i in range(kh) for j in range(kw)]
-    if 2 <= channels < 8:
-        # Runs of 2-7 floats make the strided adds crawl: make each tap's slab contiguous first.
+    if channels in SHORT_RUNS:
+        # Make each tap's slab contiguous first (see SHORT_RUNS).
         grad_cols = np.ascontiguousarray(grad_cols.transpose(3, 4, 0, 1, 2, 5))
 
         def work(part: slice) -> None:

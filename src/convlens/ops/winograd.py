@@ -23,7 +23,7 @@ Shapes (channels_last):
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
 import numpy as np
 
@@ -32,37 +32,15 @@ from convlens.ops import winograd_jit
 from convlens.ops.parallel import parallel_over_batch
 from convlens.ops.windows import Workspace, crop, pad
 
-__all__ = ["WinogradConv", "kernel_transform", "winograd_applies"]
+__all__ = ["WinogradConv", "kernel_transform"]
 
 # Transform matrices of F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks").
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 BT = np.array([[1.0, 0.0, -1.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, -1.0, 1.0, 0.0], [0.0, 1.0, 0.0, -1.0]])
 AT = np.array([[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]])
 
-# Narrow layers stay on im2col: with few channels the transforms cost more than the GEMM saves.
-MIN_CHANNELS = 16
-
 # Work on batch chunks of about this many input bytes, so the transform's intermediates stay in cache.
 _CHUNK_BYTES = 512 << 10
-
-
-def winograd_applies(geometry: WindowGeometry, kernel_shape: tuple[int, ...], groups: int) -> bool:
-    """True when F(2x2, 3x3) computes this convolution and is expected to be faster than im2col.
-
-    3x3 kernel, stride 1, no dilation, one group, at least 16 input and output channels, and
-    ``CONVLENS_WINOGRAD`` not set to ``0``.
-    """
-    if os.environ.get("CONVLENS_WINOGRAD", "1") == "0":
-        return False
-    kh, kw, channels, filters = kernel_shape
-    return (
-        (kh, kw) == (3, 3)
-        and geometry.strides == (1, 1)
-        and geometry.dilation_rate == (1, 1)
-        and groups == 1
-        and channels >= MIN_CHANNELS
-        and filters >= MIN_CHANNELS
-    )
 
 
 def kernel_transform(kernel: np.ndarray) -> np.ndarray:
@@ -103,20 +81,14 @@ class WinogradConv:
         self.geometry = geometry
         self.workspace = workspace
         self.out_size = geometry.output_size
-        oh, ow = self.out_size
-        self.tiles = ((oh + 1) // 2, (ow + 1) // 2)
+        # The 4x4 input tiles (stride 2: the convolution's pads plus zeros after an odd output size) and the
+        # output gradient's 2x2 blocks (zeros after an odd last row/column); padding and cropping go through them.
+        self.tile_geometry, self.grad_geometry = geometry.winograd_tiles(2)
+        self.tiles = self.tile_geometry.output_size
         self._v: np.ndarray | None = None
         self._v_source: np.ndarray | None = None
-        # The tiles read a (2 TH + 2, 2 TW + 2) window of the input: the convolution's pads plus, for an odd
-        # output size, one more zero row/column after. Padding and cropping go through this geometry.
-        height, width = x_shape[1:3]
-        (pt, _), (pl, _) = geometry.pads
-        extra = ((pt, 2 * self.tiles[0] + 2 - height - pt), (pl, 2 * self.tiles[1] + 2 - width - pl))
-        self.tile_geometry = WindowGeometry.resolve((height, width), (4, 4), 2, extra)
-        # The output gradient's 2x2 tiles: zeros after an odd last row/column.
-        oh, ow = self.out_size
-        even = ((0, 2 * self.tiles[0] - oh), (0, 2 * self.tiles[1] - ow))
-        self.grad_geometry = WindowGeometry.resolve((oh, ow), (2, 2), 2, even)
+        self._dm: np.ndarray | None = None
+        self._dm_source: np.ndarray | None = None
 
     @property
     def tile_count(self) -> int:
@@ -151,10 +123,14 @@ class WinogradConv:
         parallel_over_batch(work, batch, 4 * padded.nbytes)
         return v.reshape(16, batch * th * tw, channels)
 
-    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-        """The convolution of ``x`` (N, H, W, C) with ``kernel`` (3, 3, C, F); returns a fresh (N, OH, OW, F)."""
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, source: Any = None) -> np.ndarray:
+        """The convolution of ``x`` (N, H, W, C) with ``kernel`` (3, 3, C, F); returns a fresh (N, OH, OW, F).
+
+        Keeps V for :meth:`kernel_gradient` of ``source`` (the caller's array ``x`` came from; ``x`` itself
+        by default).
+        """
         v = self.transform_input(x)
-        self._v, self._v_source = v, x
+        self._v, self._v_source = v, x if source is None else source
         u = kernel_transform(kernel)
         m = self.workspace.get("wino_m", (16, self.tile_count, self.filters), x.dtype)
         np.matmul(v, u, out=m)
@@ -201,39 +177,46 @@ class WinogradConv:
             np.copyto(result, full.reshape(batch, 2 * th, 2 * tw, filters)[:, :oh, :ow])
         return result
 
-    def backward(
-        self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray, compute_grad_x: bool = True
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """(dL/dkernel (3, 3, C, F), dL/dx (N, H, W, C) or None) for ``grad_out`` (N, OH, OW, F).
+    def kernel_gradient(self, grad_out: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """dL/dkernel (3, 3, C, F) for ``grad_out`` (N, OH, OW, F), C-contiguous of the working dtype.
 
-        Reuses V of the last forward of ``x``. Both gradients start from dM = A dY A^T: the kernel
-        gradient is dU = V^T dM per tile position, the input gradient the exact adjoint of the forward
-        chain, dV = dM U^T, then B dV B^T added back onto the overlapping 4x4 input tiles.
+        Reuses V of the last forward of ``x``; both gradients start from dM = A dY A^T, kept here for
+        :meth:`input_gradient` of the same ``grad_out``. dU = V^T dM per tile position, dg = G^T dU G.
         """
         v = self._v
         if v is None or v.dtype != grad_out.dtype or x is not self._v_source:
             v = self.transform_input(x.astype(grad_out.dtype, copy=False))
         self._v = self._v_source = None
         dm = self._transform_grad(grad_out)
+        self._dm, self._dm_source = dm, grad_out
         channels = v.shape[2]
         grad_u = np.empty((16, channels, self.filters), grad_out.dtype)
         for k in range(16):
             np.matmul(v[k].T, dm[k], out=grad_u[k])
-        grad_x = None
-        if compute_grad_x:
-            u = kernel_transform(kernel.astype(grad_out.dtype, copy=False))
-            batch, th, tw = self.x_shape[0], *self.tiles
-            # V is no longer needed: its buffer takes dV.
-            dv = self.workspace.get("wino_v", (4, 4, batch, th, tw, channels), v.dtype).reshape(v.shape)
-            np.matmul(dm, np.ascontiguousarray(u.transpose(0, 2, 1)), out=dv)
-            grad_x = self._transform_input_adjoint(dv)
-        return _kernel_gradient(grad_u), grad_x
+        return _kernel_gradient(grad_u)
+
+    def input_gradient(self, grad_out: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        """dL/dx (N, H, W, C): the exact adjoint of the forward chain, dV = dM U^T, then B dV B^T added back
+        onto the overlapping 4x4 input tiles. Reuses dM of :meth:`kernel_gradient` for this ``grad_out``.
+        """
+        dm = self._dm
+        if dm is None or self._dm_source is not grad_out:
+            dm = self._transform_grad(grad_out)
+        self._dm = self._dm_source = None
+        u = kernel_transform(kernel.astype(grad_out.dtype, copy=False))
+        batch, th, tw = self.x_shape[0], *self.tiles
+        channels = self.x_shape[3]
+        # V is no longer needed: its buffer takes dV.
+        dv = self.workspace.get("wino_v", (4, 4, batch, th, tw, channels), grad_out.dtype)
+        dv = dv.reshape(16, batch * th * tw, channels)
+        np.matmul(dm, np.ascontiguousarray(u.transpose(0, 2, 1)), out=dv)
+        return self._transform_input_adjoint(dv)
 
     def _transform_input_adjoint(self, dv: np.ndarray) -> np.ndarray:
         """dL/dx (N, H, W, C) from dV (16, T, C): B dV B^T per tile, summed where the tiles overlap, cropped."""
         batch, _, _, channels = self.x_shape
         th, tw = self.tiles
-        (pt, _), (pl, _) = self.geometry.pads
+        (pt, _), (pl, _) = self.tile_geometry.pads
         grad_x = np.empty(self.x_shape, dv.dtype)
         dv6 = dv.reshape(4, 4, batch, th, tw, channels)
         if winograd_jit.input_adjoint(dv6.reshape(16, batch, th, tw, channels), grad_x, (pt, pl)):

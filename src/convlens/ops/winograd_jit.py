@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from convlens.ops.jit import compiled_kernels, jit_enabled, launch
+from convlens.ops.jit import compiled_for, compiled_kernels, jit_enabled, launch
 
 __all__ = ["grad_transform", "input_adjoint", "input_transform", "kernels", "output_transform"]
 
@@ -239,7 +239,7 @@ def kernels() -> tuple[Any, ...] | None:
 
 def input_transform(padded: np.ndarray, v: np.ndarray) -> bool:
     """Fill ``v`` (16, N, TH, TW, C) from ``padded``; False (nothing done) when the JIT is off."""
-    compiled = kernels()
+    compiled = kernels() if compiled_for(padded.dtype) else None
     if compiled is None:
         return False
     launch(compiled[0], padded, v)
@@ -248,7 +248,7 @@ def input_transform(padded: np.ndarray, v: np.ndarray) -> bool:
 
 def output_transform(m: np.ndarray, bias: np.ndarray, out: np.ndarray) -> bool:
     """Fill ``out`` (N, OH, OW, F) from ``m`` with ``bias`` (F,) added to M[1, 1]; False when the JIT is off."""
-    compiled = kernels()
+    compiled = kernels() if compiled_for(m.dtype) else None
     if compiled is None:
         return False
     launch(compiled[1], m, bias, out)
@@ -257,7 +257,7 @@ def output_transform(m: np.ndarray, bias: np.ndarray, out: np.ndarray) -> bool:
 
 def grad_transform(grad_out: np.ndarray, dm: np.ndarray) -> bool:
     """Fill ``dm`` (16, N, TH, TW, F) from ``grad_out``; False (nothing done) when the JIT is off."""
-    compiled = kernels()
+    compiled = kernels() if compiled_for(grad_out.dtype) else None
     if compiled is None:
         return False
     launch(compiled[2], grad_out, dm)
@@ -268,7 +268,7 @@ def input_adjoint(dv: np.ndarray, grad_x: np.ndarray, pads: tuple[int, int]) -> 
     """Fill ``grad_x`` (N, H, W, C) with B dV B^T summed over the overlapping tiles of ``dv`` (16, N, TH, TW, C),
     cropped by ``pads`` = (PT, PL); False (nothing done) when the JIT is off.
     """
-    compiled = kernels()
+    compiled = kernels() if compiled_for(dv.dtype) else None
     if compiled is None:
         return False
     launch(compiled[3], dv, grad_x, *pads)

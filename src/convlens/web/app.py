@@ -17,12 +17,11 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convlens.web.jobs import JobSlot
-from convlens.web.store import COURSE_MODEL, ModelResolver, ModelStore, SweepStore
+from convlens.web.state import LabState
+from convlens.web.store import COURSE_MODEL, ModelStore, SweepStore
 
 __all__ = ["CSP", "LabState", "create_app"]
 
@@ -33,31 +32,6 @@ CSP = (
     "frame-ancestors 'none'"
 )
 _LOCAL_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
-
-
-@dataclass
-class LabState:
-    """What the handlers share: the folders, the loaded models, the training slot."""
-
-    models: ModelStore
-    sweeps: SweepStore
-    jobs: JobSlot = field(default_factory=JobSlot)
-    train_course: bool = True
-    shutting_down: bool = False
-    course_note: str = ""
-    resolver: ModelResolver = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.resolver = ModelResolver(self.models, self.sweeps)
-
-    def begin_shutdown(self) -> None:
-        """The server is stopping (Ctrl-C): end event streams at their next poll and stop the training job.
-
-        Call it from the signal handler, before the server waits for open connections to close.
-        """
-        self.shutting_down = True
-        if self.jobs.active:
-            self.jobs.job.stop(evaluate=False)
 
 
 def _course_job(state: LabState) -> None:

@@ -8,8 +8,14 @@ the only process that writes the results database.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,6 +67,44 @@ def _blas_threads(threads: int) -> Iterator[None]:
                 os.environ[name] = value
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: a worker never outlives the sweep that started it.
+
+    On Linux the kernel sends SIGKILL to the worker when its parent dies (``PR_SET_PDEATHSIG``); everywhere a
+    watchdog thread exits the worker within a second once its parent is gone. Workers ignore Ctrl-C: the
+    driver stops them (and says so) instead of each printing a traceback.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="convlens-parent-watchdog", daemon=True).start()
+
+
+def _stop_workers(pool: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Kill a pool's workers now (after Ctrl-C: a running trial may take minutes to finish)."""
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        with contextlib.suppress(Exception):
+            process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in list(processes.values()):
+        with contextlib.suppress(Exception):
+            process.join(1.0)
+
+
 def _failed(config: TrialConfig, exc: BaseException) -> dict[str, Any]:
     """The record of a trial whose worker died (the trial function itself never raises)."""
     return {
@@ -94,7 +138,12 @@ def run_local(configs: Sequence[TrialConfig], on_result: OnResult, workers: int 
         return
     workers = min(workers, len(configs))
     with _blas_threads(max(1, cores // workers)):
-        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        pool = concurrent.futures.ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
+        )
         try:
             futures = {pool.submit(run_trial, config.to_dict()): config for config in configs}
             for future in concurrent.futures.as_completed(futures):
@@ -103,8 +152,10 @@ def run_local(configs: Sequence[TrialConfig], on_result: OnResult, workers: int 
                 except Exception as exc:  # the worker died (killed, out of memory): record and go on
                     record = _failed(futures[future], exc)
                 on_result(record)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        except BaseException:  # Ctrl-C, or on_result failed: stop the workers now, not after their trials
+            _stop_workers(pool)
+            raise
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_dask(configs: Sequence[TrialConfig], on_result: OnResult, scheduler: Any) -> None:
@@ -212,6 +263,8 @@ def run_sweep(
                 run_dask(todo, on_result, scheduler)
             else:
                 run_local(todo, on_result, workers)
-        finally:
-            bar.close()
+        except KeyboardInterrupt:
+            bar.close(interrupted=True)
+            raise
+        bar.close()
     return SweepRun(sweep_id, len(configs), len(configs) - len(todo), len(todo))

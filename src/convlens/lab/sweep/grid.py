@@ -111,8 +111,8 @@ def _learning_rate(text: str) -> float | None:
     if text.strip().lower() in ("default", "none"):
         return None
     value = float(text)
-    if not value > 0:
-        raise ValueError("must be > 0")
+    if not 0 < value < float("inf"):
+        raise ValueError("must be a finite number > 0")
     return value
 
 
@@ -126,10 +126,16 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
-def _name(text: str) -> str:
+def _activation(text: str) -> str:
+    """A Keras activation name convlens knows (refused here, before any trial runs)."""
+    from convlens.errors import ConfigError
+    from convlens.ops.activations import get_activation
+
     value = text.strip()
-    if not value:
-        raise ValueError("must not be empty")
+    try:
+        get_activation(value)
+    except ConfigError as exc:
+        raise ValueError(str(exc).split("; ", 1)[-1]) from None
     return value
 
 
@@ -143,8 +149,8 @@ AXES: dict[str, Callable[[str], Any]] = {
     "conv_blocks": _positive_int,
     "pooling": _choice("max", "avg", "none"),
     "pool_size": _positive_int,
-    "activation": _name,
-    "optimizer": _name,
+    "activation": _activation,
+    "optimizer": _choice("adam", "sgd", "rmsprop"),
     "learning_rate": _learning_rate,
     "batch_size": _positive_int,
     "epochs": _positive_int,

@@ -69,10 +69,14 @@ class SweepProgress:
             self.stream.write(f"[{self.done}/{self.total}] {self._label(result)}: {what}; {best}\n")
         self.stream.flush()
 
-    def close(self) -> None:
-        """End the bar's line and print the totals."""
+    def close(self, interrupted: bool = False) -> None:
+        """End the bar's line and print the totals (only end the line when ``interrupted``: the caller says
+        what was saved)."""
         if self.live:
             self.stream.write("\n")
+        if interrupted:
+            self.stream.flush()
+            return
         counts = ", ".join(f"{n} {s.lower()}" for s, n in self.counts.items() if n)
         elapsed = time.perf_counter() - self.start
         self.stream.write(f"sweep: {self.done}/{self.total} trials done ({counts or 'none new'}) in {elapsed:.1f}s\n")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from convlens.errors import ConfigError
+from convlens.files import atomic_write
 
 __all__ = ["FigureResult", "new_figure", "save_figure", "show_image"]
 
@@ -47,19 +47,7 @@ def save_figure(figure: Any, path: str | os.PathLike[str], *, dpi: int = 100) ->
     fmt = _FORMATS.get(target.suffix.lower())
     if fmt is None:
         raise ConfigError(f"save_figure: `path` must end in .png or .svg, got {str(path)!r}.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            figure.savefig(handle, format=fmt, dpi=dpi)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(target, lambda handle: figure.savefig(handle, format=fmt, dpi=dpi), owner="save_figure")
 
 
 def png_bytes(figure: Any, dpi: int = 100) -> bytes:

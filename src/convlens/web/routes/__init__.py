@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Response
 
-from convlens.web.app import LabState
+from convlens.web.state import LabState
 
 __all__ = ["BINARY_BODY", "State", "json_response", "json_safe", "lab", "read_capped"]
 

@@ -8,9 +8,9 @@ import numpy as np
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from convlens.web.app import LabState
 from convlens.web.routes import BINARY_BODY, State, json_response, read_capped
 from convlens.web.schemas import AttributionRequest, ForwardRequest, ImageInput, ModelRef, UnitRequest
+from convlens.web.state import LabState
 
 __all__ = ["MAX_MODEL_BYTES", "router"]
 

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from convlens.errors import StateError
-from convlens.web.app import LabState
 from convlens.web.routes import State, json_response, json_safe
 from convlens.web.schemas import SaveRequest, TrainRequest
+from convlens.web.state import LabState
 
 __all__ = ["router"]
 

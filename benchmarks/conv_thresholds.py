@@ -1,0 +1,118 @@
+"""Re-measure the thresholds of the algorithm selection tables (convlens.ops.conv_selection, convlens.ops.fused).
+
+For each threshold, the competing algorithms are forced on shapes on both sides of it and timed (float32,
+median of --repeats after one warm-up, milliseconds); the last column says whether the table's automatic
+choice picked the faster one. Run on a quiet machine: the margins are 10-40%.
+Usage: python benchmarks/conv_thresholds.py [--repeats 7] [--batch 64]
+"""
+
+from __future__ import annotations  # noqa: I001 - convlens before NumPy
+
+import argparse
+import os
+from collections.abc import Callable
+from typing import Any
+
+import convlens  # noqa: F401  - before NumPy (OPENBLAS_THREAD_TIMEOUT), as the CLI and user scripts do
+import numpy as np
+from _common import machine, median_time, table
+
+from convlens.geometry import WindowGeometry
+from convlens.ops.activations import get_activation
+from convlens.ops.conv_plan import Conv2DPlan
+from convlens.ops.fused import ConvMaxPoolPlan
+
+
+def conv_step(
+    shape: tuple[int, ...], kernel: tuple[int, ...], algorithm: Any, input_only: bool, groups: int = 1
+) -> Callable[[], Any]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    k = rng.standard_normal(kernel, dtype=np.float32)
+    plan = Conv2DPlan(shape, kernel, padding="same", groups=groups, algorithm=algorithm)
+    g = rng.standard_normal(plan.output_shape, dtype=np.float32)
+    if input_only:
+        strategy = plan._selected(np.dtype(np.float32)).input_grad
+        return lambda: strategy.input_grad(g, x, k)
+
+    def step() -> None:
+        plan.forward(x, k)
+        plan.backward(g, x, k)
+
+    return step
+
+
+def fused_step(shape: tuple[int, ...], kernel: tuple[int, ...], algorithm: str, grad_x: bool) -> Callable[[], Any]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    k = rng.standard_normal(kernel, dtype=np.float32)
+    b = np.zeros(kernel[3], np.float32)
+    geometry = WindowGeometry.resolve(shape[1:3], kernel[:2], 1, "same")
+    plan = ConvMaxPoolPlan(shape, kernel, geometry, (2, 2), get_activation("relu"), algorithm=algorithm)
+    g = rng.standard_normal(plan.output_shape, dtype=np.float32)
+
+    def step() -> None:
+        plan.forward(x, k, b, training=True, compute_grad_x=grad_x)
+        plan.backward(g, k, compute_grad_x=grad_x)
+
+    return step
+
+
+def compare(
+    rows: list[list[str]], label: str, contenders: dict[str, Callable[[], Any]], auto: str, repeats: int
+) -> None:
+    times = {name: median_time(step, repeats) * 1e3 for name, step in contenders.items()}
+    best = min(times, key=lambda n: times[n])
+    cells = ", ".join(f"{name} {ms:.2f}" for name, ms in times.items())
+    rows.append([label, cells, auto, "yes" if auto == best else f"no ({best} faster)"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=64)
+    args = parser.parse_args()
+    n, r = args.batch, args.repeats
+    rows: list[list[str]] = []
+    # Winograd: C >= 16 and F >= 16 (forward + both gradients).
+    for c in (8, 16, 32):
+        shape, kernel = (n, 14, 14, c), (3, 3, c, 2 * c)
+        auto = Conv2DPlan(shape, kernel, padding="same").algorithms.forward
+        steps = {a: conv_step(shape, kernel, a, False) for a in ("winograd", "im2col")}
+        compare(rows, f"fwd+bwd (N, 14x14, {c}->{2 * c}) 3x3", steps, auto, r)
+    # Transposed input gradient: C >= 16 and 2C >= F (5x5 kernels, where Winograd does not apply).
+    for c, f in ((8, 8), (16, 16), (16, 32), (16, 64), (32, 32)):
+        shape, kernel = (n, 14, 14, c), (5, 5, c, f)
+        auto = Conv2DPlan(shape, kernel, padding="same").algorithms.input_grad
+        steps = {a: conv_step(shape, kernel, {"input_grad": a}, True) for a in ("transposed", "col2im")}
+        compare(rows, f"input grad (N, 14x14, {c}->{f}) 5x5", steps, auto, r)
+    # Channel-first col2im without the compiled col2im: C < 8.
+    saved = os.environ.get("CONVLENS_JIT")
+    os.environ["CONVLENS_JIT"] = "0"
+    for c in (3, 7, 8):
+        shape, kernel = (n, 28, 28, c), (3, 3, c, 32)
+        auto = Conv2DPlan(shape, kernel, padding="same").algorithms.input_grad
+        steps = {a: conv_step(shape, kernel, {"input_grad": a}, True) for a in ("col2im_channels_first", "col2im")}
+        compare(rows, f"input grad, NumPy only (N, 28x28, {c}->32) 3x3", steps, auto, r)
+    if saved is None:
+        os.environ.pop("CONVLENS_JIT")
+    else:
+        os.environ["CONVLENS_JIT"] = saved
+    # Depthwise: one input channel per group.
+    shape, kernel = (n, 28, 28, 32), (3, 3, 1, 32)
+    steps = {a: conv_step(shape, kernel, a, False, groups=32) for a in ("depthwise", "grouped_gemm")}
+    compare(rows, "fwd+bwd depthwise (N, 28x28, 32) 3x3", steps, "depthwise", r)
+    # Fused conv + max-pool: direct kernels for 2 <= C <= 6 when the input gradient is needed.
+    geometry = WindowGeometry.resolve((28, 28), 3, 1, "same")
+    for c, grad_x in ((1, True), (3, True), (6, True), (8, True), (3, False)):
+        shape, kernel = (n, 28, 28, c), (3, 3, c, 32)
+        relu = get_activation("relu")
+        auto = ConvMaxPoolPlan(shape, kernel, geometry, (2, 2), relu, compute_grad_x=grad_x).algorithms
+        steps = {name: fused_step(shape, kernel, name, grad_x) for name in ("conv_pool_direct", "conv_pool_gemm")}
+        compare(rows, f"fused stage (N, 28x28, {c}->32), grad_x={grad_x}", steps, auto, r)
+    print(f"selection thresholds, float32, N={n}, median of {r}, ms; {machine()}")
+    print(table(["case", "forced algorithms (ms)", "automatic choice", "choice is the faster"], rows))
+
+
+if __name__ == "__main__":
+    main()

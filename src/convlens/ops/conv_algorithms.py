@@ -1,0 +1,412 @@
+"""The convolution algorithms: one class each, forward and backward side by side.
+
+Every class computes the same 2-D convolution (channels-last, kernels (KH, KW, C / G, F)) exactly; they
+differ in speed. Each says which roles it plays (``forward``, ``kernel_grad`` with the bias gradient,
+``input_grad``) and, in ``applies``, when it cannot compute a problem. Which one runs is decided by the
+table in :mod:`convlens.ops.conv_selection`, never here. ``Conv2DPlan(..., algorithm=NAME)`` or
+``CONVLENS_CONV_ALGORITHM=NAME`` force one; ``convlens.ops.conv_algorithms()`` lists them.
+
+====================== ========================= =====================================================
+name                   roles                     what it does
+====================== ========================= =====================================================
+im2col                 forward, kernel_grad      one im2col copy + one GEMM, bias in the GEMM
+grouped_gemm           all three                 im2col + one batched GEMM per group, col2im adds
+depthwise              all three                 k*k broadcast multiply-adds (one channel per group)
+winograd               all three                 F(2x2, 3x3): 16 GEMMs over 4x4 tiles
+transposed             input_grad                full convolution with the flipped kernel
+col2im                 input_grad                window gradients by one GEMM, added back by col2im
+col2im_channels_first  input_grad                the same, laid out tap-major and channel-first
+====================== ========================= =====================================================
+
+Shapes (channels_last):
+    x, grad_x: (N, H, W, C); kernel: (KH, KW, C / G, F); bias: (F,); out, grad_out: (N, OH, OW, F)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from convlens.geometry import WindowGeometry
+from convlens.ops.depthwise import depthwise_forward, depthwise_input_grad, depthwise_kernel_grad
+from convlens.ops.linalg import matmul_tn
+from convlens.ops.strategy import Strategy
+from convlens.ops.windows import Workspace, col2im, col2im_channels_first, im2col
+from convlens.ops.winograd import WinogradConv
+
+__all__ = [
+    "CONV_STRATEGIES",
+    "Col2im",
+    "Col2imChannelsFirst",
+    "ConvProblem",
+    "ConvStrategy",
+    "Depthwise",
+    "GroupedGemm",
+    "Im2col",
+    "Transposed",
+    "Winograd",
+]
+
+Grads = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ConvProblem:
+    """What a strategy needs to know: shapes, geometry, groups and the dtype it computes in."""
+
+    x_shape: tuple[int, int, int, int]
+    kernel_shape: tuple[int, int, int, int]
+    geometry: WindowGeometry
+    groups: int
+    dtype: np.dtype[Any]
+
+    @property
+    def channels(self) -> int:
+        """C, input channels."""
+        return self.x_shape[3]
+
+    @property
+    def filters(self) -> int:
+        """F, output channels."""
+        return self.kernel_shape[3]
+
+    @property
+    def channels_per_group(self) -> int:
+        """C / G."""
+        return self.kernel_shape[2]
+
+    @property
+    def output_shape(self) -> tuple[int, int, int, int]:
+        """(N, OH, OW, F)."""
+        oh, ow = self.geometry.output_size
+        return (self.x_shape[0], oh, ow, self.filters)
+
+    @property
+    def rows(self) -> int:
+        """N * OH * OW: rows of the im2col matrix."""
+        batch, oh, ow, _ = self.output_shape
+        return batch * oh * ow
+
+
+class ConvStrategy(Strategy):
+    """A convolution algorithm bound to one problem; a plan calls the methods of the roles it chose."""
+
+    roles: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
+        self.problem = problem
+        self.workspace = workspace
+        self.dtype = problem.dtype
+
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        """(N, OH, OW, F) from x (N, H, W, C), kernel (KH, KW, C / G, F), optional bias (F,)."""
+        raise NotImplementedError
+
+    def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
+        """(grad_kernel (KH, KW, C / G, F), grad_bias (F,)) for grad_out (N, OH, OW, F)."""
+        raise NotImplementedError
+
+    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        """grad_x (N, H, W, C) for grad_out (N, OH, OW, F)."""
+        raise NotImplementedError
+
+    def _g2d(self, grad_out: np.ndarray) -> np.ndarray:
+        """grad_out as a C-contiguous (N*OH*OW, F) matrix of the working dtype."""
+        return np.ascontiguousarray(grad_out, dtype=self.dtype).reshape(self.problem.rows, self.problem.filters)
+
+
+def _needs_one_group(problem: ConvProblem) -> str | None:
+    if problem.groups != 1:
+        return f"computes one group, got groups={problem.groups} (grouped_gemm handles groups)"
+    return None
+
+
+class Im2col(ConvStrategy):
+    """im2col + one GEMM; the bias rides in the GEMM: a ones column meets a bias row in the kernel."""
+
+    name = "im2col"
+    roles = ("forward", "kernel_grad")
+    summary = "one im2col copy and one GEMM, the bias in the GEMM (ones column); kernel + bias gradient in one GEMM"
+    measured = (
+        "the default; folding the bias into the GEMM saves one pass over the output and gives the bias "
+        "gradient as the kernel-gradient GEMM's last row (commit 41e4698)"
+    )
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        return _needs_one_group(problem)
+
+    def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
+        super().__init__(problem, workspace)
+        self._cols: np.ndarray | None = None
+        self._cols_source: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        kh, kw, cg, filters = self.problem.kernel_shape
+        depth = kh * kw * cg
+        cols2d = self._im2col_ones(x.astype(self.dtype, copy=False))
+        self._cols, self._cols_source = cols2d, x  # the kernel gradient reuses the matrix
+        kernel_ones = np.empty((depth + 1, filters), self.dtype)
+        kernel_ones[:depth] = kernel.reshape(depth, filters)
+        kernel_ones[depth] = 0 if bias is None else bias
+        out = cols2d @ kernel_ones
+        return out.reshape(self.problem.output_shape)
+
+    def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
+        depth = int(np.prod(self.problem.kernel_shape[:3]))
+        g2d = self._g2d(grad_out)
+        cols = self._cols
+        fresh = cols is None or cols.dtype != self.dtype or x is not self._cols_source
+        self._cols, self._cols_source = None, None
+        cols2d = self._im2col_ones(x.astype(self.dtype, copy=False)) if fresh or cols is None else cols
+        grads_ones = matmul_tn(cols2d, g2d)  # (KH*KW*C + 1, F): kernel gradient, then the bias gradient
+        grad_kernel = np.ascontiguousarray(grads_ones[:depth]).reshape(self.problem.kernel_shape)
+        return grad_kernel, grads_ones[depth].copy()
+
+    def _im2col_ones(self, x: np.ndarray) -> np.ndarray:
+        """im2col of ``x`` as a (N*OH*OW, KH*KW*C + 1) matrix whose last column is all ones."""
+        kh, kw, cg, _ = self.problem.kernel_shape
+        batch, oh, ow = self.problem.output_shape[:3]
+        depth = kh * kw * cg
+        shape = (batch * oh * ow, depth + 1)
+
+        def ones(buffer: np.ndarray) -> None:
+            buffer[:, depth] = 1
+
+        if self.workspace is not None:
+            cols = self.workspace.get("cols_ones", shape, x.dtype, init=ones)
+        else:
+            cols = np.empty(shape, x.dtype)
+            ones(cols)
+        view = cols[:, :depth].reshape(batch, oh, ow, kh, kw, cg)
+        if not np.may_share_memory(view, cols):  # pragma: no cover - NumPy always gives a view here
+            raise RuntimeError("im2col: the destination view was copied")
+        im2col(x, self.problem.geometry, workspace=self.workspace, out=view)
+        return cols
+
+
+class GroupedGemm(ConvStrategy):
+    """im2col, then per group one GEMM of its channels (a batched matmul); the input gradient by col2im."""
+
+    name = "grouped_gemm"
+    roles = ("forward", "kernel_grad", "input_grad")
+    summary = "im2col + one batched GEMM over the groups; input gradient by batched GEMM + col2im"
+    measured = "the general path for groups > 1 (no measurement: nothing else computes grouped convolutions)"
+
+    def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
+        super().__init__(problem, workspace)
+        self._cols: np.ndarray | None = None
+        self._cols_source: np.ndarray | None = None
+
+    def _split(self) -> tuple[int, int, int, int, int]:
+        kh, kw, cg, filters = self.problem.kernel_shape
+        g = self.problem.groups
+        return kh * kw, cg, g, filters // g, kh * kw * cg
+
+    def _cols_by_group(self, cols: np.ndarray) -> np.ndarray:
+        taps, cg, g, _, depth = self._split()
+        return cols.reshape(self.problem.rows, taps, g, cg).transpose(2, 0, 1, 3).reshape(g, self.problem.rows, depth)
+
+    def _kernel_by_group(self, kernel: np.ndarray) -> np.ndarray:
+        taps, cg, g, fg, depth = self._split()
+        return kernel.astype(self.dtype).reshape(taps, cg, g, fg).transpose(2, 0, 1, 3).reshape(g, depth, fg)
+
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        cols = im2col(x.astype(self.dtype, copy=False), self.problem.geometry, workspace=self.workspace)
+        self._cols, self._cols_source = cols, x
+        out_g = self._cols_by_group(cols) @ self._kernel_by_group(kernel)
+        out = out_g.transpose(1, 0, 2).reshape(self.problem.rows, self.problem.filters)
+        if bias is not None:
+            out += bias.astype(self.dtype, copy=False)
+        return out.reshape(self.problem.output_shape)
+
+    def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
+        taps, cg, g, fg, _ = self._split()
+        g2d = self._g2d(grad_out)
+        cols = self._cols
+        fresh = cols is None or cols.dtype != self.dtype or x is not self._cols_source
+        self._cols, self._cols_source = None, None
+        if fresh or cols is None:
+            cols = im2col(x.astype(self.dtype, copy=False), self.problem.geometry, workspace=self.workspace)
+        grad_bias = np.ones(self.problem.rows, self.dtype) @ g2d
+        g_g = g2d.reshape(self.problem.rows, g, fg).transpose(1, 0, 2)
+        gk = self._cols_by_group(cols).transpose(0, 2, 1) @ g_g  # (G, KH*KW*CG, FG)
+        grad_kernel = np.ascontiguousarray(
+            gk.reshape(g, taps, cg, fg).transpose(1, 2, 0, 3).reshape(self.problem.kernel_shape)
+        )
+        return grad_kernel, grad_bias
+
+    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        taps, cg, g, fg, _ = self._split()
+        kh, kw = self.problem.geometry.kernel_size
+        batch, oh, ow = self.problem.output_shape[:3]
+        g_g = self._g2d(grad_out).reshape(self.problem.rows, g, fg).transpose(1, 0, 2)
+        gc = g_g @ self._kernel_by_group(kernel).transpose(0, 2, 1)  # (G, rows, KH*KW*CG)
+        grad_cols = gc.reshape(g, self.problem.rows, taps, cg).transpose(1, 2, 0, 3)
+        return col2im(
+            np.ascontiguousarray(grad_cols).reshape(batch, oh, ow, kh, kw, cg * g),
+            self.problem.geometry,
+            workspace=self.workspace,
+        )
+
+
+class Depthwise(ConvStrategy):
+    """One input channel per group: k*k broadcast multiply-adds instead of per-group GEMMs (ops/depthwise.py)."""
+
+    name = "depthwise"
+    roles = ("forward", "kernel_grad", "input_grad")
+    summary = "k*k broadcast multiply-adds of each input channel with its filters"
+    measured = "per-group GEMMs with a single input channel are mostly call overhead (see the selection table)"
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        if problem.channels_per_group != 1:
+            return f"needs one input channel per group (groups == channels), got {problem.channels_per_group}"
+        return None
+
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        dtype = self.dtype
+        x, kernel = x.astype(dtype, copy=False), kernel.astype(dtype, copy=False)
+        return depthwise_forward(self.problem.geometry, self.problem.output_shape, x, kernel, bias)
+
+    def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
+        g = grad_out.astype(self.dtype, copy=False)
+        return depthwise_kernel_grad(self.problem.geometry, g, x.astype(self.dtype, copy=False), kernel.shape)
+
+    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        g = grad_out.astype(self.dtype, copy=False)
+        k = kernel.astype(self.dtype, copy=False)
+        return depthwise_input_grad(self.problem.geometry, g, k, self.problem.x_shape)
+
+
+class Winograd(ConvStrategy):
+    """F(2x2, 3x3) Winograd (ops/winograd.py): 16 GEMMs of (tiles, C) @ (C, F) instead of 36 MACs per 2x2 tile."""
+
+    name = "winograd"
+    roles = ("forward", "kernel_grad", "input_grad")
+    summary = "F(2x2, 3x3): transforms of 4x4 input tiles, 16 GEMMs, inverse transform; gradients share dM"
+    measured = "2.25x fewer multiply-adds; wins for wide layers only (see the selection table)"
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        g = problem.geometry
+        if g.kernel_size != (3, 3):
+            return f"needs a 3x3 kernel, got {g.kernel_size[0]}x{g.kernel_size[1]}"
+        if g.strides != (1, 1) or g.dilation_rate != (1, 1):
+            return f"needs stride 1 and no dilation, got strides {g.strides}, dilation {g.dilation_rate}"
+        return _needs_one_group(problem)
+
+    def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
+        super().__init__(problem, workspace)
+        self.conv = WinogradConv(problem.x_shape, problem.filters, problem.geometry, workspace or Workspace())
+
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        dtype = self.dtype
+        b = None if bias is None else bias.astype(dtype, copy=False)
+        return self.conv.forward(x.astype(dtype, copy=False), kernel.astype(dtype, copy=False), b, source=x)
+
+    def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
+        g = np.ascontiguousarray(grad_out.astype(self.dtype, copy=False))
+        grad_bias = np.ones(self.problem.rows, self.dtype) @ g.reshape(self.problem.rows, self.problem.filters)
+        return self.conv.kernel_gradient(g, x), grad_bias
+
+    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        g = np.ascontiguousarray(grad_out.astype(self.dtype, copy=False))
+        return self.conv.input_gradient(g, kernel)
+
+
+class Transposed(ConvStrategy):
+    """The stride-1 input gradient as a convolution: the padded grad_out with the flipped, transposed kernel.
+
+    One im2col + GEMM (an :class:`Im2col` over the full-convolution geometry, its own buffers) and no
+    col2im adds. The pads come from :meth:`WindowGeometry.full_convolution`.
+    """
+
+    name = "transposed"
+    roles = ("input_grad",)
+    summary = "full convolution of grad_out with the flipped, transposed kernel (im2col + GEMM, no col2im adds)"
+    measured = "col2im's adds grow with C, this path's im2col with F (see the selection table)"
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        g = problem.geometry
+        if g.strides != (1, 1):
+            return f"needs stride 1 (strided gradients need zero insertion), got strides {g.strides}"
+        if any(p < 0 for pair in g.full_convolution_pads() for p in pair):
+            return f"needs forward pads at most the dilated extent - 1, got pads {g.pads} for extent {g.extent}"
+        return _needs_one_group(problem)
+
+    def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
+        super().__init__(problem, workspace)
+        kh, kw, channels, filters = problem.kernel_shape
+        inner = ConvProblem(
+            problem.output_shape, (kh, kw, filters, channels), problem.geometry.full_convolution(), 1, problem.dtype
+        )
+        self._inner = Im2col(inner, Workspace() if workspace is not None else None)
+
+    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        g = self._g2d(grad_out).reshape(self.problem.output_shape)
+        flipped = kernel.astype(self.dtype, copy=False)[::-1, ::-1].transpose(0, 1, 3, 2)
+        return self._inner.forward(g, flipped, None)
+
+
+class Col2im(ConvStrategy):
+    """Window gradients grad_out @ kernel^T (one GEMM), summed back onto the input by col2im (compiled if on)."""
+
+    name = "col2im"
+    roles = ("input_grad",)
+    summary = "window gradients by one GEMM, added back onto the input by col2im (Numba kernel when available)"
+    measured = "the default input gradient (with compiled col2im also for few channels: commit ad4b7d5)"
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        return _needs_one_group(problem)
+
+    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        kh, kw, cg, filters = self.problem.kernel_shape
+        batch, oh, ow = self.problem.output_shape[:3]
+        kernel2d = kernel.astype(self.dtype, copy=False).reshape(kh * kw * cg, filters)
+        grad_cols = self._g2d(grad_out) @ kernel2d.T
+        return col2im(
+            np.ascontiguousarray(grad_cols).reshape(batch, oh, ow, kh, kw, cg),
+            self.problem.geometry,
+            workspace=self.workspace,
+        )
+
+
+class Col2imChannelsFirst(ConvStrategy):
+    """:class:`Col2im` with the window gradients laid out tap-major and channel-first, (KH*KW*C, rows).
+
+    With few channels the NumPy col2im adds runs of only C floats; this layout adds whole output rows.
+    """
+
+    name = "col2im_channels_first"
+    roles = ("input_grad",)
+    summary = "window gradients kernel @ grad_out^T, tap-major and channel-first: col2im adds whole output rows"
+    measured = "few channels without the compiled col2im (see the selection table)"
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        return _needs_one_group(problem)
+
+    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        kh, kw, cg, filters = self.problem.kernel_shape
+        batch, oh, ow = self.problem.output_shape[:3]
+        grad_taps = kernel.astype(self.dtype, copy=False).reshape(kh * kw * cg, filters) @ self._g2d(grad_out).T
+        return col2im_channels_first(
+            grad_taps.reshape(kh, kw, cg, batch, oh, ow), self.problem.geometry, workspace=self.workspace
+        )
+
+
+#: Every convolution strategy, in the order ``conv_algorithms()`` lists them.
+CONV_STRATEGIES: tuple[type[ConvStrategy], ...] = (
+    Im2col,
+    GroupedGemm,
+    Depthwise,
+    Winograd,
+    Transposed,
+    Col2im,
+    Col2imChannelsFirst,
+)

@@ -1,0 +1,81 @@
+"""Every environment variable convlens reads, in one place.
+
+Each switch is read when it is used (not once at import), so a test or a notebook can flip it with
+``os.environ`` between calls. Performance switches never change results beyond float rounding
+(``CONVLENS_JIT``, ``CONVLENS_FUSE`` and the algorithm choice keep every result within the tolerances
+the tests pin; most paths are bit-identical).
+
+| variable | default | effect |
+|---|---|---|
+| ``CONVLENS_JIT`` | ``1`` | ``0``: no compiled (Numba) kernels; every op runs its NumPy code |
+| ``CONVLENS_JIT_DTYPES`` | ``float32,float64`` | dtypes that get compiled kernels; others run the NumPy code |
+| ``CONVLENS_CONV_ALGORITHM`` | (empty) | force a convolution algorithm by name (``convlens.ops.conv_algorithms()``) |
+| ``CONVLENS_WINOGRAD`` | ``1`` | ``0``: the automatic choice never picks Winograd (forcing it still works) |
+| ``CONVLENS_FUSE`` | ``1`` | ``0``: no fused conv + max-pool stages in ``Sequential`` |
+| ``CONVLENS_NUM_THREADS`` | cores, at most 8 | threads for large NumPy copies (``1``: none) |
+| ``CONVLENS_TUNE_MALLOC`` | ``1`` | ``0``: leave glibc's allocator alone during ``fit``/``predict`` |
+| ``CONVLENS_DATA`` | (empty) | a folder searched first for data sets (``$CONVLENS_DATA/fashion-mnist/``, ...) |
+| ``CONVLENS_MODELS`` | ``~/.convlens/models`` | the model folder of ``convlens serve`` |
+
+convlens also sets two variables of its libraries unless you set them first: ``OPENBLAS_THREAD_TIMEOUT=12``
+(on ``import convlens``, before NumPy loads) and ``OMP_WAIT_POLICY=PASSIVE`` (before Numba loads); see
+the README's Performance section for the measurements behind them.
+
+>>> JIT.name, JIT.is_on({"CONVLENS_JIT": "0"}), JIT.is_on({})
+('CONVLENS_JIT', False, True)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = [
+    "CONV_ALGORITHM",
+    "DATA",
+    "FUSE",
+    "JIT",
+    "JIT_DTYPES",
+    "MODELS",
+    "NUM_THREADS",
+    "SWITCHES",
+    "TUNE_MALLOC",
+    "WINOGRAD",
+    "Switch",
+]
+
+
+@dataclass(frozen=True)
+class Switch:
+    """One environment variable: its name, default and what it does."""
+
+    name: str
+    default: str
+    effect: str
+
+    def value(self, environ: Mapping[str, str] | None = None) -> str:
+        """The current value (stripped), or the default when unset or empty."""
+        raw = (os.environ if environ is None else environ).get(self.name, "").strip()
+        return raw or self.default
+
+    def is_on(self, environ: Mapping[str, str] | None = None) -> bool:
+        """False only when the value is ``0``."""
+        return self.value(environ) != "0"
+
+
+JIT = Switch("CONVLENS_JIT", "1", "0: no compiled (Numba) kernels; every op runs its NumPy code")
+JIT_DTYPES = Switch(
+    "CONVLENS_JIT_DTYPES", "float32,float64", "dtypes that get compiled kernels; others run the NumPy code"
+)
+CONV_ALGORITHM = Switch(
+    "CONVLENS_CONV_ALGORITHM", "", "force a named convolution algorithm everywhere (convlens.ops.conv_algorithms())"
+)
+WINOGRAD = Switch("CONVLENS_WINOGRAD", "1", "0: the automatic choice never picks Winograd (forcing it still works)")
+FUSE = Switch("CONVLENS_FUSE", "1", "0: no fused conv + max-pool stages in Sequential")
+NUM_THREADS = Switch("CONVLENS_NUM_THREADS", "", "threads for large NumPy copies (1: none); default: cores, at most 8")
+TUNE_MALLOC = Switch("CONVLENS_TUNE_MALLOC", "1", "0: leave glibc's allocator alone during fit/predict")
+DATA = Switch("CONVLENS_DATA", "", "a folder searched first for data sets ($CONVLENS_DATA/fashion-mnist/, ...)")
+MODELS = Switch("CONVLENS_MODELS", "", "the model folder of convlens serve; default ~/.convlens/models")
+
+SWITCHES = (JIT, JIT_DTYPES, CONV_ALGORITHM, WINOGRAD, FUSE, NUM_THREADS, TUNE_MALLOC, DATA, MODELS)

@@ -1,0 +1,320 @@
+"""Every convolution algorithm on its own, forced, against the loop reference and PyTorch; the selection table.
+
+Each algorithm runs on problems drawn from its own domain (``DOMAIN``), so no test compares an algorithm
+with itself: the expected values come from tests/support (loops) or from torch.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from convlens.errors import ConfigError
+from convlens.layers import Conv2D
+from convlens.ops import conv_algorithms
+from convlens.ops.conv_algorithms import ConvProblem
+from convlens.ops.conv_plan import Conv2DPlan
+from convlens.ops.conv_selection import (
+    CONV_REGISTRY,
+    CONV_ROLES,
+    CONV_RULES,
+    FEW_CHANNELS,
+    TRANSPOSED_MIN_CHANNELS,
+    WINOGRAD_MIN_CHANNELS,
+)
+from tests.support.conv_cases import Case, cases, close, make_case, torch_conv2d
+
+# The problems that reach each algorithm (a new algorithm must say where it applies).
+DOMAIN: dict[str, dict[str, Any]] = {
+    "im2col": {"shape": "one_group"},
+    "grouped_gemm": {"shape": "any"},
+    "depthwise": {"shape": "depthwise"},
+    "winograd": {"shape": "winograd", "wide": True},
+    "transposed": {"shape": "stride1", "wide": True},
+    "col2im": {"shape": "one_group"},
+    "col2im_channels_first": {"shape": "one_group"},
+}
+ALGORITHMS = conv_algorithms()
+
+
+def problem(case: Case, dtype: Any = np.float64) -> ConvProblem:
+    plan = Conv2DPlan(case.x_shape, case.kernel_shape, **case.kwargs())
+    return ConvProblem(plan.x_shape, plan.kernel_shape, plan.geometry, plan.groups, np.dtype(dtype))  # type: ignore[arg-type]
+
+
+def applies(name: str, case: Case) -> bool:
+    return CONV_REGISTRY.strategies[name].applies(problem(case)) is None
+
+
+def forced_plan(name: str, case: Case, dtype: Any) -> Conv2DPlan:
+    plan = Conv2DPlan(case.x_shape, case.kernel_shape, **case.kwargs(), algorithm=name, dtype=dtype)
+    for role in CONV_REGISTRY.strategies[name].roles:
+        assert getattr(plan.algorithms, role) == name
+    return plan
+
+
+def run(plan: Conv2DPlan, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, grad_out: np.ndarray) -> list[Any]:
+    out = plan.forward(x, kernel, bias)
+    grads = plan.backward(grad_out, x, kernel)
+    return [out, grads.x, grads.kernel, grads.bias]
+
+
+def test_every_algorithm_has_a_domain() -> None:
+    assert set(DOMAIN) == set(ALGORITHMS)
+    assert len(ALGORITHMS) == len(set(ALGORITHMS))
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+@settings(max_examples=10)
+@given(data=st.data())
+def test_forced_algorithm_matches_loop_reference(name: str, data: st.DataObject) -> None:
+    case = data.draw(cases(**DOMAIN[name]), label="case")
+    assume(applies(name, case))
+    x, kernel, bias = case.arrays(seed=3)
+    plan = forced_plan(name, case, np.float64)
+    expected = case.reference(x, kernel, bias)
+    grad_out = np.random.default_rng(4).standard_normal(expected.shape)
+    reference = [expected, *case.reference_backward(grad_out, x, kernel)]
+    for ours, theirs in zip(run(plan, x, kernel, bias, grad_out), reference, strict=True):
+        assert ours.dtype == np.float64
+        close(ours, theirs, 1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ALGORITHMS)
+@settings(max_examples=6)
+@given(data=st.data())
+def test_forced_algorithm_matches_torch(name: str, dtype: Any, data: st.DataObject, torch: Any) -> None:
+    case = data.draw(cases(**DOMAIN[name]), label="case")
+    assume(applies(name, case))
+    x, kernel, bias = case.arrays(seed=5, dtype=dtype)
+    plan = forced_plan(name, case, dtype)
+    grad_out = np.random.default_rng(6).standard_normal(plan.output_shape).astype(dtype)
+    theirs = torch_conv2d(torch, case, x, kernel, bias, grad_out)
+    for ours, expected in zip(run(plan, x, kernel, bias, grad_out), theirs, strict=True):
+        assert ours.dtype == dtype
+        close(ours, expected.astype(np.float64), 2e-5 if dtype == np.float32 else 1e-10)
+
+
+# One case per algorithm where it applies (wide enough for Winograd and the transposed gradient).
+PINNED = {
+    "im2col": make_case((2, 7, 6, 3), (3, 2, 3, 4), strides=2, padding="same", dilation=(1, 2)),
+    "grouped_gemm": make_case((2, 7, 6, 6), (3, 3, 2, 6), strides=(2, 1), padding="same", groups=3),
+    "depthwise": make_case((2, 7, 6, 4), (3, 3, 1, 8), padding="same", groups=4),
+    "winograd": make_case((2, 7, 6, 16), (3, 3, 16, 17), padding=((2, 0), (1, 2))),
+    "transposed": make_case((2, 7, 6, 16), (3, 2, 16, 20), padding="same", dilation=(2, 1)),
+    "col2im": make_case((2, 7, 6, 3), (2, 3, 3, 4), strides=(1, 2), padding=1),
+    "col2im_channels_first": make_case((2, 7, 6, 3), (3, 3, 3, 5), strides=2, padding="valid"),
+}
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_forced_algorithm_runs_its_own_code(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The plan records the name; this checks that the algorithm's own methods did the work.
+    strategy = CONV_REGISTRY.strategies[name]
+    calls: list[str] = []
+    for role in strategy.roles:
+        original = getattr(strategy, role)
+
+        def spy(self: Any, *args: Any, _role: str = role, _original: Any = original) -> Any:
+            calls.append(_role)
+            return _original(self, *args)
+
+        monkeypatch.setattr(strategy, role, spy)
+    case = PINNED[name]
+    x, kernel, bias = case.arrays(seed=7)
+    plan = forced_plan(name, case, np.float64)
+    out, grad_x, grad_kernel, grad_bias = run(plan, x, kernel, bias, np.ones(plan.output_shape))
+    assert sorted(calls) == sorted(strategy.roles)
+    close(out, case.reference(x, kernel, bias))
+    expected = case.reference_backward(np.ones(out.shape), x, kernel)
+    for ours, theirs in zip([grad_x, grad_kernel, grad_bias], expected, strict=True):
+        close(ours, theirs)
+
+
+# ----------------------------------------------------------------------------- the selection table
+def auto(case: Case, dtype: Any = np.float32) -> Any:
+    return Conv2DPlan(case.x_shape, case.kernel_shape, **case.kwargs(), dtype=dtype).algorithms
+
+
+def test_every_role_ends_with_a_rule_that_always_decides() -> None:
+    for role in CONV_ROLES:
+        last = [rule for rule in CONV_RULES if rule.role == role][-1]
+        assert last.algorithm == "grouped_gemm"
+        assert last.when(None, {})
+
+
+@settings(max_examples=20)
+@given(case=cases())
+def test_grouped_gemm_applies_to_every_convolution(case: Case) -> None:
+    assert applies("grouped_gemm", case)
+    assert set(auto(case)) <= set(ALGORITHMS)
+
+
+@pytest.mark.parametrize(
+    ("channels", "filters", "expected"),
+    [
+        (WINOGRAD_MIN_CHANNELS, WINOGRAD_MIN_CHANNELS, "winograd"),
+        (WINOGRAD_MIN_CHANNELS - 1, 64, "im2col"),
+        (64, WINOGRAD_MIN_CHANNELS - 1, "im2col"),
+    ],
+)
+def test_winograd_threshold(channels: int, filters: int, expected: str) -> None:
+    chosen = auto(make_case((2, 8, 8, channels), (3, 3, channels, filters), padding="same"))
+    assert chosen.forward == chosen.kernel_grad == expected
+    assert chosen.input_grad == ("winograd" if expected == "winograd" else chosen.input_grad)
+
+
+@pytest.mark.parametrize(
+    ("case", "forward"),
+    [
+        (make_case((1, 8, 8, 64), (3, 3, 64, 64), strides=2, padding="same"), "im2col"),  # strided
+        (make_case((1, 8, 8, 64), (5, 5, 64, 64), padding="same"), "im2col"),  # 5x5
+        (make_case((1, 8, 8, 64), (3, 3, 64, 64), padding="same", dilation=2), "im2col"),  # dilated
+        (make_case((1, 8, 8, 64), (3, 3, 32, 64), padding="same", groups=2), "grouped_gemm"),
+        (make_case((1, 8, 8, 64), (3, 3, 1, 64), padding="same", groups=64), "depthwise"),
+    ],
+)
+def test_forward_rows(case: Case, forward: str) -> None:
+    assert auto(case).forward == forward
+
+
+@pytest.mark.parametrize(
+    ("channels", "filters", "strides", "expected"),
+    [
+        (TRANSPOSED_MIN_CHANNELS, 2 * TRANSPOSED_MIN_CHANNELS, 1, "transposed"),
+        (TRANSPOSED_MIN_CHANNELS, 2 * TRANSPOSED_MIN_CHANNELS + 1, 1, "col2im"),  # 2C < F
+        (TRANSPOSED_MIN_CHANNELS - 1, 16, 1, "col2im"),
+        (TRANSPOSED_MIN_CHANNELS, 16, 2, "col2im"),  # strided: no full convolution
+    ],
+)
+def test_transposed_threshold(channels: int, filters: int, strides: int, expected: str) -> None:
+    # 5x5 kernels: Winograd does not apply, so the input-gradient rows below it decide.
+    case = make_case((2, 9, 9, channels), (5, 5, channels, filters), strides=strides, padding="same")
+    assert auto(case).input_grad == expected
+
+
+def test_over_padded_convolution_cannot_use_the_transposed_gradient() -> None:
+    case = make_case((1, 6, 6, 16), (3, 3, 16, 16), padding=((3, 0), (0, 0)))
+    assert not applies("transposed", case)
+    plan = Conv2DPlan(case.x_shape, case.kernel_shape, **case.kwargs(), algorithm="im2col")
+    assert plan.algorithms.input_grad == "col2im"
+    with pytest.raises(ConfigError, match=r"transposed needs forward pads at most the dilated extent - 1"):
+        Conv2DPlan(case.x_shape, case.kernel_shape, **case.kwargs(), algorithm="transposed")
+
+
+@pytest.mark.parametrize(("channels", "jit", "expected"), [(FEW_CHANNELS - 1, "0", "col2im_channels_first"),
+                                                           (FEW_CHANNELS, "0", "col2im"),
+                                                           (FEW_CHANNELS - 1, "1", None)])  # fmt: skip
+def test_few_channel_input_gradient(channels: int, jit: str, expected: str | None, monkeypatch: Any) -> None:
+    from convlens.ops.jit import compiled_for
+
+    monkeypatch.setenv("CONVLENS_JIT", jit)
+    if expected is None:  # with the compiled col2im the plain layout runs
+        expected = "col2im" if compiled_for(np.float32) else "col2im_channels_first"
+    case = make_case((2, 6, 6, channels), (3, 3, channels, 4), strides=2, padding="same")
+    assert auto(case).input_grad == expected
+
+
+def test_forcing_an_algorithm_that_does_not_apply_says_why() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"conv2d: algorithm='winograd' cannot run here: winograd needs stride 1 and no dilation, "
+        r"got strides \(2, 2\), dilation \(1, 1\)\.",
+    ):
+        Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), strides=2, algorithm="winograd")
+    with pytest.raises(ConfigError, match=r"winograd needs a 3x3 kernel, got 5x5"):
+        Conv2DPlan((1, 8, 8, 16), (5, 5, 16, 16), algorithm="winograd")
+    with pytest.raises(ConfigError, match=r"depthwise needs one input channel per group"):
+        Conv2DPlan((1, 8, 8, 4), (3, 3, 2, 4), groups=2, algorithm="depthwise")
+    with pytest.raises(ConfigError, match=r"im2col computes one group, got groups=2"):
+        Conv2DPlan((1, 8, 8, 4), (3, 3, 2, 4), groups=2, algorithm="im2col")
+
+
+def test_algorithm_argument_errors() -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, grouped_gemm, depthwise, winograd, "
+        r"transposed, col2im, col2im_channels_first\) or 'auto', got 'fft'\.",
+    ):
+        Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm="fft")
+    with pytest.raises(ConfigError, match=r"asks 'transposed' for forward, but it only computes input_grad"):
+        Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm={"forward": "transposed"})
+    with pytest.raises(ConfigError, match=r"names role 'backward'; the roles are forward, kernel_grad, input_grad"):
+        Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm={"backward": "im2col"})
+
+
+def test_forcing_one_role_keeps_the_table_for_the_others() -> None:
+    plan = Conv2DPlan((2, 8, 8, 16), (3, 3, 16, 16), padding="same", algorithm={"input_grad": "col2im"})
+    assert plan.algorithms == ("winograd", "winograd", "col2im")
+    plan = Conv2DPlan((2, 8, 8, 16), (3, 3, 16, 16), padding="same", algorithm="im2col")
+    assert plan.algorithms == ("im2col", "im2col", "transposed")
+
+
+def test_environment_variable_forces_and_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVLENS_CONV_ALGORITHM", "grouped_gemm")
+    assert Conv2DPlan((1, 6, 6, 2), (3, 3, 2, 4)).algorithms == ("grouped_gemm",) * 3
+    # an explicit keyword wins over the environment
+    assert Conv2DPlan((1, 6, 6, 2), (3, 3, 2, 4), algorithm="im2col").algorithms.forward == "im2col"
+    monkeypatch.setenv("CONVLENS_CONV_ALGORITHM", "winograd")
+    with pytest.raises(ConfigError, match=r"CONVLENS_CONV_ALGORITHM cannot run here: winograd needs a 3x3 kernel"):
+        Conv2DPlan((1, 6, 6, 2), (1, 1, 2, 4))
+    monkeypatch.setenv("CONVLENS_CONV_ALGORITHM", "nope")
+    with pytest.raises(ConfigError, match=r"CONVLENS_CONV_ALGORITHM must name a conv2d algorithm"):
+        Conv2DPlan((1, 6, 6, 2), (1, 1, 2, 4))
+
+
+def test_winograd_switch_only_changes_the_automatic_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVLENS_WINOGRAD", "0")
+    assert Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), padding="same").algorithms.forward == "im2col"
+    assert Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), padding="same", algorithm="winograd").algorithms.forward == (
+        "winograd"
+    )
+
+
+def test_explain_names_every_role_the_winner_and_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVLENS_JIT", "0")  # the few-channel rule depends on the compiled col2im
+    plan = Conv2DPlan((128, 14, 14, 32), (3, 3, 32, 64), padding="same")
+    explanation = plan.explain()
+    text = str(explanation)
+    assert text.splitlines()[0].startswith("conv2d: x (128, 14, 14, 32) * kernel (3, 3, 32, 64) -> (128, 14, 14, 64)")
+    assert "forward: winograd  (rule: C >= 16 and F >= 16)" in text
+    assert "input_grad: winograd  (rule: forward is winograd)" in text
+    assert "cannot run: depthwise needs one input channel per group (groups == channels), got 32" in text
+    assert "also applicable: grouped_gemm, transposed, col2im, col2im_channels_first" in text
+    data = json.loads(json.dumps(explanation.to_dict()))
+    assert [c["role"] for c in data["choices"]] == list(CONV_ROLES)
+    assert data["choices"][2]["applicable"] == ["grouped_gemm", "winograd", "transposed", "col2im",
+                                                "col2im_channels_first"]  # fmt: skip
+    course = str(Conv2DPlan((128, 28, 28, 1), (3, 3, 1, 32), padding="same").explain())
+    assert "forward: im2col  (rule: otherwise)" in course
+    assert (
+        "rules before it that did not hold: depthwise (groups > 1 and one input channel per group); winograd " in course
+    )
+    assert "input_grad: col2im_channels_first  (rule: C < 8 and no compiled col2im)" in course
+    assert "forward=winograd, kernel_grad=winograd, input_grad=winograd" in repr(plan)
+
+
+def test_layers_choose_once_per_input_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    select = CONV_REGISTRY.select
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return select(*args, **kwargs)
+
+    monkeypatch.setattr(CONV_REGISTRY, "select", counting)
+    layer = Conv2D(4, 3, padding="same")
+    layer.build((None, 6, 6, 3), np.random.default_rng(0))
+    x = np.ones((2, 6, 6, 3), np.float32)
+    for _ in range(3):
+        y = layer.forward(x, training=True)
+        layer.backward(np.ones_like(y))
+    assert len(calls) == 1
+    layer.forward(np.ones((3, 6, 6, 3), np.float32))  # a new batch size: a new plan
+    assert len(calls) == 2

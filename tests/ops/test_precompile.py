@@ -1,0 +1,39 @@
+"""precompile: every compiled kernel gets compiled by the tiny runs, for the argument types real runs use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convlens.ops import fused_jit, fused_pool_jit, pooling_jit, windows_jit, winograd_jit
+from convlens.ops.precompile import precompile
+from tests.conftest import require
+
+
+def test_every_kernel_compiles_for_float32(monkeypatch: pytest.MonkeyPatch) -> None:
+    require("numba")
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    steps = precompile(["float32"])
+    assert [s.split(":")[0] for s in steps] == [
+        "float32 im2col + col2im",
+        "float32 im2col into a plain buffer",
+        "float32 winograd transforms",
+        "float32 max pooling",
+        "float32 fused stage, GEMM path",
+        "float32 fused stage, direct kernels",
+    ]
+    kernels = [*windows_jit.kernels(), *winograd_jit.kernels(), *pooling_jit._kernels(), *fused_jit._kernels()]
+    kernels += list(fused_pool_jit.kernels())
+    for kernel in kernels:
+        signatures = [str(s) for s in kernel.signatures]
+        assert any("float32" in s for s in signatures), kernel
+    # im2col into the bias-in-GEMM matrix (a strided view) and into a plain buffer
+    layouts = {s[1].layout for s in windows_jit.kernels()[0].signatures if "float32" in str(s[0])}
+    assert {"A", "C"} <= layouts
+
+
+def test_nothing_to_compile_without_the_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVLENS_JIT", "0")
+    assert precompile(["float32", "float64"]) == []
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    assert precompile([np.float16]) == []
