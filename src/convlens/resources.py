@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from convlens.errors import ConfigError, ResourceError
+from convlens.switches import MEMORY_LIMIT
 
 __all__ = [
     "MAX_WINDOW_CELLS",
@@ -63,7 +64,7 @@ def memory_limit() -> int | None:
     Raises:
         ConfigError: when it is set but not a size such as ``4G`` or ``500000000``.
     """
-    text = os.environ.get("CONVLENS_MEMORY_LIMIT", "").strip()
+    text = MEMORY_LIMIT.value()
     if not text:
         return None
     number, unit = text.upper().removesuffix("B").removesuffix("I"), ""
@@ -74,7 +75,7 @@ def memory_limit() -> int | None:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"CONVLENS_MEMORY_LIMIT must be a size such as 4G or 500000000, got {text!r}.")
+        raise ConfigError(f"{MEMORY_LIMIT.name} must be a size such as 4G or 500000000, got {text!r}.")
     return int(value * _UNITS[unit])
 
 
@@ -151,7 +152,7 @@ def check_arrays(parts: Sequence[tuple[str, Sequence[int], int]], *, owner: str,
     """
     sizes = [math.prod(int(s) for s in shape) * int(itemsize) for _, shape, itemsize in parts]
     total = sum(sizes)
-    if total < CHECK_FROM and os.environ.get("CONVLENS_MEMORY_LIMIT") is None:
+    if total < CHECK_FROM and not MEMORY_LIMIT.value():
         return
     available = available_bytes()
     if total <= available:
@@ -191,7 +192,7 @@ def check_array_size(x: Any, name: str, *, owner: str) -> None:
         ResourceError: naming the argument, its shape and its logical size.
     """
     nbytes = int(x.size) * int(x.itemsize)
-    if nbytes < CHECK_FROM and os.environ.get("CONVLENS_MEMORY_LIMIT") is None:
+    if nbytes < CHECK_FROM and not MEMORY_LIMIT.value():
         return
     available = available_bytes()
     if nbytes > available:

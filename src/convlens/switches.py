@@ -16,6 +16,7 @@ the tests pin; most paths are bit-identical).
 | ``CONVLENS_TUNE_MALLOC`` | ``1`` | ``0``: leave glibc's allocator alone during ``fit``/``predict`` |
 | ``CONVLENS_DATA`` | (empty) | a folder searched first for data sets (``$CONVLENS_DATA/fashion-mnist/``, ...) |
 | ``CONVLENS_MODELS`` | ``~/.convlens/models`` | the model folder of ``convlens serve`` |
+| ``CONVLENS_MEMORY_LIMIT`` | (empty) | a memory cap such as ``4G``: calls estimated to need more are refused up front |
 
 convlens also sets two variables of its libraries unless you set them first: ``OPENBLAS_THREAD_TIMEOUT=12``
 (on ``import convlens``, before NumPy loads) and ``OMP_WAIT_POLICY=PASSIVE`` (before Numba loads); see
@@ -37,6 +38,7 @@ __all__ = [
     "FUSE",
     "JIT",
     "JIT_DTYPES",
+    "MEMORY_LIMIT",
     "MODELS",
     "NUM_THREADS",
     "SWITCHES",
@@ -76,6 +78,9 @@ FUSE = Switch("CONVLENS_FUSE", "1", "0: no fused conv + max-pool stages in Seque
 NUM_THREADS = Switch("CONVLENS_NUM_THREADS", "", "threads for large NumPy copies (1: none); default: cores, at most 8")
 TUNE_MALLOC = Switch("CONVLENS_TUNE_MALLOC", "1", "0: leave glibc's allocator alone during fit/predict")
 DATA = Switch("CONVLENS_DATA", "", "a folder searched first for data sets ($CONVLENS_DATA/fashion-mnist/, ...)")
+MEMORY_LIMIT = Switch(
+    "CONVLENS_MEMORY_LIMIT", "", "a memory cap such as 4G: calls estimated to need more are refused up front"
+)
 MODELS = Switch("CONVLENS_MODELS", "", "the model folder of convlens serve; default ~/.convlens/models")
 
-SWITCHES = (JIT, JIT_DTYPES, CONV_ALGORITHM, WINOGRAD, FUSE, NUM_THREADS, TUNE_MALLOC, DATA, MODELS)
+SWITCHES = (JIT, JIT_DTYPES, CONV_ALGORITHM, WINOGRAD, FUSE, NUM_THREADS, TUNE_MALLOC, DATA, MODELS, MEMORY_LIMIT)
