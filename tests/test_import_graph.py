@@ -31,7 +31,7 @@ FLOORS: list[tuple[str, ...]] = [
         "summary_table", "allocator", "utils", "course", "datasets",
     ),
     ("lab", "interop"),
-    ("cli", "web", "__main__"),
+    ("cli", "web", "widgets", "__main__"),
 ]  # fmt: skip
 
 
