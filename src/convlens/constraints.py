@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from convlens import serialization
-from convlens.errors import ConfigError, check_float
+from convlens.errors import ConfigError, check_float, short_repr
 
 __all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "get", "serialize"]
 
@@ -52,7 +52,7 @@ def _axis(owner: str, axis: Any) -> int | tuple[int, ...]:
         return tuple(axis)
     if isinstance(axis, int) and not isinstance(axis, bool):
         return axis
-    raise ConfigError(f"{owner}: `axis` must be an integer or a list of integers, got {axis!r}.")
+    raise ConfigError(f"{owner}: `axis` must be an integer or a list of integers, got {short_repr(axis)}.")
 
 
 class _NormConstraint(Constraint):

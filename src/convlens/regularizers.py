@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from convlens import serialization
-from convlens.errors import ConfigError, check_float
+from convlens.errors import ConfigError, check_float, short_repr
 
 __all__ = ["L1", "L1L2", "L2", "Regularizer", "get", "l1", "l1_l2", "l2", "serialize"]
 
@@ -142,7 +142,7 @@ def get(identifier: Any, *, owner: str | None = None, name: str = "regularizer")
     prefix = f"{owner}: " if owner else ""
     choices = ", ".join(repr(s) for s in _STRINGS)
     raise ConfigError(
-        f"{prefix}unknown `{name}` {identifier!r}; use None, one of {choices}, or an object such as "
+        f"{prefix}unknown `{name}` {short_repr(identifier)}; use None, one of {choices}, or an object such as "
         "convlens.regularizers.L2(0.01)."
     )
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import convlens as cl
-from convlens.errors import ConfigError, ShapeError, StateError
+from convlens.errors import ConfigError, ConfigTypeError, ShapeError, StateError
 from tests.support.keras_twin import KERAS_WARNINGS, check, copy_weights, import_keras
 
 keras = import_keras()
@@ -263,3 +263,14 @@ def test_errors() -> None:
         L.RandomFlip().backward(np.zeros((1, 2, 2, 1)))
     with pytest.raises(ConfigError, match=r"Rescaling 'rescaling\w*': `scale` must be a number, got 'x'"):
         L.Rescaling("x")
+    # the reliability work's shared checkers (flags are real booleans, data_format is checked, reprs are short)
+    with pytest.raises(ConfigTypeError, match=r"SeparableConv2D 'separable_conv2d\w*': `use_bias` must be True or"):
+        L.SeparableConv2D(2, 3, use_bias="no")
+    with pytest.raises(ConfigTypeError, match=r"LayerNormalization 'layer_normalization\w*': `center` must be True"):
+        L.LayerNormalization(center=1)
+    with pytest.raises(ConfigError, match=r"`data_format` must be one of 'channels_last', 'channels_first', got 7"):
+        L.SpatialDropout2D(0.5, data_format=7)
+    with pytest.raises(ConfigError, match=r"UpSampling2D 'up_sampling2d\w*': only data_format='channels_last' is"):
+        L.UpSampling2D(data_format="channels_first")
+    with pytest.raises(ConfigError, match=r"got \[0, 0, 0, .*\.\.\.\]\.$"):
+        L.Cropping2D([0] * 1000)

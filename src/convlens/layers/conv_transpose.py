@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from convlens import initializers
-from convlens.errors import ConfigError, ShapeError, StateError, check_int, normalize_tuple
+from convlens.errors import ConfigError, ShapeError, StateError, check_bool, check_int, normalize_tuple, short_repr
 from convlens.geometry import WindowGeometry, normalize_padding
 from convlens.layers.base import Layer, Shape, register
 from convlens.layers.conv import _Conv
+from convlens.ops._checks import check_channels_last
 from convlens.ops.activations import get_activation, relu_backward
 from convlens.ops.conv import Conv2DPlan
 from convlens.ops.conv_transpose import Conv2DTransposePlan
@@ -67,7 +68,7 @@ class Conv2DTranspose(_Conv):
             raise ConfigError("Conv2DTranspose: unexpected keyword argument(s): groups (Keras's has none).")
         super().__init__(filters, kernel_size, strides, padding, data_format, dilation_rate, **kwargs)
         if self.padding not in ("valid", "same"):
-            raise ConfigError(f"{self!r}: `padding` must be 'valid' or 'same', got {padding!r}.")
+            raise ConfigError(f"{self!r}: `padding` must be 'valid' or 'same', got {short_repr(padding)}.")
         self.output_padding = (
             None
             if output_padding is None
@@ -172,11 +173,10 @@ class SeparableConv2D(Layer):
         self.strides = normalize_tuple(strides, 2, "strides", owner=owner)
         self.dilation_rate = normalize_tuple(dilation_rate, 2, "dilation_rate", owner=owner)
         self.padding = normalize_padding(padding, 2, owner=owner)
-        if data_format not in (None, "channels_last"):
-            raise ConfigError(f"{owner}: only data_format='channels_last' is supported, got {data_format!r}.")
+        check_channels_last(data_format, owner)
         self.depth_multiplier = check_int(depth_multiplier, "depth_multiplier", owner=owner, minimum=1)
         self.activation = get_activation(activation, owner=owner)
-        self.use_bias = bool(use_bias)
+        self.use_bias = check_bool(use_bias, "use_bias", owner=owner)
         self.initializer_ids = {
             "depthwise_initializer": depthwise_initializer,
             "pointwise_initializer": pointwise_initializer,
@@ -215,13 +215,15 @@ class SeparableConv2D(Layer):
         rng = rng if rng is not None else np.random.default_rng()
         channels = int(input_shape[-1])  # type: ignore[arg-type]
         middle = channels * self.depth_multiplier
-        self.add_weight(
+        self.make_weight(
             "depthwise_kernel",
-            self._inits["depthwise_initializer"]((*self.kernel_size, channels, self.depth_multiplier), rng),
+            self._inits["depthwise_initializer"],
+            (*self.kernel_size, channels, self.depth_multiplier),
+            rng,
         )
-        self.add_weight("pointwise_kernel", self._inits["pointwise_initializer"]((1, 1, middle, self.filters), rng))
+        self.make_weight("pointwise_kernel", self._inits["pointwise_initializer"], (1, 1, middle, self.filters), rng)
         if self.use_bias:
-            self.add_weight("bias", self._inits["bias_initializer"]((self.filters,), rng))
+            self.make_weight("bias", self._inits["bias_initializer"], (self.filters,), rng)
 
     def _depthwise_kernel(self) -> np.ndarray:
         kh, kw, channels, multiplier = self.params["depthwise_kernel"].shape

@@ -191,7 +191,7 @@ class LayerNormalization(Layer):
     ) -> None:
         super().__init__(**kwargs)
         owner = repr(self)
-        if rms_scaling:
+        if check_bool(rms_scaling, "rms_scaling", owner=owner):
             raise ConfigError(f"{owner}: `rms_scaling=True` is not supported (Keras deprecates it too).")
         self.axis: int | list[int] = (
             [check_int(a, "axis", owner=owner) for a in axis]
@@ -199,8 +199,8 @@ class LayerNormalization(Layer):
             else check_int(axis, "axis", owner=owner)
         )
         self.epsilon = check_float(epsilon, "epsilon", owner=owner, minimum=0.0)
-        self.center = bool(center)
-        self.scale = bool(scale)
+        self.center = check_bool(center, "center", owner=owner)
+        self.scale = check_bool(scale, "scale", owner=owner)
         given = {"beta_initializer": beta_initializer, "gamma_initializer": gamma_initializer}
         self._initializers = {n: initializers.get(v, owner=owner, name=n) for n, v in given.items()}
         self._initializer_ids = {n: _init_name(v) for n, v in given.items()}
@@ -228,9 +228,9 @@ class LayerNormalization(Layer):
         self._axes = self._resolve_axes(len(input_shape))
         shape = tuple(int(input_shape[a]) for a in self._axes)  # type: ignore[arg-type]
         if self.scale:
-            self.add_weight("gamma", self._initializers["gamma_initializer"](shape, rng))
+            self.make_weight("gamma", self._initializers["gamma_initializer"], shape, rng)
         if self.center:
-            self.add_weight("beta", self._initializers["beta_initializer"](shape, rng))
+            self.make_weight("beta", self._initializers["beta_initializer"], shape, rng)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = np.asarray(x, dtype=self.dtype)

@@ -28,16 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from convlens.errors import ConfigError, StateError, check_choice, check_float, check_int
+from convlens.errors import ConfigError, StateError, check_choice, check_float, check_int, short_repr
 from convlens.layers.base import Layer, Shape, register
+from convlens.ops._checks import check_channels_last
 from convlens.ops.translate import FILL_MODES, TRANSLATE_INTERPOLATIONS, translate, translate_backward
 
 __all__ = ["RandomFlip", "RandomTranslation", "Rescaling"]
-
-
-def _channels_last(layer: Layer, data_format: str | None) -> None:
-    if data_format not in (None, "channels_last"):
-        raise ConfigError(f"{layer!r}: only data_format='channels_last' is supported, got {data_format!r}.")
 
 
 def _number_or_list(owner: str, name: str, value: Any) -> float | list[float]:
@@ -80,7 +76,7 @@ class _Random(Layer):
     def __init__(self, seed: int | None = None, data_format: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.seed = None if seed is None else check_int(seed, "seed", owner=repr(self), minimum=0)
-        _channels_last(self, data_format)
+        check_channels_last(data_format, repr(self))
         self.rng: np.random.Generator | None = None
         self._draw: np.ndarray | None = None
 
@@ -139,7 +135,9 @@ class RandomFlip(_Random):
 def _factor(owner: str, name: str, factor: Any) -> tuple[float, float]:
     values = factor if isinstance(factor, (list, tuple)) else [factor]
     if len(values) not in (1, 2) or not all(isinstance(v, numbers.Real) and -1.0 <= float(v) <= 1.0 for v in values):
-        raise ConfigError(f"{owner}: `{name}` must be a number or a (lower, upper) pair in [-1, 1], got {factor!r}.")
+        raise ConfigError(
+            f"{owner}: `{name}` must be a number or a (lower, upper) pair in [-1, 1], got {short_repr(factor)}."
+        )
     if len(values) == 1:
         return -abs(float(values[0])), abs(float(values[0]))
     low, high = sorted(float(v) for v in values)

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from convlens.errors import ConfigError
 from convlens.layers.base import register
 from convlens.layers.core import Dropout
+from convlens.ops._checks import check_channels_last
 from convlens.ops.dropout import dropout
 
 __all__ = ["SpatialDropout2D"]
@@ -39,8 +39,7 @@ class SpatialDropout2D(Dropout):
 
     def __init__(self, rate: float, data_format: str | None = None, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(rate, seed=seed, **kwargs)
-        if data_format not in (None, "channels_last"):
-            raise ConfigError(f"{self!r}: only data_format='channels_last' is supported, got {data_format!r}.")
+        check_channels_last(data_format, repr(self))
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         if self.rng is None:

@@ -23,10 +23,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from convlens.errors import ConfigError, ShapeError, StateError, check_choice, normalize_tuple
+from convlens.errors import ConfigError, ShapeError, StateError, check_choice, normalize_tuple, short_repr
 from convlens.geometry import normalize_padding
 from convlens.layers.base import Layer, Shape, register
-from convlens.ops._checks import check_data_format
+from convlens.ops._checks import check_channels_last, check_data_format
 from convlens.ops.upsampling import INTERPOLATIONS, upsample2d, upsample2d_backward
 from convlens.resources import check_arrays
 
@@ -114,11 +114,6 @@ class ZeroPadding1D(_ZeroPadding):
         return config
 
 
-def _channels_last(layer: Layer, data_format: str | None) -> None:
-    if data_format is not None and check_data_format(data_format, repr(layer)) != "channels_last":
-        raise ConfigError(f"{layer!r}: only data_format='channels_last' is supported, got {data_format!r}.")
-
-
 @register
 class Cropping2D(Layer):
     """Cut rows and columns off the edges (the inverse of ``ZeroPadding2D``; its gradient pads with zeros).
@@ -136,10 +131,11 @@ class Cropping2D(Layer):
         spec = normalize_padding(cropping, 2, owner=repr(self)) if not isinstance(cropping, str) else None
         if not isinstance(spec, tuple):
             raise ConfigError(
-                f"{self!r}: `cropping` must be an int, two ints or ((top, bottom), (left, right)), got {cropping!r}."
+                f"{self!r}: `cropping` must be an int, two ints or ((top, bottom), (left, right)), got "
+                f"{short_repr(cropping)}."
             )
         self.cropping: tuple[tuple[int, int], ...] = spec
-        _channels_last(self, data_format)
+        check_channels_last(data_format, repr(self))
         self._x_shape: tuple[int, ...] | None = None
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -191,7 +187,7 @@ class UpSampling2D(Layer):
         height, width = normalize_tuple(size, 2, "size", owner=owner)
         self.size = (height, width)
         self.interpolation = check_choice(interpolation, "interpolation", INTERPOLATIONS, owner=owner)
-        _channels_last(self, data_format)
+        check_channels_last(data_format, repr(self))
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         input_shape = tuple(input_shape)
