@@ -118,6 +118,11 @@ def test_legacy_files_without_checksums_still_load(saved: Any, tmp_path: Path) -
     members["layer_0/0.npy"] = dmg.npy_bytes(model.get_weights()[0].astype("U12"))
     with pytest.raises(DataError, match=r"array 'layer_0/0' has dtype <U12, expected plain floats"):
         cl.load_model(_write(tmp_path, dmg.write_members(members), "strings.npz"))
+    # A flipped byte in a member's name (no checksum lists the members) must not drop that array silently.
+    members = dmg.read_members(legacy.read_bytes())
+    members["optimizer/m_4.npX"] = members.pop("optimizer/m_4.npy")
+    with pytest.raises(DataError, match=r"has a member 'optimizer/m_4\.npX' that is not a \.npy array; convlens"):
+        cl.load_model(_write(tmp_path, dmg.write_members(members), "renamed.npz"))
 
 
 def test_declared_sizes_are_checked_before_any_allocation(saved: Any, tmp_path: Path) -> None:
