@@ -9,6 +9,7 @@ can use them.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ __all__ = [
 
 FORMAT = "convlens.model/2"
 FORMATS = ("convlens.model/1", FORMAT)  # readable
+_ARRAY_NAME = re.compile(r"layer_\d+/\d+|optimizer/(iterations|[a-z][a-z_]*_\d+)")  # what weight_arrays etc. write
 
 
 def _check_built_model(model: Any, what: str) -> None:
@@ -57,6 +59,9 @@ def open_model_file(path: Any, owner: str) -> tuple[ArchiveReader, dict[str, Any
             )
         if config.get("format") == FORMAT and not archive.has_checksums:
             raise DataError(f"{archive.label} is format 2 but carries no checksums.")
+        unknown = [name for name in archive.names() if not _ARRAY_NAME.fullmatch(name)]
+        if unknown:  # (a flipped byte in a member's name would otherwise drop that array silently)
+            raise DataError(f"{archive.label} has an array {short_repr(unknown[0], 60)} that no model file holds.")
     except BaseException:
         archive.close()
         raise

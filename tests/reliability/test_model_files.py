@@ -123,6 +123,10 @@ def test_legacy_files_without_checksums_still_load(saved: Any, tmp_path: Path) -
     members["optimizer/m_4.npX"] = members.pop("optimizer/m_4.npy")
     with pytest.raises(DataError, match=r"has a member 'optimizer/m_4\.npX' that is not a \.npy array; convlens"):
         cl.load_model(_write(tmp_path, dmg.write_members(members), "renamed.npz"))
+    members = dmg.read_members(legacy.read_bytes())
+    members["opt!mizer/m_4.npy"] = members.pop("optimizer/m_4.npy")
+    with pytest.raises(DataError, match=r"has an array 'opt!mizer/m_4' that no model file holds\.$"):
+        cl.load_model(_write(tmp_path, dmg.write_members(members), "renamed2.npz"))
 
 
 def test_declared_sizes_are_checked_before_any_allocation(saved: Any, tmp_path: Path) -> None:
