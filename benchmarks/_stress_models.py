@@ -222,7 +222,7 @@ def model_families() -> list[Family]:
 
         return [
             ("optimizer", "opt:ADAM", "ADAM", "edge"),
-            ("optimizer", "opt:adamw", "adamw", "invalid"),
+            ("optimizer", "opt:adamw", "adamw", "edge"),  # Keras's AdamW (invalid before the Keras API work)
             ("optimizer", "opt:none", None, "any"),
             ("optimizer", "opt:int", 1, "invalid"),
             ("optimizer", "opt:dict", {"class_name": "Adam", "config": {"learning_rate": math.nan}}, "invalid"),

@@ -18,6 +18,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.support.browser import browser, watch  # one Chromium per session, for every browser test
+
+__all__ = ["browser", "rng", "watch"]
+
 settings.register_profile(
     "ci",
     derandomize=True,

@@ -20,16 +20,18 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # DESIGN.md's floors, lowest first: a module may import its own floor and the floors below.
 FLOORS: list[tuple[str, ...]] = [
     # (resources, files, archive: error-checked memory and file helpers on their way from the reliability work)
-    ("errors", "typing", "geometry", "switches", "extensions", "resources", "files", "archive", "blas_threads"),
+    ("errors", "typing", "geometry", "switches", "extensions", "resources", "files", "archive", "rng", "blas_threads"),
     ("ops",),
-    ("layers", "initializers", "activations", "losses"),
+    # (regularizers, constraints and their serialization: layers take them as arguments)
+    ("layers", "initializers", "activations", "losses", "regularizers", "constraints", "serialization"),
     (
-        "models", "model_checks", "fusion", "training", "callbacks", "callback_base", "callbacks_files",
+        "models", "model", "trainer", "sequential", "functional", "penalties", "model_checks", "fusion",
+        "training", "training_data", "checkpoint", "callbacks", "callback_base", "callbacks_files", "callbacks_extra",
         "progbar", "metrics", "optimizers", "saving",
         "summary_table", "allocator", "utils", "course", "datasets", "inference",
     ),
     ("lab", "interop"),
-    ("cli", "web", "__main__"),
+    ("cli", "web", "widgets", "__main__"),
 ]  # fmt: skip
 
 

@@ -90,3 +90,17 @@ def test_a_large_batch_size_is_checked_and_run_one_piece_at_a_time(monkeypatch: 
     with pytest.raises(ResourceError, match=r"call: this call needs about"):
         model(x)
     assert model.predict(x, batch_size=3000, verbose=0).shape == (3000, 3)
+
+
+def test_functional_models_run_in_pieces_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    cl.utils.set_random_seed(0)
+    inputs = cl.Input((8, 8, 3))
+    a = L.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    b = L.Conv2D(4, 1)(inputs)
+    model = cl.Model(inputs, L.Dense(2)(L.Flatten()(L.Add()([a, b]))))
+    x = np.random.default_rng(1).random((50, 8, 8, 3), dtype=np.float32)
+    whole = model._forward(x, training=False)
+    monkeypatch.setattr(inference, "MIN_ROWS", 1)
+    monkeypatch.setattr(inference, "CHUNK_BYTES", 7 * 8 * 8 * 28 * 4)  # 7 rows: the 3x3 im2col is the largest
+    assert chunk_rows(model) == 7
+    np.testing.assert_array_equal(model.predict(x, batch_size=50, verbose=0), whole)

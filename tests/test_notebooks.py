@@ -2,11 +2,13 @@
 
 Each must run without an error and show what a learner should see: the live progress bar updated in place
 while an epoch runs, the model's HTML summary, explanations whose HTML holds the products computed by the
-op, figures as PNG with short text fallbacks.
+op, figures as PNG with short text fallbacks, the widgets as Jupyter widget views.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from nbclient import NotebookClient
 from convlens import ops
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "docs" / "notebooks"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"  # what a notebook stores for an (any)widget
 pytestmark = pytest.mark.slow
 
 
@@ -55,6 +58,13 @@ def _text(nb: Any) -> str:
         if cell.cell_type == "code"
         for out in cell.outputs
     )
+
+
+def _data(page: str) -> Any:
+    """The trace an explanation's HTML hands its step view (its JSON block)."""
+    block = re.search(r'class="convlens-data">(.*?)</script>', page, re.S)
+    assert block is not None
+    return json.loads(block.group(1).replace("<\\/", "</"))["trace"]
 
 
 def test_notebooks_are_stored_without_outputs() -> None:
@@ -106,15 +116,27 @@ def test_stride_and_padding_explanations_hold_the_ops_products(tmp_path: Path) -
     page = first.outputs[0]["data"]["text/html"]
     products = x[:3, :3] * k
     out = ops.conv2d(x[None, :, :, None], k[:, :, None, None])[0, :, :, 0]
-    assert f"out[0,0] = sum = {' + '.join(str(int(v)) for v in products.ravel())} = {int(out[0, 0])}" in page
+    terms = " + ".join(str(int(v)) for v in products.ravel())
+    row = re.search(r'<tr data-step="0">(.*?)</tr>', page)  # step 1's row of the step table
+    assert row is not None
+    assert "out[0, 0]" in row.group(1)
+    assert f"sum = {terms} = {int(out[0, 0])}</td>" in row.group(1)
+    assert _data(page)["steps"][0]["products"] == products.tolist()  # what the step view draws
     assert all(f"= {int(v)}</td>" in page for v in out.ravel())  # every step's value in the step table
     assert first.outputs[0]["data"]["text/plain"].startswith("<ConvTrace: convolution, input 5x5")
-    ramp = next(c for c in nb.cells if "strides=2, padding='same'" in c.source).outputs[0]["data"]["text/html"]
-    assert "(grey: padding)" in ramp
+    ramp = next(c for c in nb.cells if "explain.convolution('ramp:6x6'" in c.source).outputs[0]["data"]["text/html"]
+    assert _data(ramp)["geometry"]["pads"] == [[0, 1], [0, 1]]  # TF 'same', 6 -> 3 with stride 2: pad 1, after
+    assert "function drawConvSteps(" in ramp  # the page's step view, inlined
     assert "data:image/gif;base64," in ramp
     text = _text(nb)
     assert "same  stride 2: out (14, 14), pads ((0, 1), (0, 1))" in text
     assert "max(window) = 4 at input[1, 0]" in text
+    # the widget: shown as a Jupyter widget view; a trait set from Python re-traced (ceil(7 / 3) = 3, 'same')
+    widget = next(c for c in nb.cells if "ExplainWidget(" in c.source)
+    assert WIDGET_VIEW in {kind for out in widget.outputs for kind in out.get("data", {})}
+    changed = next(c for c in nb.cells if "w.strides = [3, 3]" in c.source)
+    side = math.ceil(7 / 3)
+    assert changed.outputs[0]["text"].startswith(f"[{side}, {side}]\n'same' (TensorFlow rule)")
 
 
 def test_filters_notebook_pictures(tmp_path: Path) -> None:
@@ -126,6 +148,8 @@ def test_filters_notebook_pictures(tmp_path: Path) -> None:
     assert "reached the upper bound" in text  # the maximisation curve rises to the first layer's bound
     assert "<GradCamResult: HiResCAM of class" in text
     assert "all zero: every position" not in text
+    explorer = next(c for c in nb.cells if "FeatureMapExplorer(" in c.source)
+    assert WIDGET_VIEW in {kind for out in explorer.outputs for kind in out.get("data", {})}
 
 
 def test_sweep_notebook(tmp_path: Path) -> None:

@@ -291,8 +291,8 @@ def test_adam_property_matches_reference(shape, lr, beta_1, beta_2, steps):
 
 
 def test_errors():
-    with pytest.raises(ConfigError, match=r"optimizers.get: unknown optimizer 'adamw'; valid names are 'sgd'"):
-        optimizers.get("adamw")
+    with pytest.raises(ConfigError, match=r"optimizers.get: unknown optimizer 'adagrad'; valid names are 'sgd'"):
+        optimizers.get("adagrad")
     with pytest.raises(ConfigError, match=r"config dict must have a `class_name`"):
         optimizers.get({"class_name": "Nope", "config": {}})
     with pytest.raises(ConfigError, match=r"Adam 'adam': `learning_rate` must be >= 0.0, got -1.0"):

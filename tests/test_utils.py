@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 
+from convlens import rng as rng_module
 from convlens import utils
 from convlens.errors import ConfigError
 
@@ -37,7 +38,7 @@ def test_get_rng_returns_the_same_generator_until_reseeded():
 
 
 def test_unseeded_generator_is_created_once(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(utils, "_rng", None)
+    monkeypatch.setattr(rng_module, "_rng", None)
     rng = utils.get_rng()
     assert isinstance(rng, np.random.Generator)
     assert utils.get_rng() is rng

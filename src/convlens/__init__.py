@@ -41,6 +41,7 @@ _extensions.provide("model.export", "convlens.interop.formats:export_model")
 _SUBMODULES = {
     "activations",
     "callbacks",
+    "constraints",
     "course",
     "datasets",
     "errors",
@@ -53,6 +54,7 @@ _SUBMODULES = {
     "models",
     "ops",
     "optimizers",
+    "regularizers",
     "saving",
     "utils",
 }
@@ -63,6 +65,8 @@ _ALIASES = {
 }
 _ATTRIBUTES = {
     "Sequential": ("convlens.models", "Sequential"),
+    "Model": ("convlens.models", "Model"),
+    "Input": ("convlens.layers.core", "Input"),
     "load_model": ("convlens.interop.formats", "load_model"),
     "WindowGeometry": ("convlens.geometry", "WindowGeometry"),
 }

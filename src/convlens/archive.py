@@ -34,7 +34,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from convlens.errors import DataError
+from convlens.errors import DataError, short_repr
 from convlens.files import atomic_write, readable_file, remove_stale_temps
 from convlens.resources import check_arrays
 
@@ -120,8 +120,14 @@ class ArchiveReader:
             raise DataError(f"{self.label} has {len(infos)} members, more than the {MAX_MEMBERS} any model needs.")
         self._members: dict[str, zipfile.ZipInfo] = {}
         for info in infos:
-            if info.filename.endswith(".npy") and not info.is_dir():
-                self._members.setdefault(info.filename[: -len(".npy")], info)
+            if not info.filename.endswith(".npy") or info.is_dir():
+                # np.savez writes only .npy members: another (a renamed one: a damaged directory) is not ours
+                self._zip.close()
+                raise DataError(
+                    f"{self.label} has a member {short_repr(info.filename, 60)} that is not a .npy array; "
+                    "convlens writes nothing else."
+                )
+            self._members.setdefault(info.filename[: -len(".npy")], info)
         self._checksums: dict[str, Any] | None = None
 
     def __enter__(self) -> ArchiveReader:

@@ -1,5 +1,7 @@
 """Keras-style training callbacks: History, EarlyStopping, ModelCheckpoint, CSVLogger,
-LearningRateScheduler, TerminateOnNaN, and ProgbarLogger (defined in :mod:`convlens.progbar`).
+LearningRateScheduler, TerminateOnNaN, ReduceLROnPlateau, BackupAndRestore, LambdaCallback, and ProgbarLogger
+(defined in :mod:`convlens.progbar`; the file writers in :mod:`convlens.callbacks_files`, the last three in
+:mod:`convlens.callbacks_extra`).
 
 The model calls the hooks through a :class:`CallbackList`; every hook gets the same ``logs``
 dict, so a callback that adds a key (LearningRateScheduler's ``learning_rate``) is seen by the
@@ -35,14 +37,17 @@ from convlens.errors import (
 from convlens.progbar import ProgbarLogger
 
 __all__ = [
+    "BackupAndRestore",
     "CSVLogger",
     "Callback",
     "CallbackList",
     "EarlyStopping",
     "History",
+    "LambdaCallback",
     "LearningRateScheduler",
     "ModelCheckpoint",
     "ProgbarLogger",
+    "ReduceLROnPlateau",
     "TerminateOnNaN",
 ]
 
@@ -328,5 +333,7 @@ class TerminateOnNaN(Callback):
             self.model.stop_training = True
 
 
-# The callbacks that write files live in their own module (they need the helpers above, hence the import here).
+# The callbacks that write files and the Keras-API additions live in their own modules (they import the base
+# and helpers of convlens.callback_base); re-exported here, as Keras has them all in keras.callbacks.
+from convlens.callbacks_extra import BackupAndRestore, LambdaCallback, ReduceLROnPlateau  # noqa: E402
 from convlens.callbacks_files import CSVLogger, ModelCheckpoint  # noqa: E402

@@ -12,6 +12,11 @@ dilated extent ``e = (k - 1) * d + 1``:
 * ``'causal'`` (1-D only, as Keras ``Conv1D``): ``e - 1`` before, nothing after, ``o = (i - 1) // s + 1``.
 * explicit padding ``(before, after)``: ``o = (i + before + after - e) // s + 1``.
 
+A transposed convolution (:meth:`WindowGeometry.resolve_transpose`) is the adjoint of the convolution that maps
+its output (Keras's length ``L``) back to its input: ``'valid'``: ``L = i * s + max(e - s, 0)``; ``'same'``:
+``L = i * s``; with ``output_padding`` ``q``: ``L = (i - 1) * s + e - 2 * pad + q``, ``pad = e // 2`` for
+``'same'`` and 0 for ``'valid'``. The padding per side is that convolution's (the rules above applied to ``L``).
+
 >>> g = WindowGeometry.resolve((28, 28), (3, 3), (2, 2), "same")
 >>> g.output_size, g.pads
 ((14, 14), ((0, 1), (0, 1)))
@@ -171,6 +176,67 @@ class WindowGeometry:
                 "padding='same', or a larger input."
             )
         return cls(size, kernel, stride, dilation, mode, tuple(pads), outputs)
+
+    @classmethod
+    def resolve_transpose(
+        cls,
+        input_size: Sequence[int] | int,
+        kernel_size: Sequence[int] | int,
+        strides: Sequence[int] | int = 1,
+        padding: str = "valid",
+        output_padding: Sequence[int] | int | None = None,
+        dilation_rate: Sequence[int] | int = 1,
+        *,
+        owner: str | None = None,
+    ) -> WindowGeometry:
+        """The geometry of the convolution whose input gradient is this transposed convolution.
+
+        Its ``input_size`` is the transposed convolution's output size (Keras's ``L``, see the module docstring)
+        and its ``output_size`` equals ``input_size``; ``pads`` says how much of the full transposed result is cut
+        off before (and after) each axis.
+
+        >>> g = WindowGeometry.resolve_transpose((7, 7), (3, 3), (2, 2), "same")
+        >>> g.input_size, g.output_size, g.pads
+        ((14, 14), (7, 7), ((0, 1), (0, 1)))
+
+        Raises:
+            ConfigError: padding other than 'valid'/'same', or ``output_padding >= strides``.
+            ShapeError: an output no convolution maps back to ``input_size`` (e.g. kernel 2, stride 2, 'same',
+                ``output_padding=0``).
+        """
+        rank = 1 if _is_int(input_size) else len(tuple(input_size))  # type: ignore[arg-type]
+        size = normalize_tuple(input_size, rank, "input size", owner=owner, minimum=1)
+        kernel = normalize_tuple(kernel_size, rank, "kernel_size", owner=owner)
+        stride = normalize_tuple(strides, rank, "strides", owner=owner)
+        dilation = normalize_tuple(dilation_rate, rank, "dilation_rate", owner=owner)
+        prefix = f"{owner}: " if owner else ""
+        mode = normalize_padding(padding, rank, owner=owner)
+        if mode not in ("valid", "same"):
+            raise ConfigError(
+                f"{prefix}`padding` must be 'valid' or 'same' for a transposed convolution, got {padding!r}."
+            )
+        extra = (
+            None
+            if output_padding is None
+            else normalize_tuple(output_padding, rank, "output_padding", owner=owner, minimum=0)
+        )
+        if extra is not None and any(q >= s for q, s in zip(extra, stride, strict=True)):
+            raise ConfigError(f"{prefix}`output_padding` {extra} must be smaller than `strides` {stride}.")
+        lengths = []
+        for i, k, s, d, q in zip(size, kernel, stride, dilation, extra or (None,) * rank, strict=True):
+            e = (k - 1) * d + 1
+            if q is None:
+                lengths.append(i * s + max(e - s, 0) if mode == "valid" else i * s)
+            else:
+                lengths.append((i - 1) * s + e - 2 * (e // 2 if mode == "same" else 0) + q)
+        geometry = cls.resolve(tuple(lengths), kernel, stride, mode, dilation, owner=owner)
+        if geometry.output_size != size:
+            raise ShapeError(
+                f"{prefix}a {mode!r} transposed convolution with kernel {_fmt(kernel)}, stride {_fmt(stride)} and "
+                f"output_padding {extra} gives {_fmt(lengths)}, which a convolution maps back to "
+                f"{_fmt(geometry.output_size)}, not the input's {_fmt(size)}; choose another output_padding."
+            )
+        return geometry
 
     @property
     def rank(self) -> int:

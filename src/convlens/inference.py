@@ -28,15 +28,11 @@ MIN_ROWS, MAX_ROWS = 16, 512
 
 
 def _activation_shapes(model: Any) -> list[tuple[Any, tuple[Any, ...]]] | None:
-    """(layer, output shape) along a Sequential model (None when the model is not built)."""
-    shape = getattr(model, "_input_shape", None)
-    if shape is None:
+    """(layer, output shape) of every layer of a built model (None when unknown)."""
+    shapes = getattr(model, "_activation_shapes", None)
+    if shapes is None or not getattr(model, "built", False):
         return None
-    found = []
-    for layer in model.layers:
-        shape = layer.compute_output_shape(shape)
-        found.append((layer, shape))
-    return found
+    return list(shapes())
 
 
 def _sample_bytes(model: Any) -> int | None:
@@ -75,12 +71,12 @@ def forward_in_chunks(model: Any, x: np.ndarray) -> Any:
 
     >>> import convlens as cl
     >>> model = cl.Sequential([cl.layers.Input((4,)), cl.layers.Dense(2)])
-    >>> x = np.ones((40, 4), np.float32)
+    >>> x = np.ones((600, 4), np.float32)
     >>> bool((forward_in_chunks(model, x) == model._forward(x, training=False)).all())
     True
     """
     rows = chunk_rows(model)
-    if rows is None or x.shape[0] <= rows:
+    if rows is None or not isinstance(x, np.ndarray) or x.shape[0] <= rows:  # (several inputs: a list)
         return model._forward(x, training=False)
     first = model._forward(x[:rows], training=False)
     several = isinstance(first, list)

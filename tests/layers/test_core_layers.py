@@ -15,9 +15,12 @@ import pytest
 from convlens.errors import ConfigError, ShapeError, StateError
 from convlens.layers.base import LAYER_REGISTRY, Layer
 from convlens.layers.conv import Conv1D, Conv2D, DepthwiseConv2D
+from convlens.layers.conv_transpose import Conv2DTranspose, SeparableConv2D
 from convlens.layers.core import Activation, Dense, Dropout, Flatten, Input, ReLU, Softmax
-from convlens.layers.normalization import BatchNormalization
-from convlens.layers.reshaping import ZeroPadding1D, ZeroPadding2D
+from convlens.layers.normalization import BatchNormalization, LayerNormalization
+from convlens.layers.preprocessing import RandomFlip, RandomTranslation, Rescaling
+from convlens.layers.regularization import SpatialDropout2D
+from convlens.layers.reshaping import Cropping2D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 from convlens.ops.losses import softmax_cross_entropy_with_logits
 from tests.conftest import require
 from tests.support import reference_core as ref
@@ -59,6 +62,23 @@ CASES: list[tuple[str, Factory, tuple[int, ...]]] = [
     ("conv1d_strided_same", lambda dt: Conv1D(2, 2, strides=2, padding="same", dtype=dt), (2, 7, 3)),
     ("depthwise", lambda dt: DepthwiseConv2D(3, padding="same", depth_multiplier=2, dtype=dt), (2, 5, 5, 3)),
     ("depthwise_strided", lambda dt: DepthwiseConv2D((2, 3), strides=2, activation="tanh", dtype=dt), (2, 6, 7, 2)),
+    # The Keras-API layers (tests/layers/test_keras_layers.py compares them with Keras itself).
+    (
+        "conv2d_transpose",
+        lambda dt: Conv2DTranspose(2, 3, strides=2, padding="same", activation="tanh", dtype=dt),
+        (2, 3, 3, 2),
+    ),
+    ("conv2d_transpose_op", lambda dt: Conv2DTranspose(2, 2, strides=3, output_padding=1, dtype=dt), (2, 2, 3, 3)),
+    ("separable_conv2d", lambda dt: SeparableConv2D(3, 3, depth_multiplier=2, padding="same", dtype=dt), (2, 4, 4, 2)),
+    ("up_sampling2d", lambda dt: UpSampling2D((2, 3), dtype=dt), (2, 2, 3, 2)),
+    ("up_sampling2d_bilinear", lambda dt: UpSampling2D(2, interpolation="bilinear", dtype=dt), (2, 3, 2, 2)),
+    ("cropping2d", lambda dt: Cropping2D(((1, 0), (0, 2)), dtype=dt), (2, 3, 4, 2)),
+    ("spatial_dropout2d", lambda dt: SpatialDropout2D(0.5, seed=1, dtype=dt), (4, 2, 2, 3)),
+    ("layer_norm", lambda dt: LayerNormalization(dtype=dt), (3, 2, 4)),
+    ("layer_norm_axes", lambda dt: LayerNormalization(axis=[1, 2], center=False, dtype=dt), (3, 2, 4)),
+    ("rescaling", lambda dt: Rescaling([0.5, 2.0], offset=1.0, dtype=dt), (2, 3, 2)),
+    ("random_flip", lambda dt: RandomFlip(seed=2, dtype=dt), (4, 2, 3, 1)),
+    ("random_translation", lambda dt: RandomTranslation(0.3, (-0.2, 0.4), seed=2, dtype=dt), (3, 4, 4, 2)),
 ]
 IDS = [c[0] for c in CASES]
 
@@ -104,8 +124,8 @@ def test_layer_gradients_match_finite_differences(
     w = rng.standard_normal(layer.compute_output_shape(shape))
 
     def f() -> float:
-        if isinstance(layer, Dropout):
-            layer.rng = np.random.default_rng(3)  # the same mask every call
+        if getattr(layer, "rng", None) is not None:  # Dropout and the random layers: the same draws every call
+            layer.rng = np.random.default_rng(3)
         return float(np.sum(layer.forward(x, training=True) * w))
 
     f()
@@ -219,7 +239,7 @@ def test_zero_padding_matches_loop_reference(rng: np.random.Generator) -> None:
 def test_input_is_a_marker() -> None:
     layer = Input(shape=(28, 28, 1))
     assert layer.is_input
-    assert layer.shape == (28, 28, 1)
+    assert layer.shape == (None, 28, 28, 1)  # keras.Input(...).shape: batch axis first
     x = np.zeros((2, 28, 28, 1), np.float32)
     assert layer(x) is x
     assert layer.count_params() == 0

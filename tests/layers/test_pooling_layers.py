@@ -161,7 +161,7 @@ def test_unknown_spatial_size_stays_unknown():
         ),
         (
             lambda: MaxPooling2D(pool_sizes=2),
-            TypeError,
+            ConfigError,
             r"MaxPooling2D: unexpected keyword argument\(s\): pool_sizes\.",
         ),
         (

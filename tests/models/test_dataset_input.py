@@ -24,15 +24,16 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _model() -> cl.Sequential:
+def _model(kind: str = "sequential") -> cl.Model:
     cl.utils.set_random_seed(0)
-    model = cl.Sequential(
-        [
-            cl.layers.Conv2D(2, 3, activation="relu", input_shape=(6, 6, 1)),
-            cl.layers.Flatten(),
-            cl.layers.Dense(2, activation="softmax"),
-        ]
-    )
+    layers = [cl.layers.Conv2D(2, 3, activation="relu"), cl.layers.Flatten(), cl.layers.Dense(2, activation="softmax")]
+    if kind == "sequential":
+        model = cl.Sequential([cl.Input((6, 6, 1)), *layers])
+    else:  # the same stack as a Functional model
+        x = inputs = cl.Input((6, 6, 1))
+        for layer in layers:
+            x = layer(x)
+        model = cl.Model(inputs, x)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -42,11 +43,12 @@ def _dataset(folder: Path, **kwargs):
     return cl.utils.image_dataset_from_directory(folder, **{**options, **kwargs})
 
 
+@pytest.mark.parametrize("kind", ["sequential", "functional"])
 @pytest.mark.parametrize("shuffle", [True, False])
-def test_fit_evaluate_predict_equal_the_arrays(folder, shuffle):
+def test_fit_evaluate_predict_equal_the_arrays(folder, shuffle, kind):
     ds = _dataset(folder, shuffle=shuffle)
     x, y = ds.to_arrays()
-    by_dataset, by_arrays = _model(), _model()
+    by_dataset, by_arrays = _model(kind), _model(kind)
     history = by_dataset.fit(ds, epochs=2, verbose=0)
     expected = by_arrays.fit(x, y, batch_size=4, epochs=2, shuffle=shuffle, verbose=0)
     assert history.history == expected.history

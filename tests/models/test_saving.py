@@ -239,6 +239,28 @@ def _models_with_every_layer() -> list[tuple[cl.Sequential, np.ndarray]]:
             ],
         ),
         ((12, 3), [L.Conv1D(2, 3, dilation_rate=2), L.GlobalAveragePooling1D(), L.Dense(2)]),
+        (
+            (6, 6, 2),
+            [
+                L.Rescaling(0.5, offset=0.1),
+                L.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1, kernel_regularizer="l2"),
+                L.SeparableConv2D(4, 3, depth_multiplier=2, pointwise_constraint="max_norm"),
+                L.LayerNormalization(axis=[1, 2]),
+                L.UpSampling2D(2, interpolation="bilinear"),
+                L.Cropping2D(((1, 2), (0, 1))),
+                L.Flatten(),
+                L.Dense(2, activity_regularizer=cl.regularizers.L1L2(0.01, 0.02)),
+            ],
+        ),
+        (
+            (6, 6, 2),
+            [
+                L.RandomFlip("horizontal", seed=1),
+                L.RandomTranslation(0.2, 0.1, seed=2),
+                L.SpatialDropout2D(0.3),
+                L.Flatten(),
+            ],
+        ),
     ]
     models = []
     for shape, layers in specs:
@@ -250,7 +272,22 @@ def _models_with_every_layer() -> list[tuple[cl.Sequential, np.ndarray]]:
         model.train_on_batch(x, target)  # non-trivial weights, BN statistics, Adam moments
         model.train_on_batch(x, target)
         models.append((model, x))
+    models.append(_functional_with_every_merge(rng))
     return models
+
+
+def _functional_with_every_merge(rng: np.random.Generator) -> tuple[cl.Model, np.ndarray]:
+    """The merge layers exist only in Functional models: one graph with each of them."""
+    set_random_seed(0)
+    inputs = L.Input((5, 5, 2))
+    a = L.Conv2D(3, 3, padding="same")(inputs)
+    b = L.Conv2D(3, 1, activation="tanh")(inputs)
+    merged = L.Concatenate()([L.Add()([a, b]), L.Subtract()([a, b]), L.Multiply()([a, b]), L.Average()([a, b, a])])
+    model = cl.Model(inputs, L.Dense(2)(L.GlobalAveragePooling2D()(merged)))
+    model.compile("adam", "mse")
+    x = rng.standard_normal((4, 5, 5, 2)).astype(np.float32)
+    model.train_on_batch(x, rng.standard_normal((4, 2)).astype(np.float32))
+    return model, x
 
 
 def test_every_layer_class_round_trips(tmp_path: Path) -> None:
@@ -266,8 +303,8 @@ def test_every_layer_class_round_trips(tmp_path: Path) -> None:
         for a, b in zip(loaded.get_weights(), model.get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-        if any(isinstance(layer, L.Dropout) for layer in model.layers):
-            continue  # the dropout mask generator's position is not saved (nor is it by Keras)
+        if any(hasattr(layer, "rng") for layer in model.layers):
+            continue  # random layers: the generator's position is not saved (nor is it by Keras)
         # Training continues identically (optimizer state restored for every weight).
         target = np.ones((4, *model.output_shape[1:]), np.float32)
         assert loaded.train_on_batch(x, target) == model.train_on_batch(x, target)

@@ -118,6 +118,15 @@ def test_legacy_files_without_checksums_still_load(saved: Any, tmp_path: Path) -
     members["layer_0/0.npy"] = dmg.npy_bytes(model.get_weights()[0].astype("U12"))
     with pytest.raises(DataError, match=r"array 'layer_0/0' has dtype <U12, expected plain floats"):
         cl.load_model(_write(tmp_path, dmg.write_members(members), "strings.npz"))
+    # A flipped byte in a member's name (no checksum lists the members) must not drop that array silently.
+    members = dmg.read_members(legacy.read_bytes())
+    members["optimizer/m_4.npX"] = members.pop("optimizer/m_4.npy")
+    with pytest.raises(DataError, match=r"has a member 'optimizer/m_4\.npX' that is not a \.npy array; convlens"):
+        cl.load_model(_write(tmp_path, dmg.write_members(members), "renamed.npz"))
+    members = dmg.read_members(legacy.read_bytes())
+    members["opt!mizer/m_4.npy"] = members.pop("optimizer/m_4.npy")
+    with pytest.raises(DataError, match=r"has an array 'opt!mizer/m_4' that no model file holds\.$"):
+        cl.load_model(_write(tmp_path, dmg.write_members(members), "renamed2.npz"))
 
 
 def test_declared_sizes_are_checked_before_any_allocation(saved: Any, tmp_path: Path) -> None:
@@ -189,10 +198,8 @@ def test_paths_that_are_not_files(tmp_path: Path, kind: str) -> None:
         cl.load_model(path)
 
 
-def test_seeded_damages_never_load_as_something_else(saved: Any, tmp_path: Path) -> None:
-    base, model = saved
-    rng = random.Random(12)
-    damages = dmg.model_damages(base, rng, 40) + dmg.model_damages(dmg.legacy_model_bytes(base), rng, 10, legacy=True)
+def refused_or_identical(damages: list[dmg.Damage], model: Any, tmp_path: Path) -> dict[str, int]:
+    """Load every damaged file: each is refused with a one-sentence ConvlensError or loads as ``model`` itself."""
     outcomes = {"refused": 0, "identical": 0}
     for i, (label, make) in enumerate(damages):
         if "bomb" in label:
@@ -208,7 +215,14 @@ def test_seeded_damages_never_load_as_something_else(saved: Any, tmp_path: Path)
             continue
         assert same_model(loaded, model), label
         outcomes["identical"] += 1
-    assert outcomes["refused"] > 0
+    return outcomes
+
+
+def test_seeded_damages_never_load_as_something_else(saved: Any, tmp_path: Path) -> None:
+    base, model = saved
+    rng = random.Random(12)
+    damages = dmg.model_damages(base, rng, 40) + dmg.model_damages(dmg.legacy_model_bytes(base), rng, 10, legacy=True)
+    assert refused_or_identical(damages, model, tmp_path)["refused"] > 0
 
 
 # ----- atomic saves --------------------------------------------------------------------------------------------

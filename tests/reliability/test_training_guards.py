@@ -158,10 +158,14 @@ def test_fit_refuses_non_finite_data_before_training() -> None:
         ),
         ({"verbose": None}, ConfigError, "fit: `verbose` must be 'auto', 0, 1 or 2, got None."),
         ({"validation_split": float("nan")}, ConfigError, "fit: `validation_split` must be a finite number, got nan."),
-        ({"shuffle": "no"}, ConfigTypeError, "fit: `shuffle` must be True or False, got 'no'."),
+        ({"shuffle": "no"}, ConfigTypeError, "fit: `shuffle` must be True, False or 'batch', got 'no'."),
         ({"initial_epoch": -1}, ConfigError, "fit: `initial_epoch` must be an integer >= 0, got -1."),
         ({"on_nan": "ignore"}, ConfigError, "fit: `on_nan` must be one of 'stop', 'raise', 'continue', got 'ignore'."),
-        ({"validation_data": "val"}, ConfigTypeError, "`validation_data` must be a tuple (x_val, y_val), got 'val'."),
+        (
+            {"validation_data": "val"},
+            ConfigTypeError,
+            "`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight_val), got 'val'.",
+        ),
     ],
 )
 def test_fit_arguments_are_checked_before_anything_trains(

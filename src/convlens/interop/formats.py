@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from convlens.errors import ConfigError
-from convlens.models import Sequential
+from convlens.models import Model, Sequential
 
 __all__ = ["WEIGHT_SUFFIXES", "export_model", "load_model", "save_model", "save_weights", "suffix"]
 
@@ -44,11 +44,22 @@ def suffix(path: Any) -> str:
     return ".weights.h5" if name.endswith(".weights.h5") else Path(name).suffix
 
 
+def _sequential_only(model: Any, what: str, path: Any) -> Sequential:
+    """``model`` if it is Sequential: Keras, ONNX and torch conversions handle those; a Functional model saves
+    as .npz."""
+    if not isinstance(model, Sequential):
+        raise ConfigError(
+            f"{what}: '{Path(path).name}': only Sequential models convert to Keras, ONNX or torch files; save "
+            f"{model!r} as .npz (convlens's own format keeps Functional graphs)."
+        )
+    return model
+
+
 def _unknown(path: Any, what: str, choices: tuple[str, ...]) -> ConfigError:
     return ConfigError(f"{what}: unknown file type '{Path(path).name}'; use one of {', '.join(choices)}.")
 
 
-def load_model(path: Any, architecture: Sequential | None = None) -> Sequential:
+def load_model(path: Any, architecture: Model | None = None) -> Model:
     """Load a model from ``path``, by its suffix (see the module table).
 
     Args:
@@ -67,9 +78,9 @@ def load_model(path: Any, architecture: Sequential | None = None) -> Sequential:
                 f"load_model: `architecture` goes with a weight file ({', '.join(WEIGHT_SUFFIXES)}, .npz), "
                 f"got '{Path(path).name}'."
             )
-        if not isinstance(architecture, Sequential):
+        if not isinstance(architecture, Model):
             raise ConfigError(
-                f"load_model: `architecture` must be a convlens Sequential, got {type(architecture).__name__}."
+                f"load_model: `architecture` must be a convlens model, got {type(architecture).__name__}."
             )
         load_weights(architecture, path)
         return architecture
@@ -93,7 +104,7 @@ def load_model(path: Any, architecture: Sequential | None = None) -> Sequential:
     raise _unknown(path, "load_model", MODEL_SUFFIXES + WEIGHT_SUFFIXES)
 
 
-def save_model(model: Sequential, path: Any) -> None:
+def save_model(model: Model, path: Any) -> None:
     """``model.save``: ``.npz`` (convlens, everything) or ``.keras`` (Keras 3 archive)."""
     kind = suffix(path)
     if kind == ".npz":
@@ -103,14 +114,14 @@ def save_model(model: Sequential, path: Any) -> None:
     elif kind == ".keras":
         from convlens.interop import keras
 
-        keras.save_model(model, path)
+        keras.save_model(_sequential_only(model, "save", path), path)
     elif kind == ".onnx":
         raise ConfigError(f"save: ONNX is an export format; use model.export('{Path(path).name}').")
     else:
         raise _unknown(path, "save", (".npz", ".keras"))
 
 
-def save_weights(model: Sequential, path: Any) -> None:
+def save_weights(model: Model, path: Any) -> None:
     """``model.save_weights``: ``.npz`` (convlens), ``.weights.h5`` (Keras), ``.safetensors``/``.pt`` (torch)."""
     kind = suffix(path)
     if kind == ".npz":
@@ -120,16 +131,16 @@ def save_weights(model: Sequential, path: Any) -> None:
     elif kind == ".weights.h5":
         from convlens.interop import keras
 
-        keras.save_weights(model, path)
+        keras.save_weights(_sequential_only(model, "save_weights", path), path)
     elif kind in (".safetensors", ".pt", ".pth"):
         from convlens.interop import torch
 
-        torch.save_state_dict(model, path)
+        torch.save_state_dict(_sequential_only(model, "save_weights", path), path)
     else:
         raise _unknown(path, "save_weights", (".npz", *WEIGHT_SUFFIXES))
 
 
-def load_weights(model: Sequential, path: Any) -> None:
+def load_weights(model: Model, path: Any) -> None:
     """``model.load_weights``: the inverse of :func:`save_weights`, by suffix."""
     kind = suffix(path)
     if kind == ".npz":
@@ -139,20 +150,20 @@ def load_weights(model: Sequential, path: Any) -> None:
     elif kind == ".weights.h5":
         from convlens.interop import keras
 
-        keras.load_weights(model, path)
+        keras.load_weights(_sequential_only(model, "load_weights", path), path)
     elif kind in (".safetensors", ".pt", ".pth"):
         from convlens.interop import torch
 
-        torch.load_state_dict(model, path)
+        torch.load_state_dict(_sequential_only(model, "load_weights", path), path)
     else:
         raise _unknown(path, "load_weights", (".npz", *WEIGHT_SUFFIXES))
 
 
-def export_model(model: Sequential, path: Any, format: str | None = None) -> None:
+def export_model(model: Model, path: Any, format: str | None = None) -> None:
     """``model.export``: ``format='onnx'`` (or a ``.onnx`` path), as Keras's ``model.export(path, format=...)``."""
     fmt = format or suffix(path).lstrip(".")
     if fmt != "onnx":
         raise ConfigError(f"export: `format` must be 'onnx' (or a .onnx path), got {format or Path(path).name!r}.")
     from convlens.interop import onnx
 
-    onnx.export(model, path)
+    onnx.export(_sequential_only(model, "export", path), path)

@@ -2,8 +2,10 @@
 
 from convlens.layers.base import LAYER_REGISTRY, Layer, register
 from convlens.layers.conv import Conv1D, Conv2D, DepthwiseConv2D
-from convlens.layers.core import Activation, Dense, Dropout, Flatten, Input, ReLU, Softmax
-from convlens.layers.normalization import BatchNormalization
+from convlens.layers.conv_transpose import Conv2DTranspose, SeparableConv2D
+from convlens.layers.core import Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU, Softmax
+from convlens.layers.merging import Add, Average, Concatenate, Multiply, Subtract
+from convlens.layers.normalization import BatchNormalization, LayerNormalization
 from convlens.layers.pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -14,7 +16,10 @@ from convlens.layers.pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
-from convlens.layers.reshaping import ZeroPadding1D, ZeroPadding2D
+from convlens.layers.preprocessing import RandomFlip, RandomTranslation, Rescaling
+from convlens.layers.regularization import SpatialDropout2D
+from convlens.layers.reshaping import Cropping2D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
+from convlens.layers.symbolic import KerasTensor
 
 # Keras's aliases.
 MaxPool2D = MaxPooling2D
@@ -25,13 +30,18 @@ AvgPool1D = AveragePooling1D
 __all__ = [
     "LAYER_REGISTRY",
     "Activation",
+    "Add",
+    "Average",
     "AveragePooling1D",
     "AveragePooling2D",
     "AvgPool1D",
     "AvgPool2D",
     "BatchNormalization",
+    "Concatenate",
     "Conv1D",
     "Conv2D",
+    "Conv2DTranspose",
+    "Cropping2D",
     "Dense",
     "DepthwiseConv2D",
     "Dropout",
@@ -41,13 +51,24 @@ __all__ = [
     "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
     "Input",
+    "InputLayer",
+    "KerasTensor",
     "Layer",
+    "LayerNormalization",
     "MaxPool1D",
     "MaxPool2D",
     "MaxPooling1D",
     "MaxPooling2D",
+    "Multiply",
+    "RandomFlip",
+    "RandomTranslation",
     "ReLU",
+    "Rescaling",
+    "SeparableConv2D",
     "Softmax",
+    "SpatialDropout2D",
+    "Subtract",
+    "UpSampling2D",
     "ZeroPadding1D",
     "ZeroPadding2D",
     "register",

@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
+from convlens import constraints, regularizers
 from convlens.errors import (
     MAX_SIZE,
     ConfigError,
@@ -26,6 +27,7 @@ from convlens.errors import (
     check_bool,
     short_repr,
 )
+from convlens.layers.symbolic import KerasTensor, Node, is_symbolic, symbolic_call
 from convlens.ops._checks import as_float_array
 from convlens.resources import check_arrays
 
@@ -74,9 +76,13 @@ class Layer:
         grads: gradients with the same keys as ``params``, filled by ``backward``.
         state: non-trainable weights (e.g. BatchNormalization's moving statistics).
         compute_grad_x: set False by the model for a first layer so backward skips the input gradient.
+        regularizers, constraints: per weight name (e.g. ``kernel``), from ``kernel_regularizer=`` and friends.
+        activity_regularizer: penalises the layer's output (divided by the batch size, as Keras 3).
+        inbound_nodes: the symbolic calls of this layer (Functional API), see :mod:`convlens.layers.symbolic`.
     """
 
     weight_names: ClassVar[tuple[str, ...]] = ()
+    takes_list: ClassVar[bool] = False  # merge layers take a list of inputs
     state_names: ClassVar[tuple[str, ...]] = ()
     min_ndim: ClassVar[int | None] = None  # input rank including batch
     max_ndim: ClassVar[int | None] = None
@@ -86,13 +92,21 @@ class Layer:
         *,
         name: str | None = None,
         input_shape: Any = None,
+        input_dim: int | None = None,
         trainable: bool = True,
         dtype: Any = "float32",
+        activity_regularizer: Any = None,
+        autocast: bool = True,
         **kwargs: Any,
     ) -> None:
         if kwargs:
             unknown = ", ".join(sorted(str(k)[:40] for k in kwargs))
-            raise ConfigTypeError(f"{type(self).__name__}: unexpected keyword argument(s): {unknown}.")
+            raise ConfigTypeError(
+                f"{type(self).__name__}: unexpected keyword argument(s): {unknown}. Either Keras has no such "
+                f"argument or convlens does not support it; see help(convlens.layers.{type(self).__name__})."
+            )
+        if input_dim is not None:
+            input_shape = (input_dim,)
         if name is not None and (not isinstance(name, str) or not name):
             raise ConfigTypeError(f"{type(self).__name__}: `name` must be a non-empty string, got {short_repr(name)}.")
         self.name = name or _unique_name(_snake(type(self).__name__))
@@ -100,6 +114,8 @@ class Layer:
             input_shape = self._check_input_shape_arg(input_shape)
         self.input_shape_arg: tuple[int | None, ...] | None = input_shape
         self.trainable = check_bool(trainable, "trainable", owner=repr(self))
+        if dtype is None:
+            dtype = "float32"
         try:
             resolved = np.dtype(dtype) if isinstance(dtype, (str, type, np.dtype)) else None
         except TypeError:
@@ -107,6 +123,13 @@ class Layer:
         if resolved is None or str(resolved) not in ("float32", "float64"):
             raise ConfigError(f"{self!r}: `dtype` must be 'float32' or 'float64', got {short_repr(dtype)}.")
         self.dtype = resolved
+        self.autocast = check_bool(autocast, "autocast", owner=repr(self))
+        self.activity_regularizer = regularizers.get(
+            activity_regularizer, owner=repr(self), name="activity_regularizer"
+        )
+        self.regularizers: dict[str, regularizers.Regularizer] = {}
+        self.constraints: dict[str, constraints.Constraint] = {}
+        self.inbound_nodes: list[Node] = []
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
@@ -180,6 +203,32 @@ class Layer:
         else:
             self.state[name] = np.ascontiguousarray(checked, dtype=self.dtype)
 
+    def set_weight_options(self, weight: str, regularizer: Any = None, constraint: Any = None) -> None:
+        """Attach Keras's ``<weight>_regularizer`` / ``<weight>_constraint`` arguments to weight ``weight``."""
+        owner = repr(self)
+        reg = regularizers.get(regularizer, owner=owner, name=f"{weight}_regularizer")
+        con = constraints.get(constraint, owner=owner, name=f"{weight}_constraint")
+        if reg is not None:
+            self.regularizers[weight] = reg
+        if con is not None:
+            self.constraints[weight] = con
+
+    def regularization_penalty(self, add_gradients: bool = False) -> float:
+        """Sum of the weight regularizers' penalties; with ``add_gradients`` also add their gradients to ``grads``."""
+        total = 0.0
+        for name, reg in self.regularizers.items():
+            if name in self.params:
+                total += reg(self.params[name])
+                if add_gradients:
+                    self.grads[name] += reg.gradient(self.params[name])
+        return total
+
+    def apply_constraints(self) -> None:
+        """Project the constrained weights in place (after an optimizer step, as Keras)."""
+        for name, con in self.constraints.items():
+            if name in self.params:
+                self.params[name][...] = con(self.params[name])
+
     # ----- the contract -----------------------------------------------------------------------
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
         """Create weights for ``input_shape`` (batch axis included, may be None)."""
@@ -195,6 +244,38 @@ class Layer:
         """Output shape for ``input_shape`` (batch axis included), by arithmetic only."""
         return tuple(input_shape)
 
+    @property
+    def output_shape(self) -> Any:
+        """Output shape (batch axis included) for the shape the layer was built with (Keras 2's attribute)."""
+        if not self.built or self.input_shape is None:
+            raise StateError(f"{self!r}: output_shape is known once the layer is built (add it to a built model).")
+        return self.compute_output_shape(self.input_shape)
+
+    def _only_node(self, what: str) -> Node:
+        if len(self.inbound_nodes) != 1:
+            state = (
+                "has never been called on symbolic tensors" if not self.inbound_nodes else "was called several times"
+            )
+            raise StateError(
+                f"{self!r}: `{what}` needs exactly one symbolic call, but the layer {state}; build its model "
+                "with cl.Input(...) first."
+            )
+        return self.inbound_nodes[0]
+
+    @property
+    def input(self) -> Any:
+        """The symbolic input tensor (a list for merge layers) of the layer's one call (Functional API)."""
+        node = self._only_node("input")
+        return list(node.inputs) if self.takes_list else node.inputs[0]
+
+    @property
+    def output(self) -> KerasTensor:
+        """The symbolic output tensor of the layer's one call (Functional API)."""
+        output = self._only_node("output").output
+        if output is None:  # pragma: no cover - set by symbolic_call
+            raise StateError(f"{self!r}: its call has no output.")
+        return output
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Compute the output for a batch ``x``."""
         raise NotImplementedError
@@ -203,8 +284,12 @@ class Layer:
         """Given dL/d(output) for the last ``forward(training=True)``, fill ``grads``; return dL/dx."""
         raise NotImplementedError
 
-    def __call__(self, x: Any, training: bool = False) -> np.ndarray:
-        """Build on first call, check the input, run ``forward`` (an empty batch gives an empty output)."""
+    def __call__(self, x: Any, training: bool = False) -> Any:
+        """Build on first call, check the input, run ``forward`` (an empty batch gives an empty output); on
+        symbolic tensors (the Functional API) record the call and return a
+        :class:`~convlens.layers.symbolic.KerasTensor` instead."""
+        if is_symbolic(x):
+            return symbolic_call(self, x)
         training = check_bool(training, "training", owner=repr(self))
         x = as_float_array(x, "x", repr(self)).astype(self.dtype, copy=False)
         if not self.built:
@@ -264,7 +349,17 @@ class Layer:
         config: dict[str, Any] = {"name": self.name, "trainable": self.trainable, "dtype": str(self.dtype)}
         if self.input_shape_arg is not None:
             config["input_shape"] = list(self.input_shape_arg)
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        for name, reg in self.regularizers.items():
+            config[f"{self.option_prefix(name)}_regularizer"] = regularizers.serialize(reg)
+        for name, con in self.constraints.items():
+            config[f"{self.option_prefix(name)}_constraint"] = constraints.serialize(con)
         return config
+
+    def option_prefix(self, weight: str) -> str:
+        """The prefix of weight ``weight``'s Keras arguments (``kernel`` -> ``kernel_regularizer``)."""
+        return weight
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:

@@ -53,10 +53,16 @@ class _Conv(Layer):
         use_bias: bool = True,
         kernel_initializer: Any = "glorot_uniform",
         bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         owner = repr(self)
+        self.set_weight_options("kernel", kernel_regularizer, kernel_constraint)
+        self.set_weight_options("bias", bias_regularizer, bias_constraint)
         self.filters = check_int(filters, "filters", owner=owner, minimum=1)
         self.kernel_size = normalize_tuple(kernel_size, self.rank, "kernel_size", owner=owner)
         check_window(self.kernel_size, "kernel_size", owner=owner)
@@ -249,6 +255,8 @@ class Conv2D(_Conv):
         groups: channel groups (C and F divisible by it).
         activation: name ('relu', 'softmax', ...) or None.
         use_bias, kernel_initializer, bias_initializer: as Keras.
+        kernel_regularizer, bias_regularizer, activity_regularizer: see :mod:`convlens.regularizers`.
+        kernel_constraint, bias_constraint: see :mod:`convlens.constraints`.
 
     Shapes:
         (N, H, W, C) -> (N, OH, OW, F); kernel (KH, KW, C / groups, F).
@@ -296,6 +304,10 @@ class DepthwiseConv2D(_Conv):
         use_bias: bool = True,
         depthwise_initializer: Any = "glorot_uniform",
         bias_initializer: Any = "zeros",
+        depthwise_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        depthwise_constraint: Any = None,
+        bias_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -309,12 +321,19 @@ class DepthwiseConv2D(_Conv):
             use_bias=use_bias,
             kernel_initializer=depthwise_initializer,
             bias_initializer=bias_initializer,
+            kernel_regularizer=depthwise_regularizer,
+            bias_regularizer=bias_regularizer,
+            kernel_constraint=depthwise_constraint,
+            bias_constraint=bias_constraint,
             **kwargs,
         )
         self.depth_multiplier = check_int(depth_multiplier, "depth_multiplier", owner=repr(self), minimum=1)
 
     def _out_channels(self, channels: int) -> int:
         return channels * self.depth_multiplier
+
+    def option_prefix(self, weight: str) -> str:
+        return "depthwise" if weight == "kernel" else weight
 
     def _kernel_shape(self, channels: int) -> tuple[int, ...]:
         return (*self.kernel_size, channels, self.depth_multiplier)

@@ -25,11 +25,12 @@ import numpy as np
 from convlens import initializers
 from convlens.errors import ConfigError, ShapeError, StateError, check_bool, check_float, check_int
 from convlens.layers.base import Layer, Shape, register
+from convlens.layers.symbolic import KerasTensor, Node
 from convlens.ops.activations import get_activation, relu_backward, softmax, softmax_backward
 from convlens.ops.dense import dense_backward
 from convlens.ops.dropout import dropout
 
-__all__ = ["Activation", "Dense", "Dropout", "Flatten", "Input", "ReLU", "Softmax"]
+__all__ = ["Activation", "Dense", "Dropout", "Flatten", "Input", "InputLayer", "ReLU", "Softmax"]
 
 
 def _no_forward(layer: Layer) -> StateError:
@@ -42,25 +43,66 @@ def _initializer_name(identifier: Any) -> Any:
 
 @register
 class Input(Layer):
-    """Marks the input shape of a ``Sequential`` model (like ``keras.Input``); identity otherwise.
+    """The model input (``keras.Input`` and ``keras.layers.InputLayer`` in one): marks the input shape of a
+    ``Sequential`` model, and is the symbolic tensor a Functional model starts from.
 
-    Not counted as a layer in summaries (``is_input``).
+    ``cl.Input((28, 28, 1))`` can be the first entry of ``Sequential([...])`` or be given to layers:
+    ``x = cl.Input((28, 28, 1)); y = cl.layers.Conv2D(8, 3)(x); model = cl.Model(x, y)``. As a layer it
+    is the identity and is not counted in a Sequential summary (``is_input``).
+
+    Args:
+        shape: input shape without the batch axis, e.g. (28, 28, 1).
+        batch_size: fixed batch size (default None: any).
+        dtype, name: as Keras (the default name is ``input_layer``).
+        batch_shape: the shape with the batch axis instead of ``shape`` and ``batch_size``.
 
     Shapes:
-        shape: input shape without the batch axis, e.g. (28, 28, 1).
+        ``shape`` attribute: (batch_size, *shape), the batch axis first, as ``keras.Input(...).shape``.
     """
 
     is_input: ClassVar[bool] = True
 
-    def __init__(self, shape: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        shape: Any = None,
+        batch_size: int | None = None,
+        dtype: Any = None,
+        sparse: Any = None,
+        batch_shape: Any = None,
+        name: str | None = None,
+        tensor: Any = None,
+        optional: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        for arg, value, default in (("sparse", sparse, None), ("tensor", tensor, None), ("optional", optional, False)):
+            if value not in (default, False):
+                raise ConfigError(f"Input: `{arg}` is not supported by convlens, got {arg}={value!r}.")
+        if batch_shape is not None:
+            if shape is not None:
+                raise ConfigError("Input: give `shape` or `batch_shape`, not both.")
+            batch_shape = tuple(batch_shape)
+            batch_size, shape = (batch_shape[0], batch_shape[1:]) if batch_shape else (None, None)
         if shape is None and kwargs.get("input_shape") is None:
             raise ConfigError("Input: `shape` is required, e.g. Input(shape=(28, 28, 1)).")
         if shape is not None:
             kwargs["input_shape"] = shape
-        super().__init__(**kwargs)
+        super().__init__(name=name or _unique_input_name(), dtype=dtype, **kwargs)
         if self.input_shape_arg is None:  # pragma: no cover - guarded above
             raise ConfigError("Input: `shape` is required.")
-        self.shape: tuple[int | None, ...] = self.input_shape_arg
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size", owner=repr(self), minimum=1)
+        self.batch_size = batch_size
+        self.shape: tuple[int | None, ...] = (batch_size, *self.input_shape_arg)
+        self.input_shape = self.shape
+        self.built = True
+        node = Node(self, [])
+        node.output = KerasTensor(self.shape, str(self.dtype), node)
+        self.inbound_nodes.append(node)
+
+    @property
+    def ndim(self) -> int:
+        """Number of axes, batch included (as a symbolic tensor's)."""
+        return len(self.shape)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         return x
@@ -71,8 +113,19 @@ class Input(Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.pop("input_shape", None)
-        config["shape"] = list(self.shape)
+        config["shape"] = list(self.shape[1:])
+        if self.batch_size is not None:
+            config["batch_size"] = self.batch_size
         return config
+
+
+InputLayer = Input
+
+
+def _unique_input_name() -> str:
+    from convlens.layers.base import _unique_name
+
+    return _unique_name("input_layer")
 
 
 @register
@@ -93,10 +146,16 @@ class Dense(Layer):
         use_bias: bool = True,
         kernel_initializer: Any = "glorot_uniform",
         bias_initializer: Any = "zeros",
+        kernel_regularizer: Any = None,
+        bias_regularizer: Any = None,
+        kernel_constraint: Any = None,
+        bias_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         owner = repr(self)
+        self.set_weight_options("kernel", kernel_regularizer, kernel_constraint)
+        self.set_weight_options("bias", bias_regularizer, bias_constraint)
         self.units = check_int(units, "units", owner=owner, minimum=1)
         self.activation = get_activation(activation, owner=owner)
         self.use_bias = check_bool(use_bias, "use_bias", owner=owner)

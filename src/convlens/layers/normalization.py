@@ -1,4 +1,4 @@
-"""``BatchNormalization`` with Keras 3 arguments, weights and semantics.
+"""``BatchNormalization`` and ``LayerNormalization`` with Keras 3 arguments, weights and semantics.
 
 Weights in ``get_weights`` order: ``[gamma, beta, moving_mean, moving_variance]`` (gamma/beta
 only when ``scale``/``center``); gamma and beta are trainable (``params``), the moving
@@ -21,11 +21,12 @@ from typing import Any
 import numpy as np
 
 from convlens import initializers
-from convlens.errors import ShapeError, StateError, check_bool, check_float, check_int
+from convlens.errors import ConfigError, ShapeError, StateError, check_bool, check_float, check_int
 from convlens.layers.base import Layer, Shape, register
 from convlens.ops.batch_norm_plans import BatchNormPlan
+from convlens.ops.layer_normalization import LayerNormCache, layer_norm_backward, layer_norm_forward
 
-__all__ = ["BatchNormalization"]
+__all__ = ["BatchNormalization", "LayerNormalization"]
 
 
 def _init_name(identifier: Any) -> Any:
@@ -55,10 +56,16 @@ class BatchNormalization(Layer):
         gamma_initializer: Any = "ones",
         moving_mean_initializer: Any = "zeros",
         moving_variance_initializer: Any = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         owner = repr(self)
+        self.set_weight_options("beta", beta_regularizer, beta_constraint)
+        self.set_weight_options("gamma", gamma_regularizer, gamma_constraint)
         self.axis = check_int(axis, "axis", owner=owner)
         self.momentum = check_float(momentum, "momentum", owner=owner, minimum=0.0, maximum=1.0)
         self.epsilon = check_float(epsilon, "epsilon", owner=owner, minimum=0.0)
@@ -163,5 +170,103 @@ class BatchNormalization(Layer):
             center=self.center,
             scale=self.scale,
             **self._initializer_ids,
+        )
+        return config
+
+
+@register
+class LayerNormalization(Layer):
+    """Normalise each sample over ``axis`` (default the last; an int or a list), ``keras.layers.LayerNormalization``.
+
+    ``gamma``/``beta`` have the normalised axes' sizes (``scale``/``center`` switch them off); ``epsilon`` 1e-3
+    as Keras. The same computation in training and inference (see :mod:`convlens.ops.layer_normalization`).
+    Keras's deprecated ``rms_scaling=True`` is refused.
+
+    Shapes:
+        x, out: (N, ...); gamma, beta: the sizes of the ``axis`` axes, e.g. (C,) for axis=-1.
+    """
+
+    weight_names = ("gamma", "beta")
+    min_ndim = 2
+
+    def __init__(
+        self,
+        axis: Any = -1,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        beta_initializer: Any = "zeros",
+        gamma_initializer: Any = "ones",
+        beta_regularizer: Any = None,
+        gamma_regularizer: Any = None,
+        beta_constraint: Any = None,
+        gamma_constraint: Any = None,
+        rms_scaling: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        owner = repr(self)
+        if check_bool(rms_scaling, "rms_scaling", owner=owner):
+            raise ConfigError(f"{owner}: `rms_scaling=True` is not supported (Keras deprecates it too).")
+        self.axis: int | list[int] = (
+            [check_int(a, "axis", owner=owner) for a in axis]
+            if isinstance(axis, (list, tuple))
+            else check_int(axis, "axis", owner=owner)
+        )
+        self.epsilon = check_float(epsilon, "epsilon", owner=owner, minimum=0.0)
+        self.center = check_bool(center, "center", owner=owner)
+        self.scale = check_bool(scale, "scale", owner=owner)
+        given = {"beta_initializer": beta_initializer, "gamma_initializer": gamma_initializer}
+        self._initializers = {n: initializers.get(v, owner=owner, name=n) for n, v in given.items()}
+        self._initializer_ids = {n: _init_name(v) for n, v in given.items()}
+        self.set_weight_options("beta", beta_regularizer, beta_constraint)
+        self.set_weight_options("gamma", gamma_regularizer, gamma_constraint)
+        self._cache: LayerNormCache | None = None
+        self._axes: tuple[int, ...] = ()
+
+    def _resolve_axes(self, ndim: int) -> tuple[int, ...]:
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        if not axes or any(not -ndim <= a < ndim or a % ndim == 0 for a in axes):
+            raise ShapeError(f"{self!r}: `axis` {self.axis} must name non-batch axes of a {ndim}-D input.")
+        return tuple(sorted({a % ndim for a in axes}))
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        input_shape = tuple(input_shape)
+        self.check_input_shape(input_shape)
+        if any(input_shape[a] is None for a in self._resolve_axes(len(input_shape))):
+            raise ShapeError(f"{self!r}: the normalised axes {self.axis} must be known, got shape {input_shape}.")
+        return input_shape
+
+    def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> None:
+        super().build(input_shape, rng)
+        rng = rng if rng is not None else np.random.default_rng()
+        self._axes = self._resolve_axes(len(input_shape))
+        shape = tuple(int(input_shape[a]) for a in self._axes)  # type: ignore[arg-type]
+        if self.scale:
+            self.make_weight("gamma", self._initializers["gamma_initializer"], shape, rng)
+        if self.center:
+            self.make_weight("beta", self._initializers["beta_initializer"], shape, rng)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = np.asarray(x, dtype=self.dtype)
+        y, cache = layer_norm_forward(x, self.params.get("gamma"), self.params.get("beta"), self._axes, self.epsilon)
+        self._cache = cache if training else None
+        return y
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        if self._cache is None:
+            raise StateError(f"{self!r}: backward called without a forward(training=True) first.")
+        grad_x, grad_gamma, grad_beta = layer_norm_backward(np.asarray(grad_out, dtype=self.dtype), self._cache)
+        self._cache = None
+        if grad_gamma is not None:
+            self.grads["gamma"][...] = grad_gamma
+        if self.center:
+            self.grads["beta"][...] = grad_beta
+        return grad_x
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            axis=self.axis, epsilon=self.epsilon, center=self.center, scale=self.scale, **self._initializer_ids
         )
         return config

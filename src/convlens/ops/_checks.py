@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from convlens.errors import ConfigTypeError, ShapeError, check_choice, short_repr
+from convlens.errors import ConfigError, ConfigTypeError, ShapeError, check_choice, short_repr
 from convlens.resources import check_array_size
 
 DATA_FORMATS = ("channels_last", "channels_first")
@@ -104,6 +104,12 @@ def check_generator(rng: Any, owner: str) -> np.random.Generator:
 def check_data_format(data_format: Any, owner: str) -> str:
     """Validate ``data_format`` ('channels_last' or 'channels_first')."""
     return check_choice(data_format, "data_format", DATA_FORMATS, owner=owner)
+
+
+def check_channels_last(data_format: Any, owner: str) -> None:
+    """Refuse a ``data_format`` other than None or 'channels_last' (layers that have no channels_first path)."""
+    if data_format is not None and check_data_format(data_format, owner) != "channels_last":
+        raise ConfigError(f"{owner}: only data_format='channels_last' is supported, got 'channels_first'.")
 
 
 def to_channels_last(x: np.ndarray, data_format: str) -> np.ndarray:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from convlens.errors import ConfigError, ConfigTypeError, ShapeError, check_bool
+from convlens.errors import ConfigError, ConfigTypeError, ShapeError, check_bool, short_repr
 from convlens.ops._checks import as_array, as_float_array
 from convlens.ops.activations import sigmoid
 
@@ -39,15 +39,19 @@ __all__ = [
     "Loss",
     "binary_crossentropy",
     "binary_crossentropy_backward",
+    "binary_crossentropy_terms",
     "categorical_crossentropy",
     "categorical_crossentropy_backward",
+    "categorical_crossentropy_terms",
     "get_loss",
     "mean_squared_error",
     "mean_squared_error_backward",
+    "mean_squared_error_terms",
     "sigmoid_cross_entropy_with_logits",
     "softmax_cross_entropy_with_logits",
     "sparse_categorical_crossentropy",
     "sparse_categorical_crossentropy_backward",
+    "sparse_categorical_crossentropy_terms",
 ]
 
 EPSILON = 1e-7  # keras.config.epsilon()
@@ -114,57 +118,13 @@ def _count(y_pred: Array) -> int:
     return int(np.prod(y_pred.shape[:-1], dtype=np.int64)) if y_pred.ndim > 1 else int(y_pred.shape[0])
 
 
-# ----- crossentropy from probabilities -----------------------------------------------------------------
+# ----- per-sample values and the gradient of their mean ---------------------------------------------------
+# Every loss is computed as ``values`` (one per sample and position: y_pred.shape[:-1], or (N,) for 1-D
+# predictions) and ``grad`` = d mean(values) / d y_pred. Weighted reductions scale ``grad`` per sample
+# (see convlens.losses), the plain functions below return the mean.
 def _normalised(y_pred: Array) -> tuple[Array, Array]:
     total = np.sum(y_pred, axis=-1, keepdims=True)
     return y_pred / total, total
-
-
-def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> float:
-    """Mean of ``-log(p[label])`` (probabilities renormalised and clipped to [1e-7, 1 - 1e-7]).
-
-    Shapes:
-        y_true: (N, ...) or (N, ..., 1) integer labels; y_pred: (N, ..., K).
-    """
-    owner = "sparse_categorical_crossentropy"
-    from_logits = _from_logits(from_logits, owner)
-    y_pred = _pred(y_pred, owner)
-    labels = _sparse_labels(y_true, y_pred, owner)
-    if from_logits:
-        return softmax_cross_entropy_with_logits(labels, y_pred)[0]
-    probs, _ = _normalised(y_pred)
-    picked = np.take_along_axis(probs, labels[..., None], axis=-1)
-    return float(-np.mean(np.log(np.clip(picked, EPSILON, 1.0 - EPSILON))))
-
-
-def sparse_categorical_crossentropy_backward(y_true: Any, y_pred: Any, from_logits: bool = False) -> Array:
-    """Gradient of :func:`sparse_categorical_crossentropy` with respect to ``y_pred``."""
-    owner = "sparse_categorical_crossentropy_backward"
-    from_logits = _from_logits(from_logits, owner)
-    y_pred = _pred(y_pred, owner)
-    labels = _sparse_labels(y_true, y_pred, owner)
-    if from_logits:
-        return softmax_cross_entropy_with_logits(labels, y_pred)[1]
-    onehot = np.zeros_like(y_pred)
-    np.put_along_axis(onehot, labels[..., None], 1.0, axis=-1)
-    return _categorical_grad(onehot, y_pred)
-
-
-def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> float:
-    """Mean over samples of ``-sum(y_true * log(p))``, p renormalised and clipped as Keras.
-
-    Shapes:
-        y_true, y_pred: (N, ..., K).
-    """
-    owner = "categorical_crossentropy"
-    from_logits = _from_logits(from_logits, owner)
-    y_pred = _pred(y_pred, owner)
-    target = _dense_targets(y_true, y_pred, owner, allow_squeezed=False)
-    if from_logits:
-        return softmax_cross_entropy_with_logits(target, y_pred)[0]
-    probs, _ = _normalised(y_pred)
-    per_sample = -np.sum(target * np.log(np.clip(probs, EPSILON, 1.0 - EPSILON)), axis=-1)
-    return float(np.mean(per_sample))
 
 
 def _categorical_grad(target: Array, y_pred: Array) -> Array:
@@ -176,15 +136,116 @@ def _categorical_grad(target: Array, y_pred: Array) -> Array:
     return np.asarray((grad / _count(y_pred)).astype(y_pred.dtype, copy=False))
 
 
-def categorical_crossentropy_backward(y_true: Any, y_pred: Any, from_logits: bool = False) -> Array:
-    """Gradient of :func:`categorical_crossentropy` with respect to ``y_pred``."""
-    owner = "categorical_crossentropy_backward"
+def _per_sample(elementwise: Array) -> Array:
+    """Keras's mean over the last axis (1-D predictions: one value per sample already)."""
+    return np.asarray(np.mean(elementwise, axis=-1)) if elementwise.ndim > 1 else elementwise
+
+
+def sparse_categorical_crossentropy_terms(
+    y_true: Any, y_pred: Any, from_logits: bool = False, *, grad: bool = True
+) -> tuple[Array, Any]:
+    """Per-sample ``-log(p[label])`` and the gradient of their mean (see the module docstring).
+
+    Shapes:
+        y_true: (N, ...) or (N, ..., 1) integer labels; y_pred: (N, ..., K); values: (N, ...).
+    """
+    owner = "sparse_categorical_crossentropy"
+    from_logits = _from_logits(from_logits, owner)
+    y_pred = _pred(y_pred, owner)
+    labels = _sparse_labels(y_true, y_pred, owner)
+    if from_logits:
+        return _softmax_terms(labels, y_pred, owner)[:2]
+    probs, _ = _normalised(y_pred)
+    picked = np.take_along_axis(probs, labels[..., None], axis=-1)[..., 0]
+    values = -np.log(np.clip(picked, EPSILON, 1.0 - EPSILON))
+    if not grad:
+        return values, None
+    onehot = np.zeros_like(y_pred)
+    np.put_along_axis(onehot, labels[..., None], 1.0, axis=-1)
+    return values, _categorical_grad(onehot, y_pred)
+
+
+def categorical_crossentropy_terms(
+    y_true: Any, y_pred: Any, from_logits: bool = False, *, grad: bool = True
+) -> tuple[Array, Any]:
+    """Per-sample ``-sum(y_true * log(p))`` (p renormalised and clipped as Keras) and the mean's gradient.
+
+    Shapes:
+        y_true, y_pred: (N, ..., K); values: (N, ...).
+    """
+    owner = "categorical_crossentropy"
     from_logits = _from_logits(from_logits, owner)
     y_pred = _pred(y_pred, owner)
     target = _dense_targets(y_true, y_pred, owner, allow_squeezed=False)
     if from_logits:
-        return softmax_cross_entropy_with_logits(target, y_pred)[1]
-    return _categorical_grad(target, y_pred)
+        return _softmax_terms(target, y_pred, owner)[:2]
+    probs, _ = _normalised(y_pred)
+    values = -np.sum(target * np.log(np.clip(probs, EPSILON, 1.0 - EPSILON)), axis=-1)
+    return values, _categorical_grad(target, y_pred) if grad else None
+
+
+def binary_crossentropy_terms(
+    y_true: Any, y_pred: Any, from_logits: bool = False, *, grad: bool = True
+) -> tuple[Array, Any]:
+    """Per-sample mean over the last axis of ``-(y log p + (1 - y) log(1 - p))`` (p clipped to [1e-7, 1 - 1e-7])
+    and the gradient of their mean.
+
+    Shapes:
+        y_true: like y_pred, or (N,) for y_pred (N, 1); y_pred: (N, ...); values: y_pred.shape[:-1].
+    """
+    owner = "binary_crossentropy"
+    from_logits = _from_logits(from_logits, owner)
+    y_pred = _pred(y_pred, owner)
+    target = _dense_targets(y_true, y_pred, owner, allow_squeezed=True)
+    if from_logits:
+        return _sigmoid_terms(target, y_pred, owner)[:2]
+    p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
+    values = _per_sample(-(target * np.log(p) + (1.0 - target) * np.log1p(-p)))
+    if not grad:
+        return values, None
+    inside = (y_pred >= EPSILON) & (y_pred <= 1.0 - EPSILON)
+    gradient = np.where(inside, (p - target) / (p * (1.0 - p)), 0.0) / y_pred.size
+    return values, np.asarray(gradient.astype(y_pred.dtype, copy=False))
+
+
+def mean_squared_error_terms(y_true: Any, y_pred: Any, *, grad: bool = True) -> tuple[Array, Any]:
+    """Per-sample mean over the last axis of ``(y_pred - y_true) ** 2`` and the gradient of their mean.
+
+    Shapes:
+        y_true: like y_pred, or (N,) for y_pred (N, 1); values: y_pred.shape[:-1].
+    """
+    y_pred = _pred(y_pred, "mean_squared_error")
+    target = _dense_targets(y_true, y_pred, "mean_squared_error", allow_squeezed=True)
+    diff = y_pred - target
+    return _per_sample(diff * diff), np.asarray(diff * (2.0 / y_pred.size)) if grad else None
+
+
+def sparse_categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> float:
+    """Mean of ``-log(p[label])`` (probabilities renormalised and clipped to [1e-7, 1 - 1e-7]).
+
+    Shapes:
+        y_true: (N, ...) or (N, ..., 1) integer labels; y_pred: (N, ..., K).
+    """
+    return float(np.mean(sparse_categorical_crossentropy_terms(y_true, y_pred, from_logits, grad=False)[0]))
+
+
+def sparse_categorical_crossentropy_backward(y_true: Any, y_pred: Any, from_logits: bool = False) -> Array:
+    """Gradient of :func:`sparse_categorical_crossentropy` with respect to ``y_pred``."""
+    return sparse_categorical_crossentropy_terms(y_true, y_pred, from_logits)[1]
+
+
+def categorical_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> float:
+    """Mean over samples of ``-sum(y_true * log(p))``, p renormalised and clipped as Keras.
+
+    Shapes:
+        y_true, y_pred: (N, ..., K).
+    """
+    return float(np.mean(categorical_crossentropy_terms(y_true, y_pred, from_logits, grad=False)[0]))
+
+
+def categorical_crossentropy_backward(y_true: Any, y_pred: Any, from_logits: bool = False) -> Array:
+    """Gradient of :func:`categorical_crossentropy` with respect to ``y_pred``."""
+    return categorical_crossentropy_terms(y_true, y_pred, from_logits)[1]
 
 
 def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> float:
@@ -193,28 +254,12 @@ def binary_crossentropy(y_true: Any, y_pred: Any, from_logits: bool = False) -> 
     Shapes:
         y_true: like y_pred, or (N,) for y_pred (N, 1); y_pred: (N, ...).
     """
-    owner = "binary_crossentropy"
-    from_logits = _from_logits(from_logits, owner)
-    y_pred = _pred(y_pred, owner)
-    target = _dense_targets(y_true, y_pred, owner, allow_squeezed=True)
-    if from_logits:
-        return sigmoid_cross_entropy_with_logits(target, y_pred)[0]
-    p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
-    return float(-np.mean(target * np.log(p) + (1.0 - target) * np.log1p(-p)))
+    return float(np.mean(binary_crossentropy_terms(y_true, y_pred, from_logits, grad=False)[0]))
 
 
 def binary_crossentropy_backward(y_true: Any, y_pred: Any, from_logits: bool = False) -> Array:
     """Gradient of :func:`binary_crossentropy` with respect to ``y_pred``."""
-    owner = "binary_crossentropy_backward"
-    from_logits = _from_logits(from_logits, owner)
-    y_pred = _pred(y_pred, owner)
-    target = _dense_targets(y_true, y_pred, owner, allow_squeezed=True)
-    if from_logits:
-        return sigmoid_cross_entropy_with_logits(target, y_pred)[1]
-    p = np.clip(y_pred, EPSILON, 1.0 - EPSILON)
-    inside = (y_pred >= EPSILON) & (y_pred <= 1.0 - EPSILON)
-    grad = np.where(inside, (p - target) / (p * (1.0 - p)), 0.0) / y_pred.size
-    return np.asarray(grad.astype(y_pred.dtype, copy=False))
+    return binary_crossentropy_terms(y_true, y_pred, from_logits)[1]
 
 
 def mean_squared_error(y_true: Any, y_pred: Any) -> float:
@@ -223,31 +268,17 @@ def mean_squared_error(y_true: Any, y_pred: Any) -> float:
     Shapes:
         y_true: like y_pred, or (N,) for y_pred (N, 1).
     """
-    y_pred = _pred(y_pred, "mean_squared_error")
-    target = _dense_targets(y_true, y_pred, "mean_squared_error", allow_squeezed=True)
-    diff = y_pred - target
-    return float(np.mean(diff * diff))
+    return float(np.mean(mean_squared_error_terms(y_true, y_pred, grad=False)[0]))
 
 
 def mean_squared_error_backward(y_true: Any, y_pred: Any) -> Array:
     """Gradient of :func:`mean_squared_error`: ``2 (y_pred - y_true) / size``."""
-    y_pred = _pred(y_pred, "mean_squared_error_backward")
-    target = _dense_targets(y_true, y_pred, "mean_squared_error_backward", allow_squeezed=True)
-    return np.asarray((y_pred - target) * (2.0 / y_pred.size))
+    return mean_squared_error_terms(y_true, y_pred)[1]
 
 
 # ----- fused, from logits ----------------------------------------------------------------------------
-def softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> tuple[float, Array, Array]:
-    """Softmax + crossentropy from logits: ``(loss_mean, grad_logits, probs)``.
-
-    ``labels`` are sparse ints (N, ...) / (N, ..., 1) or one-hot (N, ..., K), told apart by shape.
-    Uses ``log_softmax = z - max - log(sum(exp(z - max)))``: no overflow for any finite logits.
-
-    Shapes:
-        logits, grad_logits, probs: (N, ..., K).
-    """
-    owner = "softmax_cross_entropy_with_logits"
-    logits = _pred(logits, owner)
+def _softmax_terms(labels: Any, logits: Array, owner: str) -> tuple[Array, Array, Array]:
+    """Per-sample softmax crossentropy, the gradient of its mean w.r.t. the logits, and the probabilities."""
     if logits.ndim < 2:
         raise ShapeError(f"{owner}: `logits` must be (N, ..., K), got shape {logits.shape}.")
     labels = as_array(labels, "labels", owner)
@@ -259,21 +290,41 @@ def softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> tuple[float, 
     total = np.sum(exp, axis=-1, keepdims=True)
     log_probs = shifted - np.log(total)
     probs = exp / total
-    count = _count(logits)
     grad = probs.copy()
     if sparse:
         index = _sparse_labels(labels, logits, owner)[..., None]
-        loss = -float(np.mean(np.take_along_axis(log_probs, index, axis=-1)))
+        values = -np.take_along_axis(log_probs, index, axis=-1)[..., 0]
         picked = np.take_along_axis(grad, index, axis=-1) - 1.0
         np.put_along_axis(grad, index, picked, axis=-1)
     else:
         target = _dense_targets(labels, logits, owner, allow_squeezed=False)
-        loss = -float(np.sum(target * log_probs)) / count
+        values = -np.sum(target * log_probs, axis=-1)
         # d/dz of -sum(t * log_softmax(z)) = p * sum(t) - t (sum(t) == 1 for one-hot).
         grad *= np.sum(target, axis=-1, keepdims=True)
         grad -= target
-    grad /= count
-    return loss, grad, probs
+    grad /= _count(logits)
+    return values, grad, probs
+
+
+def softmax_cross_entropy_with_logits(labels: Any, logits: Any) -> tuple[float, Array, Array]:
+    """Softmax + crossentropy from logits: ``(loss_mean, grad_logits, probs)``.
+
+    ``labels`` are sparse ints (N, ...) / (N, ..., 1) or one-hot (N, ..., K), told apart by shape.
+    Uses ``log_softmax = z - max - log(sum(exp(z - max)))``: no overflow for any finite logits.
+
+    Shapes:
+        logits, grad_logits, probs: (N, ..., K).
+    """
+    owner = "softmax_cross_entropy_with_logits"
+    values, grad, probs = _softmax_terms(labels, _pred(logits, owner), owner)
+    return float(np.mean(values)), grad, probs
+
+
+def _sigmoid_terms(target: Array, logits: Array, owner: str) -> tuple[Array, Array, Array]:
+    per_value = np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
+    probs = sigmoid(logits)
+    grad = (probs - target) / logits.size
+    return _per_sample(per_value), grad.astype(logits.dtype, copy=False), probs
 
 
 def sigmoid_cross_entropy_with_logits(labels: Any, logits: Any) -> tuple[float, Array, Array]:
@@ -287,68 +338,70 @@ def sigmoid_cross_entropy_with_logits(labels: Any, logits: Any) -> tuple[float, 
     """
     owner = "sigmoid_cross_entropy_with_logits"
     logits = _pred(logits, owner)
-    target = _dense_targets(labels, logits, owner, allow_squeezed=True)
-    per_value = np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
-    probs = sigmoid(logits)
-    grad = (probs - target) / logits.size
-    return float(np.mean(per_value)), grad.astype(logits.dtype, copy=False), probs
+    values, grad, probs = _sigmoid_terms(_dense_targets(labels, logits, owner, allow_squeezed=True), logits, owner)
+    return float(np.mean(values)), grad, probs
 
 
 # ----- registry ----------------------------------------------------------------------------------------
+Terms = Callable[..., tuple[Array, Any]]  # (y_true, y_pred, *, grad=True) -> (values, gradient or None)
+
+
 @dataclass(frozen=True)
 class Loss:
-    """A loss by name: ``forward``/``backward`` on predictions, ``fused`` on logits.
-
-    ``fused_activation`` names the last-layer activation whose output ``fused`` replaces
-    ('softmax', 'sigmoid' or None); ``from_logits`` says ``forward`` itself takes logits.
+    """A loss by name: ``forward``/``backward`` on predictions (the mean and its gradient), ``terms`` the
+    per-sample values and the gradient of their mean, ``fused_terms`` the same from the logits of a last
+    layer whose activation is ``fused_activation`` ('softmax', 'sigmoid' or None; None as well when
+    ``from_logits``: the predictions already are logits).
     """
 
     name: str
-    forward: Callable[[Any, Any], float]
-    backward: Callable[[Any, Any], Array]
+    terms: Terms
     fused_activation: str | None
-    fused: Callable[[Any, Any], tuple[float, Array, Array]] | None
+    fused_terms: Terms | None
     from_logits: bool = False
+
+    def forward(self, y_true: Any, y_pred: Any) -> float:
+        """The mean loss."""
+        return float(np.mean(self.terms(y_true, y_pred, grad=False)[0]))
+
+    def backward(self, y_true: Any, y_pred: Any) -> Array:
+        """d(mean loss)/d(y_pred)."""
+        return self.terms(y_true, y_pred)[1]
+
+    def fused(self, y_true: Any, logits: Any) -> tuple[float, Array]:
+        """The mean loss and its gradient with respect to the logits (needs ``fused_terms``)."""
+        if self.fused_terms is None:
+            raise ConfigError(f"loss '{self.name}' has no fused form.")
+        values, grad = self.fused_terms(y_true, logits)
+        return float(np.mean(values)), grad
 
     def get_config(self) -> dict[str, Any]:
         """JSON-safe description (name and from_logits)."""
         return {"name": self.name, "from_logits": self.from_logits}
 
 
+def _fused_softmax(labels: Any, logits: Any, *, grad: bool = True) -> tuple[Array, Array]:
+    owner = "softmax_cross_entropy_with_logits"
+    return _softmax_terms(labels, _pred(logits, owner), owner)[:2]
+
+
+def _fused_sigmoid(labels: Any, logits: Any, *, grad: bool = True) -> tuple[Array, Array]:
+    owner = "sigmoid_cross_entropy_with_logits"
+    logits = _pred(logits, owner)
+    return _sigmoid_terms(_dense_targets(labels, logits, owner, allow_squeezed=True), logits, owner)[:2]
+
+
 def _make(name: str, from_logits: bool) -> Loss:
     if name == "mean_squared_error":
-        return Loss(name, mean_squared_error, mean_squared_error_backward, None, None)
-    forward, backward, activation, fused = {
-        "sparse_categorical_crossentropy": (
-            sparse_categorical_crossentropy,
-            sparse_categorical_crossentropy_backward,
-            "softmax",
-            softmax_cross_entropy_with_logits,
-        ),
-        "categorical_crossentropy": (
-            categorical_crossentropy,
-            categorical_crossentropy_backward,
-            "softmax",
-            softmax_cross_entropy_with_logits,
-        ),
-        "binary_crossentropy": (
-            binary_crossentropy,
-            binary_crossentropy_backward,
-            "sigmoid",
-            sigmoid_cross_entropy_with_logits,
-        ),
+        return Loss(name, mean_squared_error_terms, None, None)
+    terms, activation, fused = {
+        "sparse_categorical_crossentropy": (sparse_categorical_crossentropy_terms, "softmax", _fused_softmax),
+        "categorical_crossentropy": (categorical_crossentropy_terms, "softmax", _fused_softmax),
+        "binary_crossentropy": (binary_crossentropy_terms, "sigmoid", _fused_sigmoid),
     }[name]
     if from_logits:
-        # The predictions already are logits: nothing to fuse with.
-        return Loss(
-            name,
-            lambda t, p: forward(t, p, True),  # type: ignore[operator]
-            lambda t, p: backward(t, p, True),  # type: ignore[operator]
-            None,
-            fused,  # type: ignore[arg-type]
-            True,
-        )
-    return Loss(name, forward, backward, activation, fused)  # type: ignore[arg-type]
+        return Loss(name, lambda t, p, grad=True: terms(t, p, True, grad=grad), None, fused, True)  # type: ignore[operator]
+    return Loss(name, terms, activation, fused)  # type: ignore[arg-type]
 
 
 LOSSES = (
@@ -377,4 +430,4 @@ def get_loss(identifier: Any, *, from_logits: bool = False, owner: str | None = 
             return _make(key, bool(from_logits))
     prefix = f"{owner}: " if owner else ""
     names = ", ".join(repr(n) for n in (*LOSSES, *_ALIASES))
-    raise ConfigError(f"{prefix}unknown `loss` {identifier!r}; choose one of {names}.")
+    raise ConfigError(f"{prefix}unknown `loss` {short_repr(identifier)}; choose one of {names}.")

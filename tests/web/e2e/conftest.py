@@ -4,35 +4,26 @@ Every page opened here records each request and aborts any that is not for this 
 console errors and uncaught exceptions; a test fails if either list is not empty. A screenshot of
 the page at the end of every test goes to ``test-artifacts/web/`` (git-ignored).
 
-Under ``CI=true`` a missing Playwright or Chromium is a failure, never a skip.
+The browser and the watch come from :mod:`tests.support.browser` (one Chromium per session).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+from tests.support.browser import Watch
+
+__all__ = ["Served", "Watch", "open_page"]
+
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "web"
-
-
-def _missing(what: str) -> None:
-    message = f"{what} is needed by the browser tests"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message}; CI must run them (.ci/run installs chromium; the test extra has playwright).")
-    pytest.skip(message)
 
 
 @dataclass
@@ -43,20 +34,6 @@ class Served:
     models: Path
     sweeps: Path
     app: Any
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ModuleNotFoundError:
-        _missing("playwright (pip install -e '.[test]')")
-    if not os.path.exists(CHROMIUM):
-        _missing(f"Debian's chromium at {CHROMIUM} (apt-get install -y chromium)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="session")
@@ -81,28 +58,6 @@ def server(lab_dirs: tuple[Path, Path]) -> Iterator[Served]:
     app.state.lab.jobs.stop_and_wait(10)
     srv.should_exit = True
     thread.join(10)
-
-
-@dataclass
-class Watch:
-    """What a page asked for and complained about."""
-
-    requests: list[str] = field(default_factory=list)
-    blocked: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    allowed: list[str] = field(default_factory=list)
-
-    def allow(self, status: int) -> None:
-        """The test provokes HTTP ``status`` on purpose: Chromium's "Failed to load resource" line for it is fine."""
-        self.allowed.append(f"Failed to load resource: the server responded with a status of {status} ")
-
-    def unexpected(self) -> list[str]:
-        return [e for e in self.errors if not any(a in e for a in self.allowed)]
-
-
-@pytest.fixture
-def watch() -> Watch:
-    return Watch()
 
 
 @pytest.fixture

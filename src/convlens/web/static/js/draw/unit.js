@@ -42,8 +42,8 @@ export function drawUnit(el, d, opts = {}) {
   el.replaceChildren();
   const head = document.createElement("h4");
   head.className = "cl-unit-head";
-  const where = d.index.length === 3 ? `[${d.index[0]}, ${d.index[1]}], map ${d.index[2]}` : `[${d.index[0]}]`;
-  head.textContent = `${d.layer} ${where} = ${fmtValue(d.value)}`;
+  const at = d.index.length === 3 ? `[${d.index[0]}, ${d.index[1]}], map ${d.index[2]}` : `[${d.index[0]}]`;
+  head.textContent = `${d.layer} ${at} = ${fmtValue(d.value)}`;
   head.dataset.value = String(d.value);
   el.appendChild(head);
   const rf = d.receptive_field;

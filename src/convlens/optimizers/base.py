@@ -1,21 +1,6 @@
-"""Optimizers with Keras 3's defaults and update rules: SGD, Adam, RMSprop.
-
-``apply(params, grads)`` updates the parameter arrays in place. Per-parameter state (the
-"slots": momentum, first and second moments) is created lazily on the first call, one set
-per position in the list, so the model must pass its weights in the same order every step.
-Every update runs in place through one scratch buffer per parameter: no allocation per
-step, and float32 parameters stay float32.
-
-Keras 3 order within one step: clip the gradients (``clipnorm``/``clipvalue``/
-``global_clipnorm``), apply decoupled weight decay ``p -= p * weight_decay * lr``, then the
-update rule; ``iterations`` counts completed steps.
-
->>> import numpy as np
->>> w = np.array([1.0, -2.0], np.float32)
->>> opt = get("sgd")
->>> opt.apply([w], [np.array([10.0, 10.0], np.float32)])
->>> w, opt.iterations
-(array([ 0.9, -2.1], dtype=float32), 1)
+"""The optimizer base class: arguments (Keras's, checked), the learning rate or its schedule, gradient
+clipping, decoupled weight decay, the in-place step and the per-parameter state (the update rules are in
+:mod:`convlens.optimizers`).
 """
 
 from __future__ import annotations
@@ -25,9 +10,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from convlens.errors import ConfigError, ConfigTypeError, ShapeError, check_bool, check_float, check_int, short_repr
+from convlens.errors import ConfigError, ConfigTypeError, ShapeError, check_float, check_int, short_repr
+from convlens.optimizers import schedules
+from convlens.optimizers.schedules import LearningRateSchedule
 
-__all__ = ["SGD", "Adam", "Optimizer", "RMSprop", "get"]
+__all__ = ["Optimizer"]
+
+# Keras's optimizer arguments convlens accepts only at their defaults (they name features it does not have).
+_KERAS_ONLY = {
+    "use_ema": False,
+    "ema_momentum": 0.99,
+    "ema_overwrite_frequency": None,
+    "loss_scale_factor": None,
+    "gradient_accumulation_steps": None,
+}
 
 
 class Optimizer:
@@ -36,7 +32,8 @@ class Optimizer:
     Subclasses define ``_slot_names()`` and ``_update(param, grad, slots, scratch, lr)``.
 
     Attributes:
-        learning_rate: a float; learning-rate schedulers set it between epochs.
+        learning_rate: the current rate (a float; a schedule's value at ``iterations``); settable unless the
+            optimizer was made with a schedule.
         iterations: number of completed ``apply`` calls.
         name: Keras's default name (``SGD``, ``adam``, ``rmsprop``) unless given.
     """
@@ -52,11 +49,24 @@ class Optimizer:
         clipvalue: float | None = None,
         global_clipnorm: float | None = None,
         weight_decay: float | None = None,
+        **kwargs: Any,
     ) -> None:
         if name is not None and (not isinstance(name, str) or not name):
             raise ConfigTypeError(f"{type(self).__name__}: `name` must be a non-empty string, got {short_repr(name)}.")
         self.name = name or self.default_name
-        self.learning_rate = learning_rate
+        for arg, value in kwargs.items():
+            if arg not in _KERAS_ONLY:
+                raise ConfigTypeError(f"{self!r}: unexpected keyword argument {short_repr(arg, 40)}.")
+            default = _KERAS_ONLY[arg]
+            if not (value is default or (type(value) is type(default) and value == default)):
+                raise ConfigError(f"{self!r}: `{arg}` is not supported by convlens, got {arg}={short_repr(value)}.")
+        self._schedule: LearningRateSchedule | None = None
+        if isinstance(learning_rate, dict):
+            learning_rate = schedules.deserialize(learning_rate)
+        if isinstance(learning_rate, LearningRateSchedule):
+            self._schedule, self._learning_rate = learning_rate, 0.0
+        else:
+            self.learning_rate = learning_rate
         clips = [c for c in (clipnorm, clipvalue, global_clipnorm) if c is not None]
         if len(clips) > 1:
             raise ConfigError(
@@ -87,11 +97,18 @@ class Optimizer:
 
     @property
     def learning_rate(self) -> float:
-        """The step size, a non-negative float (settable)."""
+        """The step size for the next update: a non-negative float, or the schedule's value at ``iterations``."""
+        if self._schedule is not None:
+            return float(self._schedule(self.iterations))
         return self._learning_rate
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
+        if self._schedule is not None:
+            raise ConfigError(
+                f"{self!r}: its learning rate comes from {self._schedule!r} and cannot be set; make the optimizer "
+                "with a float learning_rate to change it during training (as Keras)."
+            )
         self._learning_rate = check_float(value, "learning_rate", owner=repr(self), minimum=0.0)
 
     # ----- subclass hooks ------------------------------------------------------------------------
@@ -110,7 +127,7 @@ class Optimizer:
 
     # ----- the step ------------------------------------------------------------------------------
     def _check(self, params: list[np.ndarray], grads: list[np.ndarray]) -> None:
-        decay = (self.weight_decay or 0.0) * self._learning_rate
+        decay = (self.weight_decay or 0.0) * self.learning_rate
         if decay > 1.0:  # p *= 1 - decay would flip the weights' signs
             raise ConfigError(f"{self!r}: `weight_decay` * `learning_rate` must be <= 1, got {decay}.")
         for name, arrays in (("params", params), ("grads", grads)):
@@ -204,7 +221,7 @@ class Optimizer:
         self._check(params, grads)
         self._ensure_state(params)
         grads = self._clipped(grads)
-        lr = self._learning_rate
+        lr = self.learning_rate
         for i, (p, g) in enumerate(zip(params, grads, strict=True)):
             if self.weight_decay:
                 p *= 1.0 - self.weight_decay * lr
@@ -255,7 +272,7 @@ class Optimizer:
         """JSON-safe constructor arguments."""
         return {
             "name": self.name,
-            "learning_rate": self._learning_rate,
+            "learning_rate": self._learning_rate if self._schedule is None else schedules.serialize(self._schedule),
             "clipnorm": self.clipnorm,
             "clipvalue": self.clipvalue,
             "global_clipnorm": self.global_clipnorm,
@@ -269,230 +286,3 @@ class Optimizer:
             return cls(**config)
         except TypeError as exc:  # an unexpected or missing keyword: Python's own message names it
             raise ConfigTypeError(f"{cls.__name__}.from_config: {exc}.") from None
-
-
-class SGD(Optimizer):
-    """Gradient descent with optional (Nesterov) momentum, as Keras 3.
-
-    ``m = momentum * m - lr * g``; ``p += m`` or, with Nesterov, ``p += momentum * m - lr * g``.
-    With a constant learning rate this equals ``torch.optim.SGD`` (its buffer is ``-m / lr``).
-    """
-
-    default_name = "SGD"
-
-    def __init__(
-        self, learning_rate: float = 0.01, momentum: float = 0.0, nesterov: bool = False, **kwargs: Any
-    ) -> None:
-        super().__init__(learning_rate, **kwargs)
-        self.momentum = check_float(momentum, "momentum", owner=repr(self), minimum=0.0, maximum=1.0)
-        self.nesterov = check_bool(nesterov, "nesterov", owner=repr(self))
-
-    def _slot_names(self) -> tuple[str, ...]:
-        return ("m",) if self.momentum != 0 else ()
-
-    def _update(
-        self,
-        param: np.ndarray,
-        grad: np.ndarray,
-        slots: dict[str, np.ndarray],
-        scratch: np.ndarray,
-        lr: float,
-    ) -> None:
-        np.multiply(grad, lr, out=scratch)
-        if not self.momentum:
-            param -= scratch
-            return
-        m = slots["m"]
-        m *= self.momentum
-        m -= scratch
-        if self.nesterov:
-            param -= scratch
-            np.multiply(m, self.momentum, out=scratch)
-            param += scratch
-        else:
-            param += m
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
-
-
-class Adam(Optimizer):
-    """Adam as Keras 3 writes it (epsilon added to ``sqrt(v)``, bias correction folded into lr).
-
-    ``alpha = lr * sqrt(1 - beta_2**t) / (1 - beta_1**t)``; ``m += (g - m) * (1 - beta_1)``;
-    ``v += (g*g - v) * (1 - beta_2)``; with amsgrad ``vhat = max(vhat, v)`` replaces ``v``;
-    ``p -= alpha * m / (sqrt(v) + epsilon)``. With ``epsilon=0`` this is ``torch.optim.Adam``;
-    otherwise Keras's epsilon equals torch's ``eps * sqrt(1 - beta_2**t)``.
-    """
-
-    default_name = "adam"
-
-    def __init__(
-        self,
-        learning_rate: float = 0.001,
-        beta_1: float = 0.9,
-        beta_2: float = 0.999,
-        epsilon: float = 1e-7,
-        amsgrad: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1 = check_float(beta_1, "beta_1", owner=repr(self), minimum=0.0, maximum=1.0, inclusive_max=False)
-        self.beta_2 = check_float(beta_2, "beta_2", owner=repr(self), minimum=0.0, maximum=1.0, inclusive_max=False)
-        self.epsilon = check_float(epsilon, "epsilon", owner=repr(self), minimum=0.0)
-        self.amsgrad = check_bool(amsgrad, "amsgrad", owner=repr(self))
-
-    def _slot_names(self) -> tuple[str, ...]:
-        return ("m", "v", "vhat") if self.amsgrad else ("m", "v")
-
-    def _update(
-        self,
-        param: np.ndarray,
-        grad: np.ndarray,
-        slots: dict[str, np.ndarray],
-        scratch: np.ndarray,
-        lr: float,
-    ) -> None:
-        t = self.iterations + 1
-        alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
-        m, v = slots["m"], slots["v"]
-        np.subtract(grad, m, out=scratch)
-        scratch *= 1.0 - self.beta_1
-        m += scratch
-        np.square(grad, out=scratch)
-        scratch -= v
-        scratch *= 1.0 - self.beta_2
-        v += scratch
-        if self.amsgrad:
-            np.maximum(slots["vhat"], v, out=slots["vhat"])
-            v = slots["vhat"]
-        np.sqrt(v, out=scratch)
-        scratch += self.epsilon
-        np.divide(m, scratch, out=scratch)
-        scratch *= alpha
-        param -= scratch
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "beta_1": self.beta_1,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-            "amsgrad": self.amsgrad,
-        }
-
-
-class RMSprop(Optimizer):
-    """RMSprop as Keras 3 (epsilon inside the square root, plain momentum on the increment).
-
-    ``v = rho*v + (1-rho)*g*g``; centered: ``mg = rho*mg + (1-rho)*g``, ``d = max(v - mg**2, 0) + eps``,
-    else ``d = v + eps``; ``inc = lr * g / sqrt(d)``; with momentum ``mom = momentum*mom + inc``,
-    ``p -= mom``, else ``p -= inc``. With ``epsilon=0`` this is ``torch.optim.RMSprop(alpha=rho, eps=0)``.
-    """
-
-    default_name = "rmsprop"
-
-    def __init__(
-        self,
-        learning_rate: float = 0.001,
-        rho: float = 0.9,
-        momentum: float = 0.0,
-        epsilon: float = 1e-7,
-        centered: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(learning_rate, **kwargs)
-        self.rho = check_float(rho, "rho", owner=repr(self), minimum=0.0, maximum=1.0, inclusive_max=False)
-        self.momentum = check_float(momentum, "momentum", owner=repr(self), minimum=0.0, maximum=1.0)
-        self.epsilon = check_float(epsilon, "epsilon", owner=repr(self), minimum=0.0)
-        self.centered = check_bool(centered, "centered", owner=repr(self))
-
-    def _slot_names(self) -> tuple[str, ...]:
-        names = ["velocity"]
-        if self.momentum > 0:
-            names.append("momentum")
-        if self.centered:
-            names.append("average_gradient")
-        return tuple(names)
-
-    def _update(
-        self,
-        param: np.ndarray,
-        grad: np.ndarray,
-        slots: dict[str, np.ndarray],
-        scratch: np.ndarray,
-        lr: float,
-    ) -> None:
-        velocity = slots["velocity"]
-        velocity *= self.rho
-        np.square(grad, out=scratch)
-        scratch *= 1.0 - self.rho
-        velocity += scratch
-        if self.centered:
-            average = slots["average_gradient"]
-            average *= self.rho
-            np.multiply(grad, 1.0 - self.rho, out=scratch)
-            average += scratch
-            np.square(average, out=scratch)
-            np.subtract(velocity, scratch, out=scratch)
-            # v - mg**2 >= 0 in exact arithmetic; rounding can dip below and make sqrt NaN
-            # (Keras would), so clamp at zero.
-            np.maximum(scratch, 0.0, out=scratch)
-            scratch += self.epsilon
-        else:
-            np.add(velocity, self.epsilon, out=scratch)
-        np.sqrt(scratch, out=scratch)
-        np.divide(grad, scratch, out=scratch)
-        scratch *= lr
-        if self.momentum > 0:
-            mom = slots["momentum"]
-            mom *= self.momentum
-            mom += scratch
-            param -= mom
-        else:
-            param -= scratch
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "rho": self.rho,
-            "momentum": self.momentum,
-            "epsilon": self.epsilon,
-            "centered": self.centered,
-        }
-
-
-_OPTIMIZERS: dict[str, type[SGD] | type[Adam] | type[RMSprop]] = {
-    "sgd": SGD,
-    "adam": Adam,
-    "rmsprop": RMSprop,
-}
-
-
-def get(identifier: str | Optimizer | dict[str, Any]) -> Optimizer:
-    """Resolve ``'sgd'``/``'adam'``/``'rmsprop'`` (any case), an instance, or a config dict.
-
-    A config dict is ``{"class_name": "Adam", "config": {...}}`` as :meth:`Optimizer.get_config`
-    produces. Instances are returned as they are.
-
-    Raises:
-        ConfigError: on an unknown name, listing the valid ones.
-
-    Shapes:
-        no arrays.
-    """
-    if isinstance(identifier, Optimizer):
-        return identifier
-    valid = ", ".join(repr(n) for n in _OPTIMIZERS)
-    if isinstance(identifier, dict):
-        class_name = identifier.get("class_name")
-        config = identifier.get("config", {})
-        if not isinstance(class_name, str) or class_name.lower() not in _OPTIMIZERS or not isinstance(config, dict):
-            raise ConfigError(
-                f"optimizers.get: config dict must have a `class_name` in {valid} and a `config` dict, "
-                f"got {identifier!r}."
-            )
-        return _OPTIMIZERS[class_name.lower()].from_config(config)
-    if isinstance(identifier, str) and identifier.lower() in _OPTIMIZERS:
-        return _OPTIMIZERS[identifier.lower()]()
-    raise ConfigError(f"optimizers.get: unknown optimizer {identifier!r}; valid names are {valid}.")
