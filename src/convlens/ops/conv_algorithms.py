@@ -1,11 +1,13 @@
 """The convolution algorithms: one class each, forward and backward side by side.
 
-The algorithms that exist only as compiled kernels (``depthwise_compiled``) are in
-:mod:`convlens.ops.conv_compiled`. Every class computes the same 2-D convolution (channels-last, kernels (KH,
-KW, C / G, F)) exactly; they differ in speed. Each says which roles it plays (``forward``, ``kernel_grad``
-with the bias gradient, ``input_grad``) and, in ``applies``, when it cannot compute a problem. Which one runs
-is decided by the table in :mod:`convlens.ops.conv_selection`, never here. ``Conv2DPlan(..., algorithm=NAME)``
-or ``CONVLENS_CONV_ALGORITHM=NAME`` force one; ``convlens.ops.conv_algorithms()`` lists them.
+The algorithms that only compute input gradients (``transposed``, ``col2im``, ``col2im_channels_first``) are
+in :mod:`convlens.ops.conv_input_grads`, those that exist only as compiled kernels (``depthwise_compiled``,
+``winograd_blocked``) in :mod:`convlens.ops.conv_compiled`. Every class computes the same 2-D convolution
+(channels-last, kernels (KH, KW, C / G, F)) exactly; they differ in speed. Each says which roles it plays
+(``forward``, ``kernel_grad`` with the bias gradient, ``input_grad``) and, in ``applies``, when it cannot
+compute a problem. Which one runs is decided by the table in :mod:`convlens.ops.conv_selection`, never here.
+``Conv2DPlan(..., algorithm=NAME)`` or ``CONVLENS_CONV_ALGORITHM=NAME`` force one;
+``convlens.ops.conv_algorithms()`` lists them.
 
 ====================== ========================= =====================================================
 name                   roles                     what it does
@@ -36,13 +38,11 @@ from convlens.geometry import WindowGeometry
 from convlens.ops.depthwise import depthwise_forward, depthwise_input_grad, depthwise_kernel_grad
 from convlens.ops.linalg import matmul_nn_long, matmul_tn
 from convlens.ops.strategy import Strategy
-from convlens.ops.windows import Workspace, col2im, col2im_channels_first, im2col, im2col_channels_first
+from convlens.ops.windows import Workspace, col2im, im2col, im2col_channels_first
 from convlens.ops.winograd import WinogradConv
 
 __all__ = [
     "CONV_STRATEGIES",
-    "Col2im",
-    "Col2imChannelsFirst",
     "ConvProblem",
     "ConvStrategy",
     "Depthwise",
@@ -50,7 +50,6 @@ __all__ = [
     "Im2col",
     "Im2colChannelsFirst",
     "Pointwise",
-    "Transposed",
     "Winograd",
 ]
 
@@ -125,7 +124,7 @@ class ConvStrategy(Strategy):
         return np.ascontiguousarray(grad_out, dtype=self.dtype).reshape(self.problem.rows, self.problem.filters)
 
 
-def _needs_one_group(problem: ConvProblem) -> str | None:
+def needs_one_group(problem: ConvProblem) -> str | None:
     if problem.groups != 1:
         return f"computes one group, got groups={problem.groups} (grouped_gemm handles groups)"
     return None
@@ -144,7 +143,7 @@ class Im2col(ConvStrategy):
 
     @classmethod
     def applies(cls, problem: ConvProblem) -> str | None:
-        return _needs_one_group(problem)
+        return needs_one_group(problem)
 
     def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
         super().__init__(problem, workspace)
@@ -210,7 +209,7 @@ class Im2colChannelsFirst(ConvStrategy):
 
     @classmethod
     def applies(cls, problem: ConvProblem) -> str | None:
-        return _needs_one_group(problem)
+        return needs_one_group(problem)
 
     def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
         super().__init__(problem, workspace)
@@ -276,7 +275,7 @@ class Pointwise(ConvStrategy):
                 f"needs a 1x1 kernel, stride 1 and no padding, got {g.kernel_size[0]}x{g.kernel_size[1]}, "
                 f"strides {g.strides}, pads {g.pads}"
             )
-        return _needs_one_group(problem)
+        return needs_one_group(problem)
 
     def _x2d(self, x: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(x, self.dtype).reshape(self.problem.rows, self.problem.channels)
@@ -408,7 +407,7 @@ class Winograd(ConvStrategy):
             return f"needs a 3x3 kernel, got {g.kernel_size[0]}x{g.kernel_size[1]}"
         if g.strides != (1, 1) or g.dilation_rate != (1, 1):
             return f"needs stride 1 and no dilation, got strides {g.strides}, dilation {g.dilation_rate}"
-        return _needs_one_group(problem)
+        return needs_one_group(problem)
 
     def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
         super().__init__(problem, workspace)
@@ -429,90 +428,8 @@ class Winograd(ConvStrategy):
         return self.conv.input_gradient(g, kernel)
 
 
-class Transposed(ConvStrategy):
-    """The stride-1 input gradient as a convolution: the padded grad_out with the flipped, transposed kernel.
-
-    One im2col + GEMM (an :class:`Im2col` over the full-convolution geometry, its own buffers) and no
-    col2im adds. The pads come from :meth:`WindowGeometry.full_convolution`.
-    """
-
-    name = "transposed"
-    roles = ("input_grad",)
-    summary = "full convolution of grad_out with the flipped, transposed kernel (im2col + GEMM, no col2im adds)"
-    measured = "col2im's adds grow with C, this path's im2col with F (see the selection table)"
-
-    @classmethod
-    def applies(cls, problem: ConvProblem) -> str | None:
-        g = problem.geometry
-        if g.strides != (1, 1):
-            return f"needs stride 1 (strided gradients need zero insertion), got strides {g.strides}"
-        if any(p < 0 for pair in g.full_convolution_pads() for p in pair):
-            return f"needs forward pads at most the dilated extent - 1, got pads {g.pads} for extent {g.extent}"
-        return _needs_one_group(problem)
-
-    def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
-        super().__init__(problem, workspace)
-        kh, kw, channels, filters = problem.kernel_shape
-        inner = ConvProblem(
-            problem.output_shape, (kh, kw, filters, channels), problem.geometry.full_convolution(), 1, problem.dtype
-        )
-        self._inner = Im2col(inner, Workspace() if workspace is not None else None)
-
-    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-        g = self._g2d(grad_out).reshape(self.problem.output_shape)
-        flipped = kernel.astype(self.dtype, copy=False)[::-1, ::-1].transpose(0, 1, 3, 2)
-        return self._inner.forward(g, flipped, None)
-
-
-class Col2im(ConvStrategy):
-    """Window gradients grad_out @ kernel^T (one GEMM), summed back onto the input by col2im (compiled if on)."""
-
-    name = "col2im"
-    roles = ("input_grad",)
-    summary = "window gradients by one GEMM, added back onto the input by col2im (Numba kernel when available)"
-    measured = "the default input gradient (with compiled col2im also for few channels: commit ad4b7d5)"
-
-    @classmethod
-    def applies(cls, problem: ConvProblem) -> str | None:
-        return _needs_one_group(problem)
-
-    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-        kh, kw, cg, filters = self.problem.kernel_shape
-        batch, oh, ow = self.problem.output_shape[:3]
-        kernel2d = kernel.astype(self.dtype, copy=False).reshape(kh * kw * cg, filters)
-        grad_cols = self._g2d(grad_out) @ kernel2d.T
-        return col2im(
-            np.ascontiguousarray(grad_cols).reshape(batch, oh, ow, kh, kw, cg),
-            self.problem.geometry,
-            workspace=self.workspace,
-        )
-
-
-class Col2imChannelsFirst(ConvStrategy):
-    """:class:`Col2im` with the window gradients laid out tap-major and channel-first, (KH*KW*C, rows).
-
-    With few channels the NumPy col2im adds runs of only C floats; this layout adds whole output rows.
-    """
-
-    name = "col2im_channels_first"
-    roles = ("input_grad",)
-    summary = "window gradients kernel @ grad_out^T, tap-major and channel-first: col2im adds whole output rows"
-    measured = "few channels without the compiled col2im (see the selection table)"
-
-    @classmethod
-    def applies(cls, problem: ConvProblem) -> str | None:
-        return _needs_one_group(problem)
-
-    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-        kh, kw, cg, filters = self.problem.kernel_shape
-        batch, oh, ow = self.problem.output_shape[:3]
-        grad_taps = kernel.astype(self.dtype, copy=False).reshape(kh * kw * cg, filters) @ self._g2d(grad_out).T
-        return col2im_channels_first(
-            grad_taps.reshape(kh, kw, cg, batch, oh, ow), self.problem.geometry, workspace=self.workspace
-        )
-
-
-#: The NumPy convolution strategies (the compiled ones follow them in ``conv_algorithms()``).
+#: The NumPy convolution strategies that compute the forward pass (the input-gradient-only ones in
+#: :mod:`convlens.ops.conv_input_grads` and the compiled ones follow them in ``conv_algorithms()``).
 CONV_STRATEGIES: tuple[type[ConvStrategy], ...] = (
     Im2col,
     Im2colChannelsFirst,
@@ -520,7 +437,4 @@ CONV_STRATEGIES: tuple[type[ConvStrategy], ...] = (
     GroupedGemm,
     Depthwise,
     Winograd,
-    Transposed,
-    Col2im,
-    Col2imChannelsFirst,
 )

@@ -18,6 +18,7 @@ from typing import Any
 from convlens import switches
 from convlens.ops.conv_algorithms import CONV_STRATEGIES, ConvProblem
 from convlens.ops.conv_compiled import COMPILED_STRATEGIES
+from convlens.ops.conv_input_grads import INPUT_GRAD_STRATEGIES
 from convlens.ops.jit import compiled_for
 from convlens.ops.parallel import num_threads
 from convlens.ops.strategy import Registry, Rule
@@ -213,7 +214,9 @@ CONV_RULES: tuple[Rule, ...] = (
     Rule("input_grad", "grouped_gemm", "otherwise (any groups)", _always, "computes every convolution"),
 )
 
-CONV_REGISTRY = Registry("conv2d", CONV_ROLES, (*CONV_STRATEGIES, *COMPILED_STRATEGIES), CONV_RULES)
+CONV_REGISTRY = Registry(
+    "conv2d", CONV_ROLES, (*CONV_STRATEGIES, *INPUT_GRAD_STRATEGIES, *COMPILED_STRATEGIES), CONV_RULES
+)
 
 
 def conv_algorithms() -> tuple[str, ...]:

@@ -1,0 +1,103 @@
+"""The convolution algorithms that only compute the input gradient: ``transposed``, ``col2im``,
+``col2im_channels_first`` (the others, which compute the forward pass too, are in
+:mod:`convlens.ops.conv_algorithms`; which one runs is decided by :mod:`convlens.ops.conv_selection`).
+
+Shapes (channels_last):
+    x, grad_x: (N, H, W, C); kernel: (KH, KW, C / G, F); grad_out: (N, OH, OW, F)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from convlens.ops.conv_algorithms import ConvProblem, ConvStrategy, Im2col, needs_one_group
+from convlens.ops.windows import Workspace, col2im, col2im_channels_first
+
+__all__ = ["INPUT_GRAD_STRATEGIES", "Col2im", "Col2imChannelsFirst", "Transposed"]
+
+
+class Transposed(ConvStrategy):
+    """The stride-1 input gradient as a convolution: the padded grad_out with the flipped, transposed kernel.
+
+    One im2col + GEMM (an :class:`Im2col` over the full-convolution geometry, its own buffers) and no
+    col2im adds. The pads come from :meth:`WindowGeometry.full_convolution`.
+    """
+
+    name = "transposed"
+    roles = ("input_grad",)
+    summary = "full convolution of grad_out with the flipped, transposed kernel (im2col + GEMM, no col2im adds)"
+    measured = "col2im's adds grow with C, this path's im2col with F (see the selection table)"
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        g = problem.geometry
+        if g.strides != (1, 1):
+            return f"needs stride 1 (strided gradients need zero insertion), got strides {g.strides}"
+        if any(p < 0 for pair in g.full_convolution_pads() for p in pair):
+            return f"needs forward pads at most the dilated extent - 1, got pads {g.pads} for extent {g.extent}"
+        return needs_one_group(problem)
+
+    def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
+        super().__init__(problem, workspace)
+        kh, kw, channels, filters = problem.kernel_shape
+        inner = ConvProblem(
+            problem.output_shape, (kh, kw, filters, channels), problem.geometry.full_convolution(), 1, problem.dtype
+        )
+        self._inner = Im2col(inner, Workspace() if workspace is not None else None)
+
+    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        g = self._g2d(grad_out).reshape(self.problem.output_shape)
+        flipped = kernel.astype(self.dtype, copy=False)[::-1, ::-1].transpose(0, 1, 3, 2)
+        return self._inner.forward(g, flipped, None)
+
+
+class Col2im(ConvStrategy):
+    """Window gradients grad_out @ kernel^T (one GEMM), summed back onto the input by col2im (compiled if on)."""
+
+    name = "col2im"
+    roles = ("input_grad",)
+    summary = "window gradients by one GEMM, added back onto the input by col2im (Numba kernel when available)"
+    measured = "the default input gradient (with compiled col2im also for few channels: commit ad4b7d5)"
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        return needs_one_group(problem)
+
+    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        kh, kw, cg, filters = self.problem.kernel_shape
+        batch, oh, ow = self.problem.output_shape[:3]
+        kernel2d = kernel.astype(self.dtype, copy=False).reshape(kh * kw * cg, filters)
+        grad_cols = self._g2d(grad_out) @ kernel2d.T
+        return col2im(
+            np.ascontiguousarray(grad_cols).reshape(batch, oh, ow, kh, kw, cg),
+            self.problem.geometry,
+            workspace=self.workspace,
+        )
+
+
+class Col2imChannelsFirst(ConvStrategy):
+    """:class:`Col2im` with the window gradients laid out tap-major and channel-first, (KH*KW*C, rows).
+
+    With few channels the NumPy col2im adds runs of only C floats; this layout adds whole output rows.
+    """
+
+    name = "col2im_channels_first"
+    roles = ("input_grad",)
+    summary = "window gradients kernel @ grad_out^T, tap-major and channel-first: col2im adds whole output rows"
+    measured = "few channels without the compiled col2im (see the selection table)"
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        return needs_one_group(problem)
+
+    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        kh, kw, cg, filters = self.problem.kernel_shape
+        batch, oh, ow = self.problem.output_shape[:3]
+        grad_taps = kernel.astype(self.dtype, copy=False).reshape(kh * kw * cg, filters) @ self._g2d(grad_out).T
+        return col2im_channels_first(
+            grad_taps.reshape(kh, kw, cg, batch, oh, ow), self.problem.geometry, workspace=self.workspace
+        )
+
+
+#: The input-gradient-only strategies, in the registry's order.
+INPUT_GRAD_STRATEGIES: tuple[type[ConvStrategy], ...] = (Transposed, Col2im, Col2imChannelsFirst)
