@@ -33,6 +33,12 @@ def _model() -> cl.Sequential:
     return model
 
 
+@pytest.fixture(autouse=True)
+def _one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The piece sizes below are those of one thread (several threads: see the test of ROWS_PER_THREAD)."""
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "1")
+
+
 def test_pieces_follow_the_largest_activation() -> None:
     model = _model()
     per_sample = 12 * 12 * 8 * 4  # the conv output; its im2col matrix is 12 * 12 * 28 * 4
@@ -103,4 +109,18 @@ def test_functional_models_run_in_pieces_too(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(inference, "MIN_ROWS", 1)
     monkeypatch.setattr(inference, "CHUNK_BYTES", 7 * 8 * 8 * 28 * 4)  # 7 rows: the 3x3 im2col is the largest
     assert chunk_rows(model) == 7
-    np.testing.assert_array_equal(model.predict(x, batch_size=50, verbose=0), whole)
+    # (a GEMM over 7 rows may sum in another order than over 50: equal to float32 rounding, as in any framework
+    # whose results depend on batch_size)
+    np.testing.assert_allclose(model.predict(x, batch_size=50, verbose=0), whole, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_several_threads_take_larger_pieces(monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
+    model = _model()
+    im2col = 12 * 12 * (3 * 3 * 3 + 1) * 4
+    monkeypatch.setattr(inference, "CHUNK_BYTES", 20 * im2col)  # 20 rows by memory alone
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", str(threads))
+    expected = 20 if threads == 1 else inference.ROWS_PER_THREAD * threads
+    assert chunk_rows(model) == expected
+    x = np.random.default_rng(2).random((400, 12, 12, 3), dtype=np.float32)
+    np.testing.assert_allclose(forward_in_chunks(model, x), model._forward(x, training=False), rtol=1e-5, atol=1e-6)
