@@ -124,3 +124,11 @@ def test_several_threads_take_larger_pieces(monkeypatch: pytest.MonkeyPatch, thr
     assert chunk_rows(model) == expected
     x = np.random.default_rng(2).random((400, 12, 12, 3), dtype=np.float32)
     np.testing.assert_allclose(forward_in_chunks(model, x), model._forward(x, training=False), rtol=1e-5, atol=1e-6)
+
+
+def test_thread_pieces_stay_bounded_in_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = cl.Sequential([L.Input((28, 28, 1)), L.Conv2D(1000, 3, padding="same"), L.Flatten(), L.Dense(3)])
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
+    per_sample = 28 * 28 * 1000 * 4  # the conv output: 3.1 MB a sample
+    assert 8 * inference.CHUNK_BYTES // per_sample <= inference.MIN_ROWS < inference.ROWS_PER_THREAD * 2
+    assert chunk_rows(model) == inference.MIN_ROWS

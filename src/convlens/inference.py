@@ -7,9 +7,10 @@ and the peak memory of ``predict`` no longer grows with ``batch_size``: measured
 (benchmarks/zoo.py, 1 thread, Intel Xeon), batch 1000 in pieces against whole: course 22.0k -> 31.2k
 images/s, Keras's simple convnet 10.3k -> 14.5k, the depthwise-separable model 12.6k -> 15.9k; the small
 VGG unchanged. With several threads every call also pays to start and join them, so pieces are larger
-there (at least ``ROWS_PER_THREAD`` rows a thread): measured with 2 threads, predict of 2,000 images
-(images/s) at 32 / 128 rows a piece: depthwise-separable 12.2k / 19.9k, LeNet-5 20.4k / 26.3k, simple
-convnet 14.8k / 16.8k, small VGG 2.24k / 2.36k, course 29.8k / 29.8k.
+there (at least ``ROWS_PER_THREAD`` rows a thread, unless that is more than 4 * ``CHUNK_BYTES`` a thread):
+measured with 2 threads, predict of 2,000 images (images/s) at 32 / 128 rows a piece: depthwise-separable
+12.2k / 19.9k, LeNet-5 20.4k / 26.3k, simple convnet 14.8k / 16.8k, small VGG 2.24k / 2.36k, course 29.8k /
+29.8k.
 
 Shapes:
     x: (N, ...) the model's input; returns the model's output (N, ...) (a list for several outputs).
@@ -65,7 +66,9 @@ def chunk_rows(model: Any) -> int | None:
     if not per_sample:
         return None
     threads = num_threads()
-    least = MIN_ROWS if threads == 1 else max(MIN_ROWS, ROWS_PER_THREAD * threads)
+    least = MIN_ROWS
+    if threads > 1:  # larger pieces, but at most 4 * CHUNK_BYTES a thread
+        least = max(MIN_ROWS, min(ROWS_PER_THREAD * threads, 4 * threads * CHUNK_BYTES // per_sample))
     return max(least, min(MAX_ROWS, CHUNK_BYTES // per_sample))
 
 
