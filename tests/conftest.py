@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 
 # One BLAS thread (before NumPy loads): the tests' arrays are small, so a second thread saves little on a quiet
 # machine, and on a shared one OpenBLAS's threads spin-wait for each other (an epoch of the small MNIST test:
@@ -103,4 +104,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     write("convlens: compiling the Numba kernels (cached in src/convlens/ops/__pycache__ afterwards)")
     # In two processes (the kernels of one step compile in one of them): about half the wall time on 2 cores.
     processes = min(2, os.cpu_count() or 1)
+    started = time.perf_counter()
     precompile(["float32", "float64"], report=lambda line: write(f"  {line}"), processes=processes)
+    write(f"convlens: kernels compiled in {time.perf_counter() - started:.1f} s (wall clock, {processes} processes)")
