@@ -50,3 +50,23 @@ def test_jit_dtypes_limit_the_compiled_kernels(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("CONVLENS_JIT_DTYPES", "float32, float64")
     assert compiled_for("float32") == compiled_for("float64") == jit_enabled()
     assert not compiled_for("float16")
+
+
+def test_compiled_for_follows_the_switches_after_answering(monkeypatch: pytest.MonkeyPatch) -> None:
+    # compiled_for keeps its answers (it runs several times per layer and step); a flipped switch still counts.
+    import numpy as np
+
+    from convlens.ops import jit
+
+    float32 = np.dtype(np.float32)
+    monkeypatch.setenv("CONVLENS_JIT_DTYPES", "float32")
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    first = jit.compiled_for(float32)
+    assert first == jit.jit_enabled() == jit.compiled_for(float32)
+    monkeypatch.setenv("CONVLENS_JIT", "0")
+    assert not jit.compiled_for(float32)
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    assert jit.compiled_for(float32) == first
+    monkeypatch.setenv("CONVLENS_JIT_DTYPES", "float64")
+    assert not jit.compiled_for(float32)
+    assert jit.compiled_for(float32) == jit.compiled_for(np.float32) == jit.compiled_for("float32")

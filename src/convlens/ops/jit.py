@@ -17,6 +17,7 @@ on disk afterwards (``__pycache__`` beside the module).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import threading
@@ -77,14 +78,31 @@ def jit_enabled() -> bool:
     return True
 
 
+#: compiled_for's answers once Numba is loaded, by (dtype, CONVLENS_JIT, CONVLENS_JIT_DTYPES): it runs a few
+#: times per layer and step, and the dtype's name and the list's parsing cost ~40 us a call.
+_COMPILED_FOR: dict[tuple[Any, str, str], bool] = {}
+
+
 def compiled_for(dtype: Any) -> bool:
     """Whether compiled kernels run for arrays of ``dtype``: float32/float64, listed in
-    ``CONVLENS_JIT_DTYPES`` and :func:`jit_enabled`.
+    ``CONVLENS_JIT_DTYPES`` and :func:`jit_enabled` (the switches are read on every call).
     """
+    key = (dtype, switches.JIT.value(), switches.JIT_DTYPES.value())
+    settled = _numba is not None and not _import_failed
+    if settled:
+        try:
+            return _COMPILED_FOR[key]
+        except (KeyError, TypeError):  # (TypeError: an unhashable dtype-like)
+            pass
     dtype = np.dtype(dtype)
-    if dtype not in KERNEL_DTYPES or dtype.name not in switches.JIT_DTYPES.value().replace(" ", "").split(","):
-        return False
-    return jit_enabled()
+    if dtype not in KERNEL_DTYPES or dtype.name not in key[2].replace(" ", "").split(","):
+        answer = False
+    else:
+        answer = jit_enabled()
+    if settled:  # (then the answer depends on the key alone)
+        with contextlib.suppress(TypeError):
+            _COMPILED_FOR[key] = answer
+    return answer
 
 
 KernelSpec = Callable[..., Any] | tuple[Callable[..., Any], dict[str, Any]]
