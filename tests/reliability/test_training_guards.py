@@ -218,3 +218,16 @@ def test_gradients_too_large_to_square_stop_training_with_a_finite_loss() -> Non
     ):
         model.fit(x, y, batch_size=1, epochs=2, verbose=0)
     np.testing.assert_array_equal(model.get_weights()[0], np.ones((3, 1)))
+
+
+def test_gradients_whose_squares_fit_are_not_flagged_even_when_their_sum_overflows() -> None:
+    # diverged() first sums the squares in one pass; only when that overflows does it look at the largest one.
+    from convlens.training import diverged
+
+    big = np.full(10, 1e19, np.float32)  # each square 1e38 < 3.4e38, their sum overflows float32
+    assert diverged(1.0, [big, np.zeros(0, np.float32)]) is None
+    assert diverged(1.0, [big * 2]) == (
+        "the gradients overflowed (|gradient| up to 2e+19, too large to square in float32)"
+    )
+    assert diverged(1.0, [np.array([0.0, np.nan], np.float32)]) is not None
+    assert diverged(float("inf"), [big]) == "the loss became inf"
