@@ -146,18 +146,17 @@ def get(identifier: Any, *, owner: str | None = None, name: str = "constraint") 
     Raises:
         ConfigError: for anything else, naming ``owner`` and the argument ``name``.
     """
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, str) and identifier in _STRINGS:
-        return _STRINGS[identifier]()
-    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
-        return serialization.deserialize(identifier, _CLASSES, "constraints")
-    prefix = f"{owner}: " if owner else ""
-    choices = ", ".join(repr(s) for s in _STRINGS)
-    raise ConfigError(
-        f"{prefix}unknown `{name}` {identifier!r}; use None, one of {choices}, or an object such as "
-        "convlens.constraints.MaxNorm(2)."
+    found: Constraint | None = serialization.lookup(
+        identifier,
+        Constraint,
+        _STRINGS,
+        _CLASSES,
+        "constraints",
+        owner=owner,
+        name=name,
+        example="convlens.constraints.MaxNorm(2)",
     )
+    return found
 
 
 def serialize(constraint: Constraint | None) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from convlens import serialization
-from convlens.errors import ConfigError, check_float, short_repr
+from convlens.errors import check_float
 
 __all__ = ["L1", "L1L2", "L2", "Regularizer", "get", "l1", "l1_l2", "l2", "serialize"]
 
@@ -133,18 +133,17 @@ def get(identifier: Any, *, owner: str | None = None, name: str = "regularizer")
     Raises:
         ConfigError: for anything else, naming ``owner`` and the argument ``name``.
     """
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str) and identifier in _STRINGS:
-        return _STRINGS[identifier]()
-    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
-        return serialization.deserialize(identifier, _CLASSES, "regularizers")
-    prefix = f"{owner}: " if owner else ""
-    choices = ", ".join(repr(s) for s in _STRINGS)
-    raise ConfigError(
-        f"{prefix}unknown `{name}` {short_repr(identifier)}; use None, one of {choices}, or an object such as "
-        "convlens.regularizers.L2(0.01)."
+    found: Regularizer | None = serialization.lookup(
+        identifier,
+        Regularizer,
+        _STRINGS,
+        _CLASSES,
+        "regularizers",
+        owner=owner,
+        name=name,
+        example="convlens.regularizers.L2(0.01)",
     )
+    return found
 
 
 def serialize(regularizer: Regularizer | None) -> dict[str, Any] | None:

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from convlens.errors import ConfigError
+from convlens.errors import ConfigError, short_repr
 
-__all__ = ["deserialize", "serialize"]
+__all__ = ["deserialize", "lookup", "serialize"]
 
 
 def serialize(obj: Any, classes: Mapping[str, Any], module: str, kind: str) -> dict[str, Any]:
@@ -42,3 +42,34 @@ def deserialize(record: Any, classes: Mapping[str, Any], module: str) -> Any:
             f"{module}.deserialize: expected a class_name in {sorted(classes)} and a config, got {record!r}."
         )
     return cls.from_config(config)
+
+
+def lookup(
+    identifier: Any,
+    base: type,
+    strings: Mapping[str, Any],
+    classes: Mapping[str, Any],
+    module: str,
+    *,
+    owner: str | None,
+    name: str,
+    example: str,
+) -> Any:
+    """The object ``identifier`` names for a module's ``get``: None, a ``base`` instance, a Keras string in
+    ``strings`` or a config record of one of ``classes``.
+
+    Raises:
+        ConfigError: for anything else, naming ``owner``, the argument ``name`` and an ``example``.
+    """
+    if identifier is None or isinstance(identifier, base):
+        return identifier
+    if isinstance(identifier, str) and identifier in strings:
+        return strings[identifier]()
+    if isinstance(identifier, dict) and identifier.get("class_name") in classes:
+        return deserialize(identifier, classes, module)
+    prefix = f"{owner}: " if owner else ""
+    choices = ", ".join(repr(s) for s in strings)
+    raise ConfigError(
+        f"{prefix}unknown `{name}` {short_repr(identifier)}; use None, one of {choices}, or an object such as "
+        f"{example}."
+    )

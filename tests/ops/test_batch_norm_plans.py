@@ -19,18 +19,10 @@ from convlens.ops.jit import compiled_for
 from convlens.utils import set_random_seed
 from tests.conftest import require
 from tests.support import reference_core as ref
+from tests.support.kernels import FLOAT64_KERNELS, compiled_kernels_on  # noqa: F401 (an autouse fixture)
 
 ALGORITHMS = BATCH_NORM_REGISTRY.names()
 require("numba")
-FLOAT64_KERNELS = pytest.param(np.float64, marks=pytest.mark.float64_kernels)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def compiled_kernels_on() -> Any:
-    """These tests are about the compiled kernels: on even in CI's CONVLENS_JIT=0 pass (tests may turn them off)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CONVLENS_JIT", "1")
-        yield
 
 
 def _inputs(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> list[np.ndarray]:

@@ -17,16 +17,9 @@ from convlens.ops import fused, fused_algorithms
 from convlens.ops.activations import get_activation
 from convlens.ops.fused import ConvMaxPoolPlan
 from tests.conftest import require
+from tests.support.kernels import compiled_kernels_on  # noqa: F401 (an autouse fixture)
 
 require("numba")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def compiled_kernels_on() -> Any:
-    """These tests are about the compiled kernels: on even in CI's CONVLENS_JIT=0 pass (tests may turn them off)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CONVLENS_JIT", "1")
-        yield
 
 
 def run(algorithm, x, kernel, bias, grad, *, strides, padding, dilation, pool, activation, grad_x=True):

@@ -14,17 +14,10 @@ from convlens.ops import fused_algorithms, fused_pool_jit
 from convlens.ops.activations import get_activation
 from convlens.ops.fused import ConvMaxPoolPlan
 from tests.conftest import require
+from tests.support.kernels import compiled_kernels_on  # noqa: F401 (an autouse fixture)
 
 require("numba")
 DTYPES = [np.float32, pytest.param(np.float64, marks=pytest.mark.float64_kernels)]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def compiled_kernels_on() -> Any:
-    """These tests are about the compiled kernels: on even in CI's CONVLENS_JIT=0 pass (tests may turn them off)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CONVLENS_JIT", "1")
-        yield
 
 
 SPECIALS = np.array([0.0, -0.0, 1.0, -1.0, np.nan, np.inf, -np.inf, 2.5])

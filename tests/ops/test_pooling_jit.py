@@ -15,19 +15,11 @@ from convlens.ops import jit, pooling_jit, pooling_plans
 from convlens.ops.pooling_plans import MAX_POOL_REGISTRY, MaxPool2DPlan
 from tests.conftest import require
 from tests.support import reference_pooling as ref
+from tests.support.kernels import FLOAT64_KERNELS, compiled_kernels_on  # noqa: F401 (an autouse fixture)
 
 require("numba")
 
 SPECIALS = {"inf": np.inf, "-inf": -np.inf, "nan": np.nan, "-0": -0.0}
-FLOAT64_KERNELS = pytest.param(np.float64, marks=pytest.mark.float64_kernels)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def compiled_kernels_on() -> Any:
-    """These tests are about the compiled kernels: on even in CI's CONVLENS_JIT=0 pass (tests may turn them off)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CONVLENS_JIT", "1")
-        yield
 
 
 def both_paths(monkeypatch, x, grad, pool, strides, padding, *, keep_argmax=True):

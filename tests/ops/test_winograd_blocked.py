@@ -14,17 +14,9 @@ from convlens.ops.winograd import WinogradConv
 from convlens.ops.winograd_blocked import WinogradBlockedConv
 from tests.conftest import require
 from tests.support.conv_cases import close, make_case
+from tests.support.kernels import FLOAT64_KERNELS, compiled_kernels_on  # noqa: F401 (an autouse fixture)
 
 require("numba")
-FLOAT64_KERNELS = pytest.param(np.float64, marks=pytest.mark.float64_kernels)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def compiled_kernels_on() -> Any:
-    """These tests are about the compiled kernels: on even in CI's CONVLENS_JIT=0 pass (tests may turn them off)."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("CONVLENS_JIT", "1")
-        yield
 
 
 @pytest.mark.parametrize("dtype", [np.float32, FLOAT64_KERNELS])

@@ -32,7 +32,7 @@ import numpy as np
 from convlens.errors import ConfigError, StateError
 from convlens.ops.batch_norm_jit import bn_backward_jit, bn_normalize_jit, bn_statistics_jit
 from convlens.ops.jit import compiled_for, jit_enabled
-from convlens.ops.normalization import BatchNormCache, batch_norm_backward, batch_norm_forward
+from convlens.ops.normalization import BatchNormCache, batch_norm_backward, batch_norm_forward, update_moving
 from convlens.ops.strategy import Choice, Explanation, Registry, Rule, Strategy
 
 __all__ = ["BATCH_NORM_REGISTRY", "BatchNormCompiled", "BatchNormNumpy", "BatchNormPlan", "BatchNormProblem"]
@@ -136,10 +136,7 @@ class BatchNormCompiled(_BatchNormStrategy):
                 batch_norm_forward(x, gamma, beta, moving_mean, moving_variance, training=True)  # its ShapeError
             mean64, var64 = bn_statistics_jit(x)
             mean, var = mean64.astype(dtype), var64.astype(dtype)
-            moving_mean *= momentum
-            moving_mean += (1.0 - momentum) * mean.astype(moving_mean.dtype, copy=False)
-            moving_variance *= momentum
-            moving_variance += (1.0 - momentum) * var.astype(moving_variance.dtype, copy=False)
+            update_moving(moving_mean, moving_variance, mean, var, momentum)
         else:
             mean = moving_mean.astype(dtype, copy=False)
             var = moving_variance.astype(dtype, copy=False)

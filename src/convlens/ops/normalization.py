@@ -28,7 +28,7 @@ import numpy as np
 from convlens.errors import ConfigTypeError, ShapeError, check_bool, check_float
 from convlens.ops._checks import as_float_array, as_optional_float_array
 
-__all__ = ["BatchNormCache", "batch_norm_backward", "batch_norm_forward"]
+__all__ = ["BatchNormCache", "batch_norm_backward", "batch_norm_forward", "update_moving"]
 
 
 class BatchNormCache(NamedTuple):
@@ -44,6 +44,20 @@ class BatchNormCache(NamedTuple):
 def _channel_sum(a2d: np.ndarray) -> np.ndarray:
     """Sum over rows of an (M, C) array as a GEMV with ones (BLAS accumulation)."""
     return np.asarray(np.ones(a2d.shape[0], a2d.dtype) @ a2d)
+
+
+def update_moving(
+    moving_mean: np.ndarray, moving_variance: np.ndarray, mean: np.ndarray, var: np.ndarray, momentum: float
+) -> None:
+    """Keras's running statistics, in place: ``moving = momentum * moving + (1 - momentum) * batch``.
+
+    Shapes:
+        every array: (C,).
+    """
+    moving_mean *= momentum
+    moving_mean += (1.0 - momentum) * mean.astype(moving_mean.dtype, copy=False)
+    moving_variance *= momentum
+    moving_variance += (1.0 - momentum) * var.astype(moving_variance.dtype, copy=False)
 
 
 def _check_vector(v: np.ndarray | None, name: str, channels: int, owner: str) -> None:
@@ -119,10 +133,7 @@ def batch_norm_forward(
         mean = _channel_sum(x2d) / rows
         centered = x2d - mean
         var = _channel_sum(centered * centered) / rows
-        moving_mean *= momentum
-        moving_mean += (1.0 - momentum) * mean.astype(moving_mean.dtype, copy=False)
-        moving_variance *= momentum
-        moving_variance += (1.0 - momentum) * var.astype(moving_variance.dtype, copy=False)
+        update_moving(moving_mean, moving_variance, mean, var, momentum)
     else:
         mean = moving_mean.astype(dtype, copy=False)
         var = moving_variance.astype(dtype, copy=False)
