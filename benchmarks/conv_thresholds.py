@@ -3,7 +3,7 @@
 For each threshold, the competing algorithms are forced on shapes on both sides of it and timed (float32,
 median of --repeats after one warm-up, milliseconds); the last column says whether the table's automatic
 choice picked the faster one. Run on a quiet machine: the margins are 10-40%. Some rows depend on the thread
-count (winograd_blocked is chosen with one thread): run it twice, the second time with
+count: run it twice, the second time with
 OPENBLAS_NUM_THREADS=1 CONVLENS_NUM_THREADS=1 NUMBA_NUM_THREADS=1.
 Usage: python benchmarks/conv_thresholds.py [--repeats 7] [--batch 64]
 """
@@ -97,7 +97,7 @@ def main() -> None:
     args = parser.parse_args()
     n, r = args.batch, args.repeats
     rows: list[list[str]] = []
-    # Winograd: C >= 16 and F >= 16 (forward + both gradients); blocked with one thread.
+    # Winograd: C >= 16 and F >= 16 (forward + both gradients); blocked with compiled kernels.
     for c, f, size in ((8, 16, 14), (16, 32, 14), (32, 64, 14), (32, 32, 32), (64, 64, 16)):
         shape, kernel = (n, size, size, c), (3, 3, c, f)
         auto = Conv2DPlan(shape, kernel, padding="same").algorithms.forward

@@ -37,3 +37,19 @@ def run(code: str, **env: str) -> str:
 )
 def test_openblas_thread_timeout(code: str, env: dict[str, str], expected: str) -> None:
     assert run(code, **env) == expected
+
+
+def test_one_blas_thread_sets_one_and_restores() -> None:
+    import numpy as np
+
+    from convlens.blas_threads import _thread_controls, one_blas_thread
+
+    np.ones((64, 64)) @ np.ones((64, 64))  # OpenBLAS loaded and started
+    controls = _thread_controls()
+    assert controls is not None, "NumPy's OpenBLAS exports openblas_set/get_num_threads under one of the names"
+    before = controls[1]()
+    with one_blas_thread() as limited:
+        assert limited
+        assert controls[1]() == 1
+        np.testing.assert_array_equal(np.ones((64, 64)) @ np.ones((64, 64)), np.full((64, 64), 64.0))
+    assert controls[1]() == before

@@ -15,10 +15,14 @@ A user's own ``OPENBLAS_THREAD_TIMEOUT`` always wins.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+import threading
+from collections.abc import Iterator
+from typing import Any
 
-__all__ = ["TIMEOUT", "loaded_openblas", "retime_loaded_openblas"]
+__all__ = ["TIMEOUT", "loaded_openblas", "one_blas_thread", "retime_loaded_openblas"]
 
 #: log2 of the cycles OpenBLAS's idle threads spin before sleeping (OpenBLAS's own default: 28).
 TIMEOUT = "12"
@@ -53,3 +57,49 @@ def retime_loaded_openblas() -> bool:
     read_env()
     shutdown()
     return True
+
+
+_LIMIT_LOCK = threading.Lock()  # one thread-split region at a time sets and restores the count
+_THREAD_CONTROLS: tuple[Any, Any] | bool | None = False  # False: not looked up yet; None: not available
+
+
+def _thread_controls() -> tuple[Any, Any] | None:
+    """OpenBLAS's ``(set_num_threads, get_num_threads)`` of the loaded library (None: not found)."""
+    global _THREAD_CONTROLS
+    if _THREAD_CONTROLS is False:
+        _THREAD_CONTROLS = None
+        path = loaded_openblas()
+        if path is not None:
+            try:
+                library = ctypes.CDLL(path)
+            except OSError:
+                library = None
+            for prefix, suffix in (("", ""), ("scipy_", "64_"), ("scipy_", ""), ("", "64_")):
+                setter = getattr(library, f"{prefix}openblas_set_num_threads{suffix}", None)
+                getter = getattr(library, f"{prefix}openblas_get_num_threads{suffix}", None)
+                if setter is not None and getter is not None:
+                    setter.argtypes, getter.restype = [ctypes.c_int], ctypes.c_int
+                    _THREAD_CONTROLS = (setter, getter)
+                    break
+    return _THREAD_CONTROLS if isinstance(_THREAD_CONTROLS, tuple) else None
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[bool]:
+    """Context manager: every BLAS call runs on its caller's thread only (yields False when that cannot be set).
+
+    For code that splits work over threads of its own and calls BLAS from each: OpenBLAS's own threads would
+    otherwise wait for each other's calls. The previous thread count comes back on exit.
+    """
+    controls = _thread_controls()
+    if controls is None:
+        yield False
+        return
+    setter, getter = controls
+    with _LIMIT_LOCK:
+        before = getter()
+        setter(1)
+        try:
+            yield True
+        finally:
+            setter(before)

@@ -33,3 +33,22 @@ def test_batch_slices_cover_the_batch_once():
             covered = np.concatenate([np.arange(batch)[s] for s in slices])
             np.testing.assert_array_equal(covered, np.arange(batch))
             assert len(slices) == min(parts, batch)
+
+
+def test_one_thread_here_runs_parallel_kernels_alone_and_restores() -> None:
+    """Inside one_thread_here a thread launches parallel kernels itself (no launch lock) on one Numba thread."""
+    from tests.conftest import require
+
+    require("numba")
+    import numba
+
+    from convlens.ops import jit
+
+    assert jit.threadsafe_launches() in (True, False)
+    before = numba.get_num_threads()
+    with jit.launch_lock, jit.one_thread_here():  # the lock is held: a launch that waited for it would hang
+        assert numba.get_num_threads() == 1
+        a = np.zeros(5)
+        jit.launch(jit._probe(), a)
+        np.testing.assert_array_equal(a, np.arange(5.0))
+    assert numba.get_num_threads() == before

@@ -42,3 +42,38 @@ def test_blocks_match_the_loop_reference_and_the_whole_batch(images: int, paddin
     np.testing.assert_array_equal(out, whole.forward(x, kernel, bias))
     np.testing.assert_allclose(grad_kernel, whole.kernel_gradient(grad_out, x), rtol=rtol, atol=rtol)
     np.testing.assert_array_equal(grad_x, whole.input_gradient(grad_out, kernel))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, FLOAT64_KERNELS])
+def test_blocks_split_over_threads_give_the_same_bits(dtype: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With two threads each takes half the blocks (one BLAS thread, its kernels alone): the same results as one
+    thread, bit for bit (the kernel gradient sums fixed groups of blocks in order, whatever the threads)."""
+    from convlens.ops import winograd_blocked
+    from convlens.ops.jit import threadsafe_launches
+
+    if not threadsafe_launches():
+        pytest.skip("Numba's threading layer here is not threadsafe (workqueue): blocks never split")
+    case = make_case((7, 6, 6, 16), (3, 3, 16, 17), padding="same")
+    x, kernel, bias = (a.astype(dtype) for a in case.arrays(seed=3))
+    geometry = WindowGeometry.resolve(x.shape[1:3], 3, 1, "same")
+    per_image = 16 * np.prod(geometry.winograd_tiles(2)[0].output_size) * (16 + 17) * 4
+    grad_out = np.random.default_rng(4).standard_normal((7, 6, 6, 17)).astype(dtype)
+    results = {}
+    splits: list[tuple[int, int]] = []
+    monkeypatch.setattr(winograd_blocked, "MIN_SPLIT_BYTES", 0)
+    real = winograd_blocked.parallel_ranges
+
+    def counted(work: Any, total: int, nbytes: int) -> None:
+        splits.append((total, nbytes))
+        real(work, total, nbytes)
+
+    monkeypatch.setattr(winograd_blocked, "parallel_ranges", counted)
+    for threads in ("1", "2"):
+        monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
+        blocked = WinogradBlockedConv(x.shape, 17, geometry, Workspace(), block_bytes=int(per_image))
+        out = blocked.forward(x, kernel, bias)
+        results[threads] = (out, *blocked.backward(grad_out, x, kernel, True))
+    assert len(splits) == 2  # the forward and the backward with two threads; none with one
+    for one, two in zip(results["1"], results["2"], strict=True):
+        np.testing.assert_array_equal(one, two)
+    close(results["2"][0], case.reference(x, kernel, bias), 2e-5 if dtype == np.float32 else 1e-10)

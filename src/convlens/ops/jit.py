@@ -21,7 +21,7 @@ import contextlib
 import importlib
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -135,6 +135,61 @@ def compiled_kernels(namespace: dict[str, Any], specs: Sequence[KernelSpec]) -> 
 
 
 def launch(kernel: Callable[..., Any], *args: Any) -> None:
-    """Run a compiled parallel kernel (one at a time: see :data:`launch_lock`)."""
+    """Run a compiled parallel kernel (one at a time: see :data:`launch_lock`), or, on a thread inside
+    :func:`one_thread_here`, right away on that thread alone.
+    """
+    if getattr(_here, "alone", False):
+        kernel(*args)
+        return
     with launch_lock:
         kernel(*args)
+
+
+_here = threading.local()
+
+
+def threadsafe_launches() -> bool:
+    """Whether Python threads may launch parallel kernels at once: Numba's threading layer is OpenMP or TBB.
+
+    Runs a tiny parallel kernel the first time (the layer is chosen at the first launch).
+    """
+    numba = numba_module()
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet
+        launch(_probe(), np.zeros(2))
+        layer = numba.threading_layer()
+    return layer in ("omp", "tbb")
+
+
+@contextlib.contextmanager
+def one_thread_here() -> Iterator[None]:
+    """Context manager, for a worker thread: its parallel kernels run on it alone, without the launch lock.
+
+    For callers that split work over threads of their own (only where :func:`threadsafe_launches`).
+    """
+    numba = numba_module()
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)  # thread-local in Numba
+    _here.alone = True
+    try:
+        yield
+    finally:
+        _here.alone = False
+        numba.set_num_threads(before)
+
+
+_PROBE: Any = None
+
+
+def _probe() -> Any:
+    global _PROBE
+    if _PROBE is None:
+        numba = numba_module()
+
+        def fill(a: Any) -> None:  # pragma: no cover - compiled by Numba
+            for i in numba.prange(a.shape[0]):
+                a[i] = i
+
+        _PROBE = numba.njit(parallel=True)(fill)
+    return _PROBE

@@ -19,19 +19,25 @@ Shapes (channels_last):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from convlens.blas_threads import one_blas_thread
 from convlens.geometry import WindowGeometry
 from convlens.ops import winograd_jit
+from convlens.ops.jit import one_thread_here, threadsafe_launches
+from convlens.ops.parallel import MIN_SPLIT_BYTES, num_threads, parallel_ranges
 from convlens.ops.windows import TRANSIENT, Workspace, pad
 from convlens.ops.winograd import _kernel_gradient, kernel_transform
 
-__all__ = ["BLOCK_BYTES", "WinogradBlockedConv"]
+__all__ = ["BLOCK_BYTES", "GROUPS", "WinogradBlockedConv"]
 
 #: V and M of one block together aim at this many bytes (the L2 cache of one core: 2 MB on the Intel Xeon).
 BLOCK_BYTES = 2 << 20
+#: The kernel gradient's partial sums: one per group of blocks (a constant: the same sums on every machine).
+GROUPS = 8
 
 
 class WinogradBlockedConv:
@@ -72,6 +78,22 @@ class WinogradBlockedConv:
         padded = pad(x[part], self.tile_geometry, workspace=TRANSIENT, name="wb_padded")
         winograd_jit.input_transform(padded, v)
 
+    def _over_blocks(self, work: Callable[[int, int], object], total: int, nbytes: int) -> None:
+        """``work(lo, hi)`` over pieces of ``range(total)``, one piece per thread when there are threads to spare:
+        each thread then runs its kernels and GEMMs alone (one BLAS thread per call), on blocks of its own.
+        """
+        if num_threads() > 1 and total > 1 and nbytes >= MIN_SPLIT_BYTES and threadsafe_launches():
+            with one_blas_thread() as limited:
+                if limited:
+
+                    def alone(lo: int, hi: int) -> None:
+                        with one_thread_here():
+                            work(lo, hi)
+
+                    parallel_ranges(alone, total, nbytes)
+                    return
+        work(0, total)
+
     def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         """The convolution of ``x`` (N, H, W, C) with ``kernel`` (3, 3, C, F); a fresh (N, OH, OW, F)."""
         dtype = x.dtype
@@ -79,11 +101,15 @@ class WinogradBlockedConv:
         b = np.zeros(self.filters, dtype) if bias is None else np.ascontiguousarray(bias, dtype)
         out = np.empty((self.x_shape[0], *self.out_size, self.filters), dtype)
         channels = self.x_shape[3]
-        for part in self.blocks:
-            v, m = self._buffers(part.stop - part.start, dtype)
-            self._transform_input(x, part, v)
-            np.matmul(v.reshape(16, -1, channels), u, out=m.reshape(16, -1, self.filters))
-            winograd_jit.output_transform(m, b, out[part])
+
+        def blocks(lo: int, hi: int) -> None:
+            for part in self.blocks[lo:hi]:
+                v, m = self._buffers(part.stop - part.start, dtype)
+                self._transform_input(x, part, v)
+                np.matmul(v.reshape(16, -1, channels), u, out=m.reshape(16, -1, self.filters))
+                winograd_jit.output_transform(m, b, out[part])
+
+        self._over_blocks(blocks, len(self.blocks), x.nbytes + out.nbytes)
         return out
 
     def backward(
@@ -92,23 +118,34 @@ class WinogradBlockedConv:
         """(dL/dkernel (3, 3, C, F), dL/dx (N, H, W, C) or None) in one pass over the blocks.
 
         Per block: V from ``x``, dM from ``grad_out``; dU += V^T dM (then dg = G^T dU G); when ``want_x``,
-        dV = dM U^T (into V's buffer) and B dV B^T added back onto the tiles.
+        dV = dM U^T (into V's buffer) and B dV B^T added back onto the tiles. dU is summed block by block
+        within :data:`GROUPS` fixed groups of blocks, then group by group: the same sum on any thread count.
         """
         dtype = grad_out.dtype
         channels = self.x_shape[3]
-        grad_u = np.zeros((16, channels, self.filters), dtype)
-        block_u = np.empty_like(grad_u)
+        groups = min(GROUPS, len(self.blocks))
+        bounds = [len(self.blocks) * i // groups for i in range(groups + 1)]
+        grad_us = np.zeros((groups, 16, channels, self.filters), dtype)
         grad_x = np.empty(self.x_shape, dtype) if want_x else None
         u_t = np.ascontiguousarray(kernel_transform(kernel.astype(dtype, copy=False)).transpose(0, 2, 1))
         (pt, _), (pl, _) = self.tile_geometry.pads
-        for part in self.blocks:
-            v, dm = self._buffers(part.stop - part.start, dtype)
-            self._transform_input(x, part, v)
-            winograd_jit.grad_transform(grad_out[part], dm)
-            v2, dm2 = v.reshape(16, -1, channels), dm.reshape(16, -1, self.filters)
-            np.matmul(v2.transpose(0, 2, 1), dm2, out=block_u)
-            grad_u += block_u
-            if grad_x is not None:
-                np.matmul(dm2, u_t, out=v2)  # V is used: its buffer takes dV
-                winograd_jit.input_adjoint(v, grad_x[part], (pt, pl))
+
+        def blocks(g0: int, g1: int) -> None:
+            block_u = np.empty((16, channels, self.filters), dtype)
+            for group in range(g0, g1):
+                for part in self.blocks[bounds[group] : bounds[group + 1]]:
+                    v, dm = self._buffers(part.stop - part.start, dtype)
+                    self._transform_input(x, part, v)
+                    winograd_jit.grad_transform(grad_out[part], dm)
+                    v2, dm2 = v.reshape(16, -1, channels), dm.reshape(16, -1, self.filters)
+                    np.matmul(v2.transpose(0, 2, 1), dm2, out=block_u)
+                    grad_us[group] += block_u
+                    if grad_x is not None:
+                        np.matmul(dm2, u_t, out=v2)  # V is used: its buffer takes dV
+                        winograd_jit.input_adjoint(v, grad_x[part], (pt, pl))
+
+        self._over_blocks(blocks, groups, x.nbytes + grad_out.nbytes)
+        grad_u = grad_us[0]
+        for group in range(1, groups):
+            grad_u += grad_us[group]
         return _kernel_gradient(grad_u), grad_x

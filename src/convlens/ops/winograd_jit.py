@@ -226,50 +226,34 @@ def kernels() -> tuple[Any, ...] | None:
     """The compiled (input, output, gradient, input-adjoint) transforms; None when the JIT is off or unavailable."""
     if not jit_enabled():
         return None
-    return compiled_kernels(
-        globals(),
-        (
-            _input_transform,
-            _output_transform,
-            _grad_transform,
-            _input_adjoint,
-        ),
-    )
+    return compiled_kernels(globals(), (_input_transform, _output_transform, _grad_transform, _input_adjoint))
+
+
+def _run(index: int, dtype: Any, *args: Any) -> bool:
+    compiled = kernels() if compiled_for(dtype) else None
+    if compiled is None:
+        return False
+    launch(compiled[index], *args)
+    return True
 
 
 def input_transform(padded: np.ndarray, v: np.ndarray) -> bool:
     """Fill ``v`` (16, N, TH, TW, C) from ``padded``; False (nothing done) when the JIT is off."""
-    compiled = kernels() if compiled_for(padded.dtype) else None
-    if compiled is None:
-        return False
-    launch(compiled[0], padded, v)
-    return True
+    return _run(0, padded.dtype, padded, v)
 
 
 def output_transform(m: np.ndarray, bias: np.ndarray, out: np.ndarray) -> bool:
     """Fill ``out`` (N, OH, OW, F) from ``m`` with ``bias`` (F,) added to M[1, 1]; False when the JIT is off."""
-    compiled = kernels() if compiled_for(m.dtype) else None
-    if compiled is None:
-        return False
-    launch(compiled[1], m, bias, out)
-    return True
+    return _run(1, m.dtype, m, bias, out)
 
 
 def grad_transform(grad_out: np.ndarray, dm: np.ndarray) -> bool:
     """Fill ``dm`` (16, N, TH, TW, F) from ``grad_out``; False (nothing done) when the JIT is off."""
-    compiled = kernels() if compiled_for(grad_out.dtype) else None
-    if compiled is None:
-        return False
-    launch(compiled[2], grad_out, dm)
-    return True
+    return _run(2, grad_out.dtype, grad_out, dm)
 
 
 def input_adjoint(dv: np.ndarray, grad_x: np.ndarray, pads: tuple[int, int]) -> bool:
     """Fill ``grad_x`` (N, H, W, C) with B dV B^T summed over the overlapping tiles of ``dv`` (16, N, TH, TW, C),
     cropped by ``pads`` = (PT, PL); False (nothing done) when the JIT is off.
     """
-    compiled = kernels() if compiled_for(dv.dtype) else None
-    if compiled is None:
-        return False
-    launch(compiled[3], dv, grad_x, *pads)
-    return True
+    return _run(3, dv.dtype, dv, grad_x, *pads)
