@@ -274,3 +274,30 @@ def test_fused_equals_unfused_property(
     x = rng.standard_normal((3, *shape)).astype(np.float32)
     y = rng.integers(0, 3, 3)
     _compare(models, x, y, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("jit", ["1", "0"])
+def test_wide_convolutions_stay_unfused_when_the_blocked_winograd_runs(
+    jit: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 16->16 3x3 conv before a pool runs alone (blocked Winograd) when compiled kernels run, fused otherwise."""
+    from convlens.ops.jit import compiled_for
+
+    monkeypatch.setenv("CONVLENS_JIT", jit)
+    model = cl.Sequential(
+        [
+            L.Input((8, 8, 16)),
+            L.Conv2D(16, 3, padding="same", activation="relu"),
+            L.MaxPooling2D(2),
+            L.Conv2D(4, 3, padding="same", activation="relu"),
+            L.MaxPooling2D(2),
+        ]
+    )
+    stages = model.stages()
+    assert isinstance(stages[0], FusedConvMaxPool) is not compiled_for(np.float32)
+    assert isinstance(stages[-1], FusedConvMaxPool)  # 16 -> 4 filters: Winograd does not apply
+    x = np.random.default_rng(5).random((3, 8, 8, 16), dtype=np.float32)
+    expected = x
+    for layer in model.layers:
+        expected = layer(expected)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
