@@ -103,7 +103,7 @@ def main() -> None:
         auto = Conv2DPlan(shape, kernel, padding="same").algorithms.forward
         steps = {a: conv_step(shape, kernel, a, False) for a in ("winograd_blocked", "winograd", "im2col")}
         compare(rows, f"fwd+bwd (N, {size}x{size}, {c}->{f}) 3x3", steps, auto, r)
-    # Transposed im2col matrix for few channels: C < 8 (forward + kernel gradient: first layers).
+    # Few channels: direct (few filters too), transposed im2col (C <= 4) or im2col; forward + kernel gradient.
     for c, size, k, f in (
         (1, 28, 5, 6),
         (1, 28, 3, 32),
@@ -118,7 +118,7 @@ def main() -> None:
             auto = "im2col"  # (the 16-channel row: only the two im2col layouts are compared)
         steps = {
             a: conv_step(shape, kernel, {"forward": a}, False, padding="valid", grad_x=False)
-            for a in ("im2col_channels_first", "im2col")
+            for a in ("direct_compiled", "im2col_channels_first", "im2col")
         }
         compare(rows, f"fwd+kernel grad (N, {size}x{size}, {c}->{f}) {k}x{k}", steps, auto, r)
     # 1x1 convolutions as plain GEMMs.

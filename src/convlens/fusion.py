@@ -67,9 +67,10 @@ def _blocked_winograd(conv: Layer) -> bool:
     kernel = conv.params.get("kernel")
     if shape is None or kernel is None or len(shape) != 4 or any(s is None for s in shape[1:]):
         return False
-    geometry = conv.geometry((None, *shape[1:]))
+    sample = tuple(int(s) for s in shape[1:])  # type: ignore[arg-type]  # (no None: checked above)
+    geometry = conv.geometry((None, *sample))  # type: ignore[attr-defined]  # (a Conv2D: checked by the caller)
     plan = Conv2DPlan(
-        (1, *shape[1:]),
+        (1, *sample),
         kernel.shape,
         strides=geometry.strides,
         padding=geometry.pads,

@@ -47,6 +47,7 @@ DOMAIN: dict[str, dict[str, Any]] = {
     "depthwise": {"shape": "depthwise"},
     "depthwise_compiled": {"shape": "depthwise", "compiled": True},
     "winograd_blocked": {"shape": "winograd", "wide": True, "compiled": True},
+    "direct_compiled": {"shape": "stride1", "compiled": True},
     "winograd": {"shape": "winograd", "wide": True},
     "transposed": {"shape": "stride1", "wide": True},
     "col2im": {"shape": "one_group"},
@@ -166,6 +167,8 @@ PINNED = {
     "depthwise": make_case((2, 7, 6, 4), (3, 3, 1, 8), padding="same", groups=4),
     "depthwise_compiled": make_case((3, 7, 6, 4), (3, 2, 1, 4), strides=(2, 1), padding="same", groups=4),
     "winograd_blocked": make_case((3, 7, 6, 16), (3, 3, 16, 17), padding=((2, 0), (1, 2))),
+    # pads wider than the kernel's reach (3 > 2 - 1) and a dilated column tap
+    "direct_compiled": make_case((3, 7, 6, 2), (2, 3, 2, 5), padding=((3, 0), (1, 3)), dilation=(1, 2)),
     "winograd": make_case((2, 7, 6, 16), (3, 3, 16, 17), padding=((2, 0), (1, 2))),
     "transposed": make_case((2, 7, 6, 16), (3, 2, 16, 20), padding="same", dilation=(2, 1)),
     "col2im": make_case((2, 7, 6, 3), (2, 3, 3, 4), strides=(1, 2), padding=1),
@@ -272,6 +275,27 @@ def test_winograd_blocked_rows(threads: str, jit: str, expected: str, monkeypatc
     assert auto(make_case((2, 8, 8, 16), (3, 3, 16, 16), padding="same")) == (expected,) * 3
 
 
+@pytest.mark.parametrize(
+    ("case", "compiled", "numpy"),
+    [
+        (make_case((2, 12, 12, 1), (5, 5, 1, 6), padding="same"), "direct_compiled", "im2col_channels_first"),
+        (make_case((2, 12, 12, 3), (3, 3, 3, 8), padding="valid"), "direct_compiled", "im2col_channels_first"),
+        (make_case((2, 12, 12, 1), (5, 5, 1, 9), padding="same"), "im2col_channels_first", "im2col_channels_first"),
+        (make_case((2, 12, 12, 1), (5, 5, 1, 6), strides=2), "im2col_channels_first", "im2col_channels_first"),
+        (make_case((2, 12, 12, 5), (3, 3, 5, 6), padding="same"), "im2col", "im2col"),
+    ],
+)
+@pytest.mark.parametrize("jit", ["1", "0"])
+def test_direct_rows(case: Case, compiled: str, numpy: str, jit: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Few channels and at most 8 filters, stride 1: the direct forward, the transposed im2col's kernel gradient."""
+    monkeypatch.setenv("CONVLENS_JIT", jit)
+    chosen = auto(case)
+    expected = compiled if compiled_for(np.float32) else numpy
+    assert chosen.forward == expected
+    if expected == "direct_compiled":
+        assert chosen.kernel_grad == "im2col_channels_first"
+
+
 @pytest.mark.parametrize(("jit", "expected"), [("1", "depthwise_compiled"), ("0", "depthwise")])
 def test_depthwise_rows(jit: str, expected: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from convlens.ops.jit import compiled_for
@@ -346,7 +370,7 @@ def test_algorithm_argument_errors() -> None:
         ConfigError,
         match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, im2col_channels_first, "
         r"pointwise, grouped_gemm, depthwise, winograd, transposed, col2im, col2im_channels_first, "
-        r"depthwise_compiled, winograd_blocked\) or 'auto', got 'fft'\.",
+        r"depthwise_compiled, winograd_blocked, direct_compiled\) or 'auto', got 'fft'\.",
     ):
         Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm="fft")
     with pytest.raises(ConfigError, match=r"asks 'transposed' for forward, but it only computes input_grad"):

@@ -6,6 +6,7 @@ name                   roles                     what it does
 ====================== ========================= =====================================================
 depthwise_compiled     all three                 :class:`Depthwise` as kernels: one pass per role
 winograd_blocked       all three                 :class:`Winograd` a few images at a time, tiles in cache
+direct_compiled        forward                   the convolution from shifted image planes, no im2col
 ====================== ========================= =====================================================
 
 Each applies only where compiled kernels run for its dtype (Numba installed, ``CONVLENS_JIT`` not 0, the
@@ -19,13 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from convlens.ops.conv_algorithms import ConvProblem, ConvStrategy, Depthwise, Grads, Winograd
+from convlens.ops.conv_algorithms import ConvProblem, ConvStrategy, Depthwise, Grads, Winograd, needs_one_group
 from convlens.ops.depthwise_jit import depthwise_forward_jit, depthwise_input_grad_jit, depthwise_kernel_grad_jit
+from convlens.ops.direct_jit import direct_forward_jit
 from convlens.ops.jit import compiled_for
 from convlens.ops.windows import Workspace
 from convlens.ops.winograd_blocked import WinogradBlockedConv
 
-__all__ = ["COMPILED_STRATEGIES", "DepthwiseCompiled", "WinogradBlocked"]
+__all__ = ["COMPILED_STRATEGIES", "DepthwiseCompiled", "DirectCompiled", "WinogradBlocked"]
 
 
 def _needs_compiled(problem: ConvProblem) -> str | None:
@@ -110,5 +112,25 @@ class WinogradBlocked(ConvStrategy):
         return grad_x  # type: ignore[return-value]
 
 
+class DirectCompiled(ConvStrategy):
+    """The forward of few-channel, few-filter convolutions as one Numba kernel (ops/direct_jit.py)."""
+
+    name = "direct_compiled"
+    roles = ("forward",)
+    summary = "direct convolution from shifted, zero-padded image planes (stride 1): no im2col, no thin GEMM"
+    measured = "see the selection table"
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        if problem.geometry.strides != (1, 1):
+            return f"needs stride 1, got strides {problem.geometry.strides}"
+        return _needs_compiled(problem) or needs_one_group(problem)
+
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        x = np.ascontiguousarray(x, self.dtype)
+        k = np.ascontiguousarray(kernel, self.dtype)
+        return direct_forward_jit(x, k, bias, self.problem.geometry, self.problem.output_shape)
+
+
 #: The compiled convolution strategies, in the order ``conv_algorithms()`` lists them (after the NumPy ones).
-COMPILED_STRATEGIES: tuple[type[ConvStrategy], ...] = (DepthwiseCompiled, WinogradBlocked)
+COMPILED_STRATEGIES: tuple[type[ConvStrategy], ...] = (DepthwiseCompiled, WinogradBlocked, DirectCompiled)

@@ -27,6 +27,7 @@ __all__ = [
     "CONV_REGISTRY",
     "CONV_ROLES",
     "CONV_RULES",
+    "DIRECT_MAX_FILTERS",
     "FEW_CHANNELS",
     "TRANSPOSED_MIN_CHANNELS",
     "WINOGRAD_MIN_CHANNELS",
@@ -67,6 +68,14 @@ FEW_CHANNELS_MEASURED = (
     "plain: C=3 2.5 vs 4.1 / 3.6 vs 4.7; C=8 5.2 vs 6.5 / 7.3 vs 11.8; C=12 7.9 vs 7.4 / 10.0 vs 14.0; C=16 10.0 "
     "vs 8.3 / 13.6 vs 16.5 (the AMD EPYC commits b49be42/21e83c4 had 8); with the compiled col2im the plain "
     "layout wins: (64, 32x32, 3->64) 13.8 -> 11.7 ms (commit ad4b7d5)"
+)
+#: With at most this many filters (and few channels) the direct kernel beats the transposed im2col's thin GEMM.
+DIRECT_MAX_FILTERS = 8
+DIRECT_MEASURED = (
+    "forward, Intel Xeon, N=128, 2 threads / 1 thread, ms, direct_compiled vs im2col_channels_first: (28x28, "
+    "1->6) 5x5 'same' 0.86 vs 1.98 / 1.47 vs 2.11 (LeNet-5's first layer); but (28x28, 1->32) 3x3 1.62 vs 1.09 "
+    "/ 2.79 vs 1.49 and (32x32, 3->32) 3x3 5.72 vs 2.93 / 7.74 vs 4.64 (one pass over the output per filter "
+    "and tap group: wide outputs favour the GEMM)"
 )
 #: The transposed im2col matrix (tap-major, channel-first) beats im2col's short rows up to this many channels.
 CHANNELS_FIRST_IM2COL_MAX = 4
@@ -143,6 +152,13 @@ CONV_RULES: tuple[Rule, ...] = (
     Rule("forward", "pointwise", "1x1, stride 1, unpadded", _always, "no im2col copy (see the algorithm)"),
     Rule(
         "forward",
+        "direct_compiled",
+        f"C <= {CHANNELS_FIRST_IM2COL_MAX} and F <= {DIRECT_MAX_FILTERS}, stride 1",
+        lambda p, c: p.channels_per_group <= CHANNELS_FIRST_IM2COL_MAX and p.filters <= DIRECT_MAX_FILTERS,
+        DIRECT_MEASURED,
+    ),
+    Rule(
+        "forward",
         "im2col_channels_first",
         f"C <= {CHANNELS_FIRST_IM2COL_MAX}",
         lambda p, c: p.channels_per_group <= CHANNELS_FIRST_IM2COL_MAX,
@@ -165,6 +181,13 @@ CONV_RULES: tuple[Rule, ...] = (
         "forward is im2col_channels_first",
         _forward_is("im2col_channels_first"),
         FOLLOWS,
+    ),
+    Rule(
+        "kernel_grad",
+        "im2col_channels_first",
+        "forward is direct_compiled",
+        _forward_is("direct_compiled"),
+        "the direct forward keeps nothing: the transposed im2col matrix is built here (few channels)",
     ),
     Rule("kernel_grad", "im2col", "otherwise", _always, FOLLOWS),
     Rule("kernel_grad", "grouped_gemm", "otherwise (any groups)", _always, "computes every convolution"),
@@ -223,7 +246,7 @@ def conv_algorithms() -> tuple[str, ...]:
 
     >>> conv_algorithms()[:4]
     ('im2col', 'im2col_channels_first', 'pointwise', 'grouped_gemm')
-    >>> conv_algorithms()[-2:]
-    ('depthwise_compiled', 'winograd_blocked')
+    >>> conv_algorithms()[-3:]
+    ('depthwise_compiled', 'winograd_blocked', 'direct_compiled')
     """
     return CONV_REGISTRY.names()
