@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -187,3 +188,30 @@ def test_softmax_and_sigmoid_properties(x: np.ndarray) -> None:
     s = act_ops.sigmoid(x)
     assert np.all((s >= 0) & (s <= 1))
     np.testing.assert_allclose(s + act_ops.sigmoid(-x), 1.0, rtol=1e-12)
+
+
+def test_tanh_split_over_threads_gives_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large arrays go through np.tanh in pieces, one per thread: element-wise, so the same bits."""
+    from convlens.ops import activations, parallel
+
+    calls: list[int] = []
+    real = parallel.parallel_ranges
+
+    def counted(work: Any, total: int, nbytes: int) -> None:
+        calls.append(total)
+        real(work, total, nbytes)
+
+    monkeypatch.setattr(activations, "parallel_ranges", counted)
+    x = np.random.default_rng(0).standard_normal((64, 40, 40, 2)).astype(np.float32)  # 800 KB
+    g = np.random.default_rng(1).standard_normal(x.shape).astype(np.float32)
+    results = {}
+    for threads in ("1", "2"):
+        monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
+        y = activations.tanh(x)
+        results[threads] = (y, activations.tanh_backward(g, y))
+    assert calls == [x.size, x.size]  # only with two threads
+    for one, two in zip(results["1"], results["2"], strict=True):
+        assert one.dtype == two.dtype == np.float32
+        np.testing.assert_array_equal(one.view(np.uint32), two.view(np.uint32))
+    np.testing.assert_array_equal(results["2"][0], np.tanh(x))
+    np.testing.assert_array_equal(results["2"][1], g * (1 - results["2"][0] ** 2))

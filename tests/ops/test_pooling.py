@@ -370,3 +370,22 @@ def test_plan_chunks_cover_the_batch_and_agree_with_one_chunk(rng, monkeypatch):
 def test_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("algorithm", ["avg_pool_taps", "max_pool_taps"])
+def test_numpy_pooling_chunks_split_over_threads_give_the_same_bits(
+    algorithm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from convlens.ops.pooling_plans import AvgPool2DPlan, MaxPool2DPlan
+
+    x = np.random.default_rng(0).standard_normal((64, 28, 28, 6)).astype(np.float32)  # 1.2 MB: several chunks
+    make = AvgPool2DPlan if algorithm == "avg_pool_taps" else MaxPool2DPlan
+    results = {}
+    for threads in ("1", "2"):
+        monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
+        plan = make(x.shape, (3, 3), (2, 2), "same", algorithm=algorithm)
+        assert len(plan.chunks) > 1
+        out = plan.forward(x)
+        results[threads] = (out, plan.backward(np.ones_like(out)))
+    for one, two in zip(results["1"], results["2"], strict=True):
+        np.testing.assert_array_equal(one.view(np.uint32), two.view(np.uint32))

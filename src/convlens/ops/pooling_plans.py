@@ -28,6 +28,7 @@ import numpy as np
 from convlens.errors import ShapeError, StateError, check_choice, normalize_tuple
 from convlens.geometry import WindowGeometry
 from convlens.ops.jit import compiled_for, jit_enabled
+from convlens.ops.parallel import parallel_ranges
 from convlens.ops.pooling_jit import max_pool2d_backward_jit, max_pool2d_forward_jit
 from convlens.ops.strategy import Explanation, Registry, Rule, Strategy
 from convlens.ops.windows import Workspace, crop, pad, tap_slices
@@ -38,8 +39,10 @@ POOL_PADDINGS = ("valid", "same")
 
 # The KH*KW passes run over batch chunks of about this many input bytes, which stay in cache
 # between passes (measured ~25% faster than whole-batch passes on (128, 28, 28, 32) float32).
-# Python loops over chunks, not items: each pass is still one vectorised ufunc call per chunk.
-# (A thread pool over the chunks gave no speed-up on the 2-core development machine.)
+# Python loops over chunks, not items: each pass is still one vectorised ufunc call per chunk. The chunks split
+# over the threads (NumPy releases the GIL in its loops): average pooling 2x2 of LeNet-5's (128, 28x28, 6), Intel
+# Xeon, 2 threads: fwd 0.58 -> 0.43 ms, bwd 0.60 -> 0.49 ms; 1000 images fwd 4.7 -> 2.5 ms, bwd 4.6 -> 2.8 ms
+# (the AMD EPYC saw no gain for max pooling).
 _CHUNK_BYTES = 1 << 20
 
 
@@ -107,8 +110,7 @@ class MaxPoolTaps(_PoolStrategy):
             if argmax is not None and missed is not None and other is not None:
                 _first_argmax(taps, result, argmax[chunk], missed[chunk], other[chunk])
 
-        for chunk in plan.chunks:
-            work(chunk)
+        plan.over_chunks(work, x.nbytes)
 
     def input_grad(self, grad_out: np.ndarray, argmax: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
         grad = grad_out.astype(dtype, copy=False)
@@ -161,8 +163,7 @@ class AvgPoolTaps(_PoolStrategy):
             _fold_taps(plan, padded, chunk, result, np.add)
             np.divide(result, divisor, out=result)
 
-        for chunk in plan.chunks:
-            work(chunk)
+        plan.over_chunks(work, x.nbytes)
         return out
 
     def input_grad(self, grad_out: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
@@ -331,9 +332,15 @@ class _PoolPlan:
                     fill(chunk, k, part)
                     view += part
 
-        for chunk in self.chunks:
-            work(chunk)
+        self.over_chunks(work, target.nbytes)
         return crop(target, self.geometry).copy() if self.geometry.is_padded else target
+
+    def over_chunks(self, work: Callable[[slice], object], nbytes: int) -> None:
+        """``work(chunk)`` for every batch chunk; the chunks split over the threads when ``nbytes`` is large
+        (NumPy's passes run on one core; the chunks are disjoint, so the results do not depend on the split).
+        """
+        chunks = self.chunks
+        parallel_ranges(lambda lo, hi: [work(chunk) for chunk in chunks[lo:hi]], len(chunks), nbytes)
 
 
 class MaxPool2DPlan(_PoolPlan):
