@@ -8,6 +8,7 @@ import pytest
 from convlens.ops import (
     batch_norm_jit,
     depthwise_jit,
+    direct_jit,
     fused_jit,
     fused_pool_jit,
     pooling_jit,
@@ -31,10 +32,12 @@ def test_every_kernel_compiles_for_float32(monkeypatch: pytest.MonkeyPatch) -> N
         "float32 depthwise convolution",
         "float32 batch norm",
         "float32 im2col into a plain buffer",
+        "float32 direct convolution",
+        "float32 threading layer probe",
     ]
     kernels = [*windows_jit.kernels(), *winograd_jit.kernels(), *pooling_jit._kernels(), *fused_jit._kernels()]
     kernels += [*batch_norm_jit._kernels(), *depthwise_jit._kernels()]
-    kernels += list(fused_pool_jit.kernels())
+    kernels += [*fused_pool_jit.kernels(), *direct_jit._kernels()]
     for kernel in kernels:
         signatures = [str(s) for s in kernel.signatures]
         assert any("float32" in s for s in signatures), kernel

@@ -179,17 +179,15 @@ def one_thread_here() -> Iterator[None]:
         numba.set_num_threads(before)
 
 
-_PROBE: Any = None
+_prange: Any = range  # numba.prange inside the compiled probe (see compiled_kernels)
+_KERNELS: tuple[Any, ...] | None = None
+
+
+def _fill_kernel(a: Any) -> None:  # pragma: no cover - compiled by Numba
+    for i in _prange(a.shape[0]):
+        a[i] = i
 
 
 def _probe() -> Any:
-    global _PROBE
-    if _PROBE is None:
-        numba = numba_module()
-
-        def fill(a: Any) -> None:  # pragma: no cover - compiled by Numba
-            for i in numba.prange(a.shape[0]):
-                a[i] = i
-
-        _PROBE = numba.njit(parallel=True)(fill)
-    return _PROBE
+    """A tiny parallel kernel (``a[i] = i``), compiled once and cached on disk like the others."""
+    return compiled_kernels(globals(), (_fill_kernel,))[0]

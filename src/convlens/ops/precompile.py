@@ -22,7 +22,7 @@ from convlens.ops.activations import get_activation
 from convlens.ops.batch_norm_plans import BatchNormPlan
 from convlens.ops.conv_plan import Conv2DPlan
 from convlens.ops.fused import ConvMaxPoolPlan
-from convlens.ops.jit import compiled_for
+from convlens.ops.jit import compiled_for, threadsafe_launches
 from convlens.ops.pooling_plans import MaxPool2DPlan
 
 __all__ = ["precompile"]
@@ -57,6 +57,10 @@ def _fused(dtype: Any, algorithm: str) -> None:
     plan.backward(np.ones_like(out), kernel)
 
 
+def _probe() -> None:
+    threadsafe_launches()  # (its tiny parallel kernel: the threading layer, once per process)
+
+
 def _batch_norm(dtype: Any) -> None:
     x = np.ones((4, 3), dtype)
     stats = [np.zeros(3, dtype), np.ones(3, dtype)]
@@ -76,6 +80,8 @@ STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("depthwise convolution", _depthwise),  # 1.4
     ("batch norm", _batch_norm),  # 0.8
     ("im2col into a plain buffer", lambda dtype: _conv(dtype, 2, "grouped_gemm")),  # 0.7
+    ("direct convolution", lambda dtype: _conv(dtype, 2, {"forward": "direct_compiled"})),  # 0.9
+    ("threading layer probe", lambda dtype: _probe()),  # 0.3
 )
 
 
