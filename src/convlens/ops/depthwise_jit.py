@@ -28,7 +28,7 @@ import numpy as np
 
 from convlens.geometry import WindowGeometry
 from convlens.ops.jit import compiled_kernels
-from convlens.ops.parallel import parallel_ranges
+from convlens.ops.parallel import forward_over_batch, parallel_ranges
 
 __all__ = ["CHUNKS", "depthwise_forward_jit", "depthwise_input_grad_jit", "depthwise_kernel_grad_jit"]
 
@@ -170,12 +170,7 @@ def depthwise_forward_jit(
     Shapes:
         x: (N, H, W, C) C-contiguous; kernel: (KH, KW, C * M) C-contiguous of x's dtype; bias: (C * M,) or None
     """
-    forward = _kernels()[0]
-    out = np.empty(out_shape, x.dtype)
-    b = np.zeros(out_shape[3], x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
-    layout = _layout(geometry)
-    parallel_ranges(lambda lo, hi: forward(x, kernel, b, out, lo, hi, *layout), x.shape[0], x.nbytes + out.nbytes)
-    return out
+    return forward_over_batch(_kernels()[0], x, kernel, bias, out_shape, _layout(geometry))  # type: ignore[no-any-return]
 
 
 def depthwise_kernel_grad_jit(

@@ -12,6 +12,9 @@ import itertools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
 
 from convlens import switches
 
@@ -19,6 +22,7 @@ __all__ = [
     "MIN_PARALLEL_BYTES",
     "MIN_SPLIT_BYTES",
     "batch_slices",
+    "forward_over_batch",
     "num_threads",
     "parallel_over_batch",
     "parallel_ranges",
@@ -88,3 +92,21 @@ def parallel_over_batch(work: Callable[[slice], object], batch: int, nbytes: int
     futures = [_pool().submit(work, part) for part in batch_slices(batch, threads)]
     for future in futures:
         future.result()
+
+
+def forward_over_batch(
+    forward: Callable[..., object],
+    x: Any,
+    kernel: Any,
+    bias: Any,
+    out_shape: tuple[int, ...],
+    layout: tuple[int, ...],
+) -> Any:
+    """A fresh ``out`` (``out_shape``, x's dtype) filled by a compiled serial kernel
+    ``forward(x, kernel, bias, out, lo, hi, *layout)`` over batch ranges, split over the threads; a missing
+    ``bias`` is zeros (the direct and depthwise convolutions).
+    """
+    out = np.empty(out_shape, x.dtype)
+    b = np.zeros(out_shape[-1], x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
+    parallel_ranges(lambda lo, hi: forward(x, kernel, b, out, lo, hi, *layout), x.shape[0], x.nbytes + out.nbytes)
+    return out
