@@ -48,7 +48,12 @@ def test_one_thread_here_runs_parallel_kernels_alone_and_restores() -> None:
     before = numba.get_num_threads()
     with jit.launch_lock, jit.one_thread_here():  # the lock is held: a launch that waited for it would hang
         assert numba.get_num_threads() == 1
+        assert parallel.num_threads() == 1  # nothing inside splits over the pool again
+        seen: list[tuple[int, int]] = []
+        parallel.parallel_ranges(lambda lo, hi: seen.append((lo, hi)), 10, 1 << 30)
+        assert seen == [(0, 10)]
         a = np.zeros(5)
         jit.launch(jit._probe(), a)
         np.testing.assert_array_equal(a, np.arange(5.0))
     assert numba.get_num_threads() == before
+    assert not parallel.alone_here()

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from convlens import switches
+from convlens.ops.parallel import alone_here, this_thread_alone
 
 __all__ = ["KERNEL_DTYPES", "compiled_for", "compiled_kernels", "jit_enabled", "launch", "launch_lock", "numba_module"]
 
@@ -138,14 +139,11 @@ def launch(kernel: Callable[..., Any], *args: Any) -> None:
     """Run a compiled parallel kernel (one at a time: see :data:`launch_lock`), or, on a thread inside
     :func:`one_thread_here`, right away on that thread alone.
     """
-    if getattr(_here, "alone", False):
+    if alone_here():
         kernel(*args)
         return
     with launch_lock:
         kernel(*args)
-
-
-_here = threading.local()
 
 
 def threadsafe_launches() -> bool:
@@ -171,11 +169,10 @@ def one_thread_here() -> Iterator[None]:
     numba = numba_module()
     before = numba.get_num_threads()
     numba.set_num_threads(1)  # thread-local in Numba
-    _here.alone = True
     try:
-        yield
+        with this_thread_alone():  # (and nothing it calls splits over the pool again)
+            yield
     finally:
-        _here.alone = False
         numba.set_num_threads(before)
 
 

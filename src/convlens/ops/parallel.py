@@ -8,9 +8,11 @@ they save). ``CONVLENS_NUM_THREADS`` caps the pool (1 turns it off).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,11 +23,13 @@ from convlens import switches
 __all__ = [
     "MIN_PARALLEL_BYTES",
     "MIN_SPLIT_BYTES",
+    "alone_here",
     "batch_slices",
     "forward_over_batch",
     "num_threads",
     "parallel_over_batch",
     "parallel_ranges",
+    "this_thread_alone",
 ]
 
 MIN_PARALLEL_BYTES = 8 << 20
@@ -36,8 +40,33 @@ MIN_SPLIT_BYTES = 256 << 10
 _POOL: ThreadPoolExecutor | None = None
 
 
+_here = threading.local()
+
+
+@contextlib.contextmanager
+def this_thread_alone() -> Iterator[None]:
+    """Context manager, for a thread that already has its own share of a split: inside it :func:`num_threads`
+    is 1 on this thread, so nothing it calls splits again (no nested hand-offs to the pool).
+    """
+    before = getattr(_here, "alone", False)
+    _here.alone = True
+    try:
+        yield
+    finally:
+        _here.alone = before
+
+
+def alone_here() -> bool:
+    """Whether this thread is inside :func:`this_thread_alone`."""
+    return bool(getattr(_here, "alone", False))
+
+
 def num_threads() -> int:
-    """Threads used for large copies: ``CONVLENS_NUM_THREADS`` or the number of cores (at most 8)."""
+    """Threads used for large copies: ``CONVLENS_NUM_THREADS`` or the number of cores (at most 8); 1 on a thread
+    inside :func:`this_thread_alone`.
+    """
+    if getattr(_here, "alone", False):
+        return 1
     env = switches.NUM_THREADS.value()
     if env and env.isdigit() and int(env) > 0:
         return int(env)
