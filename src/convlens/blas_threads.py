@@ -59,7 +59,7 @@ def retime_loaded_openblas() -> bool:
     return True
 
 
-_LIMIT_LOCK = threading.Lock()  # one thread-split region at a time sets and restores the count
+_LIMIT_LOCK = threading.RLock()  # one thread-split region at a time sets and restores the count (re-entrant)
 _THREAD_CONTROLS: tuple[Any, Any] | bool | None = False  # False: not looked up yet; None: not available
 
 

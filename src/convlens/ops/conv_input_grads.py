@@ -63,11 +63,14 @@ class Col2im(ConvStrategy):
     def applies(cls, problem: ConvProblem) -> str | None:
         return needs_one_group(problem)
 
+    def _kernel_rows(self, kernel: np.ndarray) -> np.ndarray:
+        """The kernel as (KH*KW*C, F), in the plan's dtype."""
+        return kernel.astype(self.dtype, copy=False).reshape(-1, self.problem.kernel_shape[3])
+
     def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-        kh, kw, cg, filters = self.problem.kernel_shape
+        kh, kw, cg, _ = self.problem.kernel_shape
         batch, oh, ow = self.problem.output_shape[:3]
-        kernel2d = kernel.astype(self.dtype, copy=False).reshape(kh * kw * cg, filters)
-        grad_cols = self._g2d(grad_out) @ kernel2d.T
+        grad_cols = self._g2d(grad_out) @ self._kernel_rows(kernel).T
         return col2im(
             np.ascontiguousarray(grad_cols).reshape(batch, oh, ow, kh, kw, cg),
             self.problem.geometry,
@@ -75,7 +78,7 @@ class Col2im(ConvStrategy):
         )
 
 
-class Col2imChannelsFirst(ConvStrategy):
+class Col2imChannelsFirst(Col2im):
     """:class:`Col2im` with the window gradients laid out tap-major and channel-first, (KH*KW*C, rows).
 
     With few channels the NumPy col2im adds runs of only C floats; this layout adds whole output rows.
@@ -86,14 +89,10 @@ class Col2imChannelsFirst(ConvStrategy):
     summary = "window gradients kernel @ grad_out^T, tap-major and channel-first: col2im adds whole output rows"
     measured = "few channels without the compiled col2im (see the selection table)"
 
-    @classmethod
-    def applies(cls, problem: ConvProblem) -> str | None:
-        return needs_one_group(problem)
-
     def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-        kh, kw, cg, filters = self.problem.kernel_shape
+        kh, kw, cg, _ = self.problem.kernel_shape
         batch, oh, ow = self.problem.output_shape[:3]
-        grad_taps = kernel.astype(self.dtype, copy=False).reshape(kh * kw * cg, filters) @ self._g2d(grad_out).T
+        grad_taps = self._kernel_rows(kernel) @ self._g2d(grad_out).T
         return col2im_channels_first(
             grad_taps.reshape(kh, kw, cg, batch, oh, ow), self.problem.geometry, workspace=self.workspace
         )

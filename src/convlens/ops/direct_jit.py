@@ -43,11 +43,10 @@ def _forward_kernel(
     image = np.zeros((channels, (out_h + (kh - 1) * dh) * wide + (kw - 1) * dw), x.dtype)
     acc = np.empty((filters, span), x.dtype)
     for n in range(lo, hi):
-        for r in range(height):
-            if 0 <= r + pt < out_h + (kh - 1) * dh:
-                for col in range(width):
-                    for c in range(channels):
-                        image[c, (r + pt) * wide + pl + col] = x[n, r, col, c]
+        for r in range(height):  # (the padding cells of ``image`` stay zero)
+            for col in range(width):
+                for c in range(channels):
+                    image[c, (r + pt) * wide + pl + col] = x[n, r, col, c]
         for f in range(filters):
             b = bias[f]
             dst = acc[f]
