@@ -17,6 +17,7 @@ import numpy as np
 from convlens import switches
 from convlens.layers.base import Layer
 from convlens.ops.fused import MONOTONIC_ACTIVATIONS, ConvMaxPoolPlan
+from convlens.ops.plan_cache import ShapePlans
 
 __all__ = ["FusedBatchNormReLU", "FusedConvMaxPool", "Stage", "fusion_enabled", "plan_stages"]
 
@@ -87,24 +88,25 @@ class FusedConvMaxPool:
         self.conv = conv
         self.pool = pool
         self._plan: ConvMaxPoolPlan | None = None
+        self._plans: ShapePlans[ConvMaxPoolPlan] = ShapePlans()
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         conv = self.conv
         x = np.asarray(x, dtype=conv.dtype)
-        plan = self._plan
-        if plan is None or plan.x_shape != x.shape:
-            geometry = conv.geometry(x.shape)
-            plan = ConvMaxPoolPlan(
+        plan = self._plans.get(
+            (x.shape, conv.compute_grad_x),
+            lambda: ConvMaxPoolPlan(
                 x.shape,
                 conv.params["kernel"].shape,
-                geometry,
+                conv.geometry(x.shape),
                 tuple(self.pool.pool_size),
                 conv.activation,
                 owner=f"{conv!r} + {self.pool!r}",
                 dtype=conv.dtype,
                 compute_grad_x=conv.compute_grad_x,
-            )
-            self._plan = plan
+            ),
+        )
+        self._plan = plan  # (what the next backward uses)
         return plan.forward(
             x,
             conv.params["kernel"],

@@ -29,6 +29,7 @@ from convlens.layers.base import Layer, Shape, register
 from convlens.ops._checks import check_data_format
 from convlens.ops.activations import get_activation
 from convlens.ops.conv import Conv2DPlan, conv_memory
+from convlens.ops.plan_cache import ShapePlans
 from convlens.resources import check_arrays, check_window
 
 __all__ = ["Conv1D", "Conv2D", "DepthwiseConv2D"]
@@ -81,6 +82,7 @@ class _Conv(Layer):
         self._bias_init = initializers.get(bias_initializer, owner=owner, name="bias_initializer")
         self.min_ndim = self.max_ndim = self.rank + 2  # type: ignore[misc]
         self._plan: Conv2DPlan | None = None
+        self._plans: ShapePlans[Conv2DPlan] = ShapePlans()
         self._cache: tuple[np.ndarray, np.ndarray | None, np.ndarray] | None = None
 
     # ----- shapes -------------------------------------------------------------------------------
@@ -143,28 +145,29 @@ class _Conv(Layer):
         return kernel[None] if self.rank == 1 else kernel
 
     def _get_plan(self, x2d: np.ndarray) -> Conv2DPlan:
-        plan = self._plan
-        if plan is None or plan.x_shape != x2d.shape:
-            kernel = self._kernel_2d()
-            geometry = self.geometry((None, *self._split_shape_2d(x2d.shape)))
-            lead = ((1,), ((0, 0),)) if self.rank == 1 else ((), ())
-            check_arrays(
-                conv_memory(x2d.shape, kernel.shape, geometry, self.dtype.itemsize, backward=True),
-                owner=repr(self),
-                hint="Use a smaller batch.",
-            )
-            plan = Conv2DPlan(
-                x2d.shape,
-                kernel.shape,
-                strides=(*lead[0], *geometry.strides),
-                padding=(*lead[1], *geometry.pads),
-                dilation_rate=(*lead[0], *geometry.dilation_rate),
-                groups=self.groups,
-                owner=repr(self),
-                dtype=self.dtype,
-            )
-            self._plan = plan
+        plan = self._plans.get(x2d.shape, lambda: self._new_plan(x2d))
+        self._plan = plan  # (what the next backward uses)
         return plan
+
+    def _new_plan(self, x2d: np.ndarray) -> Conv2DPlan:
+        kernel = self._kernel_2d()
+        geometry = self.geometry((None, *self._split_shape_2d(x2d.shape)))
+        lead = ((1,), ((0, 0),)) if self.rank == 1 else ((), ())
+        check_arrays(
+            conv_memory(x2d.shape, kernel.shape, geometry, self.dtype.itemsize, backward=True),
+            owner=repr(self),
+            hint="Use a smaller batch.",
+        )
+        return Conv2DPlan(
+            x2d.shape,
+            kernel.shape,
+            strides=(*lead[0], *geometry.strides),
+            padding=(*lead[1], *geometry.pads),
+            dilation_rate=(*lead[0], *geometry.dilation_rate),
+            groups=self.groups,
+            owner=repr(self),
+            dtype=self.dtype,
+        )
 
     def _split_shape_2d(self, shape_2d: tuple[int, ...]) -> tuple[int, ...]:
         """Input shape (without batch) in this layer's data_format, from a channels-last 2-D shape."""

@@ -32,6 +32,7 @@ from convlens.ops.activations import get_activation, relu_backward
 from convlens.ops.conv import Conv2DPlan
 from convlens.ops.conv_transpose import Conv2DTransposePlan
 from convlens.ops.dense import dense_backward
+from convlens.ops.plan_cache import ShapePlans
 
 __all__ = ["Conv2DTranspose", "SeparableConv2D"]
 
@@ -108,9 +109,8 @@ class Conv2DTranspose(_Conv):
         return (*self.kernel_size, self.filters, channels)
 
     def _get_plan(self, x2d: np.ndarray) -> Any:
-        plan: Any = self._plan
-        if plan is None or plan.x_shape != x2d.shape:
-            plan = Conv2DTransposePlan(
+        def build() -> Any:  # (the same forward/backward interface as the Conv2DPlan the base class keeps)
+            return Conv2DTransposePlan(
                 x2d.shape,
                 self.params["kernel"].shape,
                 strides=self.strides,
@@ -119,7 +119,9 @@ class Conv2DTranspose(_Conv):
                 dilation_rate=self.dilation_rate,
                 owner=repr(self),
             )
-            self._plan = plan  # type: ignore[assignment]  # the same forward/backward interface
+
+        plan: Any = self._plans.get(x2d.shape, build)
+        self._plan = plan
         return plan
 
     def get_config(self) -> dict[str, Any]:
@@ -187,6 +189,7 @@ class SeparableConv2D(Layer):
         self.set_weight_options("pointwise_kernel", pointwise_regularizer, pointwise_constraint)
         self.set_weight_options("bias", bias_regularizer, bias_constraint)
         self._plan: Conv2DPlan | None = None
+        self._plans: ShapePlans[Conv2DPlan] = ShapePlans()
         self._cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def option_prefix(self, weight: str) -> str:
@@ -232,18 +235,20 @@ class SeparableConv2D(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = np.asarray(x, dtype=self.dtype)
         kernel = self._depthwise_kernel()
-        if self._plan is None or self._plan.x_shape != x.shape:
-            geometry = self.geometry(x.shape)
-            self._plan = Conv2DPlan(
+        plan = self._plans.get(
+            x.shape,
+            lambda: Conv2DPlan(
                 x.shape,
                 kernel.shape,
                 strides=self.strides,
-                padding=geometry.pads,
+                padding=self.geometry(x.shape).pads,
                 dilation_rate=self.dilation_rate,
                 groups=x.shape[-1],
                 owner=repr(self),
-            )
-        middle = self._plan.forward(x, kernel)
+            ),
+        )
+        self._plan = plan  # (what the next backward uses)
+        middle = plan.forward(x, kernel)
         pointwise = self.params["pointwise_kernel"][0, 0]
         pre = middle.reshape(-1, pointwise.shape[0]) @ pointwise
         if self.use_bias:
