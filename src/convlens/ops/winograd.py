@@ -50,8 +50,9 @@ def kernel_transform(kernel: np.ndarray) -> np.ndarray:
         kernel: (3, 3, C, F); returns (16, C, F) (tile position a * 4 + b first).
     """
     g = G.astype(kernel.dtype)
-    u = np.einsum("ai,ijcf,bj->abcf", g, kernel, g, optimize=True)
-    return np.ascontiguousarray(u.reshape(16, *kernel.shape[2:]))
+    channels, filters = kernel.shape[2:]
+    rows = (g @ kernel.reshape(3, -1)).reshape(4, 3, channels * filters)  # G g: (a, j, cf)
+    return np.matmul(g, rows).reshape(16, channels, filters)  # (G g) G^T: (a, b, cf) (no einsum path search)
 
 
 def _kernel_gradient(grad_u: np.ndarray) -> np.ndarray:
