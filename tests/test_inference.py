@@ -132,3 +132,157 @@ def test_thread_pieces_stay_bounded_in_memory(monkeypatch: pytest.MonkeyPatch) -
     per_sample = 28 * 28 * 1000 * 4  # the conv output: 3.1 MB a sample
     assert 8 * inference.CHUNK_BYTES // per_sample <= inference.MIN_ROWS < inference.ROWS_PER_THREAD * 2
     assert chunk_rows(model) == inference.MIN_ROWS
+
+
+# ----- the whole-model split: each thread runs its own pieces through every layer -----------------------------
+def _split_model() -> cl.Sequential:
+    """Every kind of inference state a layer keeps: conv plans (Winograd, im2col), a fused conv + max-pool
+    stage, batch norm + ReLU, depthwise, average pooling, dense."""
+    cl.utils.set_random_seed(1)
+    model = cl.Sequential(
+        [
+            L.Input((16, 16, 3)),
+            L.Conv2D(8, 5, padding="same", activation="tanh"),
+            L.Conv2D(16, 3, padding="same", activation="relu"),
+            L.MaxPooling2D(2),
+            L.Conv2D(16, 3, padding="same"),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.DepthwiseConv2D(3, padding="same"),
+            L.AveragePooling2D(2),
+            L.Flatten(),
+            L.Dense(5, activation="softmax"),
+        ]
+    )
+    model.compile("adam", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    model.fit(rng.random((32, 16, 16, 3), dtype=np.float32), rng.integers(0, 5, 32), epochs=1, verbose=0)
+    return model
+
+
+def _expected_split_threads() -> int:
+    """2 where this machine's threads may each launch compiled kernels (or none run); see split_threads."""
+    from convlens import blas_threads
+    from convlens.ops import jit
+
+    if not blas_threads.can_limit():
+        return 1
+    return 2 if not jit.jit_enabled() or jit.threadsafe_launches() else 1
+
+
+@pytest.mark.parametrize("jit_on", ["1", "0"])
+def test_the_whole_model_split_gives_the_outputs_of_one_thread(monkeypatch: pytest.MonkeyPatch, jit_on: str) -> None:
+    """Two threads, many pieces each: every piece's output equals the one-thread run's (a workspace buffer
+    shared between the threads would mix their pieces)."""
+    import threading
+
+    monkeypatch.setenv("CONVLENS_JIT", jit_on)
+    model = _split_model()
+    x = np.random.default_rng(3).random((300, 16, 16, 3), dtype=np.float32)
+    monkeypatch.setattr(inference, "MIN_ROWS", 1)
+    monkeypatch.setattr(inference, "SPLIT_CHUNK_BYTES", 7 * inference._sample_bytes(model))  # 7 rows a piece
+    pieces = inference._split_pieces(300, 7, 2)
+    reference = np.concatenate([model._forward(x[lo:hi], training=False) for lo, hi in pieces])
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
+    threads_seen: set[int] = set()
+    forward = model._forward
+
+    def spy(batch: np.ndarray, training: bool) -> Any:
+        threads_seen.add(threading.get_ident())
+        return forward(batch, training=training)
+
+    monkeypatch.setattr(model, "_forward", spy)
+    for _ in range(3):
+        threads_seen.clear()
+        np.testing.assert_array_equal(model.predict(x, batch_size=300, verbose=0), reference)
+        assert len(threads_seen) == _expected_split_threads()  # (the pool's worker may differ between calls)
+
+
+def test_the_split_runs_each_thread_alone_in_a_slot_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside a piece: one thread as far as the layers know (nothing splits again), its own workspace slot,
+    BLAS limited to one thread; after predict every setting is back."""
+    from convlens.ops import parallel
+
+    if _expected_split_threads() == 1:
+        pytest.skip("no whole-model split on this machine (see split_threads)")
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
+    model = _split_model()
+    seen: list[tuple[int, int]] = []
+    forward = model._forward
+
+    def spy(batch: np.ndarray, training: bool) -> Any:
+        seen.append((parallel.num_threads(), parallel.workspace_slot_of_thread()))
+        return forward(batch, training=training)
+
+    monkeypatch.setattr(model, "_forward", spy)
+    monkeypatch.setattr(inference, "SPLIT_CHUNK_BYTES", 16 * inference._sample_bytes(model))
+    model.predict(np.zeros((128, 16, 16, 3), np.float32), batch_size=128, verbose=0)
+    assert len(seen) == 8
+    assert {threads for threads, _ in seen} == {1}
+    assert {slot for _, slot in seen} <= {0, 1}
+    assert parallel.num_threads() == 2
+    assert parallel.workspace_slot_of_thread() == 0
+
+
+def test_the_split_is_off_by_switch_for_one_thread_and_for_little_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
+    assert inference.split_threads() == _expected_split_threads()
+    monkeypatch.setenv("CONVLENS_SPLIT_PREDICT", "0")
+    assert inference.split_threads() == 1
+    monkeypatch.setenv("CONVLENS_SPLIT_PREDICT", "1")
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "1")
+    assert inference.split_threads() == 1
+    # a tiny model's default batch of 32 is too little work to hand out: one thread runs it
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
+    model = cl.Sequential([L.Input((4,)), L.Dense(2)])
+    called: list[int] = []
+    monkeypatch.setattr(inference, "_forward_split", lambda *args: called.append(1))
+    forward_in_chunks(model, np.ones((32, 4), np.float32))
+    assert called == []
+
+
+def test_an_error_in_a_piece_stops_the_split_and_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    if _expected_split_threads() == 1:
+        pytest.skip("no whole-model split on this machine (see split_threads)")
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
+    model = _split_model()
+    monkeypatch.setattr(inference, "SPLIT_CHUNK_BYTES", 16 * inference._sample_bytes(model))
+    calls: list[int] = []
+    lock = threading.Lock()
+    forward = model._forward
+
+    def failing(batch: np.ndarray, training: bool) -> Any:
+        with lock:
+            calls.append(1)
+            if len(calls) == 3:
+                raise RuntimeError("piece 3 failed")
+        return forward(batch, training=training)
+
+    monkeypatch.setattr(model, "_forward", failing)
+    with pytest.raises(RuntimeError, match="piece 3 failed"):
+        model.predict(np.zeros((640, 16, 16, 3), np.float32), batch_size=640, verbose=0)
+    assert len(calls) < 40  # the other thread stopped: not every one of the 40 pieces ran
+    from convlens.ops import parallel
+
+    assert parallel.num_threads() == 2  # (nothing left behind on this thread)
+
+
+def test_memory_checks_count_the_pieces_of_every_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
+    model = _split_model()
+    rows = chunk_rows(model, threads=0)
+    assert rows is not None
+    expected = 2 * rows if _expected_split_threads() == 2 else chunk_rows(model)
+    assert inference.piece_rows(model, 100_000) == expected
+
+
+def test_split_pieces_have_two_sizes_at_most() -> None:
+    for n in range(1, 200, 7):
+        for rows in (1, 5, 16, 64):
+            pieces = inference._split_pieces(n, rows, 2)
+            assert [lo for lo, _ in pieces] == [hi for _, hi in [(0, 0), *pieces[:-1]]]
+            assert pieces[-1][1] == n
+            assert len({hi - lo for lo, hi in pieces[:-1]}) <= 1
+            assert len(pieces) >= min(2, -(-n // inference.MIN_ROWS))

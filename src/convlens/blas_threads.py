@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["TIMEOUT", "loaded_openblas", "one_blas_thread", "retime_loaded_openblas"]
+__all__ = ["TIMEOUT", "can_limit", "loaded_openblas", "one_blas_thread", "retime_loaded_openblas"]
 
 #: log2 of the cycles OpenBLAS's idle threads spin before sleeping (OpenBLAS's own default: 28).
 TIMEOUT = "12"
@@ -82,6 +82,11 @@ def _thread_controls() -> tuple[Any, Any] | None:
                     _THREAD_CONTROLS = (setter, getter)
                     break
     return _THREAD_CONTROLS if isinstance(_THREAD_CONTROLS, tuple) else None
+
+
+def can_limit() -> bool:
+    """Whether :func:`one_blas_thread` can limit the loaded BLAS to one thread (OpenBLAS found)."""
+    return _thread_controls() is not None
 
 
 @contextlib.contextmanager

@@ -6,11 +6,19 @@ MB keep every layer's arrays in cache and reuse the allocator's memory instead o
 and the peak memory of ``predict`` no longer grows with ``batch_size``: measured on the zoo models
 (benchmarks/zoo.py, 1 thread, Intel Xeon), batch 1000 in pieces against whole: course 22.0k -> 31.2k
 images/s, Keras's simple convnet 10.3k -> 14.5k, the depthwise-separable model 12.6k -> 15.9k; the small
-VGG unchanged. With several threads every call also pays to start and join them, so pieces are larger
-there (at least ``ROWS_PER_THREAD`` rows a thread, unless that is more than 4 * ``CHUNK_BYTES`` a thread):
-measured with 2 threads, predict of 2,000 images (images/s) at 32 / 128 rows a piece: depthwise-separable
-12.2k / 19.9k, LeNet-5 20.4k / 26.3k, simple convnet 14.8k / 16.8k, small VGG 2.24k / 2.36k, course 29.8k /
-29.8k.
+VGG unchanged.
+
+With several threads each thread takes whole pieces through every layer (:func:`split_threads`): its compiled
+kernels run serially on it, its GEMMs on one BLAS thread, its layers' scratch buffers come from a workspace
+slot of its own, and the next piece goes to whichever thread is free. Splitting each layer's work instead
+hands work out and joins it several times per layer; the whole-model split does so once per ``predict`` batch.
+Measured with 2 threads (Intel Xeon, 2 cores; ``predict`` of 10,000 images at batch 1000, in-process, median
+of 3, ``CONVLENS_SPLIT_PREDICT=0`` against ``1``): course 34.9k -> 59.1k images/s, Keras's simple convnet
+17.9k -> 22.8k, LeNet-5 33.9k -> 44.8k, small VGG 2.49k -> 2.97k, depthwise-separable 20.9k -> 30.8k. Its
+pieces aim at ``SPLIT_CHUNK_BYTES`` (12 MB): against 6 MB, larger pieces share each thread's Python overhead,
+which holds the GIL, over more rows (course 48.2k -> 52.0k, depthwise-separable 25.0k -> 29.3k). Without the
+split (one thread, or ``CONVLENS_SPLIT_PREDICT=0``, or kernels that cannot launch from two threads at once)
+a piece has at least ``ROWS_PER_THREAD`` rows per thread, unless that is more than 4 * ``CHUNK_BYTES`` a thread.
 
 Shapes:
     x: (N, ...) the model's input; returns the model's output (N, ...) (a list for several outputs).
@@ -18,17 +26,36 @@ Shapes:
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import math
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from convlens.ops.parallel import num_threads
+from convlens import blas_threads, switches
+from convlens.ops import jit
+from convlens.ops.parallel import MIN_SPLIT_BYTES, num_threads, parallel_ranges, this_thread_alone, workspace_slot
 
-__all__ = ["CHUNK_BYTES", "MAX_ROWS", "MIN_ROWS", "ROWS_PER_THREAD", "chunk_rows", "forward_in_chunks", "piece_rows"]
+__all__ = [
+    "CHUNK_BYTES",
+    "MAX_ROWS",
+    "MIN_ROWS",
+    "ROWS_PER_THREAD",
+    "SPLIT_CHUNK_BYTES",
+    "chunk_rows",
+    "forward_in_chunks",
+    "piece_rows",
+    "split_threads",
+]
 
 #: The largest activation of a piece (one layer's output or a convolution's im2col matrix) aims at this size.
 CHUNK_BYTES = 6 << 20
+#: The same with a whole-model split (see :func:`split_threads`): larger pieces share each thread's Python
+#: overhead (which holds the GIL) over more rows.
+SPLIT_CHUNK_BYTES = 12 << 20
 #: Bounds on the rows of a piece: fewer rows pay per-call overheads, more rows gain nothing.
 MIN_ROWS, MAX_ROWS = 16, 512
 #: With more than one thread a piece has at least this many rows per thread.
@@ -60,26 +87,65 @@ def _sample_bytes(model: Any) -> int | None:
     return biggest
 
 
-def chunk_rows(model: Any) -> int | None:
-    """Rows per piece for ``model`` (None: run whole batches)."""
+def chunk_rows(model: Any, threads: int | None = None) -> int | None:
+    """Rows per piece for ``model`` when each layer splits its own work over ``threads`` (default: all);
+    None: run whole batches."""
     per_sample = _sample_bytes(model)
     if not per_sample:
         return None
-    threads = num_threads()
+    threads = num_threads() if threads is None else threads
+    if threads == 0:  # a whole-model split: each thread runs its own pieces
+        return max(MIN_ROWS, min(MAX_ROWS, SPLIT_CHUNK_BYTES // per_sample))
     least = MIN_ROWS
     if threads > 1:  # larger pieces, but at most 4 * CHUNK_BYTES a thread
         least = max(MIN_ROWS, min(ROWS_PER_THREAD * threads, 4 * threads * CHUNK_BYTES // per_sample))
     return max(least, min(MAX_ROWS, CHUNK_BYTES // per_sample))
 
 
+def split_threads() -> int:
+    """Threads that each run whole pieces through the model at once (1: no whole-model split).
+
+    Each such thread runs its compiled kernels and BLAS calls alone, which needs a threading layer that lets
+    Python threads launch kernels at once (OpenMP or TBB; see :func:`convlens.ops.jit.threadsafe_launches`) and
+    a BLAS whose thread count can be set; ``CONVLENS_SPLIT_PREDICT=0`` turns the split off.
+    """
+    threads = num_threads()
+    if threads <= 1 or not switches.SPLIT_PREDICT.is_on() or not blas_threads.can_limit():
+        return 1
+    if jit.jit_enabled() and not jit.threadsafe_launches():
+        return 1
+    return threads
+
+
+def _split_pieces(n: int, rows: int, threads: int) -> list[tuple[int, int]]:
+    """Contiguous (lo, hi) pieces of ``range(n)`` of at most ``rows`` rows, at least one per thread where
+    ``n`` allows ``MIN_ROWS`` rows a piece; all of one size but the last, so the layers' plans stay two.
+
+    >>> _split_pieces(10, 4, 2)
+    [(0, 4), (4, 8), (8, 10)]
+    >>> _split_pieces(40, 512, 2)
+    [(0, 20), (20, 40)]
+    """
+    if -(-n // rows) < threads:
+        rows = max(MIN_ROWS, -(-n // threads))
+    return [(lo, min(n, lo + rows)) for lo in range(0, n, rows)]
+
+
 def piece_rows(model: Any, batch: int) -> int:
-    """The rows of ``batch`` that go through ``model`` at once in :func:`forward_in_chunks` (for memory checks)."""
+    """The rows of ``batch`` that go through ``model`` at once in :func:`forward_in_chunks` (for memory checks:
+    with a whole-model split, the rows of all threads' pieces)."""
+    threads = split_threads()
+    if threads > 1:
+        rows = chunk_rows(model, threads=0)
+        if rows is not None:
+            return min(batch, threads * rows)
     rows = chunk_rows(model)
     return batch if rows is None else min(batch, rows)
 
 
 def forward_in_chunks(model: Any, x: np.ndarray) -> Any:
-    """``model._forward(x, training=False)``, computed :func:`chunk_rows` rows at a time.
+    """``model._forward(x, training=False)``, computed :func:`chunk_rows` rows at a time (with several threads:
+    each thread runs its own pieces through every layer, see :func:`split_threads`).
 
     >>> import convlens as cl
     >>> model = cl.Sequential([cl.layers.Input((4,)), cl.layers.Dense(2)])
@@ -87,14 +153,77 @@ def forward_in_chunks(model: Any, x: np.ndarray) -> Any:
     >>> bool((forward_in_chunks(model, x) == model._forward(x, training=False)).all())
     True
     """
-    rows = chunk_rows(model)
-    if rows is None or not isinstance(x, np.ndarray) or x.shape[0] <= rows:  # (several inputs: a list)
+    if not isinstance(x, np.ndarray):  # (several inputs: a list)
         return model._forward(x, training=False)
-    first = model._forward(x[:rows], training=False)
-    several = isinstance(first, list)
-    outs = [np.empty((x.shape[0], *p.shape[1:]), p.dtype) for p in (first if several else [first])]
-    for lo in range(0, x.shape[0], rows):
-        y = first if lo == 0 else model._forward(x[lo : lo + rows], training=False)
-        for whole, part in zip(outs, y if several else [y], strict=True):
-            whole[lo : lo + rows] = part
+    threads = split_threads()
+    if threads > 1 and (_sample_bytes(model) or 0) * x.shape[0] >= MIN_SPLIT_BYTES:  # (else: too little work)
+        rows = chunk_rows(model, threads=0)
+        if rows is not None:
+            pieces = _split_pieces(x.shape[0], rows, threads)
+            if len(pieces) > 1:
+                done = _forward_split(model, x, pieces, threads)
+                if done is not None:
+                    return done
+    rows = chunk_rows(model)
+    if rows is None or x.shape[0] <= rows:
+        return model._forward(x, training=False)
+    return _forward_pieces(model, x, [(lo, min(x.shape[0], lo + rows)) for lo in range(0, x.shape[0], rows)])
+
+
+def _forward_pieces(model: Any, x: np.ndarray, pieces: list[tuple[int, int]]) -> Any:
+    """The outputs of ``pieces`` of ``x``, one after another on this thread, into whole arrays."""
+    outs: list[np.ndarray] = []
+    several = False
+    for lo, hi in pieces:
+        y = model._forward(x[lo:hi], training=False)
+        several = isinstance(y, list)
+        parts = y if several else [y]
+        if not outs:
+            outs = [np.empty((x.shape[0], *p.shape[1:]), p.dtype) for p in parts]
+        for whole, part in zip(outs, parts, strict=True):
+            whole[lo:hi] = part
     return outs if several else outs[0]
+
+
+def _forward_split(model: Any, x: np.ndarray, pieces: list[tuple[int, int]], threads: int) -> Any:
+    """The outputs of ``pieces`` of ``x``, run by ``threads`` threads that each take the next piece through
+    every layer, alone (one BLAS thread, serial kernels, a workspace slot of its own); None when BLAS's thread
+    count cannot be limited after all.
+    """
+    outs: list[np.ndarray] = []
+    several: list[bool] = []
+    allocating = threading.Lock()
+    turns = itertools.count()
+    failed = threading.Event()
+
+    def run(slot: int, _: int) -> None:
+        with _alone(slot):
+            for turn in turns:  # (next() on a count is atomic: each piece goes to one thread)
+                if turn >= len(pieces) or failed.is_set():
+                    return
+                lo, hi = pieces[turn]
+                try:
+                    y = model._forward(x[lo:hi], training=False)
+                except BaseException:
+                    failed.set()  # (the other threads stop after their current piece)
+                    raise
+                parts = y if isinstance(y, list) else [y]
+                with allocating:
+                    if not outs:
+                        outs.extend(np.empty((x.shape[0], *p.shape[1:]), p.dtype) for p in parts)
+                        several.append(isinstance(y, list))
+                for whole, part in zip(outs, parts, strict=True):
+                    whole[lo:hi] = part
+
+    with blas_threads.one_blas_thread() as limited:
+        if not limited:
+            return None
+        parallel_ranges(run, threads, MIN_SPLIT_BYTES)
+    return outs if several[0] else outs[0]
+
+
+@contextlib.contextmanager
+def _alone(slot: int) -> Iterator[None]:
+    """This thread runs its kernels alone (without Numba: nothing splits over the pool) in workspace ``slot``."""
+    with workspace_slot(slot), jit.one_thread_here() if jit.jit_enabled() else this_thread_alone():
+        yield

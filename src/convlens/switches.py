@@ -13,6 +13,7 @@ the tests pin; most paths are bit-identical).
 | ``CONVLENS_WINOGRAD`` | ``1`` | ``0``: the automatic choice never picks Winograd (forcing it still works) |
 | ``CONVLENS_FUSE`` | ``1`` | ``0``: no fused conv + max-pool stages in ``Sequential`` |
 | ``CONVLENS_NUM_THREADS`` | cores, at most 8 | threads for large NumPy copies (``1``: none) |
+| ``CONVLENS_SPLIT_PREDICT`` | ``1`` | ``0``: ``predict``/``evaluate`` threads split each layer's work, not the batch |
 | ``CONVLENS_TUNE_MALLOC`` | ``1`` | ``0``: leave glibc's allocator alone during ``fit``/``predict`` |
 | ``CONVLENS_DATA`` | (empty) | a folder searched first for data sets (``$CONVLENS_DATA/fashion-mnist/``, ...) |
 | ``CONVLENS_MODELS`` | ``~/.convlens/models`` | the model folder of ``convlens serve`` |
@@ -41,6 +42,7 @@ __all__ = [
     "MEMORY_LIMIT",
     "MODELS",
     "NUM_THREADS",
+    "SPLIT_PREDICT",
     "SWITCHES",
     "TUNE_MALLOC",
     "WINOGRAD",
@@ -76,6 +78,11 @@ CONV_ALGORITHM = Switch(
 WINOGRAD = Switch("CONVLENS_WINOGRAD", "1", "0: the automatic choice never picks Winograd (forcing it still works)")
 FUSE = Switch("CONVLENS_FUSE", "1", "0: no fused conv + max-pool stages in Sequential")
 NUM_THREADS = Switch("CONVLENS_NUM_THREADS", "", "threads for large NumPy copies (1: none); default: cores, at most 8")
+SPLIT_PREDICT = Switch(
+    "CONVLENS_SPLIT_PREDICT",
+    "1",
+    "0: predict/evaluate threads split each layer's work instead of each taking its own pieces of the batch",
+)
 TUNE_MALLOC = Switch("CONVLENS_TUNE_MALLOC", "1", "0: leave glibc's allocator alone during fit/predict")
 DATA = Switch("CONVLENS_DATA", "", "a folder searched first for data sets ($CONVLENS_DATA/fashion-mnist/, ...)")
 MEMORY_LIMIT = Switch(
@@ -83,4 +90,16 @@ MEMORY_LIMIT = Switch(
 )
 MODELS = Switch("CONVLENS_MODELS", "", "the model folder of convlens serve; default ~/.convlens/models")
 
-SWITCHES = (JIT, JIT_DTYPES, CONV_ALGORITHM, WINOGRAD, FUSE, NUM_THREADS, TUNE_MALLOC, DATA, MODELS, MEMORY_LIMIT)
+SWITCHES = (
+    JIT,
+    JIT_DTYPES,
+    CONV_ALGORITHM,
+    WINOGRAD,
+    FUSE,
+    NUM_THREADS,
+    SPLIT_PREDICT,
+    TUNE_MALLOC,
+    DATA,
+    MODELS,
+    MEMORY_LIMIT,
+)

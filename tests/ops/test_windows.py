@@ -228,3 +228,18 @@ def test_numpy_windows_do_not_call_the_compiled_kernels(monkeypatch: pytest.Monk
     require("numba")
     with pytest.raises(AssertionError, match="compiled kernel called"):
         im2col(x, geometry)
+
+
+def test_workspace_slots_lend_separate_buffers() -> None:
+    from convlens.ops.parallel import workspace_slot
+
+    workspace = Workspace()
+    a = workspace.get("cols", (3, 4), np.float32)
+    with workspace_slot(1):
+        b = workspace.get("cols", (3, 4), np.float32)
+        assert workspace.get("cols", (3, 4), np.float32) is b
+    assert b is not a
+    assert not np.shares_memory(a, b)
+    assert workspace.get("cols", (3, 4), np.float32) is a
+    workspace.clear()
+    assert workspace.get("cols", (3, 4), np.float32) is not a

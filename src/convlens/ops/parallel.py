@@ -30,6 +30,8 @@ __all__ = [
     "parallel_over_batch",
     "parallel_ranges",
     "this_thread_alone",
+    "workspace_slot",
+    "workspace_slot_of_thread",
 ]
 
 MIN_PARALLEL_BYTES = 8 << 20
@@ -59,6 +61,25 @@ def this_thread_alone() -> Iterator[None]:
 def alone_here() -> bool:
     """Whether this thread is inside :func:`this_thread_alone`."""
     return bool(getattr(_here, "alone", False))
+
+
+@contextlib.contextmanager
+def workspace_slot(slot: int) -> Iterator[None]:
+    """Context manager: on this thread every layer's :class:`~convlens.ops.windows.Workspace` lends the buffers
+    of ``slot`` (0 outside). Threads that run the same layers at once (a whole-model split of ``predict``) each
+    take a slot of their own, so none writes into buffers another is reading.
+    """
+    before = getattr(_here, "slot", 0)
+    _here.slot = slot
+    try:
+        yield
+    finally:
+        _here.slot = before
+
+
+def workspace_slot_of_thread() -> int:
+    """The slot this thread's workspace buffers come from (see :func:`workspace_slot`)."""
+    return int(getattr(_here, "slot", 0))
 
 
 def num_threads() -> int:
@@ -107,7 +128,12 @@ def parallel_ranges(work: Callable[[int, int], object], total: int, nbytes: int)
         return
     bounds = [total * i // threads for i in range(threads + 1)]
     futures = [_pool().submit(work, bounds[i], bounds[i + 1]) for i in range(threads - 1)]
-    work(bounds[-2], bounds[-1])
+    try:
+        work(bounds[-2], bounds[-1])
+    except BaseException:
+        for future in futures:  # (the other pieces end before the error leaves: nothing runs on behind it)
+            future.exception()
+        raise
     for future in futures:
         future.result()
 

@@ -11,6 +11,7 @@ Shapes:
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from convlens.geometry import WindowGeometry
-from convlens.ops.parallel import parallel_over_batch
+from convlens.ops.parallel import parallel_over_batch, workspace_slot_of_thread
 from convlens.ops.windows_jit import col2im_compiled, col2im_jit, im2col_jit
 
 __all__ = [
@@ -45,14 +46,24 @@ SHORT_RUNS = range(2, 8)
 
 
 class Workspace:
-    """Reusable scratch buffers, keyed by name.
+    """Reusable scratch buffers, keyed by name (and by the calling thread's
+    :func:`~convlens.ops.parallel.workspace_slot`, 0 unless threads run the same layers at once).
 
     Allocating fresh large temporaries every batch costs page faults on these machines;
     a layer keeps one ``Workspace`` and the ops reuse its buffers when shapes repeat.
     """
 
     def __init__(self) -> None:
-        self._buffers: dict[str, np.ndarray] = {}
+        self._slots: dict[int, dict[str, np.ndarray]] = {0: {}}
+
+    @property
+    def _buffers(self) -> dict[str, np.ndarray]:
+        """The calling thread's slot's buffers."""
+        slot = workspace_slot_of_thread()
+        buffers = self._slots.get(slot)
+        if buffers is None:
+            buffers = self._slots.setdefault(slot, {})
+        return buffers
 
     def get(
         self,
@@ -79,8 +90,8 @@ class Workspace:
         return buf
 
     def clear(self) -> None:
-        """Drop every buffer."""
-        self._buffers.clear()
+        """Drop every buffer (of every slot)."""
+        self._slots = {0: {}}
 
 
 class TransientWorkspace(threading.local):
@@ -100,7 +111,7 @@ class TransientWorkspace(threading.local):
     def get(self, name: str, shape: tuple[int, ...], dtype: Any, *, zero: bool = False) -> np.ndarray:
         """A C-contiguous array of ``shape``/``dtype`` (contents undefined unless ``zero``)."""
         dtype = np.dtype(dtype)
-        nbytes = int(np.prod(shape)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize
         buf = self._buffers.get(name)
         if buf is None or buf.nbytes < nbytes:
             buf = self._buffers[name] = np.empty(max(nbytes, 1), np.uint8)
