@@ -24,11 +24,7 @@ from _zoo_models import INPUT_SHAPES, MODELS, build
 
 
 def _stage_name(stage: Any) -> str:
-    if hasattr(stage, "conv"):  # a fused conv + pooling stage
-        return f"{stage.conv.name}+{stage.pool.name}"
-    if hasattr(stage, "bn"):  # a fused batch norm + ReLU stage
-        return f"{stage.bn.name}+{stage.relu.name}"
-    return str(stage.name)
+    return str(stage.name)  # (a fused stage: its layers' names joined by '+')
 
 
 def _timed(totals: dict[str, float], key: str, fn: Callable[..., Any]) -> Callable[..., Any]:

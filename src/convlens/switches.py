@@ -11,7 +11,7 @@ the tests pin; most paths are bit-identical).
 | ``CONVLENS_JIT_DTYPES`` | ``float32,float64`` | dtypes that get compiled kernels; others run the NumPy code |
 | ``CONVLENS_CONV_ALGORITHM`` | (empty) | force a convolution algorithm by name (``convlens.ops.conv_algorithms()``) |
 | ``CONVLENS_WINOGRAD`` | ``1`` | ``0``: the automatic choice never picks Winograd (forcing it still works) |
-| ``CONVLENS_FUSE`` | ``1`` | ``0``: no fused conv + max-pool stages in ``Sequential`` |
+| ``CONVLENS_FUSE`` | ``1`` | ``0``: no fused stages (conv + max-pool, batch norm + ReLU, conv + batch norm) |
 | ``CONVLENS_NUM_THREADS`` | cores, at most 8 | threads for large NumPy copies (``1``: none) |
 | ``CONVLENS_SPLIT_PREDICT`` | ``1`` | ``0``: ``predict``/``evaluate`` threads split each layer's work, not the batch |
 | ``CONVLENS_TUNE_MALLOC`` | ``1`` | ``0``: leave glibc's allocator alone during ``fit``/``predict`` |
@@ -76,7 +76,9 @@ CONV_ALGORITHM = Switch(
     "CONVLENS_CONV_ALGORITHM", "", "force a named convolution algorithm everywhere (convlens.ops.conv_algorithms())"
 )
 WINOGRAD = Switch("CONVLENS_WINOGRAD", "1", "0: the automatic choice never picks Winograd (forcing it still works)")
-FUSE = Switch("CONVLENS_FUSE", "1", "0: no fused conv + max-pool stages in Sequential")
+FUSE = Switch(
+    "CONVLENS_FUSE", "1", "0: no fused stages in Sequential (conv + max-pool, batch norm + ReLU, conv + batch norm)"
+)
 NUM_THREADS = Switch("CONVLENS_NUM_THREADS", "", "threads for large NumPy copies (1: none); default: cores, at most 8")
 SPLIT_PREDICT = Switch(
     "CONVLENS_SPLIT_PREDICT",

@@ -301,3 +301,84 @@ def test_wide_convolutions_stay_unfused_when_the_blocked_winograd_runs(
     for layer in model.layers:
         expected = layer(expected)
     np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+# ----- a batch norm after a linear convolution folds into it at inference -------------------------------------
+def _conv_bn_model(dtype: str, fuse: bool, conv: Callable[[], Any], bn: Callable[[], Any], relu: bool) -> Any:
+    set_random_seed(11)
+    model = cl.Sequential(
+        [L.Input((9, 9, 3), dtype=dtype), conv(), bn(), *([L.ReLU(dtype=dtype)] if relu else []), L.Flatten()]
+    )
+    model.fuse = fuse
+    model.compile(cl.optimizers.SGD(0.1), "mse")
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((40, 9, 9, 3)).astype(dtype)
+    y = rng.standard_normal((40, model.output_shape[-1])).astype(dtype)
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)  # moving statistics away from 0 and 1
+    return model
+
+
+CONV_BN = {
+    "conv_bias": (lambda dt: L.Conv2D(5, 3, padding="same", dtype=dt), lambda dt: L.BatchNormalization(dtype=dt)),
+    "conv_no_bias_strided": (
+        lambda dt: L.Conv2D(4, 3, strides=2, use_bias=False, dtype=dt),
+        lambda dt: L.BatchNormalization(center=False, scale=False, epsilon=0.1, dtype=dt),
+    ),
+    "pointwise": (lambda dt: L.Conv2D(6, 1, dtype=dt), lambda dt: L.BatchNormalization(scale=False, dtype=dt)),
+    "depthwise_x2": (
+        lambda dt: L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", dtype=dt),
+        lambda dt: L.BatchNormalization(center=False, dtype=dt),
+    ),
+}
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("name", sorted(CONV_BN))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_batch_norm_folded_into_the_convolution_predicts_the_same(name: str, relu: bool, dtype: str) -> None:
+    from convlens.fusion import ConvBatchNorm
+
+    conv, bn = CONV_BN[name]
+    fused = _conv_bn_model(dtype, True, lambda: conv(dtype), lambda: bn(dtype), relu)
+    plain = _conv_bn_model(dtype, False, lambda: conv(dtype), lambda: bn(dtype), relu)
+    assert [type(s) for s in fused.stages()][:1] == [ConvBatchNorm]
+    assert not any(isinstance(s, ConvBatchNorm) for s in plain.stages())
+    for a, b in zip(fused.get_weights(), plain.get_weights(), strict=True):  # training ran unfolded: same bits
+        np.testing.assert_array_equal(a, b)
+    moving = fused.layers[1].state["moving_variance"]
+    assert not np.allclose(moving, 1.0)
+    x = np.random.default_rng(2).standard_normal((30, 9, 9, 3)).astype(dtype)
+    tolerance = 1e-5 if dtype == "float32" else 1e-12
+    expected = plain.predict(x, verbose=0)
+    np.testing.assert_allclose(fused.predict(x, verbose=0), expected, rtol=tolerance, atol=tolerance)
+    if relu:
+        assert (fused.predict(x, verbose=0) >= 0).all()
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [L.Conv2D(4, 3, activation="relu"), L.BatchNormalization()],  # the activation comes before the norm
+        [L.Conv2D(4, 3), L.BatchNormalization(axis=1)],  # normalised over rows, not channels
+        [L.Conv2D(4, 3, data_format="channels_first"), L.BatchNormalization(axis=1)],
+        [L.Conv2D(4, 3), L.Dropout(0.5), L.BatchNormalization()],  # not adjacent
+        [L.Conv1D(4, 3), L.BatchNormalization()],  # (one-dimensional: not folded)
+    ],
+)
+def test_batch_norm_not_folded_where_it_would_be_wrong(layers: list[Any]) -> None:
+    from convlens.fusion import ConvBatchNorm
+
+    shape = (7, 3) if isinstance(layers[0], L.Conv1D) else (7, 7, 3)
+    model = cl.Sequential([L.Input(shape), *layers])
+    assert not any(isinstance(s, ConvBatchNorm) for s in model.stages())
+
+
+def test_a_folded_stage_trains_like_its_two_layers() -> None:
+    """A fit step through the stage (conv forward, norm forward, norm backward, conv backward) gives the
+    unfused model's weights and statistics bit for bit."""
+    weights = []
+    for fuse in (True, False):
+        model = _conv_bn_model("float32", fuse, lambda: L.Conv2D(5, 3), lambda: L.BatchNormalization(), True)
+        weights.append(model.get_weights())
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
