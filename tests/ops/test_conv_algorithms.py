@@ -450,3 +450,16 @@ def test_layers_choose_once_per_input_shape(monkeypatch: pytest.MonkeyPatch) -> 
     assert len(calls) == 1
     layer.forward(np.ones((3, 6, 6, 3), np.float32))  # a new batch size: a new plan
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4, 5, 6, 7, 9])
+def test_direct_compiled_groups_every_kernel_width(width: int) -> None:
+    """The direct kernel takes a row's taps five, three, two or one at a time: every width's grouping (a dilated
+    one too) against the loop reference."""
+    require("numba")
+    with _compiled_on("direct_compiled"):
+        for dilation in (1, 2):
+            case = make_case((2, 9, 21, 2), (2, width, 2, 3), padding="same", dilation=(1, dilation))
+            x, kernel, bias = _arrays(case, width, np.float32)
+            plan = forced_plan("direct_compiled", case, np.float32)
+            close(plan.forward(x, kernel, bias), case.reference(x, kernel, bias), 2e-5)

@@ -8,8 +8,9 @@ input itself, one image at a time:
 - the image is copied once, channel-first and zero-padded, into a flat scratch plane per channel;
 - each output plane is then a sum of shifted copies of those planes: for every tap (i, j) and channel c,
   ``out[f, q] += kernel[i, j, c, f] * plane[c, q + i * dh * Wp + j * dw]`` over the flat output positions q
-  (a long contiguous run: the rows are computed Wp wide, the last KW - 1 columns of each thrown away), taps
-  taken three at a time to save passes over ``out``;
+  (a long contiguous run: the rows are computed Wp wide, the last KW - 1 columns of each thrown away), a
+  row's taps taken five (else three, two, one) at a time to save passes over ``out``: five against three
+  took LeNet-5's first layer (77 images, 1 thread) from 0.74 to 0.66 ms;
 - the planes are written back channels_last, the bias added first.
 
 The kernel is serial and releases the GIL; :func:`convlens.ops.parallel.parallel_ranges` splits the batch over
@@ -55,16 +56,25 @@ def _forward_kernel(
         for i in range(kh):
             for c in range(channels):
                 j = 0
-                while j < kw:  # taps in groups of up to three: one pass over acc per group
-                    m = min(3, kw - j)
+                while j < kw:  # taps in groups of up to five: one pass over acc per group
+                    m = min(5, kw - j)
+                    if m == 4:  # (4 = 3 + 1 would leave a lone tap: 2 + 2)
+                        m = 2
                     o = i * dh * wide + j * dw
                     s0 = image[c, o : o + span]
                     s1 = image[c, o + dw : o + dw + span] if m > 1 else s0
                     s2 = image[c, o + 2 * dw : o + 2 * dw + span] if m > 2 else s0
+                    s3 = image[c, o + 3 * dw : o + 3 * dw + span] if m > 4 else s0
+                    s4 = image[c, o + 4 * dw : o + 4 * dw + span] if m > 4 else s0
                     for f in range(filters):
                         dst = acc[f]
                         w0 = kernel[i, j, c, f]
-                        if m == 3:
+                        if m == 5:
+                            w1, w2 = kernel[i, j + 1, c, f], kernel[i, j + 2, c, f]
+                            w3, w4 = kernel[i, j + 3, c, f], kernel[i, j + 4, c, f]
+                            for q in range(span):
+                                dst[q] += w0 * s0[q] + w1 * s1[q] + w2 * s2[q] + w3 * s3[q] + w4 * s4[q]
+                        elif m == 3:
                             w1, w2 = kernel[i, j + 1, c, f], kernel[i, j + 2, c, f]
                             for q in range(span):
                                 dst[q] += w0 * s0[q] + w1 * s1[q] + w2 * s2[q]
