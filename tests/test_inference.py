@@ -286,3 +286,22 @@ def test_split_pieces_have_two_sizes_at_most() -> None:
             assert pieces[-1][1] == n
             assert len({hi - lo for lo, hi in pieces[:-1]}) <= 1
             assert len(pieces) >= min(2, -(-n // inference.MIN_ROWS))
+
+
+def test_a_functional_model_splits_over_threads_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    cl.utils.set_random_seed(2)
+    inputs = cl.Input((12, 12, 3))
+    a = L.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    a = L.BatchNormalization()(a)
+    b = L.Conv2D(8, 1)(inputs)
+    merged = L.MaxPooling2D(2)(L.Add()([a, b]))
+    model = cl.Model(inputs, L.Dense(4)(L.GlobalAveragePooling2D()(merged)))
+    x = np.random.default_rng(5).random((200, 12, 12, 3), dtype=np.float32)
+    monkeypatch.setattr(inference, "MIN_ROWS", 1)
+    monkeypatch.setattr(inference, "SPLIT_CHUNK_BYTES", 9 * inference._sample_bytes(model))  # 9 rows a piece
+    reference = np.concatenate(
+        [model._forward(x[lo:hi], training=False) for lo, hi in inference._split_pieces(200, 9, 2)]
+    )
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
+    for _ in range(3):
+        np.testing.assert_array_equal(model.predict(x, batch_size=200, verbose=0), reference)
