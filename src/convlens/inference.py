@@ -12,9 +12,10 @@ With several threads each thread takes whole pieces through every layer (:func:`
 kernels run serially on it, its GEMMs on one BLAS thread, its layers' scratch buffers come from a workspace
 slot of its own, and the next piece goes to whichever thread is free. Splitting each layer's work instead
 hands work out and joins it several times per layer; the whole-model split does so once per ``predict`` batch.
-Measured with 2 threads (Intel Xeon, 2 cores; ``predict`` of 10,000 images at batch 1000, in-process, median
-of 3, ``CONVLENS_SPLIT_PREDICT=0`` against ``1``): course 34.9k -> 59.1k images/s, Keras's simple convnet
-17.9k -> 22.8k, LeNet-5 33.9k -> 44.8k, small VGG 2.49k -> 2.97k, depthwise-separable 20.9k -> 30.8k. Its
+Measured with 2 threads (Intel Xeon, 2 cores; ``python benchmarks/threads_ab.py --what predict``: ``predict`` of
+10,000 images at batch 1000, in one process, median of 3, ``CONVLENS_SPLIT_PREDICT=0`` against ``1``): course
+35.1k -> 59.1k images/s, Keras's simple convnet 17.0k -> 22.5k, LeNet-5 32.9k -> 40.5k, small VGG 2.44k ->
+2.98k, depthwise-separable 19.6k -> 31.2k. Its
 pieces aim at ``SPLIT_CHUNK_BYTES`` (12 MB): against 6 MB, larger pieces share each thread's Python overhead,
 which holds the GIL, over more rows (course 48.2k -> 52.0k, depthwise-separable 25.0k -> 29.3k). Without the
 split (one thread, or ``CONVLENS_SPLIT_PREDICT=0``, or kernels that cannot launch from two threads at once)
