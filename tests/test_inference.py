@@ -272,7 +272,7 @@ def test_an_error_in_a_piece_stops_the_split_and_reaches_the_caller(monkeypatch:
 def test_memory_checks_count_the_pieces_of_every_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
     model = _split_model()
-    rows = chunk_rows(model, threads=0)
+    rows = chunk_rows(model, split=True)
     assert rows is not None
     expected = 2 * rows if _expected_split_threads() == 2 else chunk_rows(model)
     assert inference.piece_rows(model, 100_000) == expected
@@ -305,3 +305,23 @@ def test_a_functional_model_splits_over_threads_too(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
     for _ in range(3):
         np.testing.assert_array_equal(model.predict(x, batch_size=200, verbose=0), reference)
+
+
+def test_a_model_with_a_layer_class_of_the_users_never_splits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user's layer may keep state between the steps of one call: its model runs one piece at a time."""
+
+    class Doubling(L.Layer):
+        def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+            self.seen = x  # (state kept in a call: two threads would overwrite each other's)
+            return self.seen * 2
+
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
+    model = cl.Sequential([L.Input((16, 16, 3)), L.Conv2D(8, 3), Doubling(), L.Flatten(), L.Dense(2)])
+    called: list[int] = []
+    monkeypatch.setattr(inference, "_forward_split", lambda *args: called.append(1))
+    x = np.random.default_rng(0).random((400, 16, 16, 3), dtype=np.float32)
+    expected = model._forward(x, training=False)
+    np.testing.assert_allclose(model.predict(x, batch_size=400, verbose=0), expected, rtol=1e-5, atol=1e-5)
+    assert called == []
+    assert inference.piece_rows(model, 400) == min(400, chunk_rows(model) or 400)
+    assert inference._ours(_split_model())

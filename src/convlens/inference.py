@@ -88,19 +88,27 @@ def _sample_bytes(model: Any) -> int | None:
     return biggest
 
 
-def chunk_rows(model: Any, threads: int | None = None) -> int | None:
-    """Rows per piece for ``model`` when each layer splits its own work over ``threads`` (default: all);
-    None: run whole batches."""
+def chunk_rows(model: Any, *, split: bool = False) -> int | None:
+    """Rows per piece for ``model``: a piece per thread with ``split`` (the whole-model split), else a piece
+    whose layers split their own work over the threads; None: run whole batches."""
     per_sample = _sample_bytes(model)
     if not per_sample:
         return None
-    threads = num_threads() if threads is None else threads
-    if threads == 0:  # a whole-model split: each thread runs its own pieces
+    if split:
         return max(MIN_ROWS, min(MAX_ROWS, SPLIT_CHUNK_BYTES // per_sample))
+    threads = num_threads()
     least = MIN_ROWS
     if threads > 1:  # larger pieces, but at most 4 * CHUNK_BYTES a thread
         least = max(MIN_ROWS, min(ROWS_PER_THREAD * threads, 4 * threads * CHUNK_BYTES // per_sample))
     return max(least, min(MAX_ROWS, CHUNK_BYTES // per_sample))
+
+
+def _ours(obj: Any) -> bool:
+    """Whether ``obj`` is an instance of a convlens class, and so are its layers (a nested model's too)."""
+    module = type(obj).__module__
+    if module != "convlens" and not module.startswith("convlens."):
+        return False
+    return all(_ours(layer) for layer in getattr(obj, "layers", ()))
 
 
 def split_threads() -> int:
@@ -136,8 +144,8 @@ def piece_rows(model: Any, batch: int) -> int:
     """The rows of ``batch`` that go through ``model`` at once in :func:`forward_in_chunks` (for memory checks:
     with a whole-model split, the rows of all threads' pieces)."""
     threads = split_threads()
-    if threads > 1:
-        rows = chunk_rows(model, threads=0)
+    if threads > 1 and _ours(model):
+        rows = chunk_rows(model, split=True)
         if rows is not None:
             return min(batch, threads * rows)
     rows = chunk_rows(model)
@@ -157,8 +165,9 @@ def forward_in_chunks(model: Any, x: np.ndarray) -> Any:
     if not isinstance(x, np.ndarray):  # (several inputs: a list)
         return model._forward(x, training=False)
     threads = split_threads()
-    if threads > 1 and (_sample_bytes(model) or 0) * x.shape[0] >= MIN_SPLIT_BYTES:  # (else: too little work)
-        rows = chunk_rows(model, threads=0)
+    # (too little work: one thread; a user's own layer class may keep state in a call: never two at once)
+    if threads > 1 and (_sample_bytes(model) or 0) * x.shape[0] >= MIN_SPLIT_BYTES and _ours(model):
+        rows = chunk_rows(model, split=True)
         if rows is not None:
             pieces = _split_pieces(x.shape[0], rows, threads)
             if len(pieces) > 1:
