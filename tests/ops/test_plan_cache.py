@@ -65,3 +65,24 @@ def test_alternating_piece_sizes_build_each_plan_once(monkeypatch) -> None:
             model._forward(x[:rows], training=False)
     assert len(built) == len(set(built))  # each (layer, shape) once
     assert sorted({shape[0] for shape in built}) == [2, 5]
+
+
+def test_a_deep_copy_of_a_trained_model_starts_with_its_own_plans() -> None:
+    import copy
+
+    model = cl.course.build_course_model(filters=4)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).random((40, 28, 28, 1), dtype=np.float32)
+    model.fit(x, np.arange(40) % 10, epochs=1, batch_size=16, verbose=0)
+    expected = model.predict(x, verbose=0)
+    twin = copy.deepcopy(model)
+    stage, twin_stage = model.stages()[0], twin.stages()[0]  # (the course model's fused conv + pool)
+    assert len(stage._plans) > 0
+    assert len(twin_stage._plans) == 0
+    assert twin_stage._plans is not stage._plans
+    np.testing.assert_array_equal(twin.predict(x, verbose=0), expected)
+    plans = ShapePlans[str](size=3)
+    plans.get("k", lambda: "plan")
+    restored = copy.copy(plans)  # (any copy of the cache itself starts empty, with its own lock)
+    assert restored.size == 3
+    assert restored.get("k", lambda: "new") == "new"

@@ -54,3 +54,13 @@ class ShapePlans(Generic[P]):
         """Drop every plan."""
         with self._lock:
             self._plans.clear()
+
+    def __deepcopy__(self, memo: dict[int, object]) -> ShapePlans[P]:
+        """A copied layer starts with no plans (they are a cache; a lock cannot be copied)."""
+        return ShapePlans(self.size)
+
+    def __getstate__(self) -> dict[str, int]:
+        return {"size": self.size}
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self.__init__(state["size"])  # type: ignore[misc]
