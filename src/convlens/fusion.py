@@ -201,17 +201,11 @@ class ConvBatchNorm:
         if training:
             y: np.ndarray = self.norm.forward(self.conv.forward(x, training=True), training=True)
             return y
-        conv, bn = self.conv, self.bn
-        dtype = conv.dtype
-        inv_std = (1.0 / np.sqrt(bn.state["moving_variance"].astype(dtype) + bn.epsilon)).astype(dtype)
-        scale = inv_std * bn.params["gamma"] if bn.scale else inv_std
-        shift = -bn.state["moving_mean"].astype(dtype) * scale
-        if bn.center:
-            shift += bn.params["beta"]
+        conv = self.conv
+        scale, shift = self.bn.inference_affine()
         if conv.use_bias:
             shift += conv.params["bias"] * scale
-        x2d = conv._to_2d(np.asarray(x, dtype=dtype))
-        pre = conv._get_plan(x2d).forward(x2d, conv._kernel_2d() * scale, shift)
+        _, pre = conv._linear(x, conv._kernel_2d() * scale, shift)
         if self.relu:
             np.maximum(pre, 0, out=pre)
         out: np.ndarray = conv._from_2d(pre)

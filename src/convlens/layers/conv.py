@@ -175,11 +175,19 @@ class _Conv(Layer):
         channels = shape_2d[-1]
         return (channels, *spatial) if self.data_format == "channels_first" else (*spatial, channels)
 
+    def _linear(
+        self, x: np.ndarray, kernel: np.ndarray | None = None, bias: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(x2d, pre)``: ``x`` in the channels-last 2-D layout and its convolution plus bias (the pre-activation,
+        same layout), with the layer's kernel and bias unless given (a folded batch norm's, see
+        :class:`convlens.fusion.ConvBatchNorm`)."""
+        x2d = self._to_2d(np.asarray(x, dtype=self.dtype))
+        kernel = self._kernel_2d() if kernel is None else kernel
+        bias = self.params.get("bias") if bias is None else bias
+        return x2d, self._get_plan(x2d).forward(x2d, kernel, bias)
+
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        x = np.asarray(x, dtype=self.dtype)
-        x2d = self._to_2d(x)
-        plan = self._get_plan(x2d)
-        pre = plan.forward(x2d, self._kernel_2d(), self.params.get("bias"))
+        x2d, pre = self._linear(x)
         if self.activation.name == "relu":
             # In place: relu's backward needs only its output.
             y = np.maximum(pre, 0, out=pre)

@@ -25,6 +25,7 @@ from convlens.errors import ConfigError, ShapeError, StateError, check_bool, che
 from convlens.layers.base import Layer, Shape, register
 from convlens.ops.batch_norm_plans import BatchNormPlan
 from convlens.ops.layer_normalization import LayerNormCache, layer_norm_backward, layer_norm_forward
+from convlens.ops.normalization import inference_affine
 
 __all__ = ["BatchNormalization", "LayerNormalization"]
 
@@ -129,6 +130,17 @@ class BatchNormalization(Layer):
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         return self.forward_fused(x, training)
+
+    def inference_affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(scale, shift)`` (C,) with this layer's inference output ``x * scale + shift`` (moving statistics)."""
+        return inference_affine(
+            self.params.get("gamma"),
+            self.params.get("beta"),
+            self.state["moving_mean"],
+            self.state["moving_variance"],
+            self.epsilon,
+            self.dtype,
+        )
 
     def forward_fused(self, x: np.ndarray, training: bool = False, relu: bool = False) -> np.ndarray:
         """:meth:`forward`, followed by ReLU when ``relu`` (a fused ``BatchNormalization -> ReLU`` pair)."""

@@ -32,7 +32,13 @@ import numpy as np
 from convlens.errors import ConfigError, StateError
 from convlens.ops.batch_norm_jit import bn_backward_jit, bn_normalize_jit, bn_statistics_jit
 from convlens.ops.jit import compiled_for, jit_enabled
-from convlens.ops.normalization import BatchNormCache, batch_norm_backward, batch_norm_forward, update_moving
+from convlens.ops.normalization import (
+    BatchNormCache,
+    batch_norm_backward,
+    batch_norm_forward,
+    inverse_std,
+    update_moving,
+)
 from convlens.ops.strategy import Choice, Explanation, Registry, Rule, Strategy
 
 __all__ = ["BATCH_NORM_REGISTRY", "BatchNormCompiled", "BatchNormNumpy", "BatchNormPlan", "BatchNormProblem"]
@@ -140,7 +146,7 @@ class BatchNormCompiled(_BatchNormStrategy):
         else:
             mean = moving_mean.astype(dtype, copy=False)
             var = moving_variance.astype(dtype, copy=False)
-        inv_std = (1.0 / np.sqrt(var + epsilon)).astype(dtype, copy=False)  # as batch_norm_forward
+        inv_std = inverse_std(var, epsilon, dtype)
         g = np.ones(channels, dtype) if gamma is None else np.ascontiguousarray(gamma, dtype)
         b = np.zeros(channels, dtype) if beta is None else np.ascontiguousarray(beta, dtype)
         mean = np.ascontiguousarray(mean)

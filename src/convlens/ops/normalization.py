@@ -28,7 +28,14 @@ import numpy as np
 from convlens.errors import ConfigTypeError, ShapeError, check_bool, check_float
 from convlens.ops._checks import as_float_array, as_optional_float_array
 
-__all__ = ["BatchNormCache", "batch_norm_backward", "batch_norm_forward", "update_moving"]
+__all__ = [
+    "BatchNormCache",
+    "batch_norm_backward",
+    "batch_norm_forward",
+    "inference_affine",
+    "inverse_std",
+    "update_moving",
+]
 
 
 class BatchNormCache(NamedTuple):
@@ -76,6 +83,42 @@ def _moving(v: Any, name: str, owner: str) -> np.ndarray:
             f"{v.dtype}{'' if v.flags.writeable else ' (read-only)'}."
         )
     return v
+
+
+def inverse_std(var: np.ndarray, epsilon: float, dtype: Any) -> np.ndarray:
+    """``1 / sqrt(var + epsilon)`` in ``dtype``: the one way every batch-norm path computes it.
+
+    Shapes:
+        var: (C,); returns (C,).
+    """
+    return (1.0 / np.sqrt(var + epsilon)).astype(dtype, copy=False)
+
+
+def inference_affine(
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    moving_mean: np.ndarray,
+    moving_variance: np.ndarray,
+    epsilon: float,
+    dtype: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(scale, shift)`` with inference's batch norm ``y = x * scale + shift`` (what a preceding linear layer can
+    fold in): scale = gamma / sqrt(moving_variance + epsilon), shift = beta - moving_mean * scale.
+
+    >>> scale, shift = inference_affine(None, np.ones(2), np.array([1.0, 2.0]), np.array([3.0, 0.0]), 1.0, float)
+    >>> scale.tolist(), shift.tolist()
+    ([0.5, 1.0], [0.5, -1.0])
+
+    Shapes:
+        gamma, beta (or None), moving_mean, moving_variance: (C,); returns two (C,) arrays.
+    """
+    scale = inverse_std(moving_variance.astype(dtype, copy=False), epsilon, dtype)
+    if gamma is not None:
+        scale = scale * gamma.astype(dtype, copy=False)
+    shift = -moving_mean.astype(dtype, copy=False) * scale
+    if beta is not None:
+        shift += beta.astype(dtype, copy=False)
+    return scale, shift
 
 
 def batch_norm_forward(
@@ -138,7 +181,7 @@ def batch_norm_forward(
         mean = moving_mean.astype(dtype, copy=False)
         var = moving_variance.astype(dtype, copy=False)
         centered = x2d - mean
-    inv_std = (1.0 / np.sqrt(var + epsilon)).astype(dtype, copy=False)
+    inv_std = inverse_std(var, epsilon, dtype)
     x_hat = centered * inv_std  # centered is a fresh array in both branches
     y = x_hat * gamma.astype(dtype, copy=False) if gamma is not None else x_hat.copy()
     if beta is not None:
