@@ -14,6 +14,7 @@ the tests pin; most paths are bit-identical).
 | ``CONVLENS_FUSE`` | ``1`` | ``0``: no fused stages (conv + max-pool, batch norm + ReLU, conv + batch norm) |
 | ``CONVLENS_NUM_THREADS`` | cores, at most 8 | threads for large NumPy copies (``1``: none) |
 | ``CONVLENS_SPLIT_PREDICT`` | ``1`` | ``0``: ``predict``/``evaluate`` threads split each layer's work, not the batch |
+| ``CONVLENS_SPLIT_TRAIN`` | ``1`` | ``0``: a training step's threads split each layer's work, not the batch |
 | ``CONVLENS_TUNE_MALLOC`` | ``1`` | ``0``: leave glibc's allocator alone during ``fit``/``predict`` |
 | ``CONVLENS_DATA`` | (empty) | a folder searched first for data sets (``$CONVLENS_DATA/fashion-mnist/``, ...) |
 | ``CONVLENS_MODELS`` | ``~/.convlens/models`` | the model folder of ``convlens serve`` |
@@ -43,6 +44,7 @@ __all__ = [
     "MODELS",
     "NUM_THREADS",
     "SPLIT_PREDICT",
+    "SPLIT_TRAIN",
     "SWITCHES",
     "TUNE_MALLOC",
     "WINOGRAD",
@@ -85,6 +87,11 @@ SPLIT_PREDICT = Switch(
     "1",
     "0: predict/evaluate threads split each layer's work instead of each taking its own pieces of the batch",
 )
+SPLIT_TRAIN = Switch(
+    "CONVLENS_SPLIT_TRAIN",
+    "1",
+    "0: a training step's threads split each layer's work instead of each taking half of the batch",
+)
 TUNE_MALLOC = Switch("CONVLENS_TUNE_MALLOC", "1", "0: leave glibc's allocator alone during fit/predict")
 DATA = Switch("CONVLENS_DATA", "", "a folder searched first for data sets ($CONVLENS_DATA/fashion-mnist/, ...)")
 MEMORY_LIMIT = Switch(
@@ -100,6 +107,7 @@ SWITCHES = (
     FUSE,
     NUM_THREADS,
     SPLIT_PREDICT,
+    SPLIT_TRAIN,
     TUNE_MALLOC,
     DATA,
     MODELS,

@@ -140,7 +140,14 @@ class Trainer(InputChecks):
 
     def _loss_and_grad(self, y: np.ndarray, x: np.ndarray, sample_weight: Any = None) -> tuple[float, np.ndarray]:
         """Forward in training mode, the loss as Keras reports it (data loss + regularization), and the backward
-        pass (fills every layer's grads, regularizer gradients included)."""
+        pass (fills every layer's grads, regularizer gradients included). With two threads each may take half of
+        the batch (:mod:`convlens.data_parallel`)."""
+        from convlens.data_parallel import split_step
+
+        split = split_step(self, x, y, sample_weight)
+        if split is not None:
+            self._last_pred = split[1]
+            return split
         fused = self._fused()
         tape = ActivityTape()
         y_pred, logits = self._forward_train(x, fused, tape)

@@ -32,7 +32,16 @@ import numpy as np
 from convlens.ops.jit import compiled_kernels
 from convlens.ops.parallel import parallel_ranges
 
-__all__ = ["CHUNKS", "bn_backward_jit", "bn_normalize_jit", "bn_statistics_jit"]
+__all__ = [
+    "CHUNKS",
+    "bn_backward_jit",
+    "bn_grad_input",
+    "bn_grad_sums",
+    "bn_moments",
+    "bn_normalize_jit",
+    "bn_statistics_jit",
+    "bn_statistics_sums",
+]
 
 #: Row pieces of the channel sums (a constant, so the sums' order is the same on every machine).
 CHUNKS = 16
@@ -123,8 +132,27 @@ def _kernels() -> tuple[Any, ...]:
     )
 
 
-def _bounds(rows: int) -> np.ndarray:
-    return np.array([rows * i // CHUNKS for i in range(CHUNKS + 1)], np.int64)
+def bn_statistics_sums(x: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:
+    """Fill ``s1``/``s2`` (K, C) with the float64 sums of ``x - shift`` and of its square over K equal row pieces
+    of ``x`` (the pieces of :func:`bn_statistics_jit` when K is :data:`CHUNKS`; a thread with half of an even
+    batch fills half of them, see :mod:`convlens.data_parallel`).
+
+    Shapes:
+        x: (M, C) C-contiguous; shift: (C,) float64; s1, s2: (K, C) float64 C-contiguous.
+    """
+    kernel = _kernels()[0]
+    pieces = s1.shape[0]
+    bounds = np.array([x.shape[0] * i // pieces for i in range(pieces + 1)], np.int64)
+    parallel_ranges(lambda t0, t1: kernel(x, shift, bounds, t0, t1, s1, s2), pieces, x.nbytes)
+
+
+def bn_moments(s1: np.ndarray, s2: np.ndarray, shift: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and biased variance (float64, (C,)) from the piece sums of :func:`bn_statistics_sums` over ``rows``
+    rows in all, the pieces added in order."""
+    a, b = s1.sum(axis=0), s2.sum(axis=0)
+    mean = shift + a / rows
+    var = np.maximum((b - a * a / rows) / rows, 0.0)
+    return mean, var
 
 
 def bn_statistics_jit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -133,17 +161,12 @@ def bn_statistics_jit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Shapes:
         x: (M, C) C-contiguous, M >= 1; returns two (C,) float64 arrays.
     """
-    kernel = _kernels()[0]
-    rows, channels = x.shape
+    channels = x.shape[1]
     shift = x[0].astype(np.float64)
     s1 = np.empty((CHUNKS, channels), np.float64)
     s2 = np.empty((CHUNKS, channels), np.float64)
-    bounds = _bounds(rows)
-    parallel_ranges(lambda t0, t1: kernel(x, shift, bounds, t0, t1, s1, s2), CHUNKS, x.nbytes)
-    a, b = s1.sum(axis=0), s2.sum(axis=0)
-    mean = shift + a / rows
-    var = np.maximum((b - a * a / rows) / rows, 0.0)
-    return mean, var
+    bn_statistics_sums(x, shift, s1, s2)
+    return bn_moments(s1, s2, shift, x.shape[0])
 
 
 def bn_normalize_jit(
@@ -166,6 +189,63 @@ def bn_normalize_jit(
     return y
 
 
+def bn_grad_sums(
+    grad_out: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    relu: bool,
+    sg: np.ndarray,
+    sgx: np.ndarray,
+) -> None:
+    """Fill ``sg``/``sgx`` (K, C) with the float64 sums of ``g`` and ``g * x_hat`` over K equal row pieces
+    (``g = grad_out * (y > 0)`` when ``relu``), as :func:`bn_statistics_sums`.
+
+    Shapes:
+        grad_out, x, y: (M, C) C-contiguous; mean, inv_std: (C,) of x's dtype; sg, sgx: (K, C) float64.
+    """
+    sums = _kernels()[2]
+    pieces = sg.shape[0]
+    bounds = np.array([x.shape[0] * i // pieces for i in range(pieces + 1)], np.int64)
+    parallel_ranges(
+        lambda t0, t1: sums(grad_out, x, y, mean, inv_std, relu, bounds, t0, t1, sg, sgx), pieces, 3 * x.nbytes
+    )
+
+
+def bn_grad_input(
+    grad_out: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+    gamma: np.ndarray,
+    relu: bool,
+    sg: np.ndarray,
+    sgx: np.ndarray,
+    rows: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(grad_x, grad_gamma, grad_beta)`` from the piece sums of :func:`bn_grad_sums` over ``rows`` rows in all
+    (``grad_out``, ``x``, ``y`` may be a part of them: ``grad_x`` is that part's).
+
+    Shapes:
+        grad_out, x, y, grad_x: (m, C) C-contiguous; mean, inv_std, gamma: (C,); sg, sgx: (K, C) float64.
+    """
+    grad_x_kernel = _kernels()[3]
+    dtype = x.dtype
+    grad_beta = sg.sum(axis=0).astype(dtype)
+    grad_gamma = sgx.sum(axis=0).astype(dtype)
+    scale = inv_std * gamma
+    mg, mgx = grad_beta / rows, grad_gamma / rows
+    grad_x = np.empty_like(x)
+    parallel_ranges(
+        lambda lo, hi: grad_x_kernel(grad_out, x, y, grad_x, lo, hi, mean, inv_std, scale, mg, mgx, relu),
+        x.shape[0],
+        4 * x.nbytes,
+    )
+    return grad_x, grad_gamma, grad_beta
+
+
 def bn_backward_jit(
     grad_out: np.ndarray,
     x: np.ndarray,
@@ -181,23 +261,8 @@ def bn_backward_jit(
         grad_out, x, y: (M, C) C-contiguous of one dtype; mean, inv_std, gamma: (C,) of that dtype;
         grad_x: (M, C); grad_gamma, grad_beta: (C,).
     """
-    _, _, sums, grad_x_kernel = _kernels()
-    rows, channels = x.shape
-    dtype = x.dtype
+    channels = x.shape[1]
     sg = np.empty((CHUNKS, channels), np.float64)
     sgx = np.empty((CHUNKS, channels), np.float64)
-    bounds = _bounds(rows)
-    parallel_ranges(
-        lambda t0, t1: sums(grad_out, x, y, mean, inv_std, relu, bounds, t0, t1, sg, sgx), CHUNKS, 3 * x.nbytes
-    )
-    grad_beta = sg.sum(axis=0).astype(dtype)
-    grad_gamma = sgx.sum(axis=0).astype(dtype)
-    scale = inv_std * gamma
-    mg, mgx = grad_beta / rows, grad_gamma / rows
-    grad_x = np.empty_like(x)
-    parallel_ranges(
-        lambda lo, hi: grad_x_kernel(grad_out, x, y, grad_x, lo, hi, mean, inv_std, scale, mg, mgx, relu),
-        rows,
-        4 * x.nbytes,
-    )
-    return grad_x, grad_gamma, grad_beta
+    bn_grad_sums(grad_out, x, y, mean, inv_std, relu, sg, sgx)
+    return bn_grad_input(grad_out, x, y, mean, inv_std, gamma, relu, sg, sgx, x.shape[0])

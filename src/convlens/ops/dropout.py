@@ -18,7 +18,7 @@ import numpy as np
 from convlens.errors import check_bool, check_float
 from convlens.ops._checks import as_float_array, check_generator, check_same_shape
 
-__all__ = ["dropout", "dropout_backward"]
+__all__ = ["dropout", "dropout_backward", "dropout_mask"]
 
 
 def dropout(x: Any, rate: float, rng: np.random.Generator, training: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -46,10 +46,24 @@ def dropout(x: Any, rate: float, rng: np.random.Generator, training: bool) -> tu
         check_generator(rng, "dropout")
     if not training or rate == 0.0:
         return x, None
-    draws = rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
-    mask = np.greater_equal(draws, rate).astype(x.dtype)
-    mask *= 1.0 / (1.0 - rate)
+    mask = dropout_mask(x.shape, x.dtype, rate, rng)
     return x * mask, mask
+
+
+def dropout_mask(shape: tuple[int, ...], dtype: Any, rate: float, rng: np.random.Generator) -> np.ndarray | None:
+    """The mask :func:`dropout` multiplies an input of ``shape`` and ``dtype`` by (the same draws from ``rng``):
+    0 or ``1 / (1 - rate)`` per value; None when ``rate`` is 0 (nothing dropped, nothing drawn).
+
+    Shapes:
+        mask: ``shape``.
+    """
+    if rate == 0.0:
+        return None
+    dtype = np.dtype(dtype)
+    draws = rng.random(shape, dtype=np.float32 if dtype == np.float32 else np.float64)
+    mask = np.greater_equal(draws, rate).astype(dtype)
+    mask *= 1.0 / (1.0 - rate)
+    return mask
 
 
 def dropout_backward(grad_out: Any, mask: np.ndarray | None) -> np.ndarray:

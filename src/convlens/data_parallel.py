@@ -1,0 +1,419 @@
+"""Data-parallel training steps: with two threads, each runs forward and backward on its half of the batch.
+
+Splitting each layer's work over the threads hands work out and joins it several times per layer, and the thin
+layers of small models (a 5x5 convolution to 6 channels, a dense layer of 120 units) barely gain from a second
+core that way. Here each thread instead takes its half of every batch through all the stages, alone (serial
+compiled kernels, one BLAS thread, a workspace slot of its own, as ``predict``'s split in
+:mod:`convlens.inference`), and the model joins them once per pass.
+
+What makes the two halves one step:
+
+- each thread runs **twins** of the model's stages: shallow copies that share the layers' weights and
+  settings but keep their own forward caches, plans (and so scratch buffers) and gradients, re-synchronised
+  with the layers at every step (:func:`_sync`);
+- the loss and its gradient are computed once, on the whole batch's outputs (so the mean over the batch, the
+  sample weights and the reported loss are exactly those of the unsplit step);
+- the weight gradients are the sum of the two halves' (in a fixed order: the same bits on every run; not the
+  unsplit step's bits, which add the products in another order);
+- ``Dropout`` masks are drawn for the whole batch before the split, from the same generator in the same order
+  as the unsplit step (the same masks);
+- ``BatchNormalization`` statistics cover the whole batch: the two threads exchange float64 partial channel
+  sums (:func:`convlens.ops.batch_norm_jit.bn_statistics_sums`; forward, and :func:`bn_grad_sums` backward)
+  at a barrier and both combine them in the same order. With an even batch the pieces are those of the
+  unsplit kernels, so the statistics, the normalised outputs and gamma/beta's gradients are the unsplit step's
+  bits; the moving statistics are updated once, by the first thread.
+
+It runs only where it is safe and worth it (:func:`split_step_threads`): a ``Sequential`` model made of
+convlens's own per-sample layers (convolutions, pooling, dense, activations, reshapes, ``Dropout``, batch
+norm with compiled kernels), no activity regularizer, one dtype, more than one thread with kernels that may
+launch from two threads at once, a batch of at least ``2 * MIN_HALF_ROWS`` rows with enough work; else the
+step runs as before. ``CONVLENS_SPLIT_TRAIN=0`` turns it off. Measured (``python benchmarks/threads_ab.py
+--what fit``): see the README's Performance section.
+
+Shapes:
+    x: (N, ...) the model's input; y: (N, ...) targets; the halves are rows [0, N // 2) and [N // 2, N).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from convlens import blas_threads, switches
+from convlens.inference import _alone, _ours, _sample_bytes, split_threads
+from convlens.layers.base import Layer
+from convlens.ops.batch_norm_jit import (
+    CHUNKS,
+    bn_grad_input,
+    bn_grad_sums,
+    bn_moments,
+    bn_normalize_jit,
+    bn_statistics_sums,
+)
+from convlens.ops.jit import compiled_for
+from convlens.ops.normalization import inverse_std, update_moving
+from convlens.ops.parallel import MIN_SPLIT_BYTES, _pool
+from convlens.ops.plan_cache import ShapePlans
+from convlens.penalties import weight_penalty
+
+__all__ = ["MIN_HALF_ROWS", "split_step", "split_step_threads"]
+
+#: Each half has at least this many rows (fewer rows pay per-call overheads twice for little work).
+MIN_HALF_ROWS = 16
+
+_PER_SAMPLE = frozenset(
+    {
+        "Conv1D",
+        "Conv2D",
+        "DepthwiseConv2D",
+        "Dense",
+        "Flatten",
+        "MaxPooling1D",
+        "MaxPooling2D",
+        "AveragePooling1D",
+        "AveragePooling2D",
+        "GlobalMaxPooling1D",
+        "GlobalMaxPooling2D",
+        "GlobalAveragePooling1D",
+        "GlobalAveragePooling2D",
+        "Activation",
+        "ReLU",
+        "ZeroPadding1D",
+        "ZeroPadding2D",
+        "Cropping2D",
+        "UpSampling2D",
+    }
+)
+"""Layer classes whose training forward and backward treat every sample on its own and keep nothing but
+per-call caches on the layer (so a twin per thread is safe)."""
+
+
+def _layers_of(stage: Any) -> list[Layer]:
+    from convlens.fusion import ConvBatchNorm, FusedBatchNormReLU, FusedConvMaxPool
+
+    if isinstance(stage, FusedConvMaxPool):
+        return [stage.conv, stage.pool]
+    if isinstance(stage, FusedBatchNormReLU):
+        return [stage.bn, stage.relu]
+    if isinstance(stage, ConvBatchNorm):
+        return [stage.conv, *_layers_of(stage.norm)]
+    return [stage]
+
+
+def _splittable_layer(layer: Layer) -> bool:
+    from convlens.layers.core import Dropout
+    from convlens.layers.normalization import BatchNormalization
+
+    if type(layer) is Dropout:
+        return True
+    if type(layer) is BatchNormalization:
+        if not layer.trainable:  # (frozen: normalised with the moving statistics, on the layer itself)
+            return False
+        channel_axis = layer._channel_axis
+        ndim = len(layer.input_shape or ())
+        return compiled_for(np.dtype(layer.dtype)) and channel_axis in (ndim - 1, -1)
+    return type(layer).__name__ in _PER_SAMPLE and type(layer).__module__.startswith("convlens.layers.")
+
+
+def split_step_threads(model: Any, batch: int) -> int:
+    """Threads that each train on a part of a ``batch``-row step of ``model`` (1: the step runs unsplit)."""
+    if not switches.SPLIT_TRAIN.is_on() or batch < 2 * MIN_HALF_ROWS:
+        return 1
+    if split_threads() != 2 or not hasattr(model, "stages") or not _ours(model):
+        return 1  # (two threads: the halves and the barriers are written for two)
+    layers = model.layers
+    if not layers or any(layer.activity_regularizer is not None for layer in layers):
+        return 1
+    if len({np.dtype(layer.dtype) for layer in layers}) != 1:
+        return 1
+    if not all(_splittable_layer(layer) for layer in layers):
+        return 1
+    if (_sample_bytes(model) or 0) * batch < MIN_SPLIT_BYTES:
+        return 1
+    return 2
+
+
+class _Exchange:
+    """What the two threads of one step share: the barrier, each half's rows, and the Dropout masks."""
+
+    def __init__(self, bounds: list[tuple[int, int]]) -> None:
+        self.barrier = threading.Barrier(len(bounds))
+        self.bounds = bounds
+        self.masks: dict[int, np.ndarray | None] = {}
+
+    def wait(self) -> None:
+        self.barrier.wait()
+
+
+class _SplitDropout:
+    """A thread's ``Dropout``: its rows of the mask drawn for the whole batch before the split."""
+
+    def __init__(self, layer: Any, slot: int, shared: _Twins) -> None:
+        self.layer = layer
+        self.slot = slot
+        self.shared = shared
+        self.name = layer.name
+        self._mask: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        whole = self.shared.exchange.masks.get(id(self.layer))
+        if whole is None:
+            self._mask = None
+            return x
+        lo, hi = self.shared.exchange.bounds[self.slot]
+        self._mask = whole[lo:hi]
+        if x.dtype != whole.dtype or x.shape != self._mask.shape:
+            raise RuntimeError(
+                f"{self.layer!r}: the split step expected input {self._mask.shape} {whole.dtype}, got {x.shape} "
+                f"{x.dtype}."
+            )
+        return x * self._mask
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        mask, self._mask = self._mask, None
+        return grad_out if mask is None else grad_out * mask
+
+
+class _SplitBatchNorm:
+    """A thread's ``BatchNormalization`` (+ ReLU): whole-batch statistics and channel sums, exchanged at a barrier.
+
+    The first thread updates the moving statistics and writes gamma/beta's gradients into the layer (the sums
+    cover the whole batch: they are not added again).
+    """
+
+    def __init__(self, bn: Any, relu: bool, slot: int, shared: _Twins, sums: dict[str, np.ndarray]) -> None:
+        self.bn = bn
+        self.relu = relu
+        self.slot = slot
+        self.shared = shared
+        self.sums = sums  # (shared by the two threads of this layer: 'shift', 's1', 's2', 'sg', 'sgx', 'rows')
+        self.name = bn.name
+        self._kept: tuple[Any, ...] | None = None
+
+    def _pieces(self, name: str) -> np.ndarray:
+        half = CHUNKS // 2
+        return self.sums[name][self.slot * half : (self.slot + 1) * half]
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        bn = self.bn
+        dtype = np.dtype(bn.dtype)
+        x2 = np.ascontiguousarray(x, dtype).reshape(-1, x.shape[-1])
+        channels = x2.shape[1]
+        sums, wait = self.sums, self.shared.exchange.wait
+        sums["rows"][self.slot] = x2.shape[0]
+        if self.slot == 0:
+            sums["shift"][...] = x2[0]
+        wait()  # (the shift and both halves' row counts are known)
+        bn_statistics_sums(x2, sums["shift"], self._pieces("s1"), self._pieces("s2"))
+        wait()  # (every piece's sums are in)
+        rows = int(sums["rows"].sum())
+        mean64, var64 = bn_moments(sums["s1"], sums["s2"], sums["shift"], rows)
+        mean, var = mean64.astype(dtype), var64.astype(dtype)
+        if self.slot == 0:
+            update_moving(bn.state["moving_mean"], bn.state["moving_variance"], mean, var, bn.momentum)
+        inv_std = inverse_std(var, bn.epsilon, dtype)
+        gamma, beta = bn.params.get("gamma"), bn.params.get("beta")
+        g = np.ones(channels, dtype) if gamma is None else np.ascontiguousarray(gamma, dtype)
+        b = np.zeros(channels, dtype) if beta is None else np.ascontiguousarray(beta, dtype)
+        y = bn_normalize_jit(x2, mean, inv_std, g, b, self.relu)
+        self._kept = (x2, y, mean, inv_std, g, rows, x.shape)
+        return y.reshape(x.shape)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        bn = self.bn
+        if self._kept is None:
+            raise RuntimeError(f"{bn!r}: split backward called without a split forward first.")
+        (x2, y, mean, inv_std, g, rows, shape), self._kept = self._kept, None
+        grad2 = np.ascontiguousarray(grad_out, x2.dtype).reshape(x2.shape)
+        bn_grad_sums(grad2, x2, y, mean, inv_std, self.relu, self._pieces("sg"), self._pieces("sgx"))
+        self.shared.exchange.wait()  # (every piece's sums are in)
+        grad_x, grad_gamma, grad_beta = bn_grad_input(
+            grad2, x2, y, mean, inv_std, g, self.relu, self.sums["sg"], self.sums["sgx"], rows
+        )
+        if self.slot == 0:
+            if bn.scale:
+                bn.grads["gamma"][...] = grad_gamma
+            if bn.center:
+                bn.grads["beta"][...] = grad_beta
+        return grad_x.reshape(shape)
+
+
+_OWN = frozenset({"grads", "_plans"})
+"""A twin layer's own attributes (the rest are the layer's, copied at every step; per-call caches are replaced
+by each forward, never changed in place)."""
+
+
+class _Twins:
+    """The twins of a model's stages for each thread, and the map from each layer to its twins."""
+
+    def __init__(self, stages: list[Any], threads: int) -> None:
+        from convlens.fusion import ConvBatchNorm, FusedBatchNormReLU, FusedConvMaxPool
+        from convlens.layers.core import Dropout
+        from convlens.layers.normalization import BatchNormalization
+
+        self.stages = stages  # (kept: its identity says whether the model restaged since)
+        self.exchange = _Exchange([(0, 0)] * threads)
+        self.pairs: list[tuple[Layer, list[Any]]] = []
+        norms: dict[int, dict[str, np.ndarray]] = {}
+
+        def norm_sums(bn: Any) -> dict[str, np.ndarray]:
+            found = norms.get(id(bn))
+            if found is None:
+                c = int(bn.state["moving_mean"].shape[0])
+                found = norms[id(bn)] = {
+                    "shift": np.zeros(c),
+                    "rows": np.zeros(threads, np.int64),
+                    **{k: np.zeros((CHUNKS, c)) for k in ("s1", "s2", "sg", "sgx")},
+                }
+            return found
+
+        twins_of: dict[int, list[Any]] = {}
+
+        def twin(obj: Any, slot: int) -> Any:
+            if type(obj) is Dropout:
+                return _SplitDropout(obj, slot, self)
+            if type(obj) is BatchNormalization:
+                return _SplitBatchNorm(obj, False, slot, self, norm_sums(obj))
+            if isinstance(obj, FusedBatchNormReLU):
+                return _SplitBatchNorm(obj.bn, True, slot, self, norm_sums(obj.bn))
+            made = copy.copy(obj)
+            if isinstance(obj, (FusedConvMaxPool, ConvBatchNorm)):
+                if hasattr(obj, "_plans"):
+                    made._plans = copy.deepcopy(obj._plans)
+                for name in ("conv", "pool", "norm"):
+                    if hasattr(obj, name):
+                        setattr(made, name, twin(getattr(obj, name), slot))
+                return made
+            made.grads = {}
+            if hasattr(obj, "_plans"):
+                made._plans = copy.deepcopy(obj._plans) if isinstance(obj._plans, ShapePlans) else {}
+            twins_of.setdefault(id(obj), []).append(made)
+            return made
+
+        self.per_thread = [[twin(stage, slot) for stage in stages] for slot in range(threads)]
+        for stage in stages:
+            for layer in _layers_of(stage):
+                if id(layer) in twins_of:
+                    self.pairs.append((layer, twins_of[id(layer)]))
+
+    def sync(self) -> None:
+        """Copy each layer's settings and weights (not its caches, plans or grads) into its twins."""
+        for layer, twins in self.pairs:
+            settings = {k: v for k, v in vars(layer).items() if k not in _OWN}
+            for made in twins:
+                vars(made).update(settings)
+                grads = made.grads
+                for key, value in layer.grads.items():
+                    mine = grads.get(key)
+                    if mine is None or mine.shape != value.shape or mine.dtype != value.dtype:
+                        grads[key] = np.zeros_like(value)
+
+    def add_grads(self) -> None:
+        """Each layer's grads = the sum of its twins' (in thread order)."""
+        for layer, twins in self.pairs:
+            if not layer.trainable:
+                continue
+            for key, out in layer.grads.items():
+                np.add(twins[0].grads[key], twins[1].grads[key], out=out)
+                for more in twins[2:]:
+                    out += more.grads[key]
+
+
+def _twins(model: Any, threads: int) -> _Twins:
+    stages = model.stages()
+    found: _Twins | None = getattr(model, "_split_twins", None)
+    if found is None or found.stages is not stages or len(found.per_thread) != threads:
+        found = _Twins(stages, threads)
+        model._split_twins = found
+    found.sync()
+    return found
+
+
+def _draw_masks(model: Any, x: np.ndarray, exchange: _Exchange) -> None:
+    """The whole batch's Dropout masks, drawn in the order the unsplit step draws them."""
+    from convlens.layers.core import Dropout
+    from convlens.ops.dropout import dropout_mask
+
+    shape: tuple[int, ...] = x.shape
+    dtype = x.dtype
+    exchange.masks = {}
+    for layer in model.layers:
+        if type(layer) is Dropout:
+            if layer.rng is None:
+                layer.rng = np.random.default_rng(layer.seed)
+            exchange.masks[id(layer)] = dropout_mask(shape, dtype, layer.rate, layer.rng)
+        else:
+            dtype = np.dtype(layer.dtype)
+        shape = (x.shape[0], *layer.compute_output_shape((None, *shape[1:]))[1:])
+
+
+def _run_halves(work: Callable[[int], None], exchange: _Exchange) -> None:
+    """``work(slot)`` for both slots at once, each thread alone in its slot; the first error (not the other
+    thread's broken barrier) reaches the caller after both have stopped."""
+    errors: list[BaseException | None] = [None, None]
+
+    def run(slot: int) -> None:
+        try:
+            with _alone(slot):
+                work(slot)
+        except BaseException as error:
+            errors[slot] = error
+            exchange.barrier.abort()  # (the other thread stops at its next barrier)
+
+    future = _pool().submit(run, 0)
+    try:
+        run(1)
+    finally:
+        future.result()
+    failed = [e for e in errors if e is not None]
+    if failed:  # (the error itself first; the other thread's broken barrier only follows from it)
+        failed.sort(key=lambda e: isinstance(e, threading.BrokenBarrierError))
+        raise failed[0]
+
+
+def split_step(model: Any, x: np.ndarray, y: np.ndarray, sample_weight: Any) -> tuple[float, np.ndarray] | None:
+    """A training step's forward and backward (every layer's grads filled, regularizers' gradients included),
+    each half of the batch on its own thread: ``(loss, y_pred)``, or None when the step must run unsplit
+    (:func:`split_step_threads`)."""
+    n = x.shape[0]
+    threads = split_step_threads(model, n)
+    if threads != 2 or not isinstance(x, np.ndarray):
+        return None
+    with blas_threads.one_blas_thread() as limited:
+        if not limited:
+            return None
+        twins = _twins(model, threads)
+        bounds = [(0, n // 2), (n // 2, n)]
+        exchange = twins.exchange = _Exchange(bounds)
+        _draw_masks(model, x, exchange)
+        fused = model._fused()
+        outs: list[tuple[np.ndarray, np.ndarray]] = [None, None]  # type: ignore[list-item]
+
+        def forward(slot: int) -> None:
+            lo, hi = bounds[slot]
+            h = x[lo:hi]
+            for stage in twins.per_thread[slot]:
+                h = stage.forward(h, training=True)
+            outs[slot] = (h, twins.per_thread[slot][-1].pre_activation if fused else h)
+
+        _run_halves(forward, exchange)
+        y_pred = np.concatenate([outs[0][0], outs[1][0]])
+        logits = np.concatenate([outs[0][1], outs[1][1]]) if fused else y_pred
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            loss, grad = model.loss.value_and_grad(y, logits, sample_weight, fused=fused)
+
+        def backward(slot: int) -> None:
+            lo, hi = bounds[slot]
+            stages = twins.per_thread[slot]
+            g = stages[-1].backward_linear(grad[lo:hi]) if fused else stages[-1].backward(grad[lo:hi])
+            for stage in reversed(stages[:-1]):
+                g = stage.backward(g)
+
+        _run_halves(backward, exchange)
+    twins.add_grads()
+    loss += weight_penalty(model.layers, add_gradients=True)
+    return float(loss), y_pred
