@@ -40,9 +40,18 @@ def _timed(totals: dict[str, float], key: str, fn: Callable[..., Any]) -> Callab
     return wrapper
 
 
-def instrument(model: Any, totals: dict[str, float]) -> None:
-    """Wrap every stage's forward/backward (and the optimizer) with timers adding into ``totals``."""
-    stages = model.stages()
+def instrument(model: Any, totals: dict[str, float]) -> int:
+    """Wrap every stage's forward/backward (and the optimizer) with timers adding into ``totals``. With a
+    data-parallel step (convlens.data_parallel) these are the stages each thread runs, whose times add up over
+    the threads (the model's own stages stay unwrapped: wrapped, they would not split): returns the threads."""
+    twins = getattr(getattr(model, "_split_twins", None), "per_thread", None)
+    for stages in twins or [model.stages()]:
+        _wrap_stages(stages, totals)
+    model.optimizer.apply = _timed(totals, "optimizer (Adam)", model.optimizer.apply)
+    return len(twins or [None])
+
+
+def _wrap_stages(stages: list[Any], totals: dict[str, float]) -> None:
     for stage in stages:
         name = _stage_name(stage)
         stage.forward = _timed(totals, f"{name} forward", stage.forward)
@@ -50,7 +59,6 @@ def instrument(model: Any, totals: dict[str, float]) -> None:
     if hasattr(stages[-1], "backward_linear"):  # the loss starts there (softmax + cross-entropy fused)
         name = _stage_name(stages[-1])
         stages[-1].backward_linear = _timed(totals, f"{name} backward", stages[-1].backward_linear)
-    model.optimizer.apply = _timed(totals, "optimizer (Adam)", model.optimizer.apply)
 
 
 def profile(name: str, steps: int, batch: int, infer_batch: int, use_cprofile: bool) -> str:
@@ -62,7 +70,7 @@ def profile(name: str, steps: int, batch: int, infer_batch: int, use_cprofile: b
     y = rng.integers(0, 10, batch * steps)
     model.fit(x[: 2 * batch], y[: 2 * batch], batch_size=batch, epochs=1, verbose=0)  # compile, plan, warm
     totals: dict[str, float] = defaultdict(float)
-    instrument(model, totals)
+    threads = instrument(model, totals)
     start = time.perf_counter()
     if use_cprofile:
         prof = cProfile.Profile()
@@ -71,14 +79,18 @@ def profile(name: str, steps: int, batch: int, infer_batch: int, use_cprofile: b
     if use_cprofile:
         prof.disable()
     total = time.perf_counter() - start
-    rows = [[k, f"{v / steps * 1e3:.2f}", f"{v / total:.1%}"] for k, v in sorted(totals.items(), key=lambda kv: -kv[1])]
-    rest = total - sum(totals.values())
-    rows.append(["(loss, metrics, batching, rest)", f"{rest / steps * 1e3:.2f}", f"{rest / total:.1%}"])
+    busy = total * threads
+    rows = [[k, f"{v / steps * 1e3:.2f}", f"{v / busy:.1%}"] for k, v in sorted(totals.items(), key=lambda kv: -kv[1])]
+    rest = busy - sum(totals.values())
+    rows.append(["(loss, metrics, batching, waits, rest)", f"{rest / steps * 1e3:.2f}", f"{rest / busy:.1%}"])
+    halves = f"; {threads} threads each run half of every batch: times are summed over them" * (threads > 1)
     out = [
         f"\n### {name}: training step, batch {batch}: {total / steps * 1e3:.1f} ms/step "
-        f"({batch * steps / total:,.0f} images/s)\n",
+        f"({batch * steps / total:,.0f} images/s){halves}\n",
         table(["stage", "ms/step", "share"], rows),
     ]
+    if threads > 1:
+        _wrap_stages(model.stages(), totals)  # (inference runs the model's own stages)
     totals.clear()
     xi = rng.random((infer_batch, *INPUT_SHAPES[name]), dtype=np.float32)
     model.predict(xi, batch_size=infer_batch, verbose=0)

@@ -321,6 +321,11 @@ def test_the_step_runs_unsplit_where_the_split_is_not_safe_or_not_worth_it(monke
     mixed = cl.Sequential([L.Input((12, 12, 1)), L.Conv2D(8, 3, dtype="float64"), L.Flatten(), L.Dense(2)])
     assert split_step_threads(mixed, 64) == 1
 
+    wrapped = _plain_model()
+    forward = wrapped.layers[-1].forward
+    wrapped.layers[-1].forward = lambda h, training=False: forward(h, training=training)  # type: ignore[method-assign]
+    assert split_step_threads(wrapped, 64) == 1  # (a twin would call the original layer's method)
+
     noisy = cl.Sequential([L.Input((12, 12, 1)), L.RandomFlip(), L.Conv2D(8, 3), L.Flatten(), L.Dense(2)])
     assert split_step_threads(noisy, 64) == 1  # (random augmentation draws per call)
 

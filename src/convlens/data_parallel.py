@@ -92,6 +92,10 @@ _PER_SAMPLE = frozenset(
 per-call caches on the layer (so a twin per thread is safe)."""
 
 
+_METHODS = ("forward", "backward", "backward_linear", "forward_fused")
+"""Methods a twin must run as its own: an object whose instance replaces one of them never splits."""
+
+
 def _layers_of(stage: Any) -> list[Layer]:
     from convlens.fusion import ConvBatchNorm, FusedBatchNormReLU, FusedConvMaxPool
 
@@ -132,9 +136,40 @@ def split_step_threads(model: Any, batch: int) -> int:
         return 1
     if not all(_splittable_layer(layer) for layer in layers):
         return 1
-    if (_sample_bytes(model) or 0) * batch < MIN_SPLIT_BYTES:
+    if any(name in vars(obj) for obj in (*layers, *model.stages()) for name in _METHODS):
+        return 1  # (a method replaced on the object, e.g. wrapped by a profiler: its twins would call the original)
+    if _facts(model).sample_bytes * batch < MIN_SPLIT_BYTES:
         return 1
     return 2
+
+
+class _Facts:
+    """What a step needs to know of the model's shapes, worked out once per staging (the model's stage list is
+    rebuilt whenever a layer is added, removed or rebuilt)."""
+
+    def __init__(self, model: Any, stages: list[Any]) -> None:
+        from convlens.layers.core import Dropout
+
+        self.stages = stages
+        self.sample_bytes = _sample_bytes(model) or 0
+        #: (layer, its input's shape without the batch axis, its input's dtype: None for the model's input's)
+        self.dropouts: list[tuple[Any, tuple[int, ...], np.dtype[Any] | None]] = []
+        shape: tuple[Any, ...] = tuple(model.input_shape)
+        dtype: np.dtype[Any] | None = None
+        for layer in model.layers:
+            if type(layer) is Dropout:
+                self.dropouts.append((layer, tuple(int(s) for s in shape[1:]), dtype))
+            else:
+                dtype = np.dtype(layer.dtype)
+            shape = tuple(layer.compute_output_shape(shape))
+
+
+def _facts(model: Any) -> _Facts:
+    stages = model.stages()
+    found: _Facts | None = getattr(model, "_split_facts", None)
+    if found is None or found.stages is not stages:
+        found = model._split_facts = _Facts(model, stages)
+    return found
 
 
 class _Exchange:
@@ -335,20 +370,15 @@ def _twins(model: Any, threads: int) -> _Twins:
 
 def _draw_masks(model: Any, x: np.ndarray, exchange: _Exchange) -> None:
     """The whole batch's Dropout masks, drawn in the order the unsplit step draws them."""
-    from convlens.layers.core import Dropout
     from convlens.ops.dropout import dropout_mask
 
-    shape: tuple[int, ...] = x.shape
-    dtype = x.dtype
     exchange.masks = {}
-    for layer in model.layers:
-        if type(layer) is Dropout:
-            if layer.rng is None:
-                layer.rng = np.random.default_rng(layer.seed)
-            exchange.masks[id(layer)] = dropout_mask(shape, dtype, layer.rate, layer.rng)
-        else:
-            dtype = np.dtype(layer.dtype)
-        shape = (x.shape[0], *layer.compute_output_shape((None, *shape[1:]))[1:])
+    for layer, shape, dtype in _facts(model).dropouts:
+        if layer.rng is None:
+            layer.rng = np.random.default_rng(layer.seed)
+        exchange.masks[id(layer)] = dropout_mask(
+            (x.shape[0], *shape), x.dtype if dtype is None else dtype, layer.rate, layer.rng
+        )
 
 
 def _run_halves(work: Callable[[int], None], exchange: _Exchange) -> None:
