@@ -354,3 +354,54 @@ def test_an_error_in_one_half_reaches_the_caller_and_the_next_step_runs(
     monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
     loss, _ = model._loss_and_grad(y, x)
     assert np.isfinite(loss)
+
+
+def test_a_float64_model_splits_and_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_random_seed(3)
+    model = cl.Sequential(
+        [
+            L.Input((12, 12, 2)),
+            L.Conv2D(8, 3, activation="relu", dtype="float64"),
+            L.MaxPooling2D(2, dtype="float64"),
+            L.Flatten(dtype="float64"),
+            L.Dropout(0.25, dtype="float64"),
+            L.Dense(10, activation="softmax", dtype="float64"),
+        ]
+    )
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(4)
+    x = rng.random((64, 12, 12, 2))
+    y = rng.integers(0, 10, 64)
+    assert split_step_threads(model, 64) == _expected()
+    whole = _step(model, x, y, "0", monkeypatch)
+    split = _step(model, x, y, "1", monkeypatch)
+    assert split[0] == pytest.approx(whole[0], rel=1e-12)
+    for key in whole[2]:
+        scale = max(float(np.max(np.abs(whole[2][key]))), 0.05)
+        np.testing.assert_allclose(split[2][key], whole[2][key], rtol=0, atol=1e-12 * scale, err_msg=key)
+
+
+def test_fit_with_validation_data_and_class_weights_reports_the_unsplit_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    x, y = _data(192, (12, 12, 1))
+    histories = []
+    for split in ("0", "1"):
+        monkeypatch.setenv("CONVLENS_SPLIT_TRAIN", split)
+        model = _plain_model(seed=9)
+        model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        history = model.fit(
+            x[:128], y[:128], batch_size=64, epochs=2, verbose=0, shuffle=False,
+            validation_data=(x[128:], y[128:]), class_weight={k: 1.0 + k / 10 for k in range(10)},
+        )  # fmt: skip
+        histories.append(history.history)
+    assert histories[0].keys() == histories[1].keys()
+    for key in histories[0]:
+        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-5, err_msg=key)
+
+
+def test_spatial_dropout_and_layer_normalization_keep_the_step_whole() -> None:
+    spatial = cl.Sequential([L.Input((12, 12, 4)), L.Conv2D(8, 3), L.SpatialDropout2D(0.2), L.Flatten()])
+    assert split_step_threads(spatial, 64) == 1  # (its own mask shape: not the Dropout split)
+    norm = cl.Sequential([L.Input((12, 12, 4)), L.Conv2D(8, 3), L.LayerNormalization(), L.Flatten()])
+    assert split_step_threads(norm, 64) == 1  # (not on the list of per-sample layers checked here)
