@@ -111,19 +111,21 @@ def _assert_grads_close(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> N
 
 def _split_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    run = data_parallel._run_halves
+    run = data_parallel._run_parts
 
     def spy(work: Any, exchange: Any) -> None:
         calls.append(1)
         run(work, exchange)
 
-    monkeypatch.setattr(data_parallel, "_run_halves", spy)
+    monkeypatch.setattr(data_parallel, "_run_parts", spy)
     return calls
 
 
+@pytest.mark.parametrize("threads", [2, 4])
 def test_the_split_step_gives_the_unsplit_steps_loss_outputs_grads_and_statistics(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, threads: int
 ) -> None:
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", str(threads))  # (4: more threads than this machine's cores)
     if _expected() == 1:
         pytest.skip("no split step on this machine (see convlens.inference.split_threads)")
     model = _bn_model()
@@ -131,7 +133,7 @@ def test_the_split_step_gives_the_unsplit_steps_loss_outputs_grads_and_statistic
     if not data_parallel.compiled_for(np.dtype(np.float32)):
         assert split_step_threads(model, 64) == 1  # (batch norm splits only with its compiled kernels)
         return
-    assert split_step_threads(model, 64) == 2
+    assert split_step_threads(model, 64) == threads
     whole = _step(model, x, y, "0", monkeypatch)
     calls = _split_calls(monkeypatch)
     for _ in range(2):  # (the second time with the twins' plans and buffers from the first)
@@ -162,7 +164,8 @@ def test_a_model_without_batch_norm_splits_with_or_without_compiled_kernels(
     _assert_grads_close(whole[2], split[2])  # (a different Dropout mask would change every kernel gradient)
 
 
-def test_batch_norm_halves_exchange_their_sums_and_match_the_whole_batch_bit_for_bit() -> None:
+@pytest.mark.parametrize("parts", [2, 4])
+def test_batch_norm_parts_exchange_their_sums_and_match_the_whole_batch_bit_for_bit(parts: int) -> None:
     """The two threads' batch norm against the compiled kernels on the whole batch: the same statistics, outputs,
     moving statistics, gamma/beta gradients and input gradients, bit for bit (the pieces of the channel sums are
     the same for an even batch)."""
@@ -185,9 +188,9 @@ def test_batch_norm_halves_exchange_their_sums_and_match_the_whole_batch_bit_for
         )  # fmt: skip
         gx_ref, gg_ref, gb_ref = plan.backward(g.reshape(-1, 7))
 
-        twins = data_parallel._Twins([bn if not relu else _bn_relu(bn)], 2)
-        twins.exchange = data_parallel._Exchange([(0, 20), (20, 40)])
-        outs: list[Any] = [None, None]
+        twins = data_parallel._Twins([bn if not relu else _bn_relu(bn)], parts)
+        twins.exchange = data_parallel._Exchange([(40 * i // parts, 40 * (i + 1) // parts) for i in range(parts)])
+        outs: list[Any] = [None] * parts
 
         def run(slot: int, twins: Any = twins, outs: list[Any] = outs) -> None:
             lo, hi = twins.exchange.bounds[slot]
@@ -195,7 +198,7 @@ def test_batch_norm_halves_exchange_their_sums_and_match_the_whole_batch_bit_for
             y = stage.forward(x[lo:hi], training=True)
             outs[slot] = (y, stage.backward(g[lo:hi]))
 
-        data_parallel._run_halves(run, twins.exchange)
+        data_parallel._run_parts(run, twins.exchange)
         np.testing.assert_array_equal(np.concatenate([o[0] for o in outs]).reshape(-1, 7), y_ref)
         np.testing.assert_array_equal(np.concatenate([o[1] for o in outs]).reshape(-1, 7), gx_ref)
         np.testing.assert_array_equal(bn.grads["gamma"], gg_ref)
@@ -291,6 +294,10 @@ def test_the_step_runs_unsplit_where_the_split_is_not_safe_or_not_worth_it(monke
     model = _plain_model()
     assert split_step_threads(model, 64) == _expected()
     assert split_step_threads(model, 31) == 1  # (fewer than 16 rows a half)
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "8")
+    assert split_step_threads(model, 64) == (4 if _expected() == 2 else 1)  # (at least 16 rows a part)
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "3")
+    assert split_step_threads(model, 1024) == _expected()  # (a power of two: batch norm's pieces divide)
     monkeypatch.setenv("CONVLENS_SPLIT_TRAIN", "0")
     assert split_step_threads(model, 64) == 1
     monkeypatch.setenv("CONVLENS_SPLIT_TRAIN", "1")
