@@ -129,11 +129,12 @@ def test_the_split_step_gives_the_unsplit_steps_loss_outputs_grads_and_statistic
     if _expected() == 1:
         pytest.skip("no split step on this machine (see convlens.inference.split_threads)")
     model = _bn_model()
-    x, y = _data(64, (12, 12, 3))
+    n = 32 * threads
+    x, y = _data(n, (12, 12, 3))
     if not data_parallel.compiled_for(np.dtype(np.float32)):
-        assert split_step_threads(model, 64) == 1  # (batch norm splits only with its compiled kernels)
+        assert split_step_threads(model, n) == 1  # (batch norm splits only with its compiled kernels)
         return
-    assert split_step_threads(model, 64) == threads
+    assert split_step_threads(model, n) == threads
     whole = _step(model, x, y, "0", monkeypatch)
     calls = _split_calls(monkeypatch)
     for _ in range(2):  # (the second time with the twins' plans and buffers from the first)
@@ -293,9 +294,9 @@ def test_a_loss_on_the_outputs_and_sample_weights_split_too(monkeypatch: pytest.
 def test_the_step_runs_unsplit_where_the_split_is_not_safe_or_not_worth_it(monkeypatch: pytest.MonkeyPatch) -> None:
     model = _plain_model()
     assert split_step_threads(model, 64) == _expected()
-    assert split_step_threads(model, 31) == 1  # (fewer than 16 rows a half)
+    assert split_step_threads(model, 63) == 1  # (fewer than 32 rows a half)
     monkeypatch.setenv("CONVLENS_NUM_THREADS", "8")
-    assert split_step_threads(model, 64) == (4 if _expected() == 2 else 1)  # (at least 16 rows a part)
+    assert split_step_threads(model, 128) == (4 if _expected() == 2 else 1)  # (at least 32 rows a part)
     monkeypatch.setenv("CONVLENS_NUM_THREADS", "3")
     assert split_step_threads(model, 1024) == _expected()  # (a power of two: batch norm's pieces divide)
     monkeypatch.setenv("CONVLENS_SPLIT_TRAIN", "0")
