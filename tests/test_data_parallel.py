@@ -16,18 +16,9 @@ from convlens.data_parallel import split_step_threads
 from convlens.ops import parallel
 from convlens.ops.batch_norm_plans import BatchNormPlan
 from convlens.utils import set_random_seed
+from tests.support.threads import expected_split_threads
 
 L = cl.layers
-
-
-def _expected() -> int:
-    """2 where this machine's threads may each launch compiled kernels and BLAS's thread count can be set."""
-    from convlens import blas_threads
-    from convlens.ops import jit
-
-    if not blas_threads.can_limit():
-        return 1
-    return 2 if not jit.jit_enabled() or jit.threadsafe_launches() else 1
 
 
 @pytest.fixture(autouse=True)
@@ -126,7 +117,7 @@ def test_the_split_step_gives_the_unsplit_steps_loss_outputs_grads_and_statistic
     monkeypatch: pytest.MonkeyPatch, threads: int
 ) -> None:
     monkeypatch.setenv("CONVLENS_NUM_THREADS", str(threads))  # (4: more threads than this machine's cores)
-    if _expected() == 1:
+    if expected_split_threads() == 1:
         pytest.skip("no split step on this machine (see convlens.inference.split_threads)")
     model = _bn_model()
     n = 32 * threads
@@ -153,7 +144,7 @@ def test_a_model_without_batch_norm_splits_with_or_without_compiled_kernels(
     monkeypatch: pytest.MonkeyPatch, jit_on: str
 ) -> None:
     monkeypatch.setenv("CONVLENS_JIT", jit_on)
-    if _expected() == 1:
+    if expected_split_threads() == 1:
         pytest.skip("no split step on this machine (see convlens.inference.split_threads)")
     model = _plain_model()
     x, y = _data(96, (12, 12, 1))
@@ -217,7 +208,7 @@ def _bn_relu(bn: Any) -> Any:
 
 
 def test_each_half_runs_alone_on_a_thread_and_workspace_slot_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    if _expected() == 1:
+    if expected_split_threads() == 1:
         pytest.skip("no split step on this machine (see convlens.inference.split_threads)")
     model = _plain_model()
     x, y = _data(64, (12, 12, 1))
@@ -279,7 +270,7 @@ def test_a_loss_on_the_outputs_and_sample_weights_split_too(monkeypatch: pytest.
     x = rng.random((64, 16, 16, 2), dtype=np.float32)
     y = rng.random((64, 3), dtype=np.float32)
     weights = rng.random(64)
-    if _expected() == 2:
+    if expected_split_threads() == 2:
         assert split_step_threads(model, 64) == 2
     monkeypatch.setenv("CONVLENS_SPLIT_TRAIN", "0")
     whole = model._loss_and_grad(y, x, weights)
@@ -293,12 +284,12 @@ def test_a_loss_on_the_outputs_and_sample_weights_split_too(monkeypatch: pytest.
 
 def test_the_step_runs_unsplit_where_the_split_is_not_safe_or_not_worth_it(monkeypatch: pytest.MonkeyPatch) -> None:
     model = _plain_model()
-    assert split_step_threads(model, 64) == _expected()
+    assert split_step_threads(model, 64) == expected_split_threads()
     assert split_step_threads(model, 63) == 1  # (fewer than 32 rows a half)
     monkeypatch.setenv("CONVLENS_NUM_THREADS", "8")
-    assert split_step_threads(model, 128) == (4 if _expected() == 2 else 1)  # (at least 32 rows a part)
+    assert split_step_threads(model, 128) == (4 if expected_split_threads() == 2 else 1)  # (at least 32 rows a part)
     monkeypatch.setenv("CONVLENS_NUM_THREADS", "3")
-    assert split_step_threads(model, 1024) == _expected()  # (a power of two: batch norm's pieces divide)
+    assert split_step_threads(model, 1024) == expected_split_threads()  # (a power of two: batch norm's pieces divide)
     monkeypatch.setenv("CONVLENS_SPLIT_TRAIN", "0")
     assert split_step_threads(model, 64) == 1
     monkeypatch.setenv("CONVLENS_SPLIT_TRAIN", "1")
@@ -344,7 +335,7 @@ def test_an_error_in_one_half_reaches_the_caller_and_the_next_step_runs(
 ) -> None:
     """The thread that fails breaks the barrier the other waits at (batch norm's exchange); the caller gets the
     error itself, not the broken barrier, and the model trains on afterwards."""
-    if _expected() == 1:
+    if expected_split_threads() == 1:
         pytest.skip("no split step on this machine (see convlens.inference.split_threads)")
     bn = data_parallel.compiled_for(np.dtype(np.float32))  # (else no barrier to break: still the error first)
     model = _bn_model() if bn else _plain_model()
@@ -380,7 +371,7 @@ def test_a_float64_model_splits_and_matches(monkeypatch: pytest.MonkeyPatch) -> 
     rng = np.random.default_rng(4)
     x = rng.random((64, 12, 12, 2))
     y = rng.integers(0, 10, 64)
-    assert split_step_threads(model, 64) == _expected()
+    assert split_step_threads(model, 64) == expected_split_threads()
     whole = _step(model, x, y, "0", monkeypatch)
     split = _step(model, x, y, "1", monkeypatch)
     assert split[0] == pytest.approx(whole[0], rel=1e-12)

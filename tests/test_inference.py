@@ -10,6 +10,7 @@ import pytest
 import convlens as cl
 from convlens import inference
 from convlens.inference import chunk_rows, forward_in_chunks
+from tests.support.threads import expected_split_threads
 
 L = cl.layers
 
@@ -160,16 +161,6 @@ def _split_model() -> cl.Sequential:
     return model
 
 
-def _expected_split_threads() -> int:
-    """2 where this machine's threads may each launch compiled kernels (or none run); see split_threads."""
-    from convlens import blas_threads
-    from convlens.ops import jit
-
-    if not blas_threads.can_limit():
-        return 1
-    return 2 if not jit.jit_enabled() or jit.threadsafe_launches() else 1
-
-
 @pytest.mark.parametrize("jit_on", ["1", "0"])
 def test_the_whole_model_split_gives_the_outputs_of_one_thread(monkeypatch: pytest.MonkeyPatch, jit_on: str) -> None:
     """Two threads, many pieces each: every piece's output equals the one-thread run's (a workspace buffer
@@ -195,7 +186,7 @@ def test_the_whole_model_split_gives_the_outputs_of_one_thread(monkeypatch: pyte
     for _ in range(3):
         threads_seen.clear()
         np.testing.assert_array_equal(model.predict(x, batch_size=300, verbose=0), reference)
-        assert len(threads_seen) == _expected_split_threads()  # (the pool's worker may differ between calls)
+        assert len(threads_seen) == expected_split_threads()  # (the pool's worker may differ between calls)
 
 
 def test_the_split_runs_each_thread_alone_in_a_slot_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -203,7 +194,7 @@ def test_the_split_runs_each_thread_alone_in_a_slot_of_its_own(monkeypatch: pyte
     BLAS limited to one thread; after predict every setting is back."""
     from convlens.ops import parallel
 
-    if _expected_split_threads() == 1:
+    if expected_split_threads() == 1:
         pytest.skip("no whole-model split on this machine (see split_threads)")
     monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
     model = _split_model()
@@ -226,7 +217,7 @@ def test_the_split_runs_each_thread_alone_in_a_slot_of_its_own(monkeypatch: pyte
 
 def test_the_split_is_off_by_switch_for_one_thread_and_for_little_work(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
-    assert inference.split_threads() == _expected_split_threads()
+    assert inference.split_threads() == expected_split_threads()
     monkeypatch.setenv("CONVLENS_SPLIT_PREDICT", "0")
     assert inference.split_threads() == 1
     monkeypatch.setenv("CONVLENS_SPLIT_PREDICT", "1")
@@ -244,7 +235,7 @@ def test_the_split_is_off_by_switch_for_one_thread_and_for_little_work(monkeypat
 def test_an_error_in_a_piece_stops_the_split_and_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    if _expected_split_threads() == 1:
+    if expected_split_threads() == 1:
         pytest.skip("no whole-model split on this machine (see split_threads)")
     monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
     model = _split_model()
@@ -274,7 +265,7 @@ def test_memory_checks_count_the_pieces_of_every_thread(monkeypatch: pytest.Monk
     model = _split_model()
     rows = chunk_rows(model, split=True)
     assert rows is not None
-    expected = 2 * rows if _expected_split_threads() == 2 else chunk_rows(model)
+    expected = 2 * rows if expected_split_threads() == 2 else chunk_rows(model)
     assert inference.piece_rows(model, 100_000) == expected
 
 
