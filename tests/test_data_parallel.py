@@ -180,7 +180,8 @@ def test_batch_norm_parts_exchange_their_sums_and_match_the_whole_batch_bit_for_
         )  # fmt: skip
         gx_ref, gg_ref, gb_ref = plan.backward(g.reshape(-1, 7))
 
-        twins = data_parallel._Twins([bn if not relu else _bn_relu(bn)], parts)
+        units = [bn if not relu else _bn_relu(bn)]
+        twins = data_parallel._Twins(units, units, parts)
         twins.exchange = data_parallel._Exchange([(40 * i // parts, 40 * (i + 1) // parts) for i in range(parts)])
         outs: list[Any] = [None] * parts
 
@@ -313,9 +314,10 @@ def test_the_step_runs_unsplit_where_the_split_is_not_safe_or_not_worth_it(monke
     users = cl.Sequential([L.Input((12, 12, 1)), Mine(8, 3), L.Flatten(), L.Dense(2)])
     assert split_step_threads(users, 64) == 1  # (a user's class may keep state in a call)
 
-    inputs = cl.Input((12, 12, 1))
-    functional = cl.Model(inputs, L.Dense(2)(L.Flatten()(L.Conv2D(8, 3)(inputs))))
-    assert split_step_threads(functional, 64) == 1
+    first, second = cl.Input((12, 12, 1)), cl.Input((12, 12, 1))
+    joined = L.Concatenate()([L.Flatten()(L.Conv2D(8, 3)(first)), L.Flatten()(L.Conv2D(8, 3)(second))])
+    two_inputs = cl.Model([first, second], L.Dense(2)(joined))
+    assert split_step_threads(two_inputs, 64) == 1  # (one input and one output only)
 
     mixed = cl.Sequential([L.Input((12, 12, 1)), L.Conv2D(8, 3, dtype="float64"), L.Flatten(), L.Dense(2)])
     assert split_step_threads(mixed, 64) == 1
@@ -404,3 +406,35 @@ def test_spatial_dropout_and_layer_normalization_keep_the_step_whole() -> None:
     assert split_step_threads(spatial, 64) == 1  # (its own mask shape: not the Dropout split)
     norm = cl.Sequential([L.Input((12, 12, 4)), L.Conv2D(8, 3), L.LayerNormalization(), L.Flatten()])
     assert split_step_threads(norm, 64) == 1  # (not on the list of per-sample layers checked here)
+
+
+def _residual_model(seed: int = 0) -> cl.Model:
+    """A Functional model with a skip connection (the conv's output feeds two layers), a batch norm and dropout."""
+    set_random_seed(seed)
+    inputs = cl.Input((12, 12, 3))
+    stem = L.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    branch = L.Conv2D(8, 3, padding="same")(stem)
+    branch = L.ReLU()(L.BatchNormalization()(branch))
+    joined = L.Add()([stem, branch])
+    pooled = L.Flatten()(L.MaxPooling2D(2)(joined))
+    outputs = L.Dense(10, activation="softmax")(L.Dropout(0.4)(pooled))
+    model = cl.Model(inputs, outputs)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_a_functional_model_with_a_skip_connection_splits_and_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = _residual_model()
+    x, y = _data(64, (12, 12, 3))
+    bn = data_parallel.compiled_for(np.dtype(np.float32))
+    assert split_step_threads(model, 64) == (expected_split_threads() if bn else 1)
+    calls = _split_calls(monkeypatch)
+    whole = _step(model, x, y, "0", monkeypatch)
+    assert not calls
+    split = _step(model, x, y, "1", monkeypatch)
+    assert len(calls) == (2 if split_step_threads(model, 64) == 2 else 0)
+    assert split[0] == pytest.approx(whole[0], rel=1e-6)
+    np.testing.assert_allclose(split[1], whole[1], rtol=1e-5, atol=1e-7)
+    _assert_grads_close(whole[2], split[2])
+    for key in whole[3]:
+        np.testing.assert_allclose(split[3][key], whole[3][key], rtol=1e-6, atol=1e-7, err_msg=key)
