@@ -30,7 +30,8 @@ dense, activations, reshapes, merges such as ``Add``, ``Dropout``, batch norm wi
 activity regularizer, one dtype, more than one thread with kernels that may launch from two threads at once, a
 batch of at least ``2 * MIN_HALF_ROWS`` rows with enough work; else the step runs as before. A Functional
 model's twins run its graph as ``Functional._run`` and ``_backward_train`` do (a residual model with a skip
-connection and batch norm, 28x28x1, batch 128, 2 threads: 3,408 -> 4,040 images/s in ``fit``). ``CONVLENS_SPLIT_TRAIN=0`` turns it off.
+connection and batch norm, 28x28x1, batch 128, 2 threads: 3,408 -> 4,040 images/s in ``fit``).
+``CONVLENS_SPLIT_TRAIN=0`` turns it off.
 
 Measured with 2 threads (Intel Xeon, 2 cores; ``python benchmarks/threads_ab.py --what fit``: one epoch of 40
 batches of 128, Adam, in one process, median of 3, ``CONVLENS_SPLIT_TRAIN=0`` against ``1``, images/s): course
