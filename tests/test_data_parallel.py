@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import convlens as cl
 from convlens import data_parallel
@@ -438,3 +440,40 @@ def test_a_functional_model_with_a_skip_connection_splits_and_matches(monkeypatc
     _assert_grads_close(whole[2], split[2])
     for key in whole[3]:
         np.testing.assert_allclose(split[3][key], whole[3][key], rtol=1e-6, atol=1e-7, err_msg=key)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    kernel=st.sampled_from([1, 3, 5]),
+    strides=st.sampled_from([1, 2]),
+    padding=st.sampled_from(["same", "valid"]),
+    channels=st.sampled_from([1, 3]),
+    pool=st.sampled_from(["max", "average", "none"]),
+    norm=st.booleans(),
+    rows=st.sampled_from([64, 77, 128]),
+)
+def test_split_steps_match_unsplit_steps_over_layer_settings(
+    kernel: int, strides: int, padding: str, channels: int, pool: str, norm: bool, rows: int
+) -> None:
+    """Property: whatever the convolution's settings (and an odd batch: unequal parts), the split step's loss and
+    gradients equal the unsplit step's to rounding."""
+    set_random_seed(1)
+    layers: list[Any] = [L.Input((20, 20, channels)), L.Conv2D(12, kernel, strides=strides, padding=padding)]
+    if norm:
+        layers += [L.BatchNormalization(), L.ReLU()]
+    if pool != "none":
+        layers.append(L.MaxPooling2D(2) if pool == "max" else L.AveragePooling2D(2))
+    layers += [L.Flatten(), L.Dense(10, activation="softmax")]
+    model = cl.Sequential(layers)
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    x, y = _data(rows, (20, 20, channels))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVLENS_NUM_THREADS", "2")
+        splits = expected_split_threads() if not norm or data_parallel.compiled_for(np.dtype(np.float32)) else 1
+        assert split_step_threads(model, rows) == splits
+        whole = _step(model, x, y, "0", patch)
+        split = _step(model, x, y, "1", patch)
+    assert split[0] == pytest.approx(whole[0], rel=1e-6)
+    _assert_grads_close(whole[2], split[2])
+    for key in whole[3]:
+        np.testing.assert_allclose(split[3][key], whole[3][key], rtol=1e-5, atol=1e-6, err_msg=key)
