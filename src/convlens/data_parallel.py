@@ -28,7 +28,7 @@ It runs only where it is safe and worth it (:func:`split_step_threads`): a ``Seq
 Functional one with one input and one output, made of convlens's own per-sample layers (convolutions, pooling,
 dense, activations, reshapes, merges such as ``Add``, ``Dropout``, batch norm with compiled kernels), no
 activity regularizer, one dtype, more than one thread with kernels that may launch from two threads at once, a
-batch of at least ``2 * MIN_HALF_ROWS`` rows with enough work; else the step runs as before. A Functional
+batch of at least ``2 * MIN_PART_ROWS`` rows with enough work; else the step runs as before. A Functional
 model's twins run its graph as ``Functional._run`` and ``_backward_train`` do (a residual model with a skip
 connection and batch norm, 28x28x1, batch 128, 2 threads: 3,408 -> 4,040 images/s in ``fit``).
 ``CONVLENS_SPLIT_TRAIN=0`` turns it off.
@@ -39,7 +39,7 @@ batches of 128, Adam, in one process, median of 3, ``CONVLENS_SPLIT_TRAIN=0`` ag
 layers already split their blocks over the threads), depthwise-separable 5.0k -> 6.2k.
 
 Shapes:
-    x: (N, ...) the model's input; y: (N, ...) targets; the halves are rows [0, N // 2) and [N // 2, N).
+    x: (N, ...) the model's input; y: (N, ...) targets; with P parts, part i is rows [N * i // P, N * (i + 1) // P).
 """
 
 from __future__ import annotations
@@ -69,12 +69,12 @@ from convlens.ops.parallel import MIN_SPLIT_BYTES
 from convlens.ops.plan_cache import ShapePlans
 from convlens.penalties import weight_penalty
 
-__all__ = ["MAX_PARTS", "MIN_HALF_ROWS", "split_step", "split_step_threads"]
+__all__ = ["MAX_PARTS", "MIN_PART_ROWS", "split_step", "split_step_threads"]
 
 #: Each part has at least this many rows: with fewer, each thread's per-call overheads outweigh its half of the
 #: work. Batch 32 (Keras's default) split in two, against unsplit, ``fit`` images/s (2 threads, Intel Xeon):
 #: course 0.82x, LeNet-5 0.90x, simple convnet 0.94x, depthwise-separable 1.13x; batch 64: 1.09-1.24x for all four.
-MIN_HALF_ROWS = 32
+MIN_PART_ROWS = 32
 #: At most this many parts (threads) a step; a power of two that divides batch norm's ``CHUNKS``.
 MAX_PARTS = 8
 
@@ -155,7 +155,7 @@ def _units(model: Any) -> tuple[Any, list[Any]] | None:
 
 def split_step_threads(model: Any, batch: int) -> int:
     """Threads that each train on a part of a ``batch``-row step of ``model`` (1: the step runs unsplit)."""
-    if not switches.SPLIT_TRAIN.is_on() or batch < 2 * MIN_HALF_ROWS:
+    if not switches.SPLIT_TRAIN.is_on() or batch < 2 * MIN_PART_ROWS:
         return 1
     threads = split_threads()
     found = _units(model) if threads > 1 and _ours(model) else None
@@ -175,7 +175,7 @@ def split_step_threads(model: Any, batch: int) -> int:
     if not facts.all_reach_the_loss or facts.sample_bytes * batch < MIN_SPLIT_BYTES:
         return 1
     parts = 1  # (a power of two up to MAX_PARTS: each part sums whole pieces of batch norm's CHUNKS)
-    while parts * 2 <= min(threads, MAX_PARTS, batch // MIN_HALF_ROWS):
+    while parts * 2 <= min(threads, MAX_PARTS, batch // MIN_PART_ROWS):
         parts *= 2
     return parts
 
@@ -294,7 +294,7 @@ class _SplitBatchNorm:
         sums["rows"][self.slot] = x2.shape[0]
         if self.slot == 0:
             sums["shift"][...] = x2[0]
-        wait()  # (the shift and both halves' row counts are known)
+        wait()  # (the shift and every part's row count are known)
         bn_statistics_sums(x2, sums["shift"], self._pieces("s1"), self._pieces("s2"))
         wait()  # (every piece's sums are in)
         rows = int(sums["rows"].sum())
