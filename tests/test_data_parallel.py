@@ -477,3 +477,22 @@ def test_split_steps_match_unsplit_steps_over_layer_settings(
     _assert_grads_close(whole[2], split[2])
     for key in whole[3]:
         np.testing.assert_allclose(split[3][key], whole[3][key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_a_forked_child_gets_pools_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a fork the parent's pool threads do not exist in the child: a pool made in another process is
+    replaced, not reused (work handed to it would wait forever)."""
+    import os
+
+    from convlens.ops import parallel as ops_parallel
+
+    parent_step, parent_ops = data_parallel._workers(1), ops_parallel._pool()
+    assert data_parallel._workers(1) is parent_step
+    assert ops_parallel._pool() is parent_ops
+    child = os.getpid() + 1
+    monkeypatch.setattr(os, "getpid", lambda: child)
+    step, ops = data_parallel._workers(1), ops_parallel._pool()
+    assert step is not parent_step
+    assert ops is not parent_ops
+    assert step.submit(lambda: 42).result(timeout=10) == 42
+    assert ops.submit(lambda: 43).result(timeout=10) == 43

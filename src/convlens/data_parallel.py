@@ -45,6 +45,7 @@ Shapes:
 from __future__ import annotations
 
 import copy
+import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -434,16 +435,18 @@ def _draw_masks(model: Any, x: np.ndarray, exchange: _Exchange) -> None:
 
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0  # (the process that made _POOL: a forked child has none of its threads)
 _POOL_LOCK = threading.Lock()
 
 
 def _workers(count: int) -> ThreadPoolExecutor:
     """A pool of at least ``count`` threads of its own: every part must run at once (they meet at barriers),
     so none may wait in a queue behind another, as it might in the pool of :mod:`convlens.ops.parallel`."""
-    global _POOL
+    global _POOL, _POOL_PID
     with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < count:
+        if _POOL is None or _POOL._max_workers < count or os.getpid() != _POOL_PID:
             _POOL = ThreadPoolExecutor(max_workers=count, thread_name_prefix="convlens-step")
+            _POOL_PID = os.getpid()
         return _POOL
 
 

@@ -40,6 +40,7 @@ MIN_PARALLEL_BYTES = 8 << 20
 MIN_SPLIT_BYTES = 256 << 10
 
 _POOL: ThreadPoolExecutor | None = None
+_POOL_PID = 0  # (the process that made _POOL: a forked child has none of its threads)
 
 
 _here = threading.local()
@@ -106,9 +107,10 @@ def batch_slices(batch: int, parts: int) -> list[slice]:
 
 
 def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
+    global _POOL, _POOL_PID
+    if _POOL is None or os.getpid() != _POOL_PID:  # (after a fork the parent's pool threads do not exist here)
         _POOL = ThreadPoolExecutor(max_workers=num_threads(), thread_name_prefix="convlens")
+        _POOL_PID = os.getpid()
     return _POOL
 
 
