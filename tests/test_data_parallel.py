@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import convlens as cl
-from convlens import data_parallel
+from convlens import data_parallel, step_twins
 from convlens.data_parallel import split_step_threads
 from convlens.ops import parallel
 from convlens.ops.batch_norm_plans import BatchNormPlan
@@ -183,8 +183,8 @@ def test_batch_norm_parts_exchange_their_sums_and_match_the_whole_batch_bit_for_
         gx_ref, gg_ref, gb_ref = plan.backward(g.reshape(-1, 7))
 
         units = [bn if not relu else _bn_relu(bn)]
-        twins = data_parallel._Twins(units, units, parts)
-        twins.exchange = data_parallel._Exchange([(40 * i // parts, 40 * (i + 1) // parts) for i in range(parts)])
+        twins = step_twins.Twins(units, units, parts)
+        twins.exchange = step_twins.Exchange([(40 * i // parts, 40 * (i + 1) // parts) for i in range(parts)])
         outs: list[Any] = [None] * parts
 
         def run(slot: int, twins: Any = twins, outs: list[Any] = outs) -> None:

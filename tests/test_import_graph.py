@@ -28,7 +28,7 @@ FLOORS: list[tuple[str, ...]] = [
         "models", "model", "trainer", "sequential", "functional", "penalties", "model_checks", "fusion",
         "training", "training_data", "checkpoint", "callbacks", "callback_base", "callbacks_files", "callbacks_extra",
         "progbar", "metrics", "optimizers", "saving",
-        "summary_table", "allocator", "utils", "course", "datasets", "inference", "data_parallel",
+        "summary_table", "allocator", "utils", "course", "datasets", "inference", "data_parallel", "step_twins",
     ),
     ("lab", "interop"),
     ("cli", "web", "widgets", "__main__"),

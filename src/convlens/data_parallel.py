@@ -9,9 +9,10 @@ compiled kernels, one BLAS thread, a workspace slot of its own, as ``predict``'s
 
 What makes the two halves one step:
 
-- each thread runs **twins** of the model's stages: shallow copies that share the layers' weights and
-  settings but keep their own forward caches, plans (and so scratch buffers) and gradients, re-synchronised
-  with the layers at every step (:func:`_sync`);
+- each thread runs the model's own forward and backward passes (``Sequential._forward``/``_backward_train``,
+  the Functional ones) through **twins** of its stages (:mod:`convlens.step_twins`): shallow copies that share
+  the layers' weights and settings but keep their own forward caches, plans (and so scratch buffers) and
+  gradients, re-synchronised with the layers at every step (:meth:`~convlens.step_twins.Twins.sync`);
 - the loss and its gradient are computed once, on the whole batch's outputs (so the mean over the batch, the
   sample weights and the reported loss are exactly those of the unsplit step);
 - the weight gradients are the sum of the two halves' (in a fixed order: the same bits on every run; not the
@@ -44,7 +45,6 @@ Shapes:
 
 from __future__ import annotations
 
-import copy
 import os
 import threading
 from collections.abc import Callable
@@ -56,19 +56,10 @@ import numpy as np
 from convlens import blas_threads, switches
 from convlens.inference import _alone, _ours, _sample_bytes, split_threads
 from convlens.layers.base import Layer
-from convlens.ops.batch_norm_jit import (
-    CHUNKS,
-    bn_grad_input,
-    bn_grad_sums,
-    bn_moments,
-    bn_normalize_jit,
-    bn_statistics_sums,
-)
 from convlens.ops.jit import compiled_for
-from convlens.ops.normalization import inverse_std, update_moving
 from convlens.ops.parallel import MIN_SPLIT_BYTES
-from convlens.ops.plan_cache import ShapePlans
-from convlens.penalties import weight_penalty
+from convlens.penalties import ActivityTape, weight_penalty
+from convlens.step_twins import Exchange, Twins
 
 __all__ = ["MAX_PARTS", "MIN_PART_ROWS", "split_step", "split_step_threads"]
 
@@ -113,18 +104,6 @@ per-call caches on the layer (so a twin per thread is safe)."""
 
 _METHODS = ("forward", "backward", "backward_linear", "forward_fused")
 """Methods a twin must run as its own: an object whose instance replaces one of them never splits."""
-
-
-def _layers_of(stage: Any) -> list[Layer]:
-    from convlens.fusion import ConvBatchNorm, FusedBatchNormReLU, FusedConvMaxPool
-
-    if isinstance(stage, FusedConvMaxPool):
-        return [stage.conv, stage.pool]
-    if isinstance(stage, FusedBatchNormReLU):
-        return [stage.bn, stage.relu]
-    if isinstance(stage, ConvBatchNorm):
-        return [stage.conv, *_layers_of(stage.norm)]
-    return [stage]
 
 
 def _splittable_layer(layer: Layer) -> bool:
@@ -194,6 +173,8 @@ class _Facts:
         self.dropouts: list[tuple[Any, tuple[int, ...], np.dtype[Any] | None]] = []
         #: whether every layer's output reaches the loss (else the unsplit step zeroes that layer's grads)
         self.all_reach_the_loss = True
+        #: which unit (stage or graph layer) gives the output: its twins give each part's logits
+        self.output_unit = -1
         if hasattr(model, "stages"):
             shape: tuple[Any, ...] = tuple(model.input_shape)
             dtype: np.dtype[Any] | None = None
@@ -204,6 +185,7 @@ class _Facts:
                     dtype = np.dtype(layer.dtype)
                 shape = tuple(layer.compute_output_shape(shape))
             return
+        self.output_unit = model._nodes.index(model._outputs[0].node)
         inputs = {id(tensor) for tensor in model._inputs}
         needed = {id(model._outputs[0])}
         for node in reversed(model._nodes):
@@ -225,203 +207,17 @@ def _facts(model: Any) -> _Facts:
     return found
 
 
-class _Exchange:
-    """What the two threads of one step share: the barrier, each half's rows, and the Dropout masks."""
-
-    def __init__(self, bounds: list[tuple[int, int]]) -> None:
-        self.barrier = threading.Barrier(len(bounds))
-        self.bounds = bounds
-        self.masks: dict[int, np.ndarray | None] = {}
-
-    def wait(self) -> None:
-        self.barrier.wait()
-
-
-class _SplitDropout:
-    """A thread's ``Dropout``: its rows of the mask drawn for the whole batch before the split."""
-
-    def __init__(self, layer: Any, slot: int, shared: _Twins) -> None:
-        self.layer = layer
-        self.slot = slot
-        self.shared = shared
-        self.name = layer.name
-        self._mask: np.ndarray | None = None
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        whole = self.shared.exchange.masks.get(id(self.layer))
-        if whole is None:
-            self._mask = None
-            return x
-        lo, hi = self.shared.exchange.bounds[self.slot]
-        self._mask = whole[lo:hi]
-        if x.dtype != whole.dtype or x.shape != self._mask.shape:
-            raise RuntimeError(
-                f"{self.layer!r}: the split step expected input {self._mask.shape} {whole.dtype}, got {x.shape} "
-                f"{x.dtype}."
-            )
-        return x * self._mask
-
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        mask, self._mask = self._mask, None
-        return grad_out if mask is None else grad_out * mask
-
-
-class _SplitBatchNorm:
-    """A thread's ``BatchNormalization`` (+ ReLU): whole-batch statistics and channel sums, exchanged at a barrier.
-
-    The first thread updates the moving statistics and writes gamma/beta's gradients into the layer (the sums
-    cover the whole batch: they are not added again).
-    """
-
-    def __init__(self, bn: Any, relu: bool, slot: int, shared: _Twins, sums: dict[str, np.ndarray]) -> None:
-        self.bn = bn
-        self.relu = relu
-        self.slot = slot
-        self.shared = shared
-        self.sums = sums  # (shared by the two threads of this layer: 'shift', 's1', 's2', 'sg', 'sgx', 'rows')
-        self.name = bn.name
-        self._kept: tuple[Any, ...] | None = None
-
-    def _pieces(self, name: str) -> np.ndarray:
-        per = CHUNKS // len(self.sums["rows"])  # (each thread sums its own pieces)
-        return self.sums[name][self.slot * per : (self.slot + 1) * per]
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        bn = self.bn
-        dtype = np.dtype(bn.dtype)
-        x2 = np.ascontiguousarray(x, dtype).reshape(-1, x.shape[-1])
-        channels = x2.shape[1]
-        sums, wait = self.sums, self.shared.exchange.wait
-        sums["rows"][self.slot] = x2.shape[0]
-        if self.slot == 0:
-            sums["shift"][...] = x2[0]
-        wait()  # (the shift and every part's row count are known)
-        bn_statistics_sums(x2, sums["shift"], self._pieces("s1"), self._pieces("s2"))
-        wait()  # (every piece's sums are in)
-        rows = int(sums["rows"].sum())
-        mean64, var64 = bn_moments(sums["s1"], sums["s2"], sums["shift"], rows)
-        mean, var = mean64.astype(dtype), var64.astype(dtype)
-        if self.slot == 0:
-            update_moving(bn.state["moving_mean"], bn.state["moving_variance"], mean, var, bn.momentum)
-        inv_std = inverse_std(var, bn.epsilon, dtype)
-        gamma, beta = bn.params.get("gamma"), bn.params.get("beta")
-        g = np.ones(channels, dtype) if gamma is None else np.ascontiguousarray(gamma, dtype)
-        b = np.zeros(channels, dtype) if beta is None else np.ascontiguousarray(beta, dtype)
-        y = bn_normalize_jit(x2, mean, inv_std, g, b, self.relu)
-        self._kept = (x2, y, mean, inv_std, g, rows, x.shape)
-        return y.reshape(x.shape)
-
-    def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        bn = self.bn
-        if self._kept is None:
-            raise RuntimeError(f"{bn!r}: split backward called without a split forward first.")
-        (x2, y, mean, inv_std, g, rows, shape), self._kept = self._kept, None
-        grad2 = np.ascontiguousarray(grad_out, x2.dtype).reshape(x2.shape)
-        bn_grad_sums(grad2, x2, y, mean, inv_std, self.relu, self._pieces("sg"), self._pieces("sgx"))
-        self.shared.exchange.wait()  # (every piece's sums are in)
-        grad_x, grad_gamma, grad_beta = bn_grad_input(
-            grad2, x2, y, mean, inv_std, g, self.relu, self.sums["sg"], self.sums["sgx"], rows
-        )
-        if self.slot == 0:
-            if bn.scale:
-                bn.grads["gamma"][...] = grad_gamma
-            if bn.center:
-                bn.grads["beta"][...] = grad_beta
-        return grad_x.reshape(shape)
-
-
-_OWN = frozenset({"grads", "_plans"})
-"""A twin layer's own attributes (the rest are the layer's, copied at every step; per-call caches are replaced
-by each forward, never changed in place)."""
-
-
-class _Twins:
-    """The twins of a model's stages for each thread, and the map from each layer to its twins."""
-
-    def __init__(self, key: Any, stages: list[Any], threads: int) -> None:
-        from convlens.fusion import ConvBatchNorm, FusedBatchNormReLU, FusedConvMaxPool
-        from convlens.layers.core import Dropout
-        from convlens.layers.normalization import BatchNormalization
-
-        self.key = key  # (kept: its identity says whether the model restaged since)
-        self.exchange = _Exchange([(0, 0)] * threads)
-        self.pairs: list[tuple[Layer, list[Any]]] = []
-        norms: dict[int, dict[str, np.ndarray]] = {}
-
-        def norm_sums(bn: Any) -> dict[str, np.ndarray]:
-            found = norms.get(id(bn))
-            if found is None:
-                c = int(bn.state["moving_mean"].shape[0])
-                found = norms[id(bn)] = {
-                    "shift": np.zeros(c),
-                    "rows": np.zeros(threads, np.int64),
-                    **{k: np.zeros((CHUNKS, c)) for k in ("s1", "s2", "sg", "sgx")},
-                }
-            return found
-
-        twins_of: dict[int, list[Any]] = {}
-
-        def twin(obj: Any, slot: int) -> Any:
-            if type(obj) is Dropout:
-                return _SplitDropout(obj, slot, self)
-            if type(obj) is BatchNormalization:
-                return _SplitBatchNorm(obj, False, slot, self, norm_sums(obj))
-            if isinstance(obj, FusedBatchNormReLU):
-                return _SplitBatchNorm(obj.bn, True, slot, self, norm_sums(obj.bn))
-            made = copy.copy(obj)
-            if isinstance(obj, (FusedConvMaxPool, ConvBatchNorm)):
-                if hasattr(obj, "_plans"):
-                    made._plans = copy.deepcopy(obj._plans)
-                for name in ("conv", "pool", "norm"):
-                    if hasattr(obj, name):
-                        setattr(made, name, twin(getattr(obj, name), slot))
-                return made
-            made.grads = {}
-            if hasattr(obj, "_plans"):
-                made._plans = copy.deepcopy(obj._plans) if isinstance(obj._plans, ShapePlans) else {}
-            twins_of.setdefault(id(obj), []).append(made)
-            return made
-
-        self.per_thread = [[twin(stage, slot) for stage in stages] for slot in range(threads)]
-        for stage in stages:
-            for layer in _layers_of(stage):
-                if id(layer) in twins_of:
-                    self.pairs.append((layer, twins_of[id(layer)]))
-
-    def sync(self) -> None:
-        """Copy each layer's settings and weights (not its caches, plans or grads) into its twins."""
-        for layer, twins in self.pairs:
-            settings = {k: v for k, v in vars(layer).items() if k not in _OWN}
-            for made in twins:
-                vars(made).update(settings)
-                grads = made.grads
-                for key, value in layer.grads.items():
-                    mine = grads.get(key)
-                    if mine is None or mine.shape != value.shape or mine.dtype != value.dtype:
-                        grads[key] = np.zeros_like(value)
-
-    def add_grads(self) -> None:
-        """Each layer's grads = the sum of its twins' (in thread order)."""
-        for layer, twins in self.pairs:
-            if not layer.trainable:
-                continue
-            for key, out in layer.grads.items():
-                np.add(twins[0].grads[key], twins[1].grads[key], out=out)
-                for more in twins[2:]:
-                    out += more.grads[key]
-
-
-def _twins(model: Any, threads: int) -> _Twins:
+def _twins(model: Any, threads: int) -> Twins:
     key, units = _units(model)  # type: ignore[misc]
-    found: _Twins | None = getattr(model, "_split_twins", None)
+    found: Twins | None = getattr(model, "_split_twins", None)
     if found is None or found.key is not key or len(found.per_thread) != threads:
-        found = _Twins(key, units, threads)
+        found = Twins(key, units, threads)
         model._split_twins = found
     found.sync()
     return found
 
 
-def _draw_masks(model: Any, x: np.ndarray, exchange: _Exchange) -> None:
+def _draw_masks(model: Any, x: np.ndarray, exchange: Exchange) -> None:
     """The whole batch's Dropout masks, drawn in the order the unsplit step draws them."""
     from convlens.ops.dropout import dropout_mask
 
@@ -450,7 +246,7 @@ def _workers(count: int) -> ThreadPoolExecutor:
         return _POOL
 
 
-def _run_parts(work: Callable[[int], None], exchange: _Exchange) -> None:
+def _run_parts(work: Callable[[int], None], exchange: Exchange) -> None:
     """``work(slot)`` for every slot at once, each thread alone in its slot (the calling thread takes the last);
     the first error (not another thread's broken barrier) reaches the caller after every part has stopped."""
     parts = len(exchange.bounds)
@@ -477,37 +273,6 @@ def _run_parts(work: Callable[[int], None], exchange: _Exchange) -> None:
         raise failed[0]
 
 
-def _forward_graph(model: Any, twins: list[Any], x: np.ndarray) -> tuple[np.ndarray, Any]:
-    """A Functional model's training forward on ``x`` through one thread's twins (as ``Functional._run``):
-    the output and the output layer's twin."""
-    values = {id(model._inputs[0]): x}
-    output = model._outputs[0]
-    last = None
-    for node, twin in zip(model._nodes, twins, strict=True):
-        args = [values[id(tensor)] for tensor in node.inputs]
-        values[id(node.output)] = twin.forward(args if node.layer.takes_list else args[0], training=True)
-        if node is output.node:
-            last = twin
-    return values[id(output)], last
-
-
-def _backward_graph(model: Any, twins: list[Any], grad: np.ndarray, fused: bool) -> None:
-    """A Functional model's backward from the loss gradient through one thread's twins (as
-    ``Functional._backward_train``; every layer's output reaches the loss, see :class:`_Facts`)."""
-    output = model._outputs[0]
-    grads: dict[int, np.ndarray] = {id(output): grad}
-    for node, twin in reversed(list(zip(model._nodes, twins, strict=True))):
-        layer = node.layer
-        g = grads.pop(id(node.output))
-        grad_in = twin.backward_linear(g) if fused and node is output.node else twin.backward(g)
-        if not layer.compute_grad_x:
-            continue
-        parts = grad_in if layer.takes_list else [grad_in]
-        for tensor, part in zip(node.inputs, parts, strict=True):
-            key = id(tensor)
-            grads[key] = part if key not in grads else grads[key] + part
-
-
 def split_step(model: Any, x: np.ndarray, y: np.ndarray, sample_weight: Any) -> tuple[float, np.ndarray] | None:
     """A training step's forward and backward (every layer's grads filled, regularizers' gradients included),
     each half of the batch on its own thread: ``(loss, y_pred)``, or None when the step must run unsplit
@@ -521,23 +286,17 @@ def split_step(model: Any, x: np.ndarray, y: np.ndarray, sample_weight: Any) -> 
             return None
         twins = _twins(model, threads)
         bounds = [(n * i // threads, n * (i + 1) // threads) for i in range(threads)]
-        exchange = twins.exchange = _Exchange(bounds)
+        exchange = twins.exchange = Exchange(bounds)
         _draw_masks(model, x, exchange)
         fused = model._fused()
+        last = _facts(model).output_unit
         outs: list[tuple[np.ndarray, np.ndarray]] = [None] * threads  # type: ignore[list-item]
-        graph = getattr(model, "_nodes", None) if not hasattr(model, "stages") else None
 
-        def forward(slot: int) -> None:
+        def forward(slot: int) -> None:  # (the model's own pass, through this thread's twins)
             lo, hi = bounds[slot]
             units = twins.per_thread[slot]
-            if graph is None:
-                h = x[lo:hi]
-                for stage in units:
-                    h = stage.forward(h, training=True)
-                last = units[-1]
-            else:
-                h, last = _forward_graph(model, units, x[lo:hi])
-            outs[slot] = (h, last.pre_activation if fused else h)
+            h = model._forward(x[lo:hi], True, None, units)
+            outs[slot] = (h, units[last].pre_activation if fused else h)
 
         _run_parts(forward, exchange)
         y_pred = np.concatenate([out[0] for out in outs])
@@ -547,13 +306,7 @@ def split_step(model: Any, x: np.ndarray, y: np.ndarray, sample_weight: Any) -> 
 
         def backward(slot: int) -> None:
             lo, hi = bounds[slot]
-            units = twins.per_thread[slot]
-            if graph is not None:
-                _backward_graph(model, units, grad[lo:hi], fused)
-                return
-            g = units[-1].backward_linear(grad[lo:hi]) if fused else units[-1].backward(grad[lo:hi])
-            for stage in reversed(units[:-1]):
-                g = stage.backward(g)
+            model._backward_train(grad[lo:hi], fused, ActivityTape(), twins.per_thread[slot])
 
         _run_parts(backward, exchange)
     twins.add_grads()

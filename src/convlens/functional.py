@@ -177,17 +177,22 @@ class Functional(Model, graph=True):
         outputs = [np.zeros((0, *(s or 0 for s in t.shape[1:])), np.float32) for t in self._outputs]
         return outputs[0] if len(outputs) == 1 else outputs
 
-    def _run(self, arrays: list[np.ndarray], training: bool, tape: ActivityTape | None) -> dict[int, np.ndarray]:
+    def _run(
+        self, arrays: list[np.ndarray], training: bool, tape: ActivityTape | None, units: list[Any] | None = None
+    ) -> dict[int, np.ndarray]:
+        """Every tensor's value (``units``: stand-ins for the nodes' layers, in node order: a thread's twins in a
+        split step)."""
         values = {id(t): a for t, a in zip(self._inputs, arrays, strict=True)}
-        for node in self._nodes:
+        for i, node in enumerate(self._nodes):
+            layer: Any = node.layer if units is None else units[i]
             args = [values[id(t)] for t in node.inputs]
-            out = node.layer.forward(args if node.layer.takes_list else args[0], training=training)  # type: ignore[arg-type]
+            out = layer.forward(args if node.layer.takes_list else args[0], training=training)
             values[id(node.output)] = tape.record(node.layer, out) if tape is not None else out
         return values
 
-    def _forward(self, x: Any, training: bool, tape: ActivityTape | None = None) -> Any:
+    def _forward(self, x: Any, training: bool, tape: ActivityTape | None = None, units: list[Any] | None = None) -> Any:
         arrays = x if isinstance(x, list) else [x]
-        values = self._run(arrays, training, tape)
+        values = self._run(arrays, training, tape, units)
         outputs = [values[id(t)] for t in self._outputs]
         return outputs[0] if len(outputs) == 1 else outputs
 
@@ -199,20 +204,24 @@ class Functional(Model, graph=True):
         logits = self._output_layer().pre_activation if fused else y_pred  # type: ignore[union-attr]
         return y_pred, logits
 
-    def _backward_train(self, grad: np.ndarray, fused: bool, tape: ActivityTape) -> None:
+    def _backward_train(
+        self, grad: np.ndarray, fused: bool, tape: ActivityTape, units: list[Any] | None = None
+    ) -> None:
         grads: dict[int, np.ndarray] = {id(self._outputs[0]): grad}
         output_node = self._outputs[0].node
-        for node in reversed(self._nodes):
+        for i in reversed(range(len(self._nodes))):
+            node = self._nodes[i]
             layer = node.layer
+            unit: Any = layer if units is None else units[i]
             g = grads.pop(id(node.output), None)
             if g is None:  # the output feeds nothing that reaches the loss
-                for value in layer.grads.values():
+                for value in unit.grads.values():
                     value[...] = 0
                 continue
             if fused and node is output_node:
-                grad_in = layer.backward_linear(g)  # type: ignore[attr-defined]
+                grad_in = unit.backward_linear(g)
             else:
-                grad_in = layer.backward(tape.gradient(layer, g))
+                grad_in = unit.backward(tape.gradient(layer, g))
             parts = grad_in if layer.takes_list else [grad_in]
             if not layer.compute_grad_x:
                 continue

@@ -196,8 +196,11 @@ class Sequential(Model):
             self._stages_fuse = fuse
         return self._stages
 
-    def _forward(self, x: np.ndarray, training: bool, tape: ActivityTape | None = None) -> np.ndarray:
-        for stage in self.stages():
+    def _forward(
+        self, x: np.ndarray, training: bool, tape: ActivityTape | None = None, stages: list[Any] | None = None
+    ) -> np.ndarray:
+        """The stages' forward (``stages``: stand-ins for :meth:`stages`, a thread's twins in a split step)."""
+        for stage in self.stages() if stages is None else stages:
             x = stage.forward(x, training=training)
             if tape is not None:
                 tape.record(stage, x)
@@ -211,8 +214,10 @@ class Sequential(Model):
         logits = self.stages()[-1].pre_activation if fused else y_pred
         return y_pred, logits
 
-    def _backward_train(self, grad: np.ndarray, fused: bool, tape: ActivityTape) -> None:
-        stages = self.stages()
+    def _backward_train(
+        self, grad: np.ndarray, fused: bool, tape: ActivityTape, stages: list[Any] | None = None
+    ) -> None:
+        stages = self.stages() if stages is None else stages
         grad = stages[-1].backward_linear(grad) if fused else stages[-1].backward(tape.gradient(stages[-1], grad))
         for stage in reversed(stages[:-1]):
             grad = stage.backward(tape.gradient(stage, grad))

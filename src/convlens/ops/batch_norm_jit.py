@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from convlens.ops.jit import compiled_kernels
+from convlens.ops.normalization import inverse_std
 from convlens.ops.parallel import parallel_ranges
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "bn_grad_sums",
     "bn_moments",
     "bn_normalize_jit",
+    "bn_normalize_with",
     "bn_statistics_jit",
     "bn_statistics_sums",
 ]
@@ -244,6 +246,29 @@ def bn_grad_input(
         4 * x.nbytes,
     )
     return grad_x, grad_gamma, grad_beta
+
+
+def bn_normalize_with(
+    x: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    gamma: np.ndarray | None,
+    beta: np.ndarray | None,
+    epsilon: float,
+    relu: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(y, mean, inv_std, gamma)``: :func:`bn_normalize_jit` with the statistics ``mean``/``var`` (a missing
+    gamma is ones, a missing beta zeros), and what the backward needs of them, in x's dtype.
+
+    Shapes:
+        x, y: (M, C) C-contiguous; mean, var, gamma, beta, inv_std: (C,).
+    """
+    dtype, channels = x.dtype, x.shape[1]
+    inv_std = inverse_std(var, epsilon, dtype)
+    g = np.ones(channels, dtype) if gamma is None else np.ascontiguousarray(gamma, dtype)
+    b = np.zeros(channels, dtype) if beta is None else np.ascontiguousarray(beta, dtype)
+    mean = np.ascontiguousarray(mean)
+    return bn_normalize_jit(x, mean, inv_std, g, b, relu), mean, inv_std, g
 
 
 def bn_backward_jit(

@@ -30,13 +30,12 @@ from typing import Any
 import numpy as np
 
 from convlens.errors import ConfigError, StateError
-from convlens.ops.batch_norm_jit import bn_backward_jit, bn_normalize_jit, bn_statistics_jit
+from convlens.ops.batch_norm_jit import bn_backward_jit, bn_normalize_with, bn_statistics_jit
 from convlens.ops.jit import compiled_for, jit_enabled
 from convlens.ops.normalization import (
     BatchNormCache,
     batch_norm_backward,
     batch_norm_forward,
-    inverse_std,
     update_moving,
 )
 from convlens.ops.strategy import Choice, Explanation, Registry, Rule, Strategy
@@ -136,7 +135,6 @@ class BatchNormCompiled(_BatchNormStrategy):
     def forward(self, x, gamma, beta, moving_mean, moving_variance, momentum, epsilon, training, keep):  # type: ignore[no-untyped-def]
         dtype = self.problem.dtype
         x = np.ascontiguousarray(x, dtype)
-        channels = x.shape[1]
         if training:
             if x.shape[0] == 0:
                 batch_norm_forward(x, gamma, beta, moving_mean, moving_variance, training=True)  # its ShapeError
@@ -146,11 +144,7 @@ class BatchNormCompiled(_BatchNormStrategy):
         else:
             mean = moving_mean.astype(dtype, copy=False)
             var = moving_variance.astype(dtype, copy=False)
-        inv_std = inverse_std(var, epsilon, dtype)
-        g = np.ones(channels, dtype) if gamma is None else np.ascontiguousarray(gamma, dtype)
-        b = np.zeros(channels, dtype) if beta is None else np.ascontiguousarray(beta, dtype)
-        mean = np.ascontiguousarray(mean)
-        y = bn_normalize_jit(x, mean, inv_std, g, b, self.problem.relu)
+        y, mean, inv_std, g = bn_normalize_with(x, mean, var, gamma, beta, epsilon, self.problem.relu)
         self._kept = (training, x, y, mean, inv_std, g, gamma) if keep else None
         return y
 
