@@ -34,6 +34,7 @@ LAYER_CASES: list[tuple[str, str, int, int, int, int, int, int, str, str]] = [
     ("depthwise 3x3 s2 (128, 13x13, 64)", "depthwise", 128, 13, 64, 64, 3, 2, "valid", "linear"),
     ("BatchNorm (128, 32x32, 32)", "batchnorm", 128, 32, 32, 32, 0, 0, "", "linear"),
     ("BatchNorm (128, 13x13, 64)", "batchnorm", 128, 13, 64, 64, 0, 0, "", "linear"),
+    ("average-pool 2x2 (128, 28x28, 6)", "avgpool", 128, 28, 6, 6, 2, 2, "valid", "linear"),
 ]
 
 
@@ -56,7 +57,7 @@ def _names(algorithms: Any) -> str:
 def run_convlens(repeats: int) -> dict[str, Any]:
     from convlens.ops.conv import Conv2DPlan
     from convlens.ops.jit import jit_enabled
-    from convlens.ops.pooling import MaxPool2DPlan
+    from convlens.ops.pooling import AvgPool2DPlan, MaxPool2DPlan
 
     out: dict[str, Any] = {}
     algorithms: dict[str, str] = {}
@@ -98,6 +99,8 @@ def run_convlens(repeats: int) -> dict[str, Any]:
 
         out[label] = _median_ms(layer_step, repeats)
         plan = getattr(layer, "_plan", None)
+        if kind == "avgpool":
+            plan = AvgPool2DPlan(x.shape, k, stride, padding)  # (what the layer's plan chooses)
         algorithms[label] = _names(plan.algorithms) if plan is not None else "-"
     out["algorithms"] = algorithms
     a = rng.standard_normal((2048, 2048), dtype=np.float32)
@@ -112,6 +115,8 @@ def _convlens_layer(kind: str, filters: int, k: int, stride: int, padding: str, 
         return layers.Conv2D(filters, k, strides=stride, padding=padding, activation=activation)
     if kind == "depthwise":
         return layers.DepthwiseConv2D(k, strides=stride, padding=padding, activation=activation)
+    if kind == "avgpool":
+        return layers.AveragePooling2D(k, strides=stride, padding=padding)
     return layers.BatchNormalization()
 
 
@@ -120,6 +125,8 @@ def _torch_layer(kind: str, cin: int, cout: int, k: int, stride: int, padding: s
 
     if kind == "batchnorm":
         return torch.nn.BatchNorm2d(cin, eps=1e-3, momentum=0.01)
+    if kind == "avgpool":
+        return torch.nn.AvgPool2d(k, stride=stride)
     pad = (k - 1) // 2 if padding == "same" else 0  # odd kernels, stride 1 when 'same'
     groups = cin if kind == "depthwise" else 1
     conv = torch.nn.Conv2d(cin, cout, k, stride=stride, padding=pad, groups=groups)

@@ -1,4 +1,4 @@
-"""conv2d forward+backward (input, kernel and bias gradients) and max-pool 2x2 fwd+bwd: convlens vs PyTorch.
+"""conv2d forward+backward (input, kernel and bias gradients), pooling and the zoo's layers: convlens vs PyTorch.
 
 Each contender runs in its own fresh process, interleaved over several rounds; medians are reported.
 Ratio = convlens time / PyTorch channels_last time (<= 1 means convlens is as fast or faster).
@@ -88,7 +88,7 @@ def _flops(case: str, shapes: dict[str, tuple[Any, ...]], layer_cases: list[tupl
         groups = 1
     else:
         found = [c for c in layer_cases if c[0] == case]
-        if not found or found[0][1] == "batchnorm":
+        if not found or found[0][1] in ("batchnorm", "avgpool"):
             return 0.0
         _, kind, n, size, cin, cout, k, stride, padding, _ = found[0]
         groups = cin if kind == "depthwise" else 1

@@ -1,6 +1,6 @@
-"""Numba kernels for 2-D max pooling: the same bits as the NumPy plan, in one pass, on all cores.
+"""Numba kernels for 2-D max and average pooling: the same bits as the NumPy plans, in one pass, on all cores.
 
-:class:`convlens.ops.pooling_plans.MaxPool2DPlan` calls these when :func:`convlens.ops.jit.jit_enabled`
+:class:`convlens.ops.pooling_plans.MaxPool2DPlan` calls the max kernels when :func:`convlens.ops.jit.jit_enabled`
 and the input is float32 or float64; its NumPy code is the reference they must match exactly:
 
 - the max is a running ``np.maximum`` over the window offsets in row-major order (a NaN tap makes
@@ -11,6 +11,14 @@ and the input is float32 or float64; its NumPy code is the reference they must m
 - the backward gives window offset k's cell ``grad_out * (argmax == k)`` (so ``-0.0`` and the NaN
   of ``inf * 0`` come out as in NumPy), assigned when windows cannot overlap, otherwise added to
   zeros offset by offset in k order; cells in no window get zero, padded cells are dropped.
+
+:class:`convlens.ops.pooling_plans.AvgPool2DPlan` calls the average kernels; they match its NumPy code too:
+
+- the window sum is the taps added in row-major offset order (``t0 + t1``, then ``+ t2``, ...; a padded cell
+  adds ``0.0``, as the zero-padded input does), each sum rounded to the dtype, then divided by the window's
+  divisor (its real cells under 'same' padding, else KH*KW) in the dtype;
+- the backward gives every cell of a window ``grad_out / divisor``: assigned when windows cannot overlap,
+  otherwise added to zeros offset by offset in k order; cells in no window get zero.
 
 The kernels below are plain Python (readable, and runnable without Numba, slowly); :func:`_kernels`
 compiles them on first use with ``parallel=True`` (``prange`` over the batch) and ``cache=True``.
@@ -28,7 +36,13 @@ import numpy as np
 from convlens.geometry import WindowGeometry
 from convlens.ops.jit import compiled_kernels, launch
 
-__all__ = ["JIT_DTYPES", "max_pool2d_backward_jit", "max_pool2d_forward_jit"]
+__all__ = [
+    "JIT_DTYPES",
+    "avg_pool2d_backward_jit",
+    "avg_pool2d_forward_jit",
+    "max_pool2d_backward_jit",
+    "max_pool2d_forward_jit",
+]
 
 JIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -149,12 +163,106 @@ def _backward_kernel(
                                     target[c, ch] = g if index[ow, ch] == k else g * zero
 
 
+def _avg_forward_kernel(
+    x: Any, out: Any, divisor: Any, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, zero: Any
+) -> None:  # pragma: no cover - compiled by Numba
+    batch, height, width, channels = x.shape
+    _, out_h, out_w, _ = out.shape
+    taps = kh * kw
+    for n in _prange(batch):
+        for oh in range(out_h):
+            row = out[n, oh]
+            for k in range(taps):
+                r = oh * sh - pt + k // kw
+                inside_rows = 0 <= r < height
+                taps_row = x[n, min(max(r, 0), height - 1)]
+                for ow in range(out_w):
+                    c = ow * sw - pl + k % kw
+                    if inside_rows and 0 <= c < width:
+                        if k == 0:
+                            for ch in range(channels):
+                                row[ow, ch] = taps_row[c, ch]
+                        else:
+                            for ch in range(channels):
+                                row[ow, ch] = row[ow, ch] + taps_row[c, ch]
+                    elif k == 0:
+                        for ch in range(channels):
+                            row[ow, ch] = zero
+                    else:
+                        for ch in range(channels):
+                            row[ow, ch] = row[ow, ch] + zero
+            divisors = divisor[oh]
+            for ow in range(out_w):
+                d = divisors[ow]
+                for ch in range(channels):
+                    row[ow, ch] = row[ow, ch] / d
+
+
+def _avg_backward_kernel(
+    grad_out: Any,
+    divisor: Any,
+    grad_x: Any,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    overlap: bool,
+    covered: bool,
+    zero: Any,
+) -> None:  # pragma: no cover - compiled by Numba
+    batch, height, width, channels = grad_x.shape
+    _, out_h, out_w, _ = grad_out.shape
+    taps = kh * kw
+    for n in _prange(batch):
+        if not covered:
+            for r in range(height):
+                for c in range(width):
+                    for ch in range(channels):
+                        grad_x[n, r, c, ch] = zero
+        if overlap:
+            # Offset by offset, as the NumPy reference adds them (the same rounding).
+            for k in range(taps):
+                for oh in range(out_h):
+                    r = oh * sh - pt + k // kw
+                    if r < 0 or r >= height:
+                        continue
+                    target = grad_x[n, r]
+                    grads = grad_out[n, oh]
+                    divisors = divisor[oh]
+                    for ow in range(out_w):
+                        c = ow * sw - pl + k % kw
+                        if 0 <= c < width:
+                            d = divisors[ow]
+                            for ch in range(channels):
+                                target[c, ch] += grads[ow, ch] / d
+        else:
+            # Every cell is in at most one window: write it once.
+            for oh in range(out_h):
+                grads = grad_out[n, oh]
+                divisors = divisor[oh]
+                for i in range(kh):
+                    r = oh * sh - pt + i
+                    if r < 0 or r >= height:
+                        continue
+                    target = grad_x[n, r]
+                    for ow in range(out_w):
+                        d = divisors[ow]
+                        for j in range(kw):
+                            c = ow * sw - pl + j
+                            if 0 <= c < width:
+                                for ch in range(channels):
+                                    target[c, ch] = grads[ow, ch] / d
+
+
 _KERNELS: tuple[Any, ...] | None = None
 
 
 def _kernels() -> tuple[Any, ...]:
-    """The compiled (forward, backward) kernels; imports Numba on the first call."""
-    return compiled_kernels(globals(), (_forward_kernel, _backward_kernel))
+    """The compiled (max forward, max backward, average forward, average backward) kernels; imports Numba on
+    the first call."""
+    return compiled_kernels(globals(), (_forward_kernel, _backward_kernel, _avg_forward_kernel, _avg_backward_kernel))
 
 
 def _layout(geometry: WindowGeometry) -> tuple[int, int, int, int, int, int]:
@@ -172,7 +280,7 @@ def max_pool2d_forward_jit(x: np.ndarray, geometry: WindowGeometry, out: np.ndar
     Shapes:
         x: (N, H, W, C); out, argmax: (N, OH, OW, C), OH from ``geometry``
     """
-    forward, _ = _kernels()
+    forward = _kernels()[0]
     x = np.ascontiguousarray(x)
     keep = argmax is not None
     index = argmax if argmax is not None else np.empty((0, 0, 0, 0), np.uint8)
@@ -187,16 +295,60 @@ def max_pool2d_backward_jit(
     Shapes:
         grad_out, argmax: (N, OH, OW, C); returns (N, H, W, C), H and W from ``geometry.input_size``
     """
-    _, backward = _kernels()
+    backward = _kernels()[1]
     dtype = np.dtype(dtype)
     grad = np.ascontiguousarray(grad_out, dtype)
     index = np.ascontiguousarray(argmax)
+    overlap, covered = _coverage(geometry)
+    grad_x = np.empty((batch, *geometry.input_size, channels), dtype)
+    launch(backward, grad, index, grad_x, *_layout(geometry), overlap, covered, dtype.type(0))
+    return grad_x
+
+
+def _coverage(geometry: WindowGeometry) -> tuple[bool, bool]:
+    """(windows overlap, every input cell lies in exactly one window: no zero fill needed before the writes)."""
     (height, width), (kh, kw), (sh, sw) = geometry.input_size, geometry.kernel_size, geometry.strides
     overlap = sh < kh or sw < kw
-    # Every input cell lies in some window: no zero fill needed before the writes.
     covered = (
         not overlap and (sh, sw) == (kh, kw) and not geometry.is_padded and tuple(geometry.used_size) == (height, width)
     )
-    grad_x = np.empty((batch, height, width, channels), dtype)
-    launch(backward, grad, index, grad_x, *_layout(geometry), overlap, covered, dtype.type(0))
+    return overlap, covered
+
+
+def avg_pool2d_forward_jit(x: np.ndarray, geometry: WindowGeometry, divisor: np.ndarray) -> np.ndarray:
+    """Fresh window means of ``x``: the taps' sum in offset order divided by ``divisor`` (x's dtype).
+
+    Shapes:
+        x: (N, H, W, C); divisor: (OH, OW), each window's real cells; returns (N, OH, OW, C)
+    """
+    forward = _kernels()[2]
+    x = np.ascontiguousarray(x)
+    out = np.empty((x.shape[0], *geometry.output_size, x.shape[3]), x.dtype)
+    launch(forward, x, out, np.ascontiguousarray(divisor, x.dtype), *_layout(geometry), x.dtype.type(0))
+    return out
+
+
+def avg_pool2d_backward_jit(
+    grad_out: np.ndarray, divisor: np.ndarray, geometry: WindowGeometry, batch: int, channels: int, dtype: Any
+) -> np.ndarray:
+    """Fresh gradient (N, H, W, C) of ``dtype``: each window's cells get ``grad_out / divisor``.
+
+    Shapes:
+        grad_out: (N, OH, OW, C); divisor: (OH, OW); returns (N, H, W, C), H and W from ``geometry.input_size``
+    """
+    backward = _kernels()[3]
+    dtype = np.dtype(dtype)
+    grad = np.ascontiguousarray(grad_out, dtype)
+    overlap, covered = _coverage(geometry)
+    grad_x = np.empty((batch, *geometry.input_size, channels), dtype)
+    launch(
+        backward,
+        grad,
+        np.ascontiguousarray(divisor, dtype),
+        grad_x,
+        *_layout(geometry),
+        overlap,
+        covered,
+        dtype.type(0),
+    )
     return grad_x

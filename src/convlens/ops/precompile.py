@@ -23,7 +23,7 @@ from convlens.ops.batch_norm_plans import BatchNormPlan
 from convlens.ops.conv_plan import Conv2DPlan
 from convlens.ops.fused import ConvMaxPoolPlan
 from convlens.ops.jit import compiled_for, threadsafe_launches
-from convlens.ops.pooling_plans import MaxPool2DPlan
+from convlens.ops.pooling_plans import AvgPool2DPlan, MaxPool2DPlan
 
 __all__ = ["precompile"]
 
@@ -45,6 +45,12 @@ def _depthwise(dtype: Any) -> None:
 def _pool(dtype: Any) -> None:
     x = np.ones((2, 4, 4, 2), dtype)
     plan = MaxPool2DPlan(x.shape, (2, 2), algorithm="max_pool_compiled")
+    plan.backward(plan.forward(x))
+
+
+def _avg_pool(dtype: Any) -> None:
+    x = np.ones((2, 4, 4, 2), dtype)
+    plan = AvgPool2DPlan(x.shape, (2, 2), algorithm="avg_pool_compiled")
     plan.backward(plan.forward(x))
 
 
@@ -75,6 +81,7 @@ STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("winograd transforms", lambda dtype: _conv(dtype, 2, "winograd")),  # 6.4
     ("fused stage, direct kernels", lambda dtype: _fused(dtype, "conv_pool_direct")),  # 6.4
     ("max pooling", _pool),  # 3.6
+    ("average pooling", _avg_pool),  # 2.8
     ("im2col + col2im", lambda dtype: _conv(dtype, 2, {"forward": "im2col", "input_grad": "col2im"})),  # 1.7
     ("fused stage, GEMM path", lambda dtype: _fused(dtype, "conv_pool_gemm")),  # 1.8
     ("depthwise convolution", _depthwise),  # 1.4
