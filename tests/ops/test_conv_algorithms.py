@@ -287,13 +287,12 @@ def test_winograd_blocked_rows(threads: str, jit: str, expected: str, monkeypatc
 )
 @pytest.mark.parametrize("jit", ["1", "0"])
 def test_direct_rows(case: Case, compiled: str, numpy: str, jit: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Few channels and at most 8 filters, stride 1: the direct forward, the transposed im2col's kernel gradient."""
+    """Few channels and at most 8 filters, stride 1: the direct forward and kernel gradient."""
     monkeypatch.setenv("CONVLENS_JIT", jit)
     chosen = auto(case)
     expected = compiled if compiled_for(np.float32) else numpy
     assert chosen.forward == expected
-    if expected == "direct_compiled":
-        assert chosen.kernel_grad == "im2col_channels_first"
+    assert chosen.kernel_grad == expected
 
 
 @pytest.mark.parametrize(("jit", "expected"), [("1", "depthwise_compiled"), ("0", "depthwise")])
@@ -462,4 +461,52 @@ def test_direct_compiled_groups_every_kernel_width(width: int) -> None:
             case = make_case((2, 9, 21, 2), (2, width, 2, 3), padding="same", dilation=(1, dilation))
             x, kernel, bias = _arrays(case, width, np.float32)
             plan = forced_plan("direct_compiled", case, np.float32)
-            close(plan.forward(x, kernel, bias), case.reference(x, kernel, bias), 2e-5)
+            expected = case.reference(x, kernel, bias)
+            close(plan.forward(x, kernel, bias), expected, 2e-5)
+            grad_out = np.random.default_rng(width).standard_normal(expected.shape).astype(np.float32)
+            grads = plan.backward(grad_out, x, kernel)
+            _, grad_kernel, grad_bias = case.reference_backward(grad_out, x, kernel)
+            close(grads.kernel, grad_kernel, 2e-5)
+            close(grads.bias, grad_bias, 2e-5)
+
+
+@pytest.mark.parametrize("filters", [1, 2, 5, 8])
+def test_direct_compiled_kernel_grad_bits_do_not_depend_on_threads(
+    filters: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel gradient adds one partial sum per fixed batch chunk in order: 1 and 2 threads give the same
+    bits; every filter count (pairs and a lone last filter) and a batch smaller than the chunks agree with the
+    loop reference."""
+    require("numba")
+    from convlens.ops import direct_jit
+    from convlens.ops.direct_jit import CHUNKS, direct_kernel_grad_jit
+
+    pieces: list[tuple[int, int]] = []
+    split = direct_jit.parallel_ranges
+
+    def spy(work: Any, total: int, nbytes: int) -> None:
+        def piece(lo: int, hi: int) -> None:
+            pieces.append((lo, hi))
+            work(lo, hi)
+
+        split(piece, total, nbytes)
+
+    monkeypatch.setattr(direct_jit, "parallel_ranges", spy)
+    with _compiled_on("direct_compiled"):
+        for batch in (3, 2 * CHUNKS + 3):
+            case = make_case((batch, 11, 10, 2), (5, 5, 2, filters), padding="same")
+            x, kernel, _ = _arrays(case, filters, np.float32)
+            plan = forced_plan("direct_compiled", case, np.float32)
+            grad_out = np.random.default_rng(batch).standard_normal(plan.output_shape).astype(np.float32)
+            results = []
+            for threads in ("1", "2"):
+                monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
+                monkeypatch.setattr("convlens.ops.parallel.MIN_SPLIT_BYTES", 0)
+                pieces.clear()
+                results.append(direct_kernel_grad_jit(x, grad_out, plan.geometry, case.kernel_shape))
+                assert len(pieces) == min(int(threads), batch, CHUNKS)
+            for one, two in zip(*results, strict=True):
+                np.testing.assert_array_equal(one, two)
+            _, grad_kernel, grad_bias = case.reference_backward(grad_out, x, kernel)
+            close(results[0][0], grad_kernel, 2e-5)
+            close(results[0][1], grad_bias, 2e-5)

@@ -28,12 +28,12 @@ def test_every_kernel_compiles_for_float32(monkeypatch: pytest.MonkeyPatch) -> N
         "float32 fused stage, direct kernels",
         "float32 max pooling",
         "float32 average pooling",
+        "float32 direct convolution",
         "float32 im2col + col2im",
         "float32 fused stage, GEMM path",
         "float32 depthwise convolution",
         "float32 batch norm",
         "float32 im2col into a plain buffer",
-        "float32 direct convolution",
         "float32 threading layer probe",
     ]
     kernels = [*windows_jit.kernels(), *winograd_jit.kernels(), *pooling_jit._kernels(), *fused_jit._kernels()]

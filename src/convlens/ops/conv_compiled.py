@@ -6,7 +6,7 @@ name                   roles                     what it does
 ====================== ========================= =====================================================
 depthwise_compiled     all three                 :class:`Depthwise` as kernels: one pass per role
 winograd_blocked       all three                 :class:`Winograd` a few images at a time, tiles in cache
-direct_compiled        forward                   the convolution from shifted image planes, no im2col
+direct_compiled        forward, kernel_grad      the convolution from shifted image planes, no im2col
 ====================== ========================= =====================================================
 
 Each applies only where compiled kernels run for its dtype (Numba installed, ``CONVLENS_JIT`` not 0, the
@@ -22,7 +22,7 @@ import numpy as np
 
 from convlens.ops.conv_algorithms import ConvProblem, ConvStrategy, Depthwise, Grads, Winograd, needs_one_group
 from convlens.ops.depthwise_jit import depthwise_forward_jit, depthwise_input_grad_jit, depthwise_kernel_grad_jit
-from convlens.ops.direct_jit import direct_forward_jit
+from convlens.ops.direct_jit import direct_forward_jit, direct_kernel_grad_jit
 from convlens.ops.jit import compiled_for
 from convlens.ops.windows import Workspace
 from convlens.ops.winograd_blocked import WinogradBlockedConv
@@ -113,11 +113,15 @@ class WinogradBlocked(ConvStrategy):
 
 
 class DirectCompiled(ConvStrategy):
-    """The forward of few-channel, few-filter convolutions as one Numba kernel (ops/direct_jit.py)."""
+    """The forward and kernel gradient of few-channel, few-filter convolutions as Numba kernels
+    (ops/direct_jit.py)."""
 
     name = "direct_compiled"
-    roles = ("forward",)
-    summary = "direct convolution from shifted, zero-padded image planes (stride 1): no im2col, no thin GEMM"
+    roles = ("forward", "kernel_grad")
+    summary = (
+        "direct convolution from shifted, zero-padded image planes (stride 1): no im2col, no thin GEMM; the kernel "
+        "gradient as dot products of those planes with grad_out's"
+    )
     measured = "see the selection table"
 
     @classmethod
@@ -130,6 +134,11 @@ class DirectCompiled(ConvStrategy):
         x = np.ascontiguousarray(x, self.dtype)
         k = np.ascontiguousarray(kernel, self.dtype)
         return direct_forward_jit(x, k, bias, self.problem.geometry, self.problem.output_shape)
+
+    def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
+        x = np.ascontiguousarray(x, self.dtype)
+        g = np.ascontiguousarray(grad_out, self.dtype)
+        return direct_kernel_grad_jit(x, g, self.problem.geometry, self.problem.kernel_shape)
 
 
 #: The compiled convolution strategies, in the order ``conv_algorithms()`` lists them (after the NumPy ones).

@@ -82,12 +82,12 @@ STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("fused stage, direct kernels", lambda dtype: _fused(dtype, "conv_pool_direct")),  # 6.4
     ("max pooling", _pool),  # 3.6
     ("average pooling", _avg_pool),  # 2.8
+    ("direct convolution", lambda dtype: _conv(dtype, 2, {"forward": "direct_compiled"})),  # 1.7
     ("im2col + col2im", lambda dtype: _conv(dtype, 2, {"forward": "im2col", "input_grad": "col2im"})),  # 1.7
     ("fused stage, GEMM path", lambda dtype: _fused(dtype, "conv_pool_gemm")),  # 1.8
     ("depthwise convolution", _depthwise),  # 1.4
     ("batch norm", _batch_norm),  # 0.8
     ("im2col into a plain buffer", lambda dtype: _conv(dtype, 2, "grouped_gemm")),  # 0.7
-    ("direct convolution", lambda dtype: _conv(dtype, 2, {"forward": "direct_compiled"})),  # 0.9
     ("threading layer probe", lambda dtype: _probe()),  # 0.3
 )
 
