@@ -170,32 +170,39 @@ def _avg_forward_kernel(
     _, out_h, out_w, _ = out.shape
     taps = kh * kw
     for n in _prange(batch):
+        image = x[n]
         for oh in range(out_h):
             row = out[n, oh]
-            for k in range(taps):
-                r = oh * sh - pt + k // kw
-                inside_rows = 0 <= r < height
-                taps_row = x[n, min(max(r, 0), height - 1)]
-                for ow in range(out_w):
-                    c = ow * sw - pl + k % kw
-                    if inside_rows and 0 <= c < width:
-                        if k == 0:
-                            for ch in range(channels):
-                                row[ow, ch] = taps_row[c, ch]
-                        else:
-                            for ch in range(channels):
-                                row[ow, ch] = row[ow, ch] + taps_row[c, ch]
-                    elif k == 0:
+            divisors = divisor[oh]
+            r0 = oh * sh - pt
+            rows_inside = r0 >= 0 and r0 + kh <= height
+            for ow in range(out_w):
+                c0 = ow * sw - pl
+                d = divisors[ow]
+                if rows_inside and c0 >= 0 and c0 + kw <= width:  # (the whole window inside: no checks)
+                    if kh == 2 and kw == 2:
+                        top, bottom = image[r0], image[r0 + 1]
                         for ch in range(channels):
-                            row[ow, ch] = zero
+                            acc = top[c0, ch] + top[c0 + 1, ch]
+                            acc = acc + bottom[c0, ch]
+                            row[ow, ch] = (acc + bottom[c0 + 1, ch]) / d
                     else:
                         for ch in range(channels):
-                            row[ow, ch] = row[ow, ch] + zero
-            divisors = divisor[oh]
-            for ow in range(out_w):
-                d = divisors[ow]
-                for ch in range(channels):
-                    row[ow, ch] = row[ow, ch] / d
+                            acc = image[r0, c0, ch]
+                            for j in range(1, kw):
+                                acc = acc + image[r0, c0 + j, ch]
+                            for i in range(1, kh):
+                                for j in range(kw):
+                                    acc = acc + image[r0 + i, c0 + j, ch]
+                            row[ow, ch] = acc / d
+                else:  # (padded cells add 0.0 in their turn, as the reference's zero-padded taps)
+                    for ch in range(channels):
+                        acc = zero
+                        for k in range(taps):
+                            r, c = r0 + k // kw, c0 + k % kw
+                            v = image[r, c, ch] if 0 <= r < height and 0 <= c < width else zero
+                            acc = v if k == 0 else acc + v
+                        row[ow, ch] = acc / d
 
 
 def _avg_backward_kernel(
@@ -238,12 +245,34 @@ def _avg_backward_kernel(
                             for ch in range(channels):
                                 target[c, ch] += grads[ow, ch] / d
         else:
-            # Every cell is in at most one window: write it once.
+            # Every cell is in at most one window: write it once (each window's share divided once).
             for oh in range(out_h):
                 grads = grad_out[n, oh]
                 divisors = divisor[oh]
+                r0 = oh * sh - pt
+                if kh == 2 and kw == 2 and r0 >= 0 and r0 + 2 <= height:
+                    top, bottom = grad_x[n, r0], grad_x[n, r0 + 1]
+                    for ow in range(out_w):
+                        c0 = ow * sw - pl
+                        d = divisors[ow]
+                        if c0 >= 0 and c0 + 2 <= width:
+                            for ch in range(channels):
+                                v = grads[ow, ch] / d
+                                top[c0, ch] = v
+                                top[c0 + 1, ch] = v
+                                bottom[c0, ch] = v
+                                bottom[c0 + 1, ch] = v
+                        else:
+                            for j in range(2):
+                                c = c0 + j
+                                if 0 <= c < width:
+                                    for ch in range(channels):
+                                        v = grads[ow, ch] / d
+                                        top[c, ch] = v
+                                        bottom[c, ch] = v
+                    continue
                 for i in range(kh):
-                    r = oh * sh - pt + i
+                    r = r0 + i
                     if r < 0 or r >= height:
                         continue
                     target = grad_x[n, r]
