@@ -80,9 +80,9 @@ def _batch_norm(dtype: Any) -> None:
 STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("winograd transforms", lambda dtype: _conv(dtype, 2, "winograd")),  # 6.4
     ("fused stage, direct kernels", lambda dtype: _fused(dtype, "conv_pool_direct")),  # 6.4
+    ("average pooling", _avg_pool),  # 4.9
     ("max pooling", _pool),  # 3.6
-    ("average pooling", _avg_pool),  # 2.8
-    ("direct convolution", lambda dtype: _conv(dtype, 2, {"forward": "direct_compiled"})),  # 1.7
+    ("direct convolution", lambda dtype: _conv(dtype, 2, {"forward": "direct_compiled"})),  # 2.7
     ("im2col + col2im", lambda dtype: _conv(dtype, 2, {"forward": "im2col", "input_grad": "col2im"})),  # 1.7
     ("fused stage, GEMM path", lambda dtype: _fused(dtype, "conv_pool_gemm")),  # 1.8
     ("depthwise convolution", _depthwise),  # 1.4
