@@ -39,10 +39,7 @@ def assert_paths_agree(x: np.ndarray, grad: np.ndarray, pool: Any, strides: Any,
 
 @st.composite
 def cases(draw: Any, dtype: Any = np.float32) -> tuple[Any, ...]:
-    pool = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    padding = draw(st.sampled_from(["valid", "same"]))
-    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 7)), draw(st.integers(1, 7)), draw(st.integers(1, 7)))
+    shape, pool, strides, padding = ref.draw_geometry(draw, max_channels=7)
     # Signed zeros (a padded cell adds +0.0), values whose sums round, specials.
     values = draw(
         st.sampled_from(
@@ -88,17 +85,7 @@ def test_signed_zeros_and_padding() -> None:
     assert not np.signbit(out[0, 1, 1]).any()  # one real cell, three padded
 
 
-@pytest.mark.parametrize(
-    ("shape", "pool", "strides", "padding"),
-    [
-        ((2, 6, 6, 3), (2, 2), None, "valid"),
-        ((2, 7, 5, 2), (2, 2), None, "same"),
-        ((1, 7, 8, 2), (3, 3), (2, 2), "same"),
-        ((1, 6, 7, 6), (3, 2), (1, 2), "valid"),
-        ((1, 9, 9, 2), (2, 2), (3, 3), "valid"),
-        ((1, 4, 4, 2), (4, 4), (1, 1), "same"),
-    ],
-)
+@pytest.mark.parametrize(("shape", "pool", "strides", "padding"), ref.PINNED_CASES)
 @pytest.mark.parametrize("algorithm", AVG_POOL_REGISTRY.names())
 def test_each_algorithm_matches_loop_reference(
     algorithm: str, shape: Any, pool: Any, strides: Any, padding: str, rng: Any

@@ -55,10 +55,7 @@ def assert_paths_agree(monkeypatch, x, grad, pool, strides, padding, **kw):
 
 @st.composite
 def cases(draw, dtype=np.float32):
-    pool = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    padding = draw(st.sampled_from(["valid", "same"]))
-    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 7)), draw(st.integers(1, 7)), draw(st.integers(1, 4)))
+    shape, pool, strides, padding = ref.draw_geometry(draw, max_channels=4)
     # Small integers: many ties; zeros as after ReLU; specials where asked.
     pool_of_values = draw(
         st.sampled_from([[-1.0, 0.0, 1.0, 2.0], [0.0], [0.0, -0.0, 1.0], [-np.inf, 0.0, 1.0], [np.nan, 1.0, -np.inf]])
@@ -92,17 +89,7 @@ def check_bits(case):
         assert_paths_agree(monkeypatch, x, grad, pool, strides, padding)
 
 
-@pytest.mark.parametrize(
-    ("shape", "pool", "strides", "padding"),
-    [
-        ((2, 6, 6, 3), (2, 2), None, "valid"),
-        ((2, 7, 5, 2), (2, 2), None, "same"),
-        ((1, 7, 8, 2), (3, 3), (2, 2), "same"),
-        ((1, 6, 7, 2), (3, 2), (1, 2), "valid"),
-        ((1, 9, 9, 2), (2, 2), (3, 3), "valid"),
-        ((1, 4, 4, 2), (4, 4), (1, 1), "same"),
-    ],
-)
+@pytest.mark.parametrize(("shape", "pool", "strides", "padding"), ref.PINNED_CASES)
 @pytest.mark.parametrize("algorithm", MAX_POOL_REGISTRY.names())
 def test_each_algorithm_matches_loop_reference(algorithm, shape, pool, strides, padding, rng):
     x = rng.standard_normal(shape).astype(np.float32)

@@ -10,8 +10,36 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
+from hypothesis import strategies as st
+
+#: (shape, pool, strides, padding) pinned for every pooling algorithm: 'same' with odd sizes, windows wider
+#: than the stride (overlapping), narrower (skipped cells), and a window as large as the input.
+PINNED_CASES: list[tuple[Any, ...]] = [
+    ((2, 6, 6, 3), (2, 2), None, "valid"),
+    ((2, 7, 5, 2), (2, 2), None, "same"),
+    ((1, 7, 8, 2), (3, 3), (2, 2), "same"),
+    ((1, 6, 7, 6), (3, 2), (1, 2), "valid"),
+    ((1, 9, 9, 2), (2, 2), (3, 3), "valid"),
+    ((1, 4, 4, 2), (4, 4), (1, 1), "same"),
+]
+
+
+def draw_geometry(draw: Any, max_channels: int) -> tuple[Any, ...]:
+    """(shape, pool, strides, padding) drawn for a hypothesis case (windows and strides of 1-3, inputs up to
+    3x7x7 with up to ``max_channels`` channels)."""
+    pool = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    strides = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = draw(st.sampled_from(["valid", "same"]))
+    shape = (
+        draw(st.integers(1, 3)),
+        draw(st.integers(1, 7)),
+        draw(st.integers(1, 7)),
+        draw(st.integers(1, max_channels)),
+    )
+    return shape, pool, strides, padding
 
 
 def axis_windows(size: int, pool: int, stride: int, padding: str) -> list[list[int]]:
