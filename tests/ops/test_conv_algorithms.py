@@ -478,11 +478,11 @@ def test_direct_compiled_kernel_grad_bits_do_not_depend_on_threads(
     bits; every filter count (pairs and a lone last filter) and a batch smaller than the chunks agree with the
     loop reference."""
     require("numba")
-    from convlens.ops import direct_jit
+    from convlens.ops import parallel
     from convlens.ops.direct_jit import CHUNKS, direct_kernel_grad_jit
 
     pieces: list[tuple[int, int]] = []
-    split = direct_jit.parallel_ranges
+    split = parallel.parallel_ranges
 
     def spy(work: Any, total: int, nbytes: int) -> None:
         def piece(lo: int, hi: int) -> None:
@@ -491,7 +491,7 @@ def test_direct_compiled_kernel_grad_bits_do_not_depend_on_threads(
 
         split(piece, total, nbytes)
 
-    monkeypatch.setattr(direct_jit, "parallel_ranges", spy)
+    monkeypatch.setattr(parallel, "parallel_ranges", spy)  # (what kernel_grad_over_chunks calls)
     with _compiled_on("direct_compiled"):
         for batch in (3, 2 * CHUNKS + 3):
             case = make_case((batch, 11, 10, 2), (5, 5, 2, filters), padding="same")

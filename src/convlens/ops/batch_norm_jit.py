@@ -31,7 +31,7 @@ import numpy as np
 
 from convlens.ops.jit import compiled_kernels
 from convlens.ops.normalization import inverse_std
-from convlens.ops.parallel import parallel_ranges
+from convlens.ops.parallel import chunk_bounds, parallel_ranges
 
 __all__ = [
     "CHUNKS",
@@ -144,7 +144,7 @@ def bn_statistics_sums(x: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.
     """
     kernel = _kernels()[0]
     pieces = s1.shape[0]
-    bounds = np.array([x.shape[0] * i // pieces for i in range(pieces + 1)], np.int64)
+    bounds = chunk_bounds(x.shape[0], pieces)
     parallel_ranges(lambda t0, t1: kernel(x, shift, bounds, t0, t1, s1, s2), pieces, x.nbytes)
 
 
@@ -209,7 +209,7 @@ def bn_grad_sums(
     """
     sums = _kernels()[2]
     pieces = sg.shape[0]
-    bounds = np.array([x.shape[0] * i // pieces for i in range(pieces + 1)], np.int64)
+    bounds = chunk_bounds(x.shape[0], pieces)
     parallel_ranges(
         lambda t0, t1: sums(grad_out, x, y, mean, inv_std, relu, bounds, t0, t1, sg, sgx), pieces, 3 * x.nbytes
     )

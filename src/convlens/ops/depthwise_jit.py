@@ -28,7 +28,7 @@ import numpy as np
 
 from convlens.geometry import WindowGeometry
 from convlens.ops.jit import compiled_kernels
-from convlens.ops.parallel import forward_over_batch, parallel_ranges
+from convlens.ops.parallel import forward_over_batch, kernel_grad_over_chunks, parallel_ranges
 
 __all__ = ["CHUNKS", "depthwise_forward_jit", "depthwise_input_grad_jit", "depthwise_kernel_grad_jit"]
 
@@ -181,20 +181,8 @@ def depthwise_kernel_grad_jit(
     Shapes:
         x: (N, H, W, C) and grad_out C-contiguous of one dtype.
     """
-    kernel_grad = _kernels()[1]
     (kh, kw), filters = geometry.kernel_size, grad_out.shape[3]
-    batch = x.shape[0]
-    chunks = max(1, min(CHUNKS, batch))
-    parts = np.empty((chunks, kh, kw, filters), x.dtype)
-    bias_parts = np.empty((chunks, filters), x.dtype)
-    bounds = np.array([batch * i // chunks for i in range(chunks + 1)], np.int64)
-    layout = _layout(geometry)
-    parallel_ranges(
-        lambda t0, t1: kernel_grad(x, grad_out, parts, bias_parts, bounds, t0, t1, *layout),
-        chunks,
-        x.nbytes + grad_out.nbytes,
-    )
-    return parts.sum(axis=0), bias_parts.sum(axis=0)
+    return kernel_grad_over_chunks(_kernels()[1], x, grad_out, (kh, kw, filters), CHUNKS, _layout(geometry))
 
 
 def depthwise_input_grad_jit(

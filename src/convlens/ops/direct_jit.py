@@ -36,7 +36,7 @@ import numpy as np
 
 from convlens.geometry import WindowGeometry
 from convlens.ops.jit import compiled_kernels
-from convlens.ops.parallel import forward_over_batch, parallel_ranges
+from convlens.ops.parallel import forward_over_batch, kernel_grad_over_chunks
 
 __all__ = ["CHUNKS", "direct_forward_jit", "direct_kernel_grad_jit"]
 
@@ -252,17 +252,5 @@ def direct_kernel_grad_jit(
     Shapes:
         x: (N, H, W, C) and grad_out: (N, OH, OW, F), C-contiguous of one dtype.
     """
-    kernel_grad = _kernels()[1]
-    batch = x.shape[0]
-    chunks = max(1, min(CHUNKS, batch))
-    parts = np.empty((chunks, *kernel_shape), x.dtype)
-    bias_parts = np.empty((chunks, kernel_shape[3]), x.dtype)
-    bounds = np.array([batch * i // chunks for i in range(chunks + 1)], np.int64)
-    layout = _layout(geometry)
-    zero = x.dtype.type(0)
-    parallel_ranges(
-        lambda t0, t1: kernel_grad(x, grad_out, parts, bias_parts, bounds, t0, t1, *layout, zero),
-        chunks,
-        x.nbytes + grad_out.nbytes,
-    )
-    return parts.sum(axis=0), bias_parts.sum(axis=0)
+    tail = (*_layout(geometry), x.dtype.type(0))
+    return kernel_grad_over_chunks(_kernels()[1], x, grad_out, tuple(kernel_shape), CHUNKS, tail)

@@ -25,7 +25,9 @@ __all__ = [
     "MIN_SPLIT_BYTES",
     "alone_here",
     "batch_slices",
+    "chunk_bounds",
     "forward_over_batch",
+    "kernel_grad_over_chunks",
     "num_threads",
     "parallel_over_batch",
     "parallel_ranges",
@@ -167,3 +169,41 @@ def forward_over_batch(
     b = np.zeros(out_shape[-1], x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
     parallel_ranges(lambda lo, hi: forward(x, kernel, b, out, lo, hi, *layout), x.shape[0], x.nbytes + out.nbytes)
     return out
+
+
+def chunk_bounds(rows: int, chunks: int) -> np.ndarray:
+    """(chunks + 1,) int64: where each of ``chunks`` near-equal pieces of ``range(rows)`` starts, then ``rows``.
+
+    >>> chunk_bounds(10, 4).tolist()
+    [0, 2, 5, 7, 10]
+    """
+    return np.array([rows * i // chunks for i in range(chunks + 1)], np.int64)
+
+
+def kernel_grad_over_chunks(
+    kernel_grad: Callable[..., object],
+    x: Any,
+    grad_out: Any,
+    kernel_shape: tuple[int, ...],
+    chunks: int,
+    tail: tuple[Any, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(grad_kernel, grad_bias)`` summed from the partial sums of a compiled serial kernel
+    ``kernel_grad(x, grad_out, parts, bias_parts, bounds, t0, t1, *tail)`` that fills ``parts[t]`` and
+    ``bias_parts[t]`` for the batch chunks ``t0 <= t < t1``. The batch is cut into ``chunks`` fixed pieces
+    (fewer for a smaller batch) whatever the threads, ranges of chunks go to the threads, and the partials are
+    added in chunk order: the bits do not depend on the number of threads.
+
+    Shapes:
+        x: (N, ...); grad_out: (N, ..., F); grad_kernel: ``kernel_shape``; grad_bias: (F,) = kernel_shape[-1:]
+    """
+    pieces = max(1, min(chunks, x.shape[0]))
+    parts = np.empty((pieces, *kernel_shape), x.dtype)
+    bias_parts = np.empty((pieces, kernel_shape[-1]), x.dtype)
+    bounds = chunk_bounds(x.shape[0], pieces)
+    parallel_ranges(
+        lambda t0, t1: kernel_grad(x, grad_out, parts, bias_parts, bounds, t0, t1, *tail),
+        pieces,
+        x.nbytes + grad_out.nbytes,
+    )
+    return parts.sum(axis=0), bias_parts.sum(axis=0)
