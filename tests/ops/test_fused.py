@@ -81,7 +81,9 @@ def test_course_shapes_float32() -> None:
     expected, grads = unfused(x, kernel, bias, grad, **kw)
     assert out.dtype == np.float32
     assert fgrads.kernel.dtype == np.float32
-    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    # Rounding scaled by the output's size: OpenBLAS's kernels differ per CPU (on the AMD EPYC's Haswell kernel
+    # a few small outputs, ~4e-4, differ by 4e-8 from the unfused GEMM's).
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
     np.testing.assert_allclose(fgrads.kernel, grads.kernel, rtol=1e-4, atol=1e-4 * np.abs(grads.kernel).max())
 
 

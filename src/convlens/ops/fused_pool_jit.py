@@ -36,17 +36,22 @@ def _pool_slabs(
     n_slabs, rows, filters = slabs.shape
     zero = pooled.dtype.type(0)
     for block in _prange((rows + _BLOCK - 1) // _BLOCK):
-        w = np.zeros(filters, np.uint8)
+        # The running winners are int32, the width of a float32 lane: selecting into uint8 lanes kept LLVM from
+        # vectorising the loop ((4, 6272, 32) slabs, AMD EPYC, 1 thread: 3.3 -> 0.23 ms). Inference computes
+        # them too: its loop without them vectorised worse (0.44 ms).
+        w = np.zeros(filters, np.int32)
         for r in range(block * _BLOCK, min(rows, (block + 1) * _BLOCK)):
             # Filters innermost everywhere, so each step is a vector operation over the row.
             for f in range(filters):
                 pooled[r, f] = slabs[0, r, f]
+            for f in range(filters):
                 w[f] = 0
             for s in range(1, n_slabs):
+                s32 = np.int32(s)
                 for f in range(filters):
                     v = slabs[s, r, f]
                     m = pooled[r, f]
-                    w[f] = s if v > m else w[f]
+                    w[f] = s32 if v > m else w[f]
                     pooled[r, f] = m if (m > v or m != m) else v  # np.maximum(m, v)
             for f in range(filters):
                 m = pooled[r, f]
@@ -57,7 +62,7 @@ def _pool_slabs(
                 pooled[r, f] = m
             if training:
                 for f in range(filters):
-                    winner[r, f] = w[f]
+                    winner[r, f] = np.uint8(w[f])
 
 
 def _route_gradient(
@@ -68,7 +73,10 @@ def _route_gradient(
     one = grad.dtype.type(1)
     zero = grad.dtype.type(0)
     for block in _prange((rows + _BLOCK - 1) // _BLOCK):
+        w = np.empty(filters, np.int32)  # (int32 lanes, as in _pool_slabs: (4, 25088, 32) 0.84 -> 0.68 ms)
         for r in range(block * _BLOCK, min(rows, (block + 1) * _BLOCK)):
+            for f in range(filters):
+                w[f] = np.int32(winner[r, f])
             if relu:
                 for f in range(filters):
                     masked[r, f] = grad[r, f] * (one if out[r, f] > zero else zero)
@@ -76,8 +84,9 @@ def _route_gradient(
             else:
                 source = grad
             for s in range(n_slabs):
+                s32 = np.int32(s)
                 for f in range(filters):
-                    routed[s, r, f] = source[r, f] * (one if winner[r, f] == s else zero)
+                    routed[s, r, f] = source[r, f] * (one if w[f] == s32 else zero)
 
 
 _prange: Any = range  # numba.prange inside the compiled kernels (see convlens.ops.jit.compiled_kernels)
