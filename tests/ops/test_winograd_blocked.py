@@ -11,7 +11,7 @@ import pytest
 from convlens.geometry import WindowGeometry
 from convlens.ops.windows import Workspace
 from convlens.ops.winograd import WinogradConv
-from convlens.ops.winograd_blocked import WinogradBlockedConv
+from convlens.ops.winograd_blocked import WinogradBlockedConv, block_bytes_for, cache_sizes
 from tests.conftest import require
 from tests.support.conv_cases import close, make_case
 from tests.support.kernels import FLOAT64_KERNELS, compiled_kernels_on  # noqa: F401 (an autouse fixture)
@@ -77,3 +77,38 @@ def test_blocks_split_over_threads_give_the_same_bits(dtype: Any, monkeypatch: p
     for one, two in zip(results["1"], results["2"], strict=True):
         np.testing.assert_array_equal(one, two)
     close(results["2"][0], case.reference(x, kernel, bias), 2e-5 if dtype == np.float32 else 1e-10)
+
+
+def _fake_cache(root: Any, entries: list[tuple[str, str, str]]) -> str:
+    for i, (kind, level, size) in enumerate(entries):
+        folder = root / f"index{i}"
+        folder.mkdir()
+        (folder / "type").write_text(kind + "\n")
+        (folder / "level").write_text(level + "\n")
+        (folder / "size").write_text(size + "\n")
+    return str(root)
+
+
+def test_cache_sizes_reads_sysfs_and_skips_instruction_caches(tmp_path: Any) -> None:
+    root = _fake_cache(
+        tmp_path,
+        [("Data", "1", "32K"), ("Instruction", "1", "64K"), ("Unified", "2", "512K"), ("Unified", "3", "32M")],
+    )
+    assert cache_sizes(root) == {1: 32 << 10, 2: 512 << 10, 3: 32 << 20}
+    assert cache_sizes(str(tmp_path / "missing")) == {}
+    (tmp_path / "index0" / "size").write_text("garbage\n")
+    assert cache_sizes(root) == {2: 512 << 10, 3: 32 << 20}
+
+
+@pytest.mark.parametrize(
+    ("caches", "expected_mb"),
+    [
+        ({2: 2 << 20, 3: 32 << 20}, 2),  # Intel Xeon: the block in L2
+        ({2: 512 << 10, 3: 32 << 20}, 8),  # AMD EPYC: a quarter of L3, at most 8 MB
+        ({2: 512 << 10, 3: 4 << 20}, 2),  # a small L3: at least 2 MB
+        ({2: 256 << 10, 3: 16 << 20}, 4),
+        ({}, 2),
+    ],
+)
+def test_block_bytes_follow_the_caches(caches: dict[int, int], expected_mb: int) -> None:
+    assert block_bytes_for(caches) == expected_mb << 20

@@ -74,7 +74,7 @@ class DepthwiseCompiled(Depthwise):
 
 
 class WinogradBlocked(ConvStrategy):
-    """:class:`Winograd` over blocks of images whose transformed tiles fit in L2 (ops/winograd_blocked.py)."""
+    """:class:`Winograd` over blocks of images whose transformed tiles fit in cache (ops/winograd_blocked.py)."""
 
     name = "winograd_blocked"
     roles = ("forward", "kernel_grad", "input_grad")

@@ -3,7 +3,8 @@
 :class:`convlens.ops.winograd.WinogradConv` transforms the whole batch at once: V (16, T, C) and M (16, T, F)
 are 16/4 = 4 times the size of the input and output (67 MB each for (128, 32x32, 32)), so every transform
 and every GEMM streams them through memory, and the transforms and thin GEMMs run at memory speed. Here the
-batch goes through in blocks of a few images whose V and M fit in the cache (``block_bytes``): transform,
+batch goes through in blocks of a few images whose V and M fit in the cache (``block_bytes``: L2 where it
+is large, a share of L3 where L2 is small, see :func:`block_bytes_for`): transform,
 16 GEMMs, inverse transform, block after block. The backward recomputes each block's V from ``x`` (cheap in
 cache) instead of keeping the whole batch's; both gradients come from one pass over the blocks: the kernel
 gradient sums V^T dM over them, the input gradient takes each block's dV = dM U^T -> B dV B^T.
@@ -19,7 +20,8 @@ Shapes (channels_last):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -32,10 +34,63 @@ from convlens.ops.parallel import MIN_SPLIT_BYTES, num_threads, parallel_ranges
 from convlens.ops.windows import TRANSIENT, Workspace, pad
 from convlens.ops.winograd import _kernel_gradient, kernel_transform
 
-__all__ = ["BLOCK_BYTES", "GROUPS", "WinogradBlockedConv"]
+__all__ = ["BLOCK_BYTES", "GROUPS", "WinogradBlockedConv", "block_bytes_for", "cache_sizes"]
 
-#: V and M of one block together aim at this many bytes (the L2 cache of one core: 2 MB on the Intel Xeon).
-BLOCK_BYTES = 2 << 20
+_MB = 1 << 20
+BLOCK_BYTES_MEASURED = (
+    "fwd+bwd ms, N=128, 1 thread, 2 MB vs 8 MB blocks: AMD EPYC (L2 512 KB, L3 32 MB): (13x13, 32->64 valid) "
+    "15.9 vs 14.2, (32x32, 32->32) 104.0 vs 82.4, (16x16, 64->64) 61.1 vs 47.3 (2 threads: within the noise, "
+    "50.6 vs 48.0 on 32x32); 256 KB - 1 MB blocks slower still, 16 MB no better. The Intel Xeon's 2 MB blocks "
+    "(its L2) were measured against the whole batch only (WINOGRAD_BLOCKED_MEASURED in conv_selection.py)"
+)
+
+
+def cache_sizes(root: str = "/sys/devices/system/cpu/cpu0/cache") -> dict[int, int]:
+    """``{level: bytes}`` of CPU 0's data and unified caches, read from Linux's sysfs ({} where unknown)."""
+    sizes: dict[int, int] = {}
+    try:
+        entries = sorted(os.listdir(root))
+    except OSError:
+        return sizes
+    for entry in entries:
+        if not entry.startswith("index"):
+            continue
+        try:
+            with open(os.path.join(root, entry, "type")) as f:
+                kind = f.read().strip()
+            with open(os.path.join(root, entry, "level")) as f:
+                level = int(f.read())
+            with open(os.path.join(root, entry, "size")) as f:
+                text = f.read().strip().upper()
+            scale = {"K": 1 << 10, "M": _MB, "G": 1 << 30}.get(text[-1:], 1)
+            size = int(text.rstrip("KMG")) * scale
+        except (OSError, ValueError):
+            continue
+        if kind != "Instruction":
+            sizes[level] = max(size, sizes.get(level, 0))
+    return sizes
+
+
+def block_bytes_for(caches: Mapping[int, int]) -> int:
+    """The bytes a block's V and M aim at, from the cache sizes (``{level: bytes}``; see BLOCK_BYTES_MEASURED).
+
+    An L2 of at least 1 MB holds the block (the Intel Xeon: 2 MB). A smaller L2 cannot hold blocks large
+    enough for OpenBLAS's thin GEMMs, so the block aims at a quarter of L3, between 2 and 8 MB (the AMD EPYC:
+    512 KB L2, 32 MB L3 -> 8 MB). Unknown caches: 2 MB.
+
+    >>> block_bytes_for({2: 2 << 20, 3: 32 << 20}) >> 20, block_bytes_for({2: 512 << 10, 3: 32 << 20}) >> 20
+    (2, 8)
+    """
+    l2, l3 = caches.get(2, 0), caches.get(3, 0)
+    if l2 >= _MB:
+        return l2
+    if l3:
+        return max(2 * _MB, min(8 * _MB, l3 // 4))
+    return 2 * _MB
+
+
+#: V and M of one block together aim at this many bytes (:func:`block_bytes_for` this machine's caches).
+BLOCK_BYTES = block_bytes_for(cache_sizes())
 #: The kernel gradient's partial sums: one per group of blocks (a constant: the same sums on every machine).
 GROUPS = 8
 
