@@ -57,6 +57,7 @@ def _forward_kernel(
     _, out_h, out_w, _ = out.shape
     taps = kh * kw
     for n in _prange(batch):
+        best = np.empty((out_w if keep else 0, channels), np.int32)
         # One output row at a time, offset by offset: each pass is a short contiguous stream.
         for oh in range(out_h):
             row = out[n, oh]
@@ -83,12 +84,14 @@ def _forward_kernel(
                             a = row[ow, ch]
                             row[ow, ch] = a if (a > neg_inf or a != a) else neg_inf
             if keep:
-                index = argmax[n, oh]
+                # The winners in int32 lanes first (a select, not a conditional uint8 store: LLVM vectorises
+                # it; (128, 11x11, 64) 2x2, AMD EPYC, 1 thread: the training forward 2.45 -> 0.55 ms).
                 for ow in range(out_w):
                     for ch in range(channels):
-                        index[ow, ch] = taps - 1
+                        best[ow, ch] = taps - 1
                 # Backwards, so the first offset equal to the max is written last.
                 for k in range(taps - 2, -1, -1):
+                    k32 = np.int32(k)
                     r = oh * sh - pt + k // kw
                     inside_rows = 0 <= r < height
                     taps_row = x[n, min(max(r, 0), height - 1)]
@@ -96,12 +99,14 @@ def _forward_kernel(
                         c = ow * sw - pl + k % kw
                         if inside_rows and 0 <= c < width:
                             for ch in range(channels):
-                                if taps_row[c, ch] == row[ow, ch]:
-                                    index[ow, ch] = k
+                                best[ow, ch] = k32 if taps_row[c, ch] == row[ow, ch] else best[ow, ch]
                         else:
                             for ch in range(channels):
-                                if neg_inf == row[ow, ch]:
-                                    index[ow, ch] = k
+                                best[ow, ch] = k32 if neg_inf == row[ow, ch] else best[ow, ch]
+                index = argmax[n, oh]
+                for ow in range(out_w):
+                    for ch in range(channels):
+                        index[ow, ch] = best[ow, ch]
 
 
 def _backward_kernel(
