@@ -67,6 +67,8 @@ def _forward_kernel(
         # One conv row at a time, tap by tap: each inner loop is one kernel row (all filters) times
         # one input value, added into a row buffer that stays in L1.
         conv = np.empty((width, filters), window_max.dtype)
+        # The winners in int32 lanes, selected (a conditional uint8 store stays scalar), stored at the end.
+        best = np.zeros((qw if keep else 0, filters), np.int32)
         for a in range(ph):
             r0 = (qy * ph + a) * sh
             conv[:] = 0
@@ -81,23 +83,24 @@ def _forward_kernel(
             for qx in range(qw):
                 for b in range(pw):
                     s = a * pw + b
+                    s32 = np.int32(s)
                     ox = qx * pw + b
                     if s == 0:
                         for f in range(filters):
                             window_max[n, qy, qx, f] = conv[ox, f]
-                        if keep:
-                            for f in range(filters):
-                                winner[n, qy, qx, f] = 0
                         continue
                     if keep:
                         for f in range(filters):
-                            if conv[ox, f] > window_max[n, qy, qx, f]:
-                                winner[n, qy, qx, f] = s
+                            best[qx, f] = s32 if conv[ox, f] > window_max[n, qy, qx, f] else best[qx, f]
                     for f in range(filters):
                         m = window_max[n, qy, qx, f]
                         value = conv[ox, f]
                         # np.maximum: NaN wins from either side.
                         window_max[n, qy, qx, f] = m if (m > value or m != m) else value
+        if keep:
+            for qx in range(qw):
+                for f in range(filters):
+                    winner[n, qy, qx, f] = best[qx, f]
 
 
 def _backward_kernel(
@@ -124,19 +127,23 @@ def _backward_kernel(
         part = parts[t]
         part[:] = zero
         routed = np.empty((width, filters), g.dtype)
+        won = np.empty((qw, filters), np.int32)  # (the winners in int32 lanes: see the forward)
         for n in range(t * batch // chunks, (t + 1) * batch // chunks):
             if want_x:
                 grad_padded[n] = zero
             for qy in range(qh):
+                for qx in range(qw):
+                    for f in range(filters):
+                        won[qx, f] = np.int32(winner[n, qy, qx, f])
                 for a in range(ph):
                     # The conv row's gradient: g at each window's winner, g * 0 elsewhere.
                     for qx in range(qw):
                         for b in range(pw):
-                            s = a * pw + b
+                            s32 = np.int32(a * pw + b)
                             ox = qx * pw + b
                             for f in range(filters):
                                 value = g[n, qy, qx, f]
-                                routed[ox, f] = value if winner[n, qy, qx, f] == s else value * zero
+                                routed[ox, f] = value if won[qx, f] == s32 else value * zero
                     r0 = (qy * ph + a) * sh
                     for i in range(kh):
                         r = r0 + i * dh
