@@ -12,6 +12,7 @@ import pytest
 import convlens as cl
 from convlens.lab import samples
 from convlens.lab.viz.activations import layer_outputs
+from tests.support.shared_data import SHARED, shared_copy
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +166,9 @@ def test_image_upload_converts_with_the_lab_and_is_capped(client: Any) -> None:
 
 
 @pytest.mark.slow  # loads all of Fashion-MNIST
-def test_other_datasets_feed_the_playground_and_the_inspector(client: Any) -> None:
+def test_other_datasets_feed_the_playground_and_the_inspector(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared_copy("fashion-mnist")  # (not every machine has Debian's dataset-fashion-mnist package)
+    monkeypatch.setenv("CONVLENS_DATA", str(SHARED))
     x, label = samples.sample_image("fashion_mnist", 0)
     image = client.get("/api/datasets/fashion_mnist/images/0").json()
     assert image["label"] == label
