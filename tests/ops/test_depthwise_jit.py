@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from convlens.ops import depthwise_jit
 from convlens.ops.conv_plan import Conv2DPlan
 from tests.conftest import require
 from tests.support.kernels import FLOAT64_KERNELS, compiled_kernels_on  # noqa: F401 (an autouse fixture)
@@ -33,13 +34,15 @@ def problems(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-def _run(problem: dict[str, Any], algorithm: str, dtype: Any, seed: int) -> list[np.ndarray]:
+def _run(problem: dict[str, Any], algorithm: str, dtype: Any, seed: int, compute: Any = None) -> list[np.ndarray]:
+    """Forward and backward on random data of ``dtype``, computed in ``compute`` (default: ``dtype``)."""
     rng = np.random.default_rng(seed)
-    plan = Conv2DPlan(dtype=dtype, algorithm=algorithm, **problem)
-    x = rng.standard_normal(plan.x_shape).astype(dtype)
-    kernel = rng.standard_normal(plan.kernel_shape).astype(dtype)
-    bias = rng.standard_normal(plan.kernel_shape[3]).astype(dtype)
-    grad = rng.standard_normal(plan.output_shape).astype(dtype)
+    compute = dtype if compute is None else compute
+    plan = Conv2DPlan(dtype=compute, algorithm=algorithm, **problem)
+    x = rng.standard_normal(plan.x_shape).astype(dtype).astype(compute)
+    kernel = rng.standard_normal(plan.kernel_shape).astype(dtype).astype(compute)
+    bias = rng.standard_normal(plan.kernel_shape[3]).astype(dtype).astype(compute)
+    grad = rng.standard_normal(plan.output_shape).astype(dtype).astype(compute)
     out = plan.forward(x, kernel, bias)
     grads = plan.backward(grad, x, kernel)
     return [out, grads.x, grads.kernel, grads.bias]  # type: ignore[list-item]
@@ -82,3 +85,44 @@ def test_results_do_not_depend_on_the_thread_count(dtype: Any, monkeypatch: pyte
     for other in results[1:]:
         for a, b in zip(results[0], other, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("strides", "dilation_rate", "padding"),
+    [(1, 1, "same"), ((2, 1), (2, 3), "same"), (1, (1, 2), "valid"), ((1, 1), 1, 2)],
+)
+def test_row_span_kernels_match_the_per_column_kernels(
+    strides: Any, dilation_rate: Any, padding: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stride 1 along the width, one filter per channel: the row-span kernels run, with the per-column
+    kernels' forward and input-gradient bits and their kernel gradient to rounding."""
+    problem = {
+        "x_shape": (5, 14, 17, 24),
+        "kernel_shape": (3, 3, 1, 24),
+        "strides": strides,
+        "dilation_rate": dilation_rate,
+        "padding": padding,
+        "groups": 24,
+    }
+    used = []
+    by_rows = depthwise_jit.by_rows
+    monkeypatch.setattr(depthwise_jit, "by_rows", lambda *a: used.append(by_rows(*a)) or used[-1])
+    rows = _run(problem, "depthwise_compiled", np.float32, 2)
+    assert used == [True] * 3
+    monkeypatch.setattr(depthwise_jit, "by_rows", lambda *a: False)
+    columns = _run(problem, "depthwise_compiled", np.float32, 2)
+    np.testing.assert_array_equal(rows[0], columns[0])
+    np.testing.assert_array_equal(rows[1], columns[1])
+    exact = _run(problem, "depthwise", np.float32, 2, np.float64)  # the same data summed in float64
+    for a, b, c in zip(rows[2:], columns[2:], exact[2:], strict=True):
+        scale = np.abs(c).max()  # (sums of ~1000 terms of either sign: compared at their own size)
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-6 * scale)
+        assert np.abs(a - c).max() <= 2 * max(np.abs(b - c).max(), 1e-7 * scale)  # no less accurate
+
+
+@pytest.mark.parametrize(("strides", "multiplier"), [((1, 2), 1), (1, 2)])
+def test_per_column_kernels_run_for_width_strides_and_depth_multipliers(strides: Any, multiplier: int) -> None:
+    from convlens.geometry import WindowGeometry
+
+    geometry = WindowGeometry.resolve((9, 9), (3, 3), strides, "same")
+    assert not depthwise_jit.by_rows(geometry, 4, 4 * multiplier)

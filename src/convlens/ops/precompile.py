@@ -38,8 +38,17 @@ def _conv(dtype: Any, channels: int, algorithm: Any) -> None:
 def _depthwise(dtype: Any) -> None:
     x = np.ones((2, 6, 6, 2), dtype)
     kernel = np.ones((3, 3, 1, 2), dtype)
-    plan = Conv2DPlan(x.shape, kernel.shape, padding="same", groups=2, algorithm="depthwise_compiled", dtype=dtype)
-    plan.backward(plan.forward(x, kernel, np.zeros(2, dtype)), x, kernel)
+    for strides in (1, 2):  # the row-span kernels, then the per-column ones
+        plan = Conv2DPlan(
+            x.shape,
+            kernel.shape,
+            strides=strides,
+            padding="same",
+            groups=2,
+            algorithm="depthwise_compiled",
+            dtype=dtype,
+        )
+        plan.backward(plan.forward(x, kernel, np.zeros(2, dtype)), x, kernel)
 
 
 def _pool(dtype: Any) -> None:
