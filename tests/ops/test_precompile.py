@@ -12,6 +12,7 @@ from convlens.ops import (
     fused_jit,
     fused_pool_jit,
     pooling_jit,
+    tanh_float32,
     windows_jit,
     winograd_jit,
 )
@@ -33,12 +34,13 @@ def test_every_kernel_compiles_for_float32(monkeypatch: pytest.MonkeyPatch) -> N
         "float32 fused stage, GEMM path",
         "float32 depthwise convolution",
         "float32 batch norm",
+        "float32 tanh",
         "float32 im2col into a plain buffer",
         "float32 threading layer probe",
     ]
     kernels = [*windows_jit.kernels(), *winograd_jit.kernels(), *pooling_jit._kernels(), *fused_jit._kernels()]
     kernels += [*batch_norm_jit._kernels(), *depthwise_jit._kernels()]
-    kernels += [*fused_pool_jit.kernels(), *direct_jit._kernels()]
+    kernels += [*fused_pool_jit.kernels(), *direct_jit._kernels(), *tanh_float32._kernels()]
     for kernel in kernels:
         signatures = [str(s) for s in kernel.signatures]
         assert any("float32" in s for s in signatures), kernel

@@ -2,7 +2,10 @@
 
 ``maxpool(act(conv(x) + bias))`` equals ``act(maxpool(conv(x)) + bias)`` whenever ``act`` never
 decreases (relu, linear, sigmoid, tanh, leaky_relu) and the pooling windows do not overlap: the bias is
-the same for every cell of a window and a non-decreasing function keeps the arg-max. Computing it in that
+the same for every cell of a window and a non-decreasing function keeps the arg-max. (float32 tanh is
+Eigen's interpolant, monotone only to within 4.8e-7 (:mod:`convlens.ops.tanh_float32`): where two cells of
+a window lie that close after tanh, the fused stage may keep the other one, a difference below float32's
+own rounding of the convolution sums.) Computing it in that
 order never stores the full-resolution feature map: the im2col rows are grouped by the offset inside the
 pooling window, each offset's conv outputs (one slab) come from one GEMM into a reused buffer and are
 folded into a running ``np.maximum`` while still in cache, and training keeps only which offset won each

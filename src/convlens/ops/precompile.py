@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from convlens.geometry import WindowGeometry
-from convlens.ops.activations import get_activation
+from convlens.ops.activations import get_activation, tanh
 from convlens.ops.batch_norm_plans import BatchNormPlan
 from convlens.ops.conv_plan import Conv2DPlan
 from convlens.ops.fused import ConvMaxPoolPlan
@@ -72,6 +72,11 @@ def _fused(dtype: Any, algorithm: str) -> None:
     plan.backward(np.ones_like(out), kernel)
 
 
+def _tanh(dtype: Any) -> None:
+    if dtype == np.float32:  # (float64 tanh is np.tanh's)
+        tanh(np.ones(4, dtype))
+
+
 def _probe() -> None:
     threadsafe_launches()  # (its tiny parallel kernel: the threading layer, once per process)
 
@@ -96,6 +101,7 @@ STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("fused stage, GEMM path", lambda dtype: _fused(dtype, "conv_pool_gemm")),  # 1.8
     ("depthwise convolution", _depthwise),  # 1.4
     ("batch norm", _batch_norm),  # 0.8
+    ("tanh", _tanh),  # 0.6 (AMD EPYC; float32 only)
     ("im2col into a plain buffer", lambda dtype: _conv(dtype, 2, "grouped_gemm")),  # 0.7
     ("threading layer probe", lambda dtype: _probe()),  # 0.3
 )
