@@ -41,6 +41,7 @@ from tests.support.conv_cases import Case, cases, close, make_case, torch_conv2d
 # kernels (the float64_kernels tests).
 DOMAIN: dict[str, dict[str, Any]] = {
     "im2col": {"shape": "one_group"},
+    "im2col_blocked": {"shape": "one_group"},
     "im2col_channels_first": {"shape": "one_group"},
     "pointwise": {"shape": "pointwise"},
     "grouped_gemm": {"shape": "any"},
@@ -158,9 +159,13 @@ def _forced_matches_torch(name: str, dtype: Any, data: st.DataObject, torch: Any
         close(ours, expected.astype(np.float64), 2e-5 if dtype == np.float32 else 1e-10)
 
 
+#: In the selection rows below: ``im2col_blocked`` where the compiled kernels run, else ``im2col``.
+GEMM = "im2col or im2col_blocked"
+
 # One case per algorithm where it applies (wide enough for Winograd and the transposed gradient).
 PINNED = {
     "im2col": make_case((2, 7, 6, 3), (3, 2, 3, 4), strides=2, padding="same", dilation=(1, 2)),
+    "im2col_blocked": make_case((3, 7, 6, 5), (3, 2, 5, 4), strides=(1, 2), padding="same", dilation=(2, 1)),
     "im2col_channels_first": make_case((2, 7, 6, 3), (3, 2, 3, 4), strides=(1, 2), padding="same", dilation=(2, 1)),
     "pointwise": make_case((2, 7, 6, 3), (1, 1, 3, 5), padding="same"),
     "grouped_gemm": make_case((2, 7, 6, 6), (3, 3, 2, 6), strides=(2, 1), padding="same", groups=3),
@@ -238,6 +243,8 @@ def test_winograd_threshold(channels: int, filters: int, expected: str, monkeypa
     monkeypatch.setenv("CONVLENS_NUM_THREADS", "2")
     if expected == "winograd" and compiled_for(np.float32):
         expected = "winograd_blocked"
+    if expected == "im2col" and compiled_for(np.float32):
+        expected = "im2col_blocked"
     chosen = auto(make_case((2, 8, 8, channels), (3, 3, channels, filters), padding="same"))
     assert chosen.forward == chosen.kernel_grad == expected
     assert chosen.input_grad == (expected if expected.startswith("winograd") else chosen.input_grad)
@@ -246,19 +253,27 @@ def test_winograd_threshold(channels: int, filters: int, expected: str, monkeypa
 @pytest.mark.parametrize(
     ("case", "forward"),
     [
-        (make_case((1, 8, 8, 64), (3, 3, 64, 64), strides=2, padding="same"), "im2col"),  # strided
-        (make_case((1, 8, 8, 64), (5, 5, 64, 64), padding="same"), "im2col"),  # 5x5
+        (make_case((1, 8, 8, 64), (3, 3, 64, 64), strides=2, padding="same"), GEMM),  # strided
+        (make_case((1, 8, 8, 64), (5, 5, 64, 64), padding="same"), GEMM),  # 5x5
         (make_case((1, 8, 8, 64), (3, 3, 64, 64), padding="same", dilation=2), "im2col"),  # dilated
+        (make_case((1, 8, 8, 64), (3, 3, 64, 64), padding="same", dilation=(2, 1)), GEMM),  # dilated in height
         (make_case((1, 8, 8, 64), (3, 3, 32, 64), padding="same", groups=2), "grouped_gemm"),
         (make_case((1, 8, 8, 64), (1, 1, 64, 32), padding="same"), "pointwise"),
         (make_case((1, 8, 8, CF_MAX), (5, 5, CF_MAX, 32), padding="same"), "im2col_channels_first"),
-        (make_case((1, 8, 8, CF_MAX + 1), (5, 5, CF_MAX + 1, 32), padding="same"), "im2col"),
-        (make_case((1, 8, 8, 64), (1, 1, 64, 32), strides=2), "im2col"),  # strided 1x1
-        (make_case((1, 8, 8, 64), (1, 1, 64, 32), padding=1), "im2col"),  # padded 1x1
+        (make_case((1, 8, 8, CF_MAX + 1), (5, 5, CF_MAX + 1, 32), padding="same"), GEMM),
+        (make_case((1, 8, 8, 64), (1, 1, 64, 32), strides=2), GEMM),  # strided 1x1
+        (make_case((1, 8, 8, 64), (1, 1, 64, 32), padding=1), GEMM),  # padded 1x1
     ],
 )
-def test_forward_rows(case: Case, forward: str) -> None:
-    assert auto(case).forward == forward
+@pytest.mark.parametrize("jit", ["1", "0"])
+def test_forward_rows(case: Case, forward: str, jit: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONVLENS_JIT", jit)
+    if forward == GEMM:  # blocks with the compiled im2col, else the whole batch at once
+        forward = "im2col_blocked" if compiled_for(np.float32) else "im2col"
+    chosen = auto(case)
+    assert chosen.forward == forward
+    if forward.startswith("im2col"):
+        assert chosen.kernel_grad == forward
 
 
 @pytest.mark.parametrize(
@@ -282,7 +297,7 @@ def test_winograd_blocked_rows(threads: str, jit: str, expected: str, monkeypatc
         (make_case((2, 12, 12, 3), (3, 3, 3, 8), padding="valid"), "direct_compiled", "im2col_channels_first"),
         (make_case((2, 12, 12, 1), (5, 5, 1, 9), padding="same"), "im2col_channels_first", "im2col_channels_first"),
         (make_case((2, 12, 12, 1), (5, 5, 1, 6), strides=2), "im2col_channels_first", "im2col_channels_first"),
-        (make_case((2, 12, 12, 5), (3, 3, 5, 6), padding="same"), "im2col", "im2col"),
+        (make_case((2, 12, 12, 5), (3, 3, 5, 6), padding="same"), "im2col_blocked", "im2col"),
     ],
 )
 @pytest.mark.parametrize("jit", ["1", "0"])
@@ -367,7 +382,7 @@ def test_forcing_an_algorithm_that_does_not_apply_says_why() -> None:
 def test_algorithm_argument_errors() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, im2col_channels_first, "
+        match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, im2col_blocked, im2col_channels_first, "
         r"pointwise, grouped_gemm, depthwise, winograd, transposed, col2im, col2im_channels_first, "
         r"depthwise_compiled, winograd_blocked, direct_compiled\) or 'auto', got 'fft'\.",
     ):
@@ -401,7 +416,8 @@ def test_environment_variable_forces_and_is_checked(monkeypatch: pytest.MonkeyPa
 
 def test_winograd_switch_only_changes_the_automatic_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONVLENS_WINOGRAD", "0")
-    assert Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), padding="same").algorithms.forward == "im2col"
+    gemm = "im2col_blocked" if compiled_for(np.float32) else "im2col"
+    assert Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), padding="same").algorithms.forward == gemm
     assert Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), padding="same", algorithm="winograd").algorithms.forward == (
         "winograd"
     )

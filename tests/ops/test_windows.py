@@ -243,3 +243,46 @@ def test_workspace_slots_lend_separate_buffers() -> None:
     assert workspace.get("cols", (3, 4), np.float32) is a
     workspace.clear()
     assert workspace.get("cols", (3, 4), np.float32) is not a
+
+
+@pytest.mark.parametrize("dtype", [np.float32, pytest.param(np.float64, marks=pytest.mark.float64_kernels)])
+@given(problem=problems(), extra=st.integers(0, 2))
+def test_compiled_row_im2col_matches_the_loop_reference(
+    problem: tuple[WindowGeometry, tuple[int, ...]], extra: int, dtype: Any
+) -> None:
+    """im2col_rows_jit: every window row as slices of x, into the leading columns of a wider C-contiguous
+    matrix (the columns after them untouched); nothing done where the width is dilated."""
+    from convlens.ops import windows_jit
+
+    require("numba")
+    geometry, shape = problem
+    x = np.random.default_rng(2).standard_normal(shape).astype(dtype)
+    depth = int(np.prod(geometry.kernel_size)) * shape[3]
+    rows = shape[0] * int(np.prod(geometry.output_size))
+    cols = np.full((rows, depth + extra), np.nan, dtype)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONVLENS_JIT", "1")
+        ran = windows_jit.im2col_rows_jit(x, cols, geometry)
+    assert ran == (geometry.dilation_rate[1] == 1)
+    if ran:
+        expected = windows_by_taps(x, geometry).reshape(rows, depth)
+        np.testing.assert_array_equal(cols[:, :depth], expected.astype(dtype))
+        assert np.isnan(cols[:, depth:]).all()
+    else:
+        assert np.isnan(cols).all()
+
+
+def test_row_im2col_declines_what_it_cannot_fill(monkeypatch: pytest.MonkeyPatch) -> None:
+    from convlens.ops import windows_jit
+
+    require("numba")
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    geometry = WindowGeometry.resolve((6, 6), (3, 3), 1, "same")
+    x = np.ones((2, 6, 6, 3), np.float32)
+    assert windows_jit.im2col_rows_jit(x, np.empty((72, 27), np.float32), geometry)
+    assert not windows_jit.im2col_rows_jit(x, np.empty((72, 26), np.float32), geometry)  # too narrow
+    assert not windows_jit.im2col_rows_jit(x, np.empty((71, 27), np.float32), geometry)  # rows
+    assert not windows_jit.im2col_rows_jit(x, np.empty((72, 27), np.float64), geometry)  # dtype
+    assert not windows_jit.im2col_rows_jit(x, np.empty((72, 54), np.float32)[:, ::2], geometry)  # strided
+    monkeypatch.setenv("CONVLENS_JIT", "0")
+    assert not windows_jit.im2col_rows_jit(x, np.empty((72, 27), np.float32), geometry)

@@ -85,6 +85,12 @@ DIRECT_KERNEL_GRAD_MEASURED = (
     "(28x28, 1->8) 3x3 0.60 vs 0.61 / 0.43 vs 0.59; (28x28, 4->8) 5x5 2.56 vs 5.95 / 1.40 vs 4.09"
 )
 #: The transposed im2col matrix (tap-major, channel-first) beats im2col's short rows up to this many channels.
+IM2COL_BLOCKED_MEASURED = (
+    "fwd+bwd, whole-batch im2col -> blocks (interleaved medians, AMD EPYC, 2 threads): LeNet-5 6->16 5x5 N=128 "
+    "8.9 -> 7.8 ms, inference N=1000 24.6 -> 15.8 ms (1 thread: 26.6 -> 15.4); (32, 28x28, 64->128, 3x3 s2) "
+    "24.3 -> 23.8; (64, 14x14, 32->64, 5x5) 41.3 -> 40.3; slower with 3 channels (5.5 -> 6.3 ms: the "
+    "channels-first im2col takes those)"
+)
 CHANNELS_FIRST_IM2COL_MAX = 4
 CHANNELS_FIRST_IM2COL_MEASURED = (
     "forward + kernel gradient, Intel Xeon, benchmarks/conv_thresholds.py (N=64), 2 threads / 1 thread, ms, "
@@ -171,6 +177,13 @@ CONV_RULES: tuple[Rule, ...] = (
         lambda p, c: p.channels_per_group <= CHANNELS_FIRST_IM2COL_MAX,
         CHANNELS_FIRST_IM2COL_MEASURED,
     ),
+    Rule(
+        "forward",
+        "im2col_blocked",
+        "compiled, dilation 1 along the width",
+        lambda p, c: compiled_for(p.dtype) and p.geometry.dilation_rate[1] == 1,
+        IM2COL_BLOCKED_MEASURED,
+    ),
     Rule("forward", "im2col", "otherwise", _always, "the default: one GEMM at OpenBLAS's rate"),
     Rule("forward", "grouped_gemm", "otherwise (any groups)", _always, "computes every convolution"),
     # ----- kernel gradient: from what the forward kept
@@ -196,6 +209,7 @@ CONV_RULES: tuple[Rule, ...] = (
         _forward_is("direct_compiled"),
         DIRECT_KERNEL_GRAD_MEASURED,
     ),
+    Rule("kernel_grad", "im2col_blocked", "forward is im2col_blocked", _forward_is("im2col_blocked"), FOLLOWS),
     Rule("kernel_grad", "im2col", "otherwise", _always, FOLLOWS),
     Rule("kernel_grad", "grouped_gemm", "otherwise (any groups)", _always, "computes every convolution"),
     # ----- input gradient
@@ -252,7 +266,7 @@ def conv_algorithms() -> tuple[str, ...]:
     """The names of every convolution algorithm (``Conv2DPlan(..., algorithm=NAME)``).
 
     >>> conv_algorithms()[:4]
-    ('im2col', 'im2col_channels_first', 'pointwise', 'grouped_gemm')
+    ('im2col', 'im2col_blocked', 'im2col_channels_first', 'pointwise')
     >>> conv_algorithms()[-3:]
     ('depthwise_compiled', 'winograd_blocked', 'direct_compiled')
     """

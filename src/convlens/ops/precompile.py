@@ -35,6 +35,11 @@ def _conv(dtype: Any, channels: int, algorithm: Any) -> None:
     plan.backward(plan.forward(x, kernel, np.zeros(channels, dtype)), x, kernel)
 
 
+def _im2col_col2im(dtype: Any) -> None:
+    _conv(dtype, 2, {"forward": "im2col", "input_grad": "col2im"})
+    _conv(dtype, 2, "im2col_blocked")  # (its row im2col kernel)
+
+
 def _depthwise(dtype: Any) -> None:
     x = np.ones((2, 6, 6, 2), dtype)
     kernel = np.ones((3, 3, 1, 2), dtype)
@@ -97,7 +102,7 @@ STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("average pooling", _avg_pool),  # 4.9
     ("max pooling", _pool),  # 3.6
     ("direct convolution", lambda dtype: _conv(dtype, 2, {"forward": "direct_compiled"})),  # 2.7
-    ("im2col + col2im", lambda dtype: _conv(dtype, 2, {"forward": "im2col", "input_grad": "col2im"})),  # 1.7
+    ("im2col + col2im", _im2col_col2im),  # 1.7
     ("fused stage, GEMM path", lambda dtype: _fused(dtype, "conv_pool_gemm")),  # 1.8
     ("depthwise convolution", _depthwise),  # 1.4
     ("batch norm", _batch_norm),  # 0.8

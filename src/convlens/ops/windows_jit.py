@@ -22,7 +22,7 @@ import numpy as np
 from convlens.geometry import WindowGeometry
 from convlens.ops.jit import compiled_for, compiled_kernels, jit_enabled, launch
 
-__all__ = ["col2im_compiled", "col2im_jit", "im2col_jit", "kernels"]
+__all__ = ["col2im_compiled", "col2im_jit", "im2col_jit", "im2col_rows_jit", "kernels"]
 
 
 def _im2col(
@@ -66,6 +66,46 @@ def _col2im(
                                 grad_x[n, row, col, c] += grad_cols[n, oy, ox, i, j, c]
 
 
+def _im2col_rows(
+    x2: Any,
+    cols2d: Any,
+    batch: int,
+    height: int,
+    width: int,
+    channels: int,
+    oh: int,
+    ow: int,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    dh: int,
+    pt: int,
+    pl: int,
+) -> None:  # pragma: no cover - compiled by Numba
+    zero = cols2d.dtype.type(0)
+    run = kw * channels  # one kernel row of a window: KW * C floats, contiguous in x when dw = 1
+    for n in _prange(batch):
+        for oy in range(oh):
+            for ox in range(ow):
+                dst = cols2d[(n * oh + oy) * ow + ox]
+                col0 = ox * sw - pl
+                j0, j1 = max(0, -col0), min(kw, width - col0)  # the taps inside the input
+                for i in range(kh):
+                    row = oy * sh + i * dh - pt
+                    base = i * run
+                    if row < 0 or row >= height or j0 >= j1:
+                        dst[base : base + run] = zero
+                        continue
+                    if j0 > 0:
+                        dst[base : base + j0 * channels] = zero
+                    src = x2[n * height + row]
+                    first = (col0 + j0) * channels
+                    dst[base + j0 * channels : base + j1 * channels] = src[first : first + (j1 - j0) * channels]
+                    if j1 < kw:
+                        dst[base + j1 * channels : base + run] = zero
+
+
 _prange: Any = range  # numba.prange inside the compiled kernels (see convlens.ops.jit.compiled_kernels)
 _KERNELS: tuple[Any, ...] | None = None
 
@@ -79,6 +119,7 @@ def kernels() -> tuple[Any, ...] | None:
         (
             _im2col,
             _col2im,
+            _im2col_rows,
         ),
     )
 
@@ -101,6 +142,36 @@ def im2col_jit(x: np.ndarray, cols: np.ndarray, geometry: WindowGeometry) -> boo
         return False
     (pt, _), (pl, _) = geometry.pads
     launch(compiled[0], np.ascontiguousarray(x), cols, *geometry.strides, *geometry.dilation_rate, pt, pl)
+    return True
+
+
+def im2col_rows_jit(x: np.ndarray, cols2d: np.ndarray, geometry: WindowGeometry) -> bool:
+    """Fill the first KH*KW*C columns of ``cols2d`` (N*OH*OW, >= KH*KW*C), C-contiguous, with the windows of
+    ``x`` (N, H, W, C); False (nothing done) when the JIT does not apply or the dilation along the width is
+    not 1. With dw = 1 a window's kernel row is one run of KW*C floats of ``x``: one slice copy (vectorised)
+    instead of KW runs of C floats. LeNet-5's 6 -> 16 layer (1000 images, 1 thread, in cache-sized blocks):
+    8 against 11.5 ms for :func:`im2col_jit`; with one to three channels that kernel is faster.
+    """
+    kh, kw = geometry.kernel_size
+    batch, height, width, channels = x.shape
+    oh, ow = geometry.output_size
+    fits = (
+        cols2d.ndim == 2
+        and cols2d.flags.c_contiguous
+        and cols2d.shape[0] == batch * oh * ow
+        and cols2d.shape[1] >= kh * kw * channels
+        and cols2d.dtype == x.dtype
+    )
+    if not fits or geometry.dilation_rate[1] != 1 or not compiled_for(x.dtype):
+        return False
+    compiled = kernels()
+    if compiled is None:  # pragma: no cover - compiled_for checked it
+        return False
+    (pt, _), (pl, _) = geometry.pads
+    x2 = np.ascontiguousarray(x).reshape(batch * height, width * channels)
+    sh, sw = geometry.strides
+    args = (batch, height, width, channels, oh, ow, kh, kw, sh, sw, geometry.dilation_rate[0], pt, pl)
+    launch(compiled[2], x2, cols2d, *args)
     return True
 
 

@@ -1,0 +1,84 @@
+"""The blocked im2col algorithm: several blocks against one and against the loop reference, compiled rows and
+NumPy rows, the same bits whatever the thread count.
+
+(The forced-algorithm tests over its whole domain, in float64 and NumPy, are in test_conv_algorithms.py.)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import numpy as np
+import pytest
+
+from convlens.ops import windows_jit
+from convlens.ops.conv_plan import Conv2DPlan
+from tests.conftest import require
+from tests.support.conv_cases import close, make_case
+from tests.support.kernels import compiled_kernels_on  # noqa: F401 (an autouse fixture)
+
+# (``convlens.ops.conv_algorithms`` is also the name of the function that lists the algorithms)
+conv_algorithms = importlib.import_module("convlens.ops.conv_algorithms")
+
+CASES = {
+    "lenet": make_case((5, 14, 14, 6), (5, 5, 6, 16), padding="valid"),
+    "strided_same": make_case((4, 9, 8, 5), (3, 3, 5, 7), strides=2, padding="same"),
+    "dilated_height_padded": make_case((3, 8, 9, 6), (3, 2, 6, 4), strides=(1, 2), padding=1, dilation=(2, 1)),
+    "dilated_width": make_case((3, 8, 9, 6), (2, 3, 6, 4), padding="same", dilation=(1, 2)),  # NumPy rows
+}
+
+
+def _run(case: Any, seed: int = 0) -> list[np.ndarray]:
+    plan = Conv2DPlan(case.x_shape, case.kernel_shape, **case.kwargs(), algorithm="im2col_blocked", dtype=np.float32)
+    assert plan.algorithms[:2] == ("im2col_blocked", "im2col_blocked")
+    x, kernel, bias = (a.astype(np.float32) for a in case.arrays(seed=seed))
+    grad = np.random.default_rng(seed + 1).standard_normal(plan.output_shape).astype(np.float32)
+    out = plan.forward(x, kernel, bias)
+    grads = plan.backward(grad, x, kernel)
+    return [out, grads.kernel, grads.bias, grads.x]
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("block_bytes", [1, 3000, 1 << 30])  # one image a block, a few, the whole batch
+def test_blocks_match_the_loop_reference(name: str, block_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    require("numba")
+    case = CASES[name]
+    monkeypatch.setattr(conv_algorithms, "BLOCKED_COLS_BYTES", block_bytes)
+    rows_used = []
+    rows = windows_jit.im2col_rows_jit
+    monkeypatch.setattr(conv_algorithms, "im2col_rows_jit", lambda *a: rows_used.append(rows(*a)) or rows_used[-1])
+    out, grad_kernel, grad_bias, grad_x = _run(case)
+    x, kernel, bias = (a.astype(np.float32) for a in case.arrays(seed=0))
+    grad = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    close(out, case.reference(x, kernel, bias), 2e-5)
+    for ours, theirs in zip([grad_x, grad_kernel, grad_bias], case.reference_backward(grad, x, kernel), strict=True):
+        close(ours, theirs, 2e-5)
+    blocks = case.x_shape[0] if block_bytes == 1 else (1 if block_bytes > 1e6 else None)
+    if blocks is not None:
+        assert len(rows_used) == 2 * blocks  # the forward's blocks, then the kernel gradient's again
+    assert all(rows_used) == (name != "dilated_width")
+
+
+@pytest.mark.parametrize("name", ["lenet", "strided_same"])
+def test_same_bits_with_one_or_two_threads(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    require("numba")
+    monkeypatch.setattr(conv_algorithms, "BLOCKED_COLS_BYTES", 3000)
+    results = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
+        results.append(_run(CASES[name], seed=3))
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_without_the_jit_the_numpy_im2col_fills_the_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    case = CASES["lenet"]
+    monkeypatch.setattr(conv_algorithms, "BLOCKED_COLS_BYTES", 3000)
+    compiled = _run(case)
+    monkeypatch.setenv("CONVLENS_JIT", "0")
+    monkeypatch.setattr(windows_jit, "_KERNELS", None)  # (nothing compiled may run: see the spy below)
+    monkeypatch.setattr(conv_algorithms, "im2col_rows_jit", lambda *a: False)
+    numpy = _run(case)
+    for a, b in zip(compiled, numpy, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
