@@ -31,6 +31,7 @@ __all__ = [
     "num_threads",
     "parallel_over_batch",
     "parallel_ranges",
+    "serial_kernel_over",
     "this_thread_alone",
     "workspace_slot",
     "workspace_slot_of_thread",
@@ -140,6 +141,16 @@ def parallel_ranges(work: Callable[[int, int], object], total: int, nbytes: int)
         raise
     for future in futures:
         future.result()
+
+
+def serial_kernel_over(kernel: Callable[..., object], total: int, nbytes: int, *args: Any) -> None:
+    """Run a compiled serial kernel ``kernel(*args, lo, hi)`` (its outer loop over ``range(lo, hi)``) on
+    pieces of ``range(total)``, one per thread when ``nbytes`` is large (:func:`parallel_ranges`).
+
+    Serial kernels compile in about a third of the time of ``parallel=True`` ones (no OpenMP outlining):
+    the pooling kernels 16.5 -> 4.6 s on the AMD EPYC.
+    """
+    parallel_ranges(lambda lo, hi: kernel(*args, lo, hi), total, nbytes)
 
 
 def parallel_over_batch(work: Callable[[slice], object], batch: int, nbytes: int) -> None:

@@ -21,7 +21,9 @@ and the input is float32 or float64; its NumPy code is the reference they must m
   otherwise added to zeros offset by offset in k order; cells in no window get zero.
 
 The kernels below are plain Python (readable, and runnable without Numba, slowly); :func:`_kernels`
-compiles them on first use with ``parallel=True`` (``prange`` over the batch) and ``cache=True``.
+compiles them on first use (``cache=True``) as serial kernels over a batch range ``lo:hi`` that
+:func:`convlens.ops.parallel.serial_kernel_over` splits over threads: a third of the compile time of
+``parallel=True`` kernels (16.5 -> 4.6 s for the four, AMD EPYC), every image computed as before.
 
 Shapes (channels_last):
     x, grad_x: (N, H, W, C); out, grad_out, argmax: (N, OH, OW, C), OH from :mod:`convlens.geometry`
@@ -34,7 +36,8 @@ from typing import Any
 import numpy as np
 
 from convlens.geometry import WindowGeometry
-from convlens.ops.jit import compiled_kernels, launch
+from convlens.ops.jit import compiled_kernels
+from convlens.ops.parallel import serial_kernel_over
 
 __all__ = [
     "JIT_DTYPES",
@@ -46,17 +49,26 @@ __all__ = [
 
 JIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-# ``numba.prange`` once the kernels compile (Numba reads the global then); ``range`` until then.
-_prange: Any = range
-
 
 def _forward_kernel(
-    x: Any, out: Any, argmax: Any, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, keep: bool, neg_inf: Any
+    x: Any,
+    out: Any,
+    argmax: Any,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    pt: int,
+    pl: int,
+    keep: bool,
+    neg_inf: Any,
+    lo: int,
+    hi: int,
 ) -> None:  # pragma: no cover - compiled by Numba
-    batch, height, width, channels = x.shape
+    _, height, width, channels = x.shape
     _, out_h, out_w, _ = out.shape
     taps = kh * kw
-    for n in _prange(batch):
+    for n in range(lo, hi):
         best = np.empty((out_w if keep else 0, channels), np.int32)
         # One output row at a time, offset by offset: each pass is a short contiguous stream.
         for oh in range(out_h):
@@ -122,11 +134,13 @@ def _backward_kernel(
     overlap: bool,
     covered: bool,
     zero: Any,
+    lo: int,
+    hi: int,
 ) -> None:  # pragma: no cover - compiled by Numba
-    batch, height, width, channels = grad_x.shape
+    _, height, width, channels = grad_x.shape
     _, out_h, out_w, _ = grad_out.shape
     taps = kh * kw
-    for n in _prange(batch):
+    for n in range(lo, hi):
         if not covered:
             for r in range(height):
                 for c in range(width):
@@ -169,12 +183,12 @@ def _backward_kernel(
 
 
 def _avg_forward_kernel(
-    x: Any, out: Any, divisor: Any, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, zero: Any
+    x: Any, out: Any, divisor: Any, kh: int, kw: int, sh: int, sw: int, pt: int, pl: int, zero: Any, lo: int, hi: int
 ) -> None:  # pragma: no cover - compiled by Numba
-    batch, height, width, channels = x.shape
+    _, height, width, channels = x.shape
     _, out_h, out_w, _ = out.shape
     taps = kh * kw
-    for n in _prange(batch):
+    for n in range(lo, hi):
         image = x[n]
         for oh in range(out_h):
             row = out[n, oh]
@@ -223,11 +237,13 @@ def _avg_backward_kernel(
     overlap: bool,
     covered: bool,
     zero: Any,
+    lo: int,
+    hi: int,
 ) -> None:  # pragma: no cover - compiled by Numba
-    batch, height, width, channels = grad_x.shape
+    _, height, width, channels = grad_x.shape
     _, out_h, out_w, _ = grad_out.shape
     taps = kh * kw
-    for n in _prange(batch):
+    for n in range(lo, hi):
         if not covered:
             for r in range(height):
                 for c in range(width):
@@ -299,10 +315,10 @@ def _kernels() -> tuple[Any, ...]:
     return compiled_kernels(
         globals(),
         (
-            _forward_kernel,
-            _backward_kernel,
-            (_avg_forward_kernel, {"error_model": "numpy"}),
-            (_avg_backward_kernel, {"error_model": "numpy"}),
+            (_forward_kernel, {"parallel": False}),
+            (_backward_kernel, {"parallel": False}),
+            (_avg_forward_kernel, {"parallel": False, "error_model": "numpy"}),
+            (_avg_backward_kernel, {"parallel": False, "error_model": "numpy"}),
         ),
     )
 
@@ -326,7 +342,8 @@ def max_pool2d_forward_jit(x: np.ndarray, geometry: WindowGeometry, out: np.ndar
     x = np.ascontiguousarray(x)
     keep = argmax is not None
     index = argmax if argmax is not None else np.empty((0, 0, 0, 0), np.uint8)
-    launch(forward, x, out, index, *_layout(geometry), keep, x.dtype.type(-np.inf))
+    nbytes = x.nbytes + out.nbytes
+    serial_kernel_over(forward, x.shape[0], nbytes, x, out, index, *_layout(geometry), keep, x.dtype.type(-np.inf))
 
 
 def max_pool2d_backward_jit(
@@ -343,7 +360,8 @@ def max_pool2d_backward_jit(
     index = np.ascontiguousarray(argmax)
     overlap, covered = _coverage(geometry)
     grad_x = np.empty((batch, *geometry.input_size, channels), dtype)
-    launch(backward, grad, index, grad_x, *_layout(geometry), overlap, covered, dtype.type(0))
+    args = (grad, index, grad_x, *_layout(geometry), overlap, covered, dtype.type(0))
+    serial_kernel_over(backward, batch, grad.nbytes + grad_x.nbytes, *args)
     return grad_x
 
 
@@ -366,7 +384,8 @@ def avg_pool2d_forward_jit(x: np.ndarray, geometry: WindowGeometry, divisor: np.
     forward = _kernels()[2]
     x = np.ascontiguousarray(x)
     out = np.empty((x.shape[0], *geometry.output_size, x.shape[3]), x.dtype)
-    launch(forward, x, out, np.ascontiguousarray(divisor, x.dtype), *_layout(geometry), x.dtype.type(0))
+    args = (x, out, np.ascontiguousarray(divisor, x.dtype), *_layout(geometry), x.dtype.type(0))
+    serial_kernel_over(forward, x.shape[0], x.nbytes + out.nbytes, *args)
     return out
 
 
@@ -383,14 +402,6 @@ def avg_pool2d_backward_jit(
     grad = np.ascontiguousarray(grad_out, dtype)
     overlap, covered = _coverage(geometry)
     grad_x = np.empty((batch, *geometry.input_size, channels), dtype)
-    launch(
-        backward,
-        grad,
-        np.ascontiguousarray(divisor, dtype),
-        grad_x,
-        *_layout(geometry),
-        overlap,
-        covered,
-        dtype.type(0),
-    )
+    args = (grad, np.ascontiguousarray(divisor, dtype), grad_x, *_layout(geometry), overlap, covered, dtype.type(0))
+    serial_kernel_over(backward, batch, grad.nbytes + grad_x.nbytes, *args)
     return grad_x

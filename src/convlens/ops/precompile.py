@@ -94,21 +94,24 @@ def _batch_norm(dtype: Any) -> None:
     plan.backward(x)
 
 
-# The longest first (seconds to compile for float32 on the Intel Xeon in brackets), so that two processes
-# finish together.
+# The longest first (seconds to compile for float32 on the AMD EPYC, one process, in brackets), so that two
+# processes finish together. The kernels marked serial are serial (parallel_ranges splits them over threads): a
+# third of a parallel=True kernel's compile time. The Winograd transforms, the fused stage's and the im2col kernels
+# stay parallel: as serial kernels they ran slower (Winograd fwd+bwd (128, 32x32, 32->32) 2.7x, the fused GEMM
+# path's slab pass 1.5x, the row im2col 1.3x; AMD EPYC, 1 thread), LLVM no longer vectorising their loops.
 STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
-    ("winograd transforms", lambda dtype: _conv(dtype, 2, "winograd")),  # 6.4
-    ("fused stage, direct kernels", lambda dtype: _fused(dtype, "conv_pool_direct")),  # 6.4
-    ("average pooling", _avg_pool),  # 4.9
-    ("max pooling", _pool),  # 3.6
-    ("direct convolution", lambda dtype: _conv(dtype, 2, {"forward": "direct_compiled"})),  # 2.7
-    ("im2col + col2im", _im2col_col2im),  # 1.7
-    ("fused stage, GEMM path", lambda dtype: _fused(dtype, "conv_pool_gemm")),  # 1.8
-    ("depthwise convolution", _depthwise),  # 1.4
-    ("batch norm", _batch_norm),  # 0.8
-    ("tanh", _tanh),  # 0.6 (AMD EPYC; float32 only)
-    ("im2col into a plain buffer", lambda dtype: _conv(dtype, 2, "grouped_gemm")),  # 0.7
-    ("threading layer probe", lambda dtype: _probe()),  # 0.3
+    ("fused stage, direct kernels", lambda dtype: _fused(dtype, "conv_pool_direct")),  # 10.6
+    ("winograd transforms", lambda dtype: _conv(dtype, 2, "winograd")),  # 9.9
+    ("depthwise convolution", _depthwise),  # 5.4 serial (per-column and row-span kernels)
+    ("direct convolution", lambda dtype: _conv(dtype, 2, {"forward": "direct_compiled"})),  # 3.7 serial
+    ("im2col + col2im", _im2col_col2im),  # 3.3
+    ("fused stage, GEMM path", lambda dtype: _fused(dtype, "conv_pool_gemm")),  # 3.1
+    ("average pooling", _avg_pool),  # 2.1 serial (6.3 s as parallel kernels)
+    ("max pooling", _pool),  # 2.0 serial (6.0 s as parallel kernels)
+    ("batch norm", _batch_norm),  # 1.3
+    ("im2col into a plain buffer", lambda dtype: _conv(dtype, 2, "grouped_gemm")),  # 0.3
+    ("tanh", _tanh),  # 0.2 serial, float32 only
+    ("threading layer probe", lambda dtype: _probe()),  # 0.0 (its kernel compiled with the others)
 )
 
 
