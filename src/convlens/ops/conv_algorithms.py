@@ -132,6 +132,21 @@ class ConvStrategy(Strategy):
         return np.ascontiguousarray(grad_out, dtype=self.dtype).reshape(self.problem.rows, self.problem.filters)
 
 
+def kernel_with_bias_row(kernel: np.ndarray, bias: np.ndarray | None, dtype: Any) -> np.ndarray:
+    """The kernel as a (KH*KW*C + 1, F) matrix whose last row is the bias (zeros without one): it meets the ones
+    column of an im2col matrix, so one GEMM adds the bias.
+
+    Shapes:
+        kernel: (KH, KW, C, F); bias: (F,) or None
+    """
+    filters = kernel.shape[-1]
+    depth = kernel.size // filters
+    kernel_ones = np.empty((depth + 1, filters), dtype)
+    kernel_ones[:depth] = kernel.reshape(depth, filters)
+    kernel_ones[depth] = 0 if bias is None else bias
+    return kernel_ones
+
+
 def needs_one_group(problem: ConvProblem) -> str | None:
     if problem.groups != 1:
         return f"computes one group, got groups={problem.groups} (grouped_gemm handles groups)"
@@ -159,14 +174,9 @@ class Im2col(ConvStrategy):
         self._cols_source: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-        kh, kw, cg, filters = self.problem.kernel_shape
-        depth = kh * kw * cg
         cols2d = self._im2col_ones(x.astype(self.dtype, copy=False))
         self._cols, self._cols_source = cols2d, x  # the kernel gradient reuses the matrix
-        kernel_ones = np.empty((depth + 1, filters), self.dtype)
-        kernel_ones[:depth] = kernel.reshape(depth, filters)
-        kernel_ones[depth] = 0 if bias is None else bias
-        out = cols2d @ kernel_ones
+        out = cols2d @ kernel_with_bias_row(kernel, bias, self.dtype)
         return out.reshape(self.problem.output_shape)
 
     def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
@@ -218,8 +228,8 @@ class Im2colBlocked(ConvStrategy):
     roles = ("forward", "kernel_grad")
     summary = "im2col + GEMM per block of images whose rows stay in cache; the kernel gradient rebuilds each block"
     measured = (
-        "LeNet-5's 6 -> 16 5x5 layer, inference on 1000 images: 28-33 ms whole-batch im2col -> 16-17 ms "
-        "(AMD EPYC, 1 thread)"
+        "LeNet-5's 6 -> 16 5x5 layer, inference on 1000 images: 26.6 ms whole-batch im2col -> 15.4 ms "
+        "(AMD EPYC, 1 thread, interleaved medians; more in conv_selection.IM2COL_BLOCKED_MEASURED)"
     )
 
     @classmethod
@@ -256,11 +266,8 @@ class Im2colBlocked(ConvStrategy):
             yield lo * pixels, hi * pixels, cols
 
     def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-        depth, filters = self._depth(), self.problem.filters
-        kernel_ones = np.empty((depth + 1, filters), self.dtype)
-        kernel_ones[:depth] = kernel.reshape(depth, filters)
-        kernel_ones[depth] = 0 if bias is None else bias
-        out = np.empty((self.problem.rows, filters), self.dtype)
+        kernel_ones = kernel_with_bias_row(kernel, bias, self.dtype)
+        out = np.empty((self.problem.rows, self.problem.filters), self.dtype)
         for lo, hi, cols in self._blocks(x):
             np.matmul(cols, kernel_ones, out=out[lo:hi])
         return out.reshape(self.problem.output_shape)
@@ -315,14 +322,9 @@ class Im2colChannelsFirst(ConvStrategy):
         return cols
 
     def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-        kh, kw, cg, filters = self.problem.kernel_shape
-        depth = kh * kw * cg
         cols = self._matrix(x.astype(self.dtype, copy=False))
         self._cols, self._cols_source = cols, x
-        kernel_ones = np.empty((depth + 1, filters), self.dtype)
-        kernel_ones[:depth] = kernel.reshape(depth, filters)
-        kernel_ones[depth] = 0 if bias is None else bias
-        return (cols.T @ kernel_ones).reshape(self.problem.output_shape)
+        return (cols.T @ kernel_with_bias_row(kernel, bias, self.dtype)).reshape(self.problem.output_shape)
 
     def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
         depth = int(np.prod(self.problem.kernel_shape[:3]))
