@@ -382,8 +382,8 @@ def test_forcing_an_algorithm_that_does_not_apply_says_why() -> None:
 def test_algorithm_argument_errors() -> None:
     with pytest.raises(
         ConfigError,
-        match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, im2col_blocked, im2col_channels_first, "
-        r"pointwise, grouped_gemm, depthwise, winograd, transposed, col2im, col2im_channels_first, "
+        match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, im2col_channels_first, "
+        r"pointwise, grouped_gemm, depthwise, winograd, im2col_blocked, transposed, col2im, col2im_channels_first, "
         r"depthwise_compiled, winograd_blocked, direct_compiled\) or 'auto', got 'fft'\.",
     ):
         Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm="fft")

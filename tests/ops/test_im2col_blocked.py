@@ -6,20 +6,16 @@ NumPy rows, the same bits whatever the thread count.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import numpy as np
 import pytest
 
-from convlens.ops import windows_jit
+from convlens.ops import conv_blocked, windows_jit
 from convlens.ops.conv_plan import Conv2DPlan
 from tests.conftest import require
 from tests.support.conv_cases import close, make_case
 from tests.support.kernels import compiled_kernels_on  # noqa: F401 (an autouse fixture)
-
-# (``convlens.ops.conv_algorithms`` is also the name of the function that lists the algorithms)
-conv_algorithms = importlib.import_module("convlens.ops.conv_algorithms")
 
 CASES = {
     "lenet": make_case((5, 14, 14, 6), (5, 5, 6, 16), padding="valid"),
@@ -44,10 +40,10 @@ def _run(case: Any, seed: int = 0) -> list[np.ndarray]:
 def test_blocks_match_the_loop_reference(name: str, block_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
     require("numba")
     case = CASES[name]
-    monkeypatch.setattr(conv_algorithms, "BLOCKED_COLS_BYTES", block_bytes)
+    monkeypatch.setattr(conv_blocked, "BLOCKED_COLS_BYTES", block_bytes)
     rows_used = []
     rows = windows_jit.im2col_rows_jit
-    monkeypatch.setattr(conv_algorithms, "im2col_rows_jit", lambda *a: rows_used.append(rows(*a)) or rows_used[-1])
+    monkeypatch.setattr(conv_blocked, "im2col_rows_jit", lambda *a: rows_used.append(rows(*a)) or rows_used[-1])
     out, grad_kernel, grad_bias, grad_x = _run(case)
     x, kernel, bias = (a.astype(np.float32) for a in case.arrays(seed=0))
     grad = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
@@ -63,7 +59,7 @@ def test_blocks_match_the_loop_reference(name: str, block_bytes: int, monkeypatc
 @pytest.mark.parametrize("name", ["lenet", "strided_same"])
 def test_same_bits_with_one_or_two_threads(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     require("numba")
-    monkeypatch.setattr(conv_algorithms, "BLOCKED_COLS_BYTES", 3000)
+    monkeypatch.setattr(conv_blocked, "BLOCKED_COLS_BYTES", 3000)
     results = []
     for threads in ("1", "2"):
         monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
@@ -74,11 +70,11 @@ def test_same_bits_with_one_or_two_threads(name: str, monkeypatch: pytest.Monkey
 
 def test_without_the_jit_the_numpy_im2col_fills_the_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     case = CASES["lenet"]
-    monkeypatch.setattr(conv_algorithms, "BLOCKED_COLS_BYTES", 3000)
+    monkeypatch.setattr(conv_blocked, "BLOCKED_COLS_BYTES", 3000)
     compiled = _run(case)
     monkeypatch.setenv("CONVLENS_JIT", "0")
     monkeypatch.setattr(windows_jit, "_KERNELS", None)  # (nothing compiled may run: see the spy below)
-    monkeypatch.setattr(conv_algorithms, "im2col_rows_jit", lambda *a: False)
+    monkeypatch.setattr(conv_blocked, "im2col_rows_jit", lambda *a: False)
     numpy = _run(case)
     for a, b in zip(compiled, numpy, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)

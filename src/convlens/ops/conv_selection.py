@@ -17,6 +17,7 @@ from typing import Any
 
 from convlens import switches
 from convlens.ops.conv_algorithms import CONV_STRATEGIES, ConvProblem
+from convlens.ops.conv_blocked import BLOCKED_STRATEGIES
 from convlens.ops.conv_compiled import COMPILED_STRATEGIES
 from convlens.ops.conv_input_grads import INPUT_GRAD_STRATEGIES
 from convlens.ops.jit import compiled_for
@@ -84,13 +85,14 @@ DIRECT_KERNEL_GRAD_MEASURED = (
     "0.68 vs 1.17 / 0.46 vs 1.57 (LeNet-5's first layer); (32x32, 3->8) 3x3 1.43 vs 2.29 / 0.86 vs 1.90; "
     "(28x28, 1->8) 3x3 0.60 vs 0.61 / 0.43 vs 0.59; (28x28, 4->8) 5x5 2.56 vs 5.95 / 1.40 vs 4.09"
 )
-#: The transposed im2col matrix (tap-major, channel-first) beats im2col's short rows up to this many channels.
+#: Where blocks of im2col rows beat the whole-batch matrix.
 IM2COL_BLOCKED_MEASURED = (
     "fwd+bwd, whole-batch im2col -> blocks (interleaved medians, AMD EPYC, 2 threads): LeNet-5 6->16 5x5 N=128 "
     "8.9 -> 7.8 ms, inference N=1000 24.6 -> 15.8 ms (1 thread: 26.6 -> 15.4); (32, 28x28, 64->128, 3x3 s2) "
     "24.3 -> 23.8; (64, 14x14, 32->64, 5x5) 41.3 -> 40.3; slower with 3 channels (5.5 -> 6.3 ms: the "
     "channels-first im2col takes those)"
 )
+#: The transposed im2col matrix (tap-major, channel-first) beats im2col's short rows up to this many channels.
 CHANNELS_FIRST_IM2COL_MAX = 4
 CHANNELS_FIRST_IM2COL_MEASURED = (
     "forward + kernel gradient, Intel Xeon, benchmarks/conv_thresholds.py (N=64), 2 threads / 1 thread, ms, "
@@ -258,7 +260,10 @@ CONV_RULES: tuple[Rule, ...] = (
 )
 
 CONV_REGISTRY = Registry(
-    "conv2d", CONV_ROLES, (*CONV_STRATEGIES, *INPUT_GRAD_STRATEGIES, *COMPILED_STRATEGIES), CONV_RULES
+    "conv2d",
+    CONV_ROLES,
+    (*CONV_STRATEGIES, *BLOCKED_STRATEGIES, *INPUT_GRAD_STRATEGIES, *COMPILED_STRATEGIES),
+    CONV_RULES,
 )
 
 
@@ -266,7 +271,7 @@ def conv_algorithms() -> tuple[str, ...]:
     """The names of every convolution algorithm (``Conv2DPlan(..., algorithm=NAME)``).
 
     >>> conv_algorithms()[:4]
-    ('im2col', 'im2col_blocked', 'im2col_channels_first', 'pointwise')
+    ('im2col', 'im2col_channels_first', 'pointwise', 'grouped_gemm')
     >>> conv_algorithms()[-3:]
     ('depthwise_compiled', 'winograd_blocked', 'direct_compiled')
     """
