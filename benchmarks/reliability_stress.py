@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import os
 
-# Before NumPy loads: one BLAS thread per worker, fork-safe Numba threads.
+# Before NumPy loads: one BLAS thread per worker.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 os.environ.setdefault("CONVLENS_NUM_THREADS", "1")
 
 import argparse

@@ -35,7 +35,7 @@ def thread_env(who: str, threads: int) -> dict[str, str]:
     t = str(threads)
     env = {"OMP_NUM_THREADS": t, "OPENBLAS_NUM_THREADS": t, "MKL_NUM_THREADS": t}
     if who in ("convlens", "before"):
-        env.update(NUMBA_NUM_THREADS=t, CONVLENS_NUM_THREADS=t)
+        env.update(NUMBA_NUM_THREADS=t, CONVLENS_NUM_THREADS=t)  # (Numba's: for older code's parallel kernels)
     elif who == "keras":
         env.update(TF_NUM_INTRAOP_THREADS=t, TF_NUM_INTEROP_THREADS=t)
     else:

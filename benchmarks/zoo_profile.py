@@ -3,10 +3,8 @@ inference, plus (``--cprofile``) the top functions of a cProfile of training ste
 
 Usage: python benchmarks/zoo_profile.py [--models vgg_bn,depthwise_separable] [--steps 20] [--cprofile]
 
-Threads: ``CONVLENS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/zoo_profile.py`` profiles one thread; the
-script then gives Numba's parallel kernels the same count (``NUMBA_NUM_THREADS``, unless set), as zoo.py does:
-with a second OpenMP thread to wake, each parallel kernel launch costs ~75 us more (LeNet-5's step read 9.1
-instead of 8.6 ms).
+Threads: ``CONVLENS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/zoo_profile.py`` profiles one thread (the
+compiled kernels split over convlens's own threads; BLAS follows ``OMP_NUM_THREADS``).
 """
 
 from __future__ import annotations
@@ -14,7 +12,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import os
 import pstats
 import time
 from collections import defaultdict
@@ -131,9 +128,6 @@ def main() -> None:
     parser.add_argument("--infer-batch", type=int, default=1000)
     parser.add_argument("--cprofile", action="store_true")
     args = parser.parse_args()
-    threads = os.environ.get("CONVLENS_NUM_THREADS", "").strip()
-    if threads.isdigit() and int(threads) > 0:  # (Numba reads it when it loads, at the first kernel)
-        os.environ.setdefault("NUMBA_NUM_THREADS", threads)
     print(f"convlens per-stage profile; {machine()}")
     for name in args.models.split(","):
         print(profile(name, args.steps, args.batch, args.infer_batch, args.cprofile), flush=True)

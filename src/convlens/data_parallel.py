@@ -28,7 +28,7 @@ What makes the two halves one step:
 It runs only where it is safe and worth it (:func:`split_step_threads`): a ``Sequential`` model, or a
 Functional one with one input and one output, made of convlens's own per-sample layers (convolutions, pooling,
 dense, activations, reshapes, merges such as ``Add``, ``Dropout``, batch norm with compiled kernels), no
-activity regularizer, one dtype, more than one thread with kernels that may launch from two threads at once, a
+activity regularizer, one dtype, more than one thread, a
 batch of at least ``2 * MIN_PART_ROWS`` rows with enough work; else the step runs as before. A Functional
 model's twins run its graph as ``Functional._run`` and ``_backward_train`` do (a residual model with a skip
 connection and batch norm, 28x28x1, batch 128, 2 threads: 3,408 -> 4,040 images/s in ``fit``).

@@ -18,7 +18,7 @@ Measured with 2 threads (Intel Xeon, 2 cores; ``python benchmarks/threads_ab.py 
 2.98k, depthwise-separable 19.6k -> 31.2k. Its
 pieces aim at ``SPLIT_CHUNK_BYTES`` (12 MB): against 6 MB, larger pieces share each thread's Python overhead,
 which holds the GIL, over more rows (course 48.2k -> 52.0k, depthwise-separable 25.0k -> 29.3k). Without the
-split (one thread, or ``CONVLENS_SPLIT_PREDICT=0``, or kernels that cannot launch from two threads at once)
+split (one thread, or ``CONVLENS_SPLIT_PREDICT=0``, or a BLAS whose threads cannot be limited)
 a piece has at least ``ROWS_PER_THREAD`` rows per thread, unless that is more than 4 * ``CHUNK_BYTES`` a thread.
 
 Shapes:
@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 
 from convlens import blas_threads, switches
-from convlens.ops import jit
 from convlens.ops.parallel import MIN_SPLIT_BYTES, num_threads, parallel_ranges, this_thread_alone, workspace_slot
 
 __all__ = [
@@ -114,14 +113,11 @@ def _ours(obj: Any) -> bool:
 def split_threads() -> int:
     """Threads that each run whole pieces through the model at once (1: no whole-model split).
 
-    Each such thread runs its compiled kernels and BLAS calls alone, which needs a threading layer that lets
-    Python threads launch kernels at once (OpenMP or TBB; see :func:`convlens.ops.jit.threadsafe_launches`) and
-    a BLAS whose thread count can be set; ``CONVLENS_SPLIT_PREDICT=0`` turns the split off.
+    Each such thread runs its compiled kernels and BLAS calls alone, which needs a BLAS whose thread count can
+    be set; ``CONVLENS_SPLIT_PREDICT=0`` turns the split off.
     """
     threads = num_threads()
     if threads <= 1 or not switches.SPLIT_PREDICT.is_on() or not blas_threads.can_limit():
-        return 1
-    if jit.jit_enabled() and not jit.threadsafe_launches():
         return 1
     return threads
 
@@ -234,6 +230,6 @@ def _forward_split(model: Any, x: np.ndarray, pieces: list[tuple[int, int]], thr
 
 @contextlib.contextmanager
 def _alone(slot: int) -> Iterator[None]:
-    """This thread runs its kernels alone (without Numba: nothing splits over the pool) in workspace ``slot``."""
-    with workspace_slot(slot), jit.one_thread_here() if jit.jit_enabled() else this_thread_alone():
+    """This thread runs its kernels alone (nothing it calls splits over the pool) in workspace ``slot``."""
+    with workspace_slot(slot), this_thread_alone():
         yield

@@ -35,25 +35,12 @@ def test_batch_slices_cover_the_batch_once():
             assert len(slices) == min(parts, batch)
 
 
-def test_one_thread_here_runs_parallel_kernels_alone_and_restores() -> None:
-    """Inside one_thread_here a thread launches parallel kernels itself (no launch lock) on one Numba thread."""
-    from tests.conftest import require
-
-    require("numba")
-    import numba
-
-    from convlens.ops import jit
-
-    assert jit.threadsafe_launches() in (True, False)
-    before = numba.get_num_threads()
-    with jit.launch_lock, jit.one_thread_here():  # the lock is held: a launch that waited for it would hang
-        assert numba.get_num_threads() == 1
-        assert parallel.num_threads() == 1  # nothing inside splits over the pool again
+def test_this_thread_alone_runs_serial_kernels_inline_and_restores() -> None:
+    """Inside this_thread_alone a thread's split work runs on it in one piece (no nested hand-off to the pool)."""
+    with parallel.this_thread_alone():
+        assert parallel.alone_here()
+        assert parallel.num_threads() == 1
         seen: list[tuple[int, int]] = []
-        parallel.parallel_ranges(lambda lo, hi: seen.append((lo, hi)), 10, 1 << 30)
+        parallel.serial_kernel_over(lambda lo, hi: seen.append((lo, hi)), 10, 1 << 30)
         assert seen == [(0, 10)]
-        a = np.zeros(5)
-        jit.launch(jit._probe(), a)
-        np.testing.assert_array_equal(a, np.arange(5.0))
-    assert numba.get_num_threads() == before
     assert not parallel.alone_here()

@@ -49,10 +49,7 @@ def test_blocks_split_over_threads_give_the_same_bits(dtype: Any, monkeypatch: p
     """With two threads each takes half the blocks (one BLAS thread, its kernels alone): the same results as one
     thread, bit for bit (the kernel gradient sums fixed groups of blocks in order, whatever the threads)."""
     from convlens.ops import winograd_blocked
-    from convlens.ops.jit import threadsafe_launches
 
-    if not threadsafe_launches():
-        pytest.skip("Numba's threading layer here is not threadsafe (workqueue): blocks never split")
     case = make_case((7, 6, 6, 16), (3, 3, 16, 17), padding="same")
     x, kernel, bias = (a.astype(dtype) for a in case.arrays(seed=3))
     geometry = WindowGeometry.resolve(x.shape[1:3], 3, 1, "same")

@@ -16,7 +16,7 @@ that usually follows into the same passes:
 - input gradient: ``((g - sum_g / M) - x_hat * (sum_gx / M)) * inv_std * gamma``, the NumPy code's formula.
 
 Channel sums run over a fixed partition of the rows (:data:`CHUNKS` pieces, added in order), so results do
-not depend on the thread count. Kernels are serial (``parallel=False``: cheap to compile) and release the
+not depend on the thread count. Kernels are serial (cheap to compile) and release the
 GIL; :func:`convlens.ops.parallel.parallel_ranges` splits the rows over threads.
 
 Shapes:
@@ -122,16 +122,7 @@ def _grad_x_kernel(
 
 def _kernels() -> tuple[Any, ...]:
     """The compiled kernels; imports Numba on the first call. No fastmath: the NumPy code's rounding."""
-    serial = {"parallel": False}
-    return compiled_kernels(
-        globals(),
-        (
-            (_statistics_kernel, serial),
-            (_normalize_kernel, serial),
-            (_grad_sums_kernel, serial),
-            (_grad_x_kernel, serial),
-        ),
-    )
+    return compiled_kernels(globals(), (_statistics_kernel, _normalize_kernel, _grad_sums_kernel, _grad_x_kernel))
 
 
 def bn_statistics_sums(x: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:

@@ -293,7 +293,7 @@ def _kernels() -> tuple[Any, ...]:
         _kernel_grad_rows_kernel,
         _input_grad_rows_kernel,
     )
-    return compiled_kernels(globals(), [(kernel, {"parallel": False}) for kernel in kernels])
+    return compiled_kernels(globals(), kernels)
 
 
 def _layout(geometry: WindowGeometry) -> tuple[int, int, int, int, int, int]:

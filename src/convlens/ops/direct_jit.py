@@ -217,8 +217,8 @@ def _kernels() -> tuple[Any, ...]:
     return compiled_kernels(
         globals(),
         [
-            (_forward_kernel, {"parallel": False, "fastmath": {"contract"}}),
-            (_kernel_grad_kernel, {"parallel": False, "fastmath": {"contract", "reassoc"}}),
+            (_forward_kernel, {"fastmath": {"contract"}}),
+            (_kernel_grad_kernel, {"fastmath": {"contract", "reassoc"}}),
         ],
     )
 

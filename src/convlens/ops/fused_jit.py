@@ -16,8 +16,10 @@ vectorises it), and never materialise the im2col matrix:
 
 The conv sums run in a different order from BLAS's, so values agree with the NumPy path to rounding
 (exactly for integer-valued data, which is how the tests pin the winner maps). The kernels are plain
-Python, compiled on first use with ``parallel=True`` (``prange`` over batch rows or batch chunks),
-``cache=True`` and ``nogil=True``.
+Python, compiled on first use as serial kernels over a range of pooled rows or batch chunks that
+:func:`convlens.ops.parallel.serial_kernel_over` splits over the threads, with their arrays marked noalias
+(LLVM vectorises them as it did the ``parallel=True`` kernels before, which took 3x longer to compile; see
+:func:`convlens.ops.jit._noalias_compiler`), ``cache=True`` and ``nogil=True``.
 
 Shapes:
     padded: (N, H + PT + PB, W + PL + PR, C); kernel, grad_kernel: (KH, KW, C, F)
@@ -31,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from convlens.geometry import WindowGeometry
-from convlens.ops.jit import compiled_kernels, launch
+from convlens.ops.jit import check_disjoint, compiled_kernels
+from convlens.ops.parallel import serial_kernel_over
 
 __all__ = ["JIT_DTYPES", "conv_max_pool_backward_jit", "conv_max_pool_forward_jit"]
 
@@ -40,9 +43,6 @@ JIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Batch chunks for the kernel-gradient partial sums: a fixed count (not the thread count) keeps the
 # summation order, hence the bits, the same on every machine.
 _CHUNKS = 8
-
-# ``numba.prange`` once the kernels compile (Numba reads the global then); ``range`` until then.
-_prange: Any = range
 
 
 def _forward_kernel(
@@ -57,18 +57,21 @@ def _forward_kernel(
     dh: int,
     dw: int,
     keep: bool,
+    lo: int,
+    hi: int,
 ) -> None:  # pragma: no cover - compiled by Numba
     kh, kw, channels, filters = kernel.shape
-    batch, qh, qw, _ = window_max.shape
+    _, qh, qw, _ = window_max.shape
     width = qw * pw  # conv columns that some pooling window reads
-    for job in _prange(batch * qh):
+    # One conv row at a time, tap by tap: each inner loop is one kernel row (all filters) times
+    # one input value, added into a row buffer that stays in L1.
+    conv = np.empty((width, filters), window_max.dtype)
+    # The winners in int32 lanes, selected (a conditional uint8 store stays scalar), stored at the end.
+    best = np.empty((qw if keep else 0, filters), np.int32)
+    for job in range(lo, hi):  # (pooled rows: job = n * QH + qy)
         n = job // qh
         qy = job - n * qh
-        # One conv row at a time, tap by tap: each inner loop is one kernel row (all filters) times
-        # one input value, added into a row buffer that stays in L1.
-        conv = np.empty((width, filters), window_max.dtype)
-        # The winners in int32 lanes, selected (a conditional uint8 store stays scalar), stored at the end.
-        best = np.zeros((qw if keep else 0, filters), np.int32)
+        best[:] = 0
         for a in range(ph):
             r0 = (qy * ph + a) * sh
             conv[:] = 0
@@ -117,13 +120,15 @@ def _backward_kernel(
     dh: int,
     dw: int,
     want_x: bool,
+    t0: int,
+    t1: int,
 ) -> None:  # pragma: no cover - compiled by Numba
     kh, kw, channels, filters = kernel.shape
     batch, qh, qw, _ = g.shape
     chunks = parts.shape[0]
     width = qw * pw
     zero = g.dtype.type(0)
-    for t in _prange(chunks):
+    for t in range(t0, t1):  # (batch chunks)
         part = parts[t]
         part[:] = zero
         routed = np.empty((width, filters), g.dtype)
@@ -169,11 +174,12 @@ def _kernels() -> tuple[Any, ...]:
     # 'contract' allows fused multiply-adds (one rounding fewer than BLAS may do: the same tolerance).
     # 'reassoc' lets LLVM vectorise the grad_x dot products over the filters (a reduction);
     # no flag that changes NaN/inf handling.
+    serial = {"noalias": True}
     return compiled_kernels(
         globals(),
         (
-            (_forward_kernel, {"fastmath": {"contract"}}),
-            (_backward_kernel, {"fastmath": {"reassoc", "contract"}}),
+            (_forward_kernel, {**serial, "fastmath": {"contract"}}),
+            (_backward_kernel, {**serial, "fastmath": {"reassoc", "contract"}}),
         ),
     )
 
@@ -206,7 +212,10 @@ def conv_max_pool_forward_jit(
     kernel = np.ascontiguousarray(kernel, padded.dtype)
     keep = winner is not None
     index = winner if winner is not None else np.empty((0, 0, 0, 0), np.uint8)
-    launch(forward, padded, kernel, window_max, index, *_layout(geometry, pool_size), keep)
+    check_disjoint([window_max, index], [padded, kernel])
+    rows = window_max.shape[0] * window_max.shape[1]
+    nbytes = padded.nbytes + window_max.nbytes
+    serial_kernel_over(forward, rows, nbytes, padded, kernel, window_max, index, *_layout(geometry, pool_size), keep)
 
 
 def conv_max_pool_backward_jit(
@@ -237,6 +246,8 @@ def conv_max_pool_backward_jit(
     chunks = max(1, min(_CHUNKS, padded.shape[0]))
     parts = np.empty((chunks, *kernel.shape), dtype)
     grad_padded = np.empty(padded.shape if compute_grad_x else (0, 0, 0, 0), dtype)
-    launch(backward, padded, kernel, g, winner, parts, grad_padded, *_layout(geometry, pool_size), compute_grad_x)
+    check_disjoint([parts, grad_padded], [padded, kernel, g, winner])
+    args = (padded, kernel, g, winner, parts, grad_padded, *_layout(geometry, pool_size), compute_grad_x)
+    serial_kernel_over(backward, chunks, padded.nbytes + g.nbytes + grad_padded.nbytes, *args)
     grad_kernel = parts[0].copy() if chunks == 1 else parts.sum(axis=0)
     return grad_kernel, (grad_padded if compute_grad_x else None)

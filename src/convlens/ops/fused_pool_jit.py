@@ -12,6 +12,9 @@ element, so the results are identical bit for bit:
   in row-major window order);
 - gradients are multiplied by 1.0 or 0.0 masks, as NumPy multiplies by boolean arrays.
 
+Both are serial kernels over blocks of rows that :func:`convlens.ops.parallel.serial_kernel_over` splits over
+the threads, with their arrays marked noalias (see :func:`convlens.ops.jit._noalias_compiler`).
+
 Shapes:
     slabs: (S, R, F) conv outputs before the bias, S = PH * PW pooling offsets, R = N * QH * QW
     pooled, winner, g, routed[s]: (R, F); bias: (F,)
@@ -23,19 +26,20 @@ from typing import Any
 
 import numpy as np
 
-from convlens.ops.jit import compiled_for, compiled_kernels, jit_enabled, launch
+from convlens.ops.jit import check_disjoint, compiled_for, compiled_kernels, jit_enabled
+from convlens.ops.parallel import serial_kernel_over
 
 __all__ = ["kernels", "pool_slabs_jit", "route_gradient_jit"]
 
-_BLOCK = 256  # rows per parallel job
+_BLOCK = 256  # rows per block (the threads get ranges of blocks)
 
 
 def _pool_slabs(
-    slabs: Any, bias: Any, has_bias: bool, relu: bool, pooled: Any, winner: Any, training: bool
+    slabs: Any, bias: Any, has_bias: bool, relu: bool, pooled: Any, winner: Any, training: bool, lo: int, hi: int
 ) -> None:  # pragma: no cover - compiled by Numba
     n_slabs, rows, filters = slabs.shape
     zero = pooled.dtype.type(0)
-    for block in _prange((rows + _BLOCK - 1) // _BLOCK):
+    for block in range(lo, hi):  # (blocks of _BLOCK rows)
         # The running winners are int32, the width of a float32 lane: selecting into uint8 lanes kept LLVM from
         # vectorising the loop ((4, 6272, 32) slabs, AMD EPYC, 1 thread: 3.3 -> 0.23 ms). Inference computes
         # them too: its loop without them vectorised worse (0.44 ms).
@@ -66,13 +70,13 @@ def _pool_slabs(
 
 
 def _route_gradient(
-    grad: Any, out: Any, winner: Any, relu: bool, masked: Any, routed: Any
+    grad: Any, out: Any, winner: Any, relu: bool, masked: Any, routed: Any, lo: int, hi: int
 ) -> None:  # pragma: no cover - compiled by Numba
     n_slabs = routed.shape[0]
     rows, filters = grad.shape
     one = grad.dtype.type(1)
     zero = grad.dtype.type(0)
-    for block in _prange((rows + _BLOCK - 1) // _BLOCK):
+    for block in range(lo, hi):  # (blocks of _BLOCK rows)
         w = np.empty(filters, np.int32)  # (int32 lanes, as in _pool_slabs: (4, 25088, 32) 0.84 -> 0.68 ms)
         for r in range(block * _BLOCK, min(rows, (block + 1) * _BLOCK)):
             for f in range(filters):
@@ -89,7 +93,6 @@ def _route_gradient(
                     routed[s, r, f] = source[r, f] * (one if w[f] == s32 else zero)
 
 
-_prange: Any = range  # numba.prange inside the compiled kernels (see convlens.ops.jit.compiled_kernels)
 _KERNELS: tuple[Any, ...] | None = None
 
 
@@ -97,13 +100,12 @@ def kernels() -> tuple[Any, ...] | None:
     """The compiled (pool_slabs, route_gradient) kernels, or None when the JIT is off or Numba is missing."""
     if not jit_enabled():
         return None
-    return compiled_kernels(
-        globals(),
-        (
-            _pool_slabs,
-            _route_gradient,
-        ),
-    )
+    serial = {"noalias": True}  # (see convlens.ops.jit._noalias_compiler)
+    return compiled_kernels(globals(), ((_pool_slabs, serial), (_route_gradient, serial)))
+
+
+def _blocks(rows: int) -> int:
+    return (rows + _BLOCK - 1) // _BLOCK
 
 
 def pool_slabs_jit(
@@ -119,7 +121,9 @@ def pool_slabs_jit(
     bias_arr = np.zeros(slabs.shape[2], slabs.dtype) if bias is None else bias.astype(slabs.dtype, copy=False)
     training = winner is not None
     winner_arr = winner if winner is not None else np.zeros((1, 1), np.uint8)
-    launch(compiled[0], slabs, bias_arr, has_bias, relu, pooled, winner_arr, training)
+    check_disjoint([pooled, winner_arr], [slabs, bias_arr])
+    args = (slabs, bias_arr, has_bias, relu, pooled, winner_arr, training)
+    serial_kernel_over(compiled[0], _blocks(slabs.shape[1]), slabs.nbytes + pooled.nbytes, *args)
     return True
 
 
@@ -132,5 +136,7 @@ def route_gradient_jit(
     compiled = kernels()
     if compiled is None:
         return False
-    launch(compiled[1], grad, out, winner, relu, masked, routed)
+    check_disjoint([masked, routed], [grad, out, winner])
+    args = (grad, out, winner, relu, masked, routed)
+    serial_kernel_over(compiled[1], _blocks(grad.shape[0]), grad.nbytes + routed.nbytes, *args)
     return True

@@ -315,10 +315,10 @@ def _kernels() -> tuple[Any, ...]:
     return compiled_kernels(
         globals(),
         (
-            (_forward_kernel, {"parallel": False}),
-            (_backward_kernel, {"parallel": False}),
-            (_avg_forward_kernel, {"parallel": False, "error_model": "numpy"}),
-            (_avg_backward_kernel, {"parallel": False, "error_model": "numpy"}),
+            _forward_kernel,
+            _backward_kernel,
+            (_avg_forward_kernel, {"error_model": "numpy"}),
+            (_avg_backward_kernel, {"error_model": "numpy"}),
         ),
     )
 

@@ -22,7 +22,7 @@ from convlens.ops.activations import get_activation, tanh
 from convlens.ops.batch_norm_plans import BatchNormPlan
 from convlens.ops.conv_plan import Conv2DPlan
 from convlens.ops.fused import ConvMaxPoolPlan
-from convlens.ops.jit import compiled_for, threadsafe_launches
+from convlens.ops.jit import compiled_for
 from convlens.ops.pooling_plans import AvgPool2DPlan, MaxPool2DPlan
 
 __all__ = ["precompile"]
@@ -82,10 +82,6 @@ def _tanh(dtype: Any) -> None:
         tanh(np.ones(4, dtype))
 
 
-def _probe() -> None:
-    threadsafe_launches()  # (its tiny parallel kernel: the threading layer, once per process)
-
-
 def _batch_norm(dtype: Any) -> None:
     x = np.ones((4, 3), dtype)
     stats = [np.zeros(3, dtype), np.ones(3, dtype)]
@@ -94,24 +90,22 @@ def _batch_norm(dtype: Any) -> None:
     plan.backward(x)
 
 
-# The longest first (seconds to compile for float32 on the AMD EPYC, one process, in brackets), so that two
-# processes finish together. The kernels marked serial are serial (parallel_ranges splits them over threads): a
-# third of a parallel=True kernel's compile time. The Winograd transforms, the fused stage's and the im2col kernels
-# stay parallel: as serial kernels they ran slower (Winograd fwd+bwd (128, 32x32, 32->32) 2.7x, the fused GEMM
-# path's slab pass 1.5x, the row im2col 1.3x; AMD EPYC, 1 thread), LLVM no longer vectorising their loops.
+# The longest first (seconds to compile for float32 on the AMD EPYC, one process with an empty cache, in brackets;
+# the first step also pays Numba's start-up, ~2 s), so that two processes finish together. Every kernel is serial
+# (parallel_ranges splits its range over threads): about a third of a parallel=True kernel's compile time (the
+# seconds as parallel=True kernels, measured the same way before they became serial, after "was").
 STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
-    ("fused stage, direct kernels", lambda dtype: _fused(dtype, "conv_pool_direct")),  # 10.6
-    ("winograd transforms", lambda dtype: _conv(dtype, 2, "winograd")),  # 9.9
-    ("depthwise convolution", _depthwise),  # 5.4 serial (per-column and row-span kernels)
-    ("direct convolution", lambda dtype: _conv(dtype, 2, {"forward": "direct_compiled"})),  # 3.7 serial
-    ("im2col + col2im", _im2col_col2im),  # 3.3
-    ("fused stage, GEMM path", lambda dtype: _fused(dtype, "conv_pool_gemm")),  # 3.1
-    ("average pooling", _avg_pool),  # 2.1 serial (6.3 s as parallel kernels)
-    ("max pooling", _pool),  # 2.0 serial (6.0 s as parallel kernels)
-    ("batch norm", _batch_norm),  # 1.3
-    ("im2col into a plain buffer", lambda dtype: _conv(dtype, 2, "grouped_gemm")),  # 0.3
-    ("tanh", _tanh),  # 0.2 serial, float32 only
-    ("threading layer probe", lambda dtype: _probe()),  # 0.0 (its kernel compiled with the others)
+    ("depthwise convolution", _depthwise),  # 7.5 (per-column and row-span kernels)
+    ("winograd transforms", lambda dtype: _conv(dtype, 2, "winograd")),  # 4.8 (was 17.8)
+    ("direct convolution", lambda dtype: _conv(dtype, 2, {"forward": "direct_compiled"})),  # 5.1
+    ("im2col + col2im", _im2col_col2im),  # 1.6 (was 3.7)
+    ("fused stage, direct kernels", lambda dtype: _fused(dtype, "conv_pool_direct")),  # 2.5 (was 18.5)
+    ("average pooling", _avg_pool),  # 3.4 (was 6.3)
+    ("max pooling", _pool),  # 3.1 (was 6.0)
+    ("batch norm", _batch_norm),  # 1.8
+    ("fused stage, GEMM path", lambda dtype: _fused(dtype, "conv_pool_gemm")),  # 1.7 (was 4.1)
+    ("im2col into a plain buffer", lambda dtype: _conv(dtype, 2, "grouped_gemm")),  # 0.6
+    ("tanh", _tanh),  # 0.5 float32 only
 )
 
 

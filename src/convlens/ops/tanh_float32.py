@@ -88,7 +88,7 @@ def _kernels() -> tuple[Any, ...]:
     """The compiled kernel; imports Numba on the first call. ``error_model='numpy'``: Numba's default checks
     every division for zero, which keeps LLVM from vectorising the loop (3.3 instead of 0.5 ns an element);
     ``q >= 0.0049`` here, never zero."""
-    return compiled_kernels(globals(), [(_tanh_kernel, {"parallel": False, "error_model": "numpy"})])
+    return compiled_kernels(globals(), [(_tanh_kernel, {"error_model": "numpy"})])
 
 
 def tanh_float32_numpy(x: np.ndarray, out: np.ndarray) -> None:

@@ -2,9 +2,11 @@
 
 The NumPy versions are KH*KW strided copies or adds over the whole batch; each pass streams the
 whole array through memory, and with few channels the runs are only C floats long. These kernels
-walk one image at a time (its padded input and window gradients stay in cache) and run the
-images in parallel. col2im adds the taps in the same order as the NumPy code (tap by tap, each
-cell starting from zero), so both paths give identical bits.
+walk one image at a time (its padded input and window gradients stay in cache); they are serial
+kernels over a range of images, split over the threads by :func:`convlens.ops.parallel.serial_kernel_over`,
+with their arrays marked noalias (see :func:`convlens.ops.jit._noalias_compiler`). col2im adds the taps in
+the same order as the NumPy code (tap by tap, each cell starting from zero), so both paths give identical
+bits.
 
 They read and write the unpadded arrays directly (window cells on padding are zeros, or dropped
 from the gradient), which saves the NumPy path's pad copy and crop copy.
@@ -20,18 +22,19 @@ from typing import Any
 import numpy as np
 
 from convlens.geometry import WindowGeometry
-from convlens.ops.jit import compiled_for, compiled_kernels, jit_enabled, launch
+from convlens.ops.jit import check_disjoint, compiled_for, compiled_kernels, jit_enabled
+from convlens.ops.parallel import serial_kernel_over
 
 __all__ = ["col2im_compiled", "col2im_jit", "im2col_jit", "im2col_rows_jit", "kernels"]
 
 
 def _im2col(
-    x: Any, cols: Any, sh: int, sw: int, dh: int, dw: int, pt: int, pl: int
+    x: Any, cols: Any, sh: int, sw: int, dh: int, dw: int, pt: int, pl: int, lo: int, hi: int
 ) -> None:  # pragma: no cover - compiled by Numba
-    n_batch, oh, ow, kh, kw, channels = cols.shape
+    _, oh, ow, kh, kw, channels = cols.shape
     height, width = x.shape[1], x.shape[2]
     zero = cols.dtype.type(0)
-    for n in _prange(n_batch):
+    for n in range(lo, hi):
         for oy in range(oh):
             for ox in range(ow):
                 for i in range(kh):
@@ -47,11 +50,11 @@ def _im2col(
 
 
 def _col2im(
-    grad_cols: Any, grad_x: Any, sh: int, sw: int, dh: int, dw: int, pt: int, pl: int
+    grad_cols: Any, grad_x: Any, sh: int, sw: int, dh: int, dw: int, pt: int, pl: int, lo: int, hi: int
 ) -> None:  # pragma: no cover - compiled by Numba
-    n_batch, oh, ow, kh, kw, channels = grad_cols.shape
+    _, oh, ow, kh, kw, channels = grad_cols.shape
     height, width = grad_x.shape[1], grad_x.shape[2]
-    for n in _prange(n_batch):
+    for n in range(lo, hi):
         grad_x[n] = 0
         for i in range(kh):  # tap-major, as the NumPy code adds the taps
             for j in range(kw):
@@ -82,10 +85,12 @@ def _im2col_rows(
     dh: int,
     pt: int,
     pl: int,
+    lo: int,
+    hi: int,
 ) -> None:  # pragma: no cover - compiled by Numba
     zero = cols2d.dtype.type(0)
     run = kw * channels  # one kernel row of a window: KW * C floats, contiguous in x when dw = 1
-    for n in _prange(batch):
+    for n in range(lo, hi):
         for oy in range(oh):
             for ox in range(ow):
                 dst = cols2d[(n * oh + oy) * ow + ox]
@@ -99,14 +104,15 @@ def _im2col_rows(
                         continue
                     if j0 > 0:
                         dst[base : base + j0 * channels] = zero
-                    src = x2[n * height + row]
                     first = (col0 + j0) * channels
-                    dst[base + j0 * channels : base + j1 * channels] = src[first : first + (j1 - j0) * channels]
+                    src = x2[n * height + row, first : first + (j1 - j0) * channels]
+                    into = dst[base + j0 * channels : base + j1 * channels]
+                    for k in range(src.size):  # (an explicit loop: a slice assignment checks for overlap first)
+                        into[k] = src[k]
                     if j1 < kw:
                         dst[base + j1 * channels : base + run] = zero
 
 
-_prange: Any = range  # numba.prange inside the compiled kernels (see convlens.ops.jit.compiled_kernels)
 _KERNELS: tuple[Any, ...] | None = None
 
 
@@ -114,14 +120,14 @@ def kernels() -> tuple[Any, ...] | None:
     """The compiled (im2col, col2im) kernels, or None when the JIT is off or Numba is missing."""
     if not jit_enabled():
         return None
-    return compiled_kernels(
-        globals(),
-        (
-            _im2col,
-            _col2im,
-            _im2col_rows,
-        ),
-    )
+    serial = {"noalias": True}  # (see convlens.ops.jit._noalias_compiler)
+    return compiled_kernels(globals(), [(kernel, serial) for kernel in (_im2col, _col2im, _im2col_rows)])
+
+
+def _over_images(kernel: Any, images: int, out: np.ndarray, source: np.ndarray, *args: Any) -> None:
+    """``kernel(*args, lo, hi)`` over ``range(images)``, split over the threads; it writes ``out`` from ``source``."""
+    check_disjoint([out], [source])
+    serial_kernel_over(kernel, images, out.nbytes + source.nbytes, *args)
 
 
 def col2im_compiled(dtype: Any) -> bool:
@@ -141,7 +147,8 @@ def im2col_jit(x: np.ndarray, cols: np.ndarray, geometry: WindowGeometry) -> boo
     if compiled is None:  # pragma: no cover - compiled_for checked it
         return False
     (pt, _), (pl, _) = geometry.pads
-    launch(compiled[0], np.ascontiguousarray(x), cols, *geometry.strides, *geometry.dilation_rate, pt, pl)
+    x = np.ascontiguousarray(x)
+    _over_images(compiled[0], len(x), cols, x, x, cols, *geometry.strides, *geometry.dilation_rate, pt, pl)
     return True
 
 
@@ -171,7 +178,7 @@ def im2col_rows_jit(x: np.ndarray, cols2d: np.ndarray, geometry: WindowGeometry)
     x2 = np.ascontiguousarray(x).reshape(batch * height, width * channels)
     sh, sw = geometry.strides
     args = (batch, height, width, channels, oh, ow, kh, kw, sh, sw, geometry.dilation_rate[0], pt, pl)
-    launch(compiled[2], x2, cols2d, *args)
+    _over_images(compiled[2], batch, cols2d, x2, x2, cols2d, *args)
     return True
 
 
@@ -185,5 +192,16 @@ def col2im_jit(grad_cols: np.ndarray, grad_x: np.ndarray, geometry: WindowGeomet
     if compiled is None:  # pragma: no cover - compiled_for checked it
         return False
     (pt, _), (pl, _) = geometry.pads
-    launch(compiled[1], grad_cols, grad_x, *geometry.strides, *geometry.dilation_rate, pt, pl)
+    _over_images(
+        compiled[1],
+        len(grad_x),
+        grad_x,
+        grad_cols,
+        grad_cols,
+        grad_x,
+        *geometry.strides,
+        *geometry.dilation_rate,
+        pt,
+        pl,
+    )
     return True

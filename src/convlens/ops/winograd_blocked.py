@@ -29,8 +29,7 @@ import numpy as np
 from convlens.blas_threads import one_blas_thread
 from convlens.geometry import WindowGeometry
 from convlens.ops import winograd_jit
-from convlens.ops.jit import one_thread_here, threadsafe_launches
-from convlens.ops.parallel import MIN_SPLIT_BYTES, num_threads, parallel_ranges
+from convlens.ops.parallel import MIN_SPLIT_BYTES, num_threads, parallel_ranges, this_thread_alone
 from convlens.ops.windows import TRANSIENT, Workspace, pad
 from convlens.ops.winograd import _kernel_gradient, kernel_transform
 
@@ -137,12 +136,12 @@ class WinogradBlockedConv:
         """``work(lo, hi)`` over pieces of ``range(total)``, one piece per thread when there are threads to spare:
         each thread then runs its kernels and GEMMs alone (one BLAS thread per call), on blocks of its own.
         """
-        if num_threads() > 1 and total > 1 and nbytes >= MIN_SPLIT_BYTES and threadsafe_launches():
+        if num_threads() > 1 and total > 1 and nbytes >= MIN_SPLIT_BYTES:
             with one_blas_thread() as limited:
                 if limited:
 
                     def alone(lo: int, hi: int) -> None:
-                        with one_thread_here():
+                        with this_thread_alone():
                             work(lo, hi)
 
                     parallel_ranges(alone, total, nbytes)

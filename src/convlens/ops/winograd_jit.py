@@ -7,6 +7,11 @@ The arithmetic is the same additions in the same order, so both paths give ident
 the input-gradient adjoint: it adds the overlapping tiles of an image in tile order (NumPy: in tap
 order), so there the two agree to rounding.
 
+The kernels are serial (a third of the compile time of ``parallel=True`` ones) over a range of tile rows
+or images that :func:`convlens.ops.parallel.serial_kernel_over` splits over the threads, and compiled with
+their arrays marked noalias: without that LLVM left the 16-plane loops scalar (6x slower; see
+:func:`convlens.ops.jit._noalias_compiler`).
+
 Shapes:
     padded: (N, 2 TH + 2, 2 TW + 2, C); v: (16, N, TH, TW, C)
     m: (16, N, TH, TW, F); out: (N, OH, OW, F); grad_out: (N, OH, OW, F); dm: (16, N, TH, TW, F)
@@ -18,15 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from convlens.ops.jit import compiled_for, compiled_kernels, jit_enabled, launch
+from convlens.ops.jit import check_disjoint, compiled_for, compiled_kernels, jit_enabled
+from convlens.ops.parallel import serial_kernel_over
 
 __all__ = ["grad_transform", "input_adjoint", "input_transform", "kernels", "output_transform"]
 
 
-def _input_transform(padded: Any, v: Any) -> None:  # pragma: no cover - compiled by Numba
-    n_batch, _, _, channels = padded.shape
+def _input_transform(padded: Any, v: Any, lo: int, hi: int) -> None:  # pragma: no cover - compiled by Numba
+    channels = padded.shape[3]
     th, tw = v.shape[2], v.shape[3]
-    for job in _prange(n_batch * th):
+    for job in range(lo, hi):  # (tile rows: job = n * TH + ty)
         n = job // th
         ty = job % th
         r = 2 * ty
@@ -85,10 +91,10 @@ def _input_transform(padded: Any, v: Any) -> None:  # pragma: no cover - compile
                 v[15, n, ty, tx, c] = t31 - t33
 
 
-def _output_transform(m: Any, bias: Any, out: Any) -> None:  # pragma: no cover - compiled by Numba
-    _, n_batch, th, tw, filters = m.shape
+def _output_transform(m: Any, bias: Any, out: Any, lo: int, hi: int) -> None:  # pragma: no cover - compiled by Numba
+    _, _, th, tw, filters = m.shape
     oh, ow = out.shape[1], out.shape[2]
-    for job in _prange(n_batch * th):
+    for job in range(lo, hi):  # (tile rows: job = n * TH + ty)
         n = job // th
         ty = job % th
         r = 2 * ty
@@ -117,11 +123,11 @@ def _output_transform(m: Any, bias: Any, out: Any) -> None:  # pragma: no cover 
                         out[n, r + 1, col + 1, f] = s11 - s12 - s13
 
 
-def _grad_transform(grad_out: Any, dm: Any) -> None:  # pragma: no cover - compiled by Numba
-    n_batch, oh, ow, filters = grad_out.shape
+def _grad_transform(grad_out: Any, dm: Any, lo: int, hi: int) -> None:  # pragma: no cover - compiled by Numba
+    _, oh, ow, filters = grad_out.shape
     th, tw = dm.shape[2], dm.shape[3]
     zero = grad_out.dtype.type(0)
-    for job in _prange(n_batch * th):
+    for job in range(lo, hi):  # (tile rows: job = n * TH + ty)
         n = job // th
         ty = job % th
         r = 2 * ty
@@ -162,10 +168,12 @@ def _grad_transform(grad_out: Any, dm: Any) -> None:  # pragma: no cover - compi
                 dm[15, n, ty, tx, f] = -e31
 
 
-def _input_adjoint(dv: Any, grad_x: Any, pt: int, pl: int) -> None:  # pragma: no cover - compiled by Numba
-    _, n_batch, th, tw, channels = dv.shape
+def _input_adjoint(
+    dv: Any, grad_x: Any, pt: int, pl: int, lo: int, hi: int
+) -> None:  # pragma: no cover - compiled by Numba
+    _, _, th, tw, channels = dv.shape
     height, width = grad_x.shape[1], grad_x.shape[2]
-    for n in _prange(n_batch):
+    for n in range(lo, hi):
         acc = np.zeros((2 * th + 2, 2 * tw + 2, channels), dv.dtype)  # this image's padded gradient
         tile = np.empty((16, channels), dv.dtype)  # B dV B^T of one tile
         for ty in range(th):
@@ -218,7 +226,6 @@ def _input_adjoint(dv: Any, grad_x: Any, pt: int, pl: int) -> None:  # pragma: n
                     grad_x[n, y, x, c] = acc[y + pt, x + pl, c]
 
 
-_prange: Any = range  # numba.prange inside the compiled kernels (see convlens.ops.jit.compiled_kernels)
 _KERNELS: tuple[Any, ...] | None = None
 
 
@@ -226,34 +233,40 @@ def kernels() -> tuple[Any, ...] | None:
     """The compiled (input, output, gradient, input-adjoint) transforms; None when the JIT is off or unavailable."""
     if not jit_enabled():
         return None
-    return compiled_kernels(globals(), (_input_transform, _output_transform, _grad_transform, _input_adjoint))
+    serial = {"noalias": True}
+    return compiled_kernels(
+        globals(), [(k, serial) for k in (_input_transform, _output_transform, _grad_transform, _input_adjoint)]
+    )
 
 
-def _run(index: int, dtype: Any, *args: Any) -> bool:
-    compiled = kernels() if compiled_for(dtype) else None
+def _run(index: int, out: np.ndarray, total: int, *args: Any) -> bool:
+    """Run kernel ``index`` (which writes ``out``, one of ``args``) over ``range(total)``, split over the threads."""
+    compiled = kernels() if compiled_for(out.dtype) else None
     if compiled is None:
         return False
-    launch(compiled[index], *args)
+    arrays = [a for a in args if isinstance(a, np.ndarray) and a is not out]
+    check_disjoint([out], arrays)
+    serial_kernel_over(compiled[index], total, out.nbytes + sum(a.nbytes for a in arrays), *args)
     return True
 
 
 def input_transform(padded: np.ndarray, v: np.ndarray) -> bool:
     """Fill ``v`` (16, N, TH, TW, C) from ``padded``; False (nothing done) when the JIT is off."""
-    return _run(0, padded.dtype, padded, v)
+    return _run(0, v, v.shape[1] * v.shape[2], padded, v)
 
 
 def output_transform(m: np.ndarray, bias: np.ndarray, out: np.ndarray) -> bool:
     """Fill ``out`` (N, OH, OW, F) from ``m`` with ``bias`` (F,) added to M[1, 1]; False when the JIT is off."""
-    return _run(1, m.dtype, m, bias, out)
+    return _run(1, out, m.shape[1] * m.shape[2], m, bias, out)
 
 
 def grad_transform(grad_out: np.ndarray, dm: np.ndarray) -> bool:
     """Fill ``dm`` (16, N, TH, TW, F) from ``grad_out``; False (nothing done) when the JIT is off."""
-    return _run(2, grad_out.dtype, grad_out, dm)
+    return _run(2, dm, dm.shape[1] * dm.shape[2], grad_out, dm)
 
 
 def input_adjoint(dv: np.ndarray, grad_x: np.ndarray, pads: tuple[int, int]) -> bool:
     """Fill ``grad_x`` (N, H, W, C) with B dV B^T summed over the overlapping tiles of ``dv`` (16, N, TH, TW, C),
     cropped by ``pads`` = (PT, PL); False (nothing done) when the JIT is off.
     """
-    return _run(3, dv.dtype, dv, grad_x, *pads)
+    return _run(3, grad_x, dv.shape[1], dv, grad_x, *pads)
