@@ -312,15 +312,7 @@ _KERNELS: tuple[Any, ...] | None = None
 def _kernels() -> tuple[Any, ...]:
     """The compiled (max forward, max backward, average forward, average backward) kernels; imports Numba on
     the first call."""
-    return compiled_kernels(
-        globals(),
-        (
-            _forward_kernel,
-            _backward_kernel,
-            (_avg_forward_kernel, {"error_model": "numpy"}),
-            (_avg_backward_kernel, {"error_model": "numpy"}),
-        ),
-    )
+    return compiled_kernels(globals(), (_forward_kernel, _backward_kernel, _avg_forward_kernel, _avg_backward_kernel))
 
 
 def _layout(geometry: WindowGeometry) -> tuple[int, int, int, int, int, int]:
