@@ -17,7 +17,7 @@ vectorises it), and never materialise the im2col matrix:
 The conv sums run in a different order from BLAS's, so values agree with the NumPy path to rounding
 (exactly for integer-valued data, which is how the tests pin the winner maps). The kernels are plain
 Python, compiled on first use as serial kernels over a range of pooled rows or batch chunks that
-:func:`convlens.ops.parallel.serial_kernel_over` splits over the threads, with their arrays marked noalias
+:func:`convlens.ops.jit.run_noalias` splits over the threads, with their arrays marked noalias
 (LLVM vectorises them as it did the ``parallel=True`` kernels before, which took 3x longer to compile; see
 :func:`convlens.ops.jit._noalias_compiler`), ``cache=True`` and ``nogil=True``.
 
@@ -33,8 +33,7 @@ from typing import Any
 import numpy as np
 
 from convlens.geometry import WindowGeometry
-from convlens.ops.jit import check_disjoint, compiled_kernels
-from convlens.ops.parallel import serial_kernel_over
+from convlens.ops.jit import compiled_kernels, run_noalias
 
 __all__ = ["JIT_DTYPES", "conv_max_pool_backward_jit", "conv_max_pool_forward_jit"]
 
@@ -212,10 +211,9 @@ def conv_max_pool_forward_jit(
     kernel = np.ascontiguousarray(kernel, padded.dtype)
     keep = winner is not None
     index = winner if winner is not None else np.empty((0, 0, 0, 0), np.uint8)
-    check_disjoint([window_max, index], [padded, kernel])
     rows = window_max.shape[0] * window_max.shape[1]
-    nbytes = padded.nbytes + window_max.nbytes
-    serial_kernel_over(forward, rows, nbytes, padded, kernel, window_max, index, *_layout(geometry, pool_size), keep)
+    args = (padded, kernel, window_max, index, *_layout(geometry, pool_size), keep)
+    run_noalias(forward, rows, [window_max, index], *args)
 
 
 def conv_max_pool_backward_jit(
@@ -246,8 +244,7 @@ def conv_max_pool_backward_jit(
     chunks = max(1, min(_CHUNKS, padded.shape[0]))
     parts = np.empty((chunks, *kernel.shape), dtype)
     grad_padded = np.empty(padded.shape if compute_grad_x else (0, 0, 0, 0), dtype)
-    check_disjoint([parts, grad_padded], [padded, kernel, g, winner])
     args = (padded, kernel, g, winner, parts, grad_padded, *_layout(geometry, pool_size), compute_grad_x)
-    serial_kernel_over(backward, chunks, padded.nbytes + g.nbytes + grad_padded.nbytes, *args)
+    run_noalias(backward, chunks, [parts, grad_padded], *args)
     grad_kernel = parts[0].copy() if chunks == 1 else parts.sum(axis=0)
     return grad_kernel, (grad_padded if compute_grad_x else None)

@@ -12,7 +12,7 @@ element, so the results are identical bit for bit:
   in row-major window order);
 - gradients are multiplied by 1.0 or 0.0 masks, as NumPy multiplies by boolean arrays.
 
-Both are serial kernels over blocks of rows that :func:`convlens.ops.parallel.serial_kernel_over` splits over
+Both are serial kernels over blocks of rows that :func:`convlens.ops.jit.run_noalias` splits over
 the threads, with their arrays marked noalias (see :func:`convlens.ops.jit._noalias_compiler`).
 
 Shapes:
@@ -26,8 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from convlens.ops.jit import check_disjoint, compiled_for, compiled_kernels, jit_enabled
-from convlens.ops.parallel import serial_kernel_over
+from convlens.ops.jit import compiled_for, compiled_kernels, jit_enabled, run_noalias
 
 __all__ = ["kernels", "pool_slabs_jit", "route_gradient_jit"]
 
@@ -121,9 +120,8 @@ def pool_slabs_jit(
     bias_arr = np.zeros(slabs.shape[2], slabs.dtype) if bias is None else bias.astype(slabs.dtype, copy=False)
     training = winner is not None
     winner_arr = winner if winner is not None else np.zeros((1, 1), np.uint8)
-    check_disjoint([pooled, winner_arr], [slabs, bias_arr])
     args = (slabs, bias_arr, has_bias, relu, pooled, winner_arr, training)
-    serial_kernel_over(compiled[0], _blocks(slabs.shape[1]), slabs.nbytes + pooled.nbytes, *args)
+    run_noalias(compiled[0], _blocks(slabs.shape[1]), [pooled, winner_arr], *args)
     return True
 
 
@@ -136,7 +134,5 @@ def route_gradient_jit(
     compiled = kernels()
     if compiled is None:
         return False
-    check_disjoint([masked, routed], [grad, out, winner])
-    args = (grad, out, winner, relu, masked, routed)
-    serial_kernel_over(compiled[1], _blocks(grad.shape[0]), grad.nbytes + routed.nbytes, *args)
+    run_noalias(compiled[1], _blocks(grad.shape[0]), [masked, routed], grad, out, winner, relu, masked, routed)
     return True

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from convlens import switches
+from convlens.ops.parallel import serial_kernel_over
 
 __all__ = [
     "KERNEL_DTYPES",
@@ -36,6 +37,7 @@ __all__ = [
     "compiled_kernels",
     "jit_enabled",
     "numba_module",
+    "run_noalias",
 ]
 
 #: The dtypes any compiled kernel is written for.
@@ -150,6 +152,16 @@ def check_disjoint(written: Sequence[np.ndarray], read: Sequence[np.ndarray]) ->
                     f"convlens kernel: its output {i}, shape {out.shape}, overlaps another of its arrays, "
                     f"shape {other.shape}, in memory."
                 )
+
+
+def run_noalias(kernel: Callable[..., Any], total: int, written: Sequence[np.ndarray], *args: Any) -> None:
+    """Run a ``noalias`` kernel ``kernel(*args, lo, hi)`` over ``range(total)``, split over the threads
+    (:func:`convlens.ops.parallel.serial_kernel_over`), once :func:`check_disjoint` has found that none of the
+    arrays in ``written`` (some of ``args``) overlaps another of its array arguments.
+    """
+    arrays = [a for a in args if isinstance(a, np.ndarray)]
+    check_disjoint(written, [a for a in arrays if not any(a is w for w in written)])
+    serial_kernel_over(kernel, total, sum(a.nbytes for a in arrays), *args)
 
 
 def compiled_kernels(namespace: dict[str, Any], specs: Sequence[KernelSpec]) -> tuple[Any, ...]:

@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 
 from convlens.geometry import WindowGeometry
-from convlens.ops.jit import check_disjoint, compiled_for, compiled_kernels, jit_enabled
-from convlens.ops.parallel import serial_kernel_over
+from convlens.ops.jit import compiled_for, compiled_kernels, jit_enabled, run_noalias
 
 __all__ = ["col2im_compiled", "col2im_jit", "im2col_jit", "im2col_rows_jit", "kernels"]
 
@@ -124,12 +123,6 @@ def kernels() -> tuple[Any, ...] | None:
     return compiled_kernels(globals(), [(kernel, serial) for kernel in (_im2col, _col2im, _im2col_rows)])
 
 
-def _over_images(kernel: Any, images: int, out: np.ndarray, source: np.ndarray, *args: Any) -> None:
-    """``kernel(*args, lo, hi)`` over ``range(images)``, split over the threads; it writes ``out`` from ``source``."""
-    check_disjoint([out], [source])
-    serial_kernel_over(kernel, images, out.nbytes + source.nbytes, *args)
-
-
 def col2im_compiled(dtype: Any) -> bool:
     """Whether :func:`col2im_jit` will run for window gradients of ``dtype``."""
     return compiled_for(dtype)
@@ -148,7 +141,7 @@ def im2col_jit(x: np.ndarray, cols: np.ndarray, geometry: WindowGeometry) -> boo
         return False
     (pt, _), (pl, _) = geometry.pads
     x = np.ascontiguousarray(x)
-    _over_images(compiled[0], len(x), cols, x, x, cols, *geometry.strides, *geometry.dilation_rate, pt, pl)
+    run_noalias(compiled[0], len(x), [cols], x, cols, *geometry.strides, *geometry.dilation_rate, pt, pl)
     return True
 
 
@@ -178,7 +171,7 @@ def im2col_rows_jit(x: np.ndarray, cols2d: np.ndarray, geometry: WindowGeometry)
     x2 = np.ascontiguousarray(x).reshape(batch * height, width * channels)
     sh, sw = geometry.strides
     args = (batch, height, width, channels, oh, ow, kh, kw, sh, sw, geometry.dilation_rate[0], pt, pl)
-    _over_images(compiled[2], batch, cols2d, x2, x2, cols2d, *args)
+    run_noalias(compiled[2], batch, [cols2d], x2, cols2d, *args)
     return True
 
 
@@ -192,11 +185,10 @@ def col2im_jit(grad_cols: np.ndarray, grad_x: np.ndarray, geometry: WindowGeomet
     if compiled is None:  # pragma: no cover - compiled_for checked it
         return False
     (pt, _), (pl, _) = geometry.pads
-    _over_images(
+    run_noalias(
         compiled[1],
         len(grad_x),
-        grad_x,
-        grad_cols,
+        [grad_x],
         grad_cols,
         grad_x,
         *geometry.strides,

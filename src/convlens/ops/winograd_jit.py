@@ -8,7 +8,7 @@ the input-gradient adjoint: it adds the overlapping tiles of an image in tile or
 order), so there the two agree to rounding.
 
 The kernels are serial (a third of the compile time of ``parallel=True`` ones) over a range of tile rows
-or images that :func:`convlens.ops.parallel.serial_kernel_over` splits over the threads, and compiled with
+or images that :func:`convlens.ops.jit.run_noalias` splits over the threads, and compiled with
 their arrays marked noalias: without that LLVM left the 16-plane loops scalar (6x slower; see
 :func:`convlens.ops.jit._noalias_compiler`).
 
@@ -23,8 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from convlens.ops.jit import check_disjoint, compiled_for, compiled_kernels, jit_enabled
-from convlens.ops.parallel import serial_kernel_over
+from convlens.ops.jit import compiled_for, compiled_kernels, jit_enabled, run_noalias
 
 __all__ = ["grad_transform", "input_adjoint", "input_transform", "kernels", "output_transform"]
 
@@ -244,9 +243,7 @@ def _run(index: int, out: np.ndarray, total: int, *args: Any) -> bool:
     compiled = kernels() if compiled_for(out.dtype) else None
     if compiled is None:
         return False
-    arrays = [a for a in args if isinstance(a, np.ndarray) and a is not out]
-    check_disjoint([out], arrays)
-    serial_kernel_over(compiled[index], total, out.nbytes + sum(a.nbytes for a in arrays), *args)
+    run_noalias(compiled[index], total, [out], *args)
     return True
 
 
