@@ -80,7 +80,7 @@ def _blocked_winograd(conv: Layer) -> bool:
         dilation_rate=geometry.dilation_rate,
         dtype=conv.dtype,
     )
-    return plan.algorithms.forward == "winograd_blocked"
+    return plan.algorithms.forward in ("winograd_blocked", "winograd4_blocked")
 
 
 class FusedConvMaxPool:

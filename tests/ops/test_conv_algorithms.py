@@ -30,7 +30,10 @@ from convlens.ops.conv_selection import (
     CONV_RULES,
     FEW_CHANNELS,
     TRANSPOSED_MIN_CHANNELS,
+    WINOGRAD4_MAX_MULTIPLIES,
+    WINOGRAD4_MIN_CHANNELS,
     WINOGRAD_MIN_CHANNELS,
+    winograd4_multiplies,
 )
 from convlens.ops.jit import compiled_for
 from tests.conftest import require
@@ -48,6 +51,7 @@ DOMAIN: dict[str, dict[str, Any]] = {
     "depthwise": {"shape": "depthwise"},
     "depthwise_compiled": {"shape": "depthwise", "compiled": True},
     "winograd_blocked": {"shape": "winograd", "wide": True, "compiled": True},
+    "winograd4_blocked": {"shape": "winograd", "wide": True, "compiled": True},
     "direct_compiled": {"shape": "stride1", "compiled": True},
     "winograd": {"shape": "winograd", "wide": True},
     "transposed": {"shape": "stride1", "wide": True},
@@ -172,6 +176,7 @@ PINNED = {
     "depthwise": make_case((2, 7, 6, 4), (3, 3, 1, 8), padding="same", groups=4),
     "depthwise_compiled": make_case((3, 7, 6, 4), (3, 2, 1, 4), strides=(2, 1), padding="same", groups=4),
     "winograd_blocked": make_case((3, 7, 6, 16), (3, 3, 16, 17), padding=((2, 0), (1, 2))),
+    "winograd4_blocked": make_case((3, 9, 7, 32), (3, 3, 32, 33), padding=((2, 0), (1, 2))),
     # pads wider than the kernel's reach (3 > 2 - 1) and a dilated column tap
     "direct_compiled": make_case((3, 7, 6, 2), (2, 3, 2, 5), padding=((3, 0), (1, 3)), dilation=(1, 2)),
     "winograd": make_case((2, 7, 6, 16), (3, 3, 16, 17), padding=((2, 0), (1, 2))),
@@ -274,6 +279,38 @@ def test_forward_rows(case: Case, forward: str, jit: str, monkeypatch: pytest.Mo
     assert chosen.forward == forward
     if forward.startswith("im2col"):
         assert chosen.kernel_grad == forward
+
+
+@pytest.mark.parametrize(
+    ("size", "channels", "filters", "forward"),
+    [
+        (8, WINOGRAD4_MIN_CHANNELS, WINOGRAD4_MIN_CHANNELS, "winograd4_blocked"),  # 4x4 tiles cover 8x8 exactly
+        (13, 64, 32, "winograd4_blocked"),  # 'valid': 11x11, 3x3 tiles of 4 against 6x6 of 2 (0.56)
+        (14, 32, 64, "winograd_blocked"),  # 14x14: 4x4 tiles cover 16x16, 0.73 of F(2x2)'s multiplies
+        (8, WINOGRAD4_MIN_CHANNELS - 1, 64, "winograd_blocked"),
+        (8, 64, WINOGRAD4_MIN_CHANNELS - 1, "winograd_blocked"),
+    ],
+)
+def test_winograd4_rows(size: int, channels: int, filters: int, forward: str, monkeypatch: Any) -> None:
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    padding = "valid" if size == 13 else "same"
+    case = make_case((2, size, size, channels), (3, 3, channels, filters), padding=padding)
+    if not compiled_for(np.float32):
+        assert auto(case) == ("winograd",) * 3  # (no F(4x4) without its compiled transforms)
+        return
+    # F(4x4) is a forward only: the gradients come from F(2x2), which recomputes its own transformed input.
+    assert auto(case) == (forward, "winograd_blocked", "winograd_blocked")
+    monkeypatch.setenv("CONVLENS_WINOGRAD", "0")
+    assert "winograd4_blocked" not in auto(case)
+
+
+def test_winograd4_multiplies_count_the_tiles() -> None:
+    def share(size: int) -> float:
+        return winograd4_multiplies(problem(make_case((1, size, size, 32), (3, 3, 32, 32), padding="same")))
+
+    assert share(8) == share(32) == 36 * 4 / (16 * 16)
+    assert share(7) == 36 * 4 / (16 * 16)  # 2x2 tiles of 4 against 4x4 of 2: the same 8x8 covered
+    assert share(14) == 36 * 16 / (16 * 49) > WINOGRAD4_MAX_MULTIPLIES
 
 
 @pytest.mark.parametrize(
@@ -384,7 +421,7 @@ def test_algorithm_argument_errors() -> None:
         ConfigError,
         match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, im2col_channels_first, "
         r"pointwise, grouped_gemm, depthwise, winograd, im2col_blocked, transposed, col2im, col2im_channels_first, "
-        r"depthwise_compiled, winograd_blocked, direct_compiled\) or 'auto', got 'fft'\.",
+        r"depthwise_compiled, winograd_blocked, direct_compiled, winograd4_blocked\) or 'auto', got 'fft'\.",
     ):
         Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm="fft")
     with pytest.raises(ConfigError, match=r"asks 'transposed' for forward, but it only computes input_grad"):

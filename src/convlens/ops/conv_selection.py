@@ -7,7 +7,7 @@ re-measurements say so); re-measure before changing them (``benchmarks/conv_ops.
 ``benchmarks/conv_thresholds.py``).
 
 >>> [rule.algorithm for rule in CONV_RULES if rule.role == "forward"][:5]
-['depthwise_compiled', 'depthwise', 'winograd_blocked', 'winograd', 'grouped_gemm']
+['depthwise_compiled', 'depthwise', 'winograd4_blocked', 'winograd_blocked', 'winograd']
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ __all__ = [
     "DIRECT_MAX_FILTERS",
     "FEW_CHANNELS",
     "TRANSPOSED_MIN_CHANNELS",
+    "WINOGRAD4_MAX_MULTIPLIES",
+    "WINOGRAD4_MIN_CHANNELS",
     "WINOGRAD_MIN_CHANNELS",
     "conv_algorithms",
 ]
@@ -51,6 +53,18 @@ WINOGRAD_BLOCKED_MEASURED = (
     "(CONVLENS_NUM_THREADS=1) / two threads (each takes half the blocks): (14x14, 16->32) 8.0 vs 11.0 / 7.5 vs 9.7; "
     "(14x14, 32->64) 20.6 vs 27.3 / 16.7 vs 20.4; (32x32, 32->32) 83.9 vs 100.5 / 55.6 vs 72.5; (16x16, 64->64) "
     "63.2 vs 62.6 / 39.7 vs 39.6"
+)
+#: Winograd F(4x4, 3x3) (forward only) pays where the GEMMs dominate: C and F at least this ...
+WINOGRAD4_MIN_CHANNELS = 32
+#: ... and its 4x4 tiles cover the output with at most this share of F(2x2)'s multiplies (36 per 4x4 tile against
+#: 16 per 2x2 tile: 0.56 when 4 divides the output size, 0.73 for 14x14, whose 4x4 tiles cover 16x16).
+WINOGRAD4_MAX_MULTIPLIES = 0.6
+WINOGRAD4_MEASURED = (
+    "forward, F(4x4) / F(2x2) (winograd_blocked), AMD EPYC, interleaved medians, 1 thread / 2 threads: (128, "
+    "32x32, 32->32) 0.73 / 0.91; (128, 16x16, 32->64) 0.64 / 0.78; (128, 16x16, 64->64) 0.70 / 0.72; (128, "
+    "13x13, 32->64 valid) 0.78 / 0.83; (32, 56x56, 64->64) 0.69 / 0.70; (128, 28x28, 32->32) 0.92 / 1.00; "
+    "(128, 7x7, 64->64) 0.80; (64, 8x8, 128->128) 0.74; but (128, 14x14, 32->64) 0.97 / 0.92 (0.73 of the "
+    "multiplies), (128, 14x14, 16->16) 1.13, (128, 14x14, 16->32) 1.21"
 )
 #: The transposed input gradient (im2col over grad_out, K = KH*KW*F) beats NumPy's col2im (adds growing with C)
 #: when C is at least this and the im2col is not much wider than the col2im: 2C >= F. The compiled col2im
@@ -121,6 +135,29 @@ def _wide_for_winograd(problem: ConvProblem, chosen: Mapping[str, str]) -> bool:
     )
 
 
+def winograd4_multiplies(problem: ConvProblem) -> float:
+    """F(4x4)'s multiplies over F(2x2)'s for the problem's output: 36 per 4x4 tile against 16 per 2x2 tile.
+
+    >>> import numpy as np
+    >>> from convlens.geometry import WindowGeometry
+    >>> def share(size): return winograd4_multiplies(ConvProblem(
+    ...     (1, size, size, 32), (3, 3, 32, 32), WindowGeometry.resolve((size, size), 3, 1, "same"), 1, np.dtype("f4")))
+    >>> round(share(32), 4), round(share(14), 4)
+    (0.5625, 0.7347)
+    """
+    oh, ow = problem.geometry.output_size
+    return 36 * -(-oh // 4) * -(-ow // 4) / (16 * -(-oh // 2) * -(-ow // 2))
+
+
+def _wide_for_winograd4(problem: ConvProblem, chosen: Mapping[str, str]) -> bool:
+    return (
+        problem.channels >= WINOGRAD4_MIN_CHANNELS
+        and problem.filters >= WINOGRAD4_MIN_CHANNELS
+        and winograd4_multiplies(problem) <= WINOGRAD4_MAX_MULTIPLIES
+        and switches.WINOGRAD.is_on()
+    )
+
+
 def _wide_for_transposed(problem: ConvProblem, chosen: Mapping[str, str]) -> bool:
     c = problem.channels_per_group
     return c >= TRANSPOSED_MIN_CHANNELS and 2 * c >= problem.filters and not compiled_for(problem.dtype)
@@ -148,6 +185,14 @@ CONV_RULES: tuple[Rule, ...] = (
         lambda p, c: p.groups > 1 and p.channels_per_group == 1,
         "per-group GEMMs with one input channel are call overhead: (64, 28x28, 32) 3x3 fwd+bwd 67 ms vs "
         "289 ms grouped_gemm (Intel Xeon, loaded machine, benchmarks/conv_thresholds.py)",
+    ),
+    Rule(
+        "forward",
+        "winograd4_blocked",
+        f"C >= {WINOGRAD4_MIN_CHANNELS}, F >= {WINOGRAD4_MIN_CHANNELS}, 4x4 tiles <= {WINOGRAD4_MAX_MULTIPLIES} of "
+        "F(2x2)'s multiplies",
+        _wide_for_winograd4,
+        WINOGRAD4_MEASURED,
     ),
     Rule(
         "forward",
@@ -191,6 +236,13 @@ CONV_RULES: tuple[Rule, ...] = (
     # ----- kernel gradient: from what the forward kept
     Rule("kernel_grad", "winograd", "forward is winograd", _forward_is("winograd"), FOLLOWS),
     Rule("kernel_grad", "winograd_blocked", "forward is winograd_blocked", _forward_is("winograd_blocked"), FOLLOWS),
+    Rule(
+        "kernel_grad",
+        "winograd_blocked",
+        "forward is winograd4_blocked",
+        _forward_is("winograd4_blocked"),
+        "F(4x4) is a forward only; F(2x2) recomputes its transformed input per block, so needs nothing kept",
+    ),
     Rule("kernel_grad", "depthwise", "forward is depthwise", _forward_is("depthwise"), FOLLOWS),
     Rule(
         "kernel_grad", "depthwise_compiled", "forward is depthwise_compiled", _forward_is("depthwise_compiled"), FOLLOWS
@@ -227,8 +279,8 @@ CONV_RULES: tuple[Rule, ...] = (
     Rule(
         "input_grad",
         "winograd_blocked",
-        "forward is winograd_blocked",
-        _forward_is("winograd_blocked"),
+        "forward is winograd_blocked or winograd4_blocked",
+        lambda p, c: c.get("forward") in ("winograd_blocked", "winograd4_blocked"),
         "from the kernel gradient's pass over the blocks",
     ),
     Rule("input_grad", "depthwise", "forward is depthwise", _forward_is("depthwise"), "the same broadcast form"),
@@ -273,6 +325,6 @@ def conv_algorithms() -> tuple[str, ...]:
     >>> conv_algorithms()[:4]
     ('im2col', 'im2col_channels_first', 'pointwise', 'grouped_gemm')
     >>> conv_algorithms()[-3:]
-    ('depthwise_compiled', 'winograd_blocked', 'direct_compiled')
+    ('winograd_blocked', 'direct_compiled', 'winograd4_blocked')
     """
     return CONV_REGISTRY.names()

@@ -56,6 +56,13 @@ def _depthwise(dtype: Any) -> None:
         plan.backward(plan.forward(x, kernel, np.zeros(2, dtype)), x, kernel)
 
 
+def _winograd4(dtype: Any) -> None:
+    x = np.ones((2, 6, 6, 2), dtype)
+    kernel = np.ones((3, 3, 2, 2), dtype)
+    plan = Conv2DPlan(x.shape, kernel.shape, padding="same", algorithm={"forward": "winograd4_blocked"}, dtype=dtype)
+    plan.forward(x, kernel, np.zeros(2, dtype))  # (a forward only: its gradients are the F(2x2) step's kernels)
+
+
 def _pool(dtype: Any) -> None:
     x = np.ones((2, 4, 4, 2), dtype)
     plan = MaxPool2DPlan(x.shape, (2, 2), algorithm="max_pool_compiled")
@@ -97,6 +104,7 @@ def _batch_norm(dtype: Any) -> None:
 STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("depthwise convolution", _depthwise),  # 7.5 (per-column and row-span kernels)
     ("winograd transforms", lambda dtype: _conv(dtype, 2, "winograd")),  # 4.8 (was 17.8)
+    ("winograd F(4x4) transforms", _winograd4),  # 2.0
     ("direct convolution", lambda dtype: _conv(dtype, 2, {"forward": "direct_compiled"})),  # 5.1
     ("im2col + col2im", _im2col_col2im),  # 1.6 (was 3.7)
     ("fused stage, direct kernels", lambda dtype: _fused(dtype, "conv_pool_direct")),  # 2.5 (was 18.5)

@@ -33,7 +33,7 @@ from convlens.ops.parallel import MIN_SPLIT_BYTES, num_threads, parallel_ranges,
 from convlens.ops.windows import TRANSIENT, Workspace, pad
 from convlens.ops.winograd import _kernel_gradient, kernel_transform
 
-__all__ = ["BLOCK_BYTES", "GROUPS", "WinogradBlockedConv", "block_bytes_for", "cache_sizes"]
+__all__ = ["BLOCK_BYTES", "GROUPS", "WinogradBlockedConv", "block_bytes_for", "cache_sizes", "over_blocks"]
 
 _MB = 1 << 20
 BLOCK_BYTES_MEASURED = (
@@ -94,6 +94,24 @@ BLOCK_BYTES = block_bytes_for(cache_sizes())
 GROUPS = 8
 
 
+def over_blocks(work: Callable[[int, int], object], total: int, nbytes: int) -> None:
+    """``work(lo, hi)`` over pieces of ``range(total)`` (blocks, or groups of them), one piece per thread when
+    there are threads to spare: each thread then runs its kernels and GEMMs alone (one BLAS thread per call), on
+    blocks of its own. ``nbytes``: the memory the work touches (too little: one thread).
+    """
+    if num_threads() > 1 and total > 1 and nbytes >= MIN_SPLIT_BYTES:
+        with one_blas_thread() as limited:
+            if limited:
+
+                def alone(lo: int, hi: int) -> None:
+                    with this_thread_alone():
+                        work(lo, hi)
+
+                parallel_ranges(alone, total, nbytes)
+                return
+    work(0, total)
+
+
 class WinogradBlockedConv:
     """F(2x2, 3x3) over blocks of images for one input shape and geometry; buffers reused across calls.
 
@@ -132,22 +150,6 @@ class WinogradBlockedConv:
         padded = pad(x[part], self.tile_geometry, workspace=TRANSIENT, name="wb_padded")
         winograd_jit.input_transform(padded, v)
 
-    def _over_blocks(self, work: Callable[[int, int], object], total: int, nbytes: int) -> None:
-        """``work(lo, hi)`` over pieces of ``range(total)``, one piece per thread when there are threads to spare:
-        each thread then runs its kernels and GEMMs alone (one BLAS thread per call), on blocks of its own.
-        """
-        if num_threads() > 1 and total > 1 and nbytes >= MIN_SPLIT_BYTES:
-            with one_blas_thread() as limited:
-                if limited:
-
-                    def alone(lo: int, hi: int) -> None:
-                        with this_thread_alone():
-                            work(lo, hi)
-
-                    parallel_ranges(alone, total, nbytes)
-                    return
-        work(0, total)
-
     def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         """The convolution of ``x`` (N, H, W, C) with ``kernel`` (3, 3, C, F); a fresh (N, OH, OW, F)."""
         dtype = x.dtype
@@ -163,7 +165,7 @@ class WinogradBlockedConv:
                 np.matmul(v.reshape(16, -1, channels), u, out=m.reshape(16, -1, self.filters))
                 winograd_jit.output_transform(m, b, out[part])
 
-        self._over_blocks(blocks, len(self.blocks), x.nbytes + out.nbytes)
+        over_blocks(blocks, len(self.blocks), x.nbytes + out.nbytes)
         return out
 
     def backward(
@@ -198,7 +200,7 @@ class WinogradBlockedConv:
                         np.matmul(dm2, u_t, out=v2)  # V is used: its buffer takes dV
                         winograd_jit.input_adjoint(v, grad_x[part], (pt, pl))
 
-        self._over_blocks(blocks, groups, x.nbytes + grad_out.nbytes)
+        over_blocks(blocks, groups, x.nbytes + grad_out.nbytes)
         grad_u = grad_us[0]
         for group in range(1, groups):
             grad_u += grad_us[group]
