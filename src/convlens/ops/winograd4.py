@@ -33,10 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from convlens.geometry import WindowGeometry
 from convlens.ops.jit import compiled_for, compiled_kernels, jit_enabled, run_noalias
-from convlens.ops.windows import TRANSIENT, Workspace, pad
-from convlens.ops.winograd_blocked import BLOCK_BYTES, over_blocks
+from convlens.ops.windows import TRANSIENT, pad
+from convlens.ops.winograd_blocked import BLOCK_BYTES, TiledBlocks, over_blocks
 
 __all__ = [
     "AT",
@@ -218,33 +217,16 @@ def kernels() -> tuple[Any, ...] | None:
     return compiled_kernels(globals(), [(k, serial) for k in (_input_transform, _output_transform)])
 
 
-class Winograd4Conv:
+class Winograd4Conv(TiledBlocks):
     """F(4x4, 3x3) forward over blocks of images for one input shape and geometry (compiled transforms only).
 
     Shapes:
         x: (N, H, W, C); kernel: (3, 3, C, F); bias: (F,); out: (N, OH, OW, F)
     """
 
-    def __init__(
-        self,
-        x_shape: tuple[int, ...],
-        filters: int,
-        geometry: WindowGeometry,
-        workspace: Workspace,
-        block_bytes: int = BLOCK_BYTES_F4,
-    ) -> None:
-        self.x_shape = x_shape
-        self.filters = filters
-        self.workspace = workspace
-        self.out_size = geometry.output_size
-        self.tile_geometry, _ = geometry.winograd_tiles(4)
-        self.tiles = self.tile_geometry.output_size
-        batch, channels = x_shape[0], x_shape[3]
-        per_image = 36 * self.tiles[0] * self.tiles[1] * (channels + filters) * 4
-        most = max(1, min(batch, block_bytes // per_image))
-        count = -(-batch // most)
-        self.block = -(-batch // count)  # blocks of (nearly) one size: 44 images -> 22 + 22, not 37 + 7
-        self.blocks = [slice(b, min(b + self.block, batch)) for b in range(0, batch, self.block)]
+    output_tile = 4
+    even_blocks = True  # 44 images: 22 + 22, not 37 + 7
+    default_block_bytes = BLOCK_BYTES_F4
 
     def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         """The convolution of ``x`` (N, H, W, C), C-contiguous, with ``kernel`` (3, 3, C, F); a fresh output.

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -33,7 +33,16 @@ from convlens.ops.parallel import MIN_SPLIT_BYTES, num_threads, parallel_ranges,
 from convlens.ops.windows import TRANSIENT, Workspace, pad
 from convlens.ops.winograd import _kernel_gradient, kernel_transform
 
-__all__ = ["BLOCK_BYTES", "GROUPS", "WinogradBlockedConv", "block_bytes_for", "cache_sizes", "over_blocks"]
+__all__ = [
+    "BLOCK_BYTES",
+    "GROUPS",
+    "TiledBlocks",
+    "WinogradBlockedConv",
+    "block_bytes_for",
+    "cache_sizes",
+    "image_blocks",
+    "over_blocks",
+]
 
 _MB = 1 << 20
 BLOCK_BYTES_MEASURED = (
@@ -94,6 +103,20 @@ BLOCK_BYTES = block_bytes_for(cache_sizes())
 GROUPS = 8
 
 
+def image_blocks(batch: int, per_image: int, block_bytes: int, *, even: bool = False) -> list[slice]:
+    """Slices of ``range(batch)`` of at most ``block_bytes // per_image`` images each (at least one); with ``even``
+    of nearly one size instead of full blocks and a short last one.
+
+    >>> def sizes(blocks): return [block.stop - block.start for block in blocks]
+    >>> sizes(image_blocks(44, 1, 37)), sizes(image_blocks(44, 1, 37, even=True))
+    ([37, 7], [22, 22])
+    """
+    size = max(1, min(batch, block_bytes // per_image))
+    if even:
+        size = -(-batch // -(-batch // size))
+    return [slice(b, min(b + size, batch)) for b in range(0, batch, size)]
+
+
 def over_blocks(work: Callable[[int, int], object], total: int, nbytes: int) -> None:
     """``work(lo, hi)`` over pieces of ``range(total)`` (blocks, or groups of them), one piece per thread when
     there are threads to spare: each thread then runs its kernels and GEMMs alone (one BLAS thread per call), on
@@ -112,12 +135,18 @@ def over_blocks(work: Callable[[int, int], object], total: int, nbytes: int) -> 
     work(0, total)
 
 
-class WinogradBlockedConv:
-    """F(2x2, 3x3) over blocks of images for one input shape and geometry; buffers reused across calls.
+class TiledBlocks:
+    """What the blocked Winograd convolutions share: the tile grid of F(m x m, 3x3) over the input (m =
+    ``output_tile``) and the blocks of images whose transformed tiles ((m + 2)^2 planes of C and of F values a
+    tile) fit in ``block_bytes`` (default: ``default_block_bytes``), of nearly one size with ``even_blocks``.
 
     Shapes:
-        x: (N, H, W, C); kernel: (3, 3, C, F); bias: (F,); out: (N, OH, OW, F)
+        x: (N, H, W, C); out: (N, OH, OW, F); tiles (TH, TW) = (ceil(OH / m), ceil(OW / m))
     """
+
+    output_tile: ClassVar[int] = 2
+    even_blocks: ClassVar[bool] = False
+    default_block_bytes: ClassVar[int] = BLOCK_BYTES
 
     def __init__(
         self,
@@ -125,19 +154,28 @@ class WinogradBlockedConv:
         filters: int,
         geometry: WindowGeometry,
         workspace: Workspace,
-        block_bytes: int = BLOCK_BYTES,
+        block_bytes: int | None = None,
     ) -> None:
         self.x_shape = x_shape
         self.filters = filters
         self.geometry = geometry
         self.workspace = workspace
         self.out_size = geometry.output_size
-        self.tile_geometry, _ = geometry.winograd_tiles(2)
+        m = self.output_tile
+        self.tile_geometry, _ = geometry.winograd_tiles(m)
         self.tiles = self.tile_geometry.output_size
-        batch, channels = x_shape[0], x_shape[3]
-        per_image = 16 * self.tiles[0] * self.tiles[1] * (channels + filters) * 4
-        self.block = max(1, min(batch, block_bytes // per_image))
-        self.blocks = [slice(b, min(b + self.block, batch)) for b in range(0, batch, self.block)]
+        per_image = (m + 2) ** 2 * self.tiles[0] * self.tiles[1] * (x_shape[3] + filters) * 4
+        budget = self.default_block_bytes if block_bytes is None else block_bytes
+        self.blocks = image_blocks(x_shape[0], per_image, budget, even=self.even_blocks)
+        self.block = self.blocks[0].stop
+
+
+class WinogradBlockedConv(TiledBlocks):
+    """F(2x2, 3x3) over blocks of images for one input shape and geometry; buffers reused across calls.
+
+    Shapes:
+        x: (N, H, W, C); kernel: (3, 3, C, F); bias: (F,); out: (N, OH, OW, F)
+    """
 
     def _buffers(self, images: int, dtype: np.dtype[Any]) -> tuple[np.ndarray, np.ndarray]:
         """V and M (or dM) for a block of ``images`` (transient: they live inside one call)."""
