@@ -110,12 +110,21 @@ def test_threads_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
     _, x, kernel, bias, geometry = _problem((6, 8, 8, 32), 32, "same", np.float32, seed=5)
     per_image = 36 * 2 * 2 * 64 * 4
     monkeypatch.setattr(winograd_blocked, "MIN_SPLIT_BYTES", 0)
+    splits: list[int] = []
+    real = winograd_blocked.parallel_ranges
+
+    def counted(work: Any, total: int, nbytes: int) -> None:
+        splits.append(total)
+        real(work, total, nbytes)
+
+    monkeypatch.setattr(winograd_blocked, "parallel_ranges", counted)
     results = {}
     for threads in ("1", "2"):
         monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
         results[threads] = Winograd4Conv(x.shape, 32, geometry, Workspace(), block_bytes=per_image).forward(
             x, kernel, bias
         )
+    assert splits == [6]  # two threads took the six one-image blocks between them; one thread ran them alone
     np.testing.assert_array_equal(results["1"], results["2"])
 
 
