@@ -5,7 +5,7 @@ median of --repeats after one warm-up, milliseconds); the last column says wheth
 choice picked the faster one. Run on a quiet machine: the margins are 10-40%. Some rows depend on the thread
 count: run it twice, the second time with
 OPENBLAS_NUM_THREADS=1 CONVLENS_NUM_THREADS=1 NUMBA_NUM_THREADS=1.
-Usage: python benchmarks/conv_thresholds.py [--repeats 7] [--batch 64]
+Usage: python benchmarks/conv_thresholds.py [--repeats 7] [--batch 64] [--only TEXT]
 """
 
 from __future__ import annotations  # noqa: I001 - convlens before NumPy
@@ -52,6 +52,14 @@ def conv_step(
     return step
 
 
+def forward_step(shape: tuple[int, ...], kernel: tuple[int, ...], algorithm: str, **kw: Any) -> Callable[[], Any]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape, dtype=np.float32)
+    k = rng.standard_normal(kernel, dtype=np.float32)
+    plan = Conv2DPlan(shape, kernel, algorithm={"forward": algorithm}, **kw)
+    return lambda: plan.forward(x, k)
+
+
 def batch_norm_step(shape: tuple[int, ...], algorithm: str) -> Callable[[], Any]:
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape, dtype=np.float32).reshape(-1, shape[-1])
@@ -81,9 +89,14 @@ def fused_step(shape: tuple[int, ...], kernel: tuple[int, ...], algorithm: str, 
     return step
 
 
+ONLY = ""  # --only: the rows whose label contains it
+
+
 def compare(
     rows: list[list[str]], label: str, contenders: dict[str, Callable[[], Any]], auto: str, repeats: int
 ) -> None:
+    if ONLY not in label:
+        return
     times = {name: median_time(step, repeats) * 1e3 for name, step in contenders.items()}
     best = min(times, key=lambda n: times[n])
     cells = ", ".join(f"{name} {ms:.2f}" for name, ms in times.items())
@@ -94,7 +107,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--only", default="", help="run only the rows whose label contains this text")
     args = parser.parse_args()
+    global ONLY
+    ONLY = args.only
     n, r = args.batch, args.repeats
     rows: list[list[str]] = []
     # Winograd: C >= 16 and F >= 16 (forward + both gradients); blocked with compiled kernels.
@@ -121,6 +137,31 @@ def main() -> None:
             for a in ("direct_compiled", "im2col_channels_first", "im2col")
         }
         compare(rows, f"fwd+kernel grad (N, {size}x{size}, {c}->{f}) {k}x{k}", steps, auto, r)
+    # Few channels, many filters: the register-blocked direct forward (C <= 4, float32) against the im2col layouts;
+    # inference (forward), then training (forward + kernel gradient, which direct_filters leaves to the transposed
+    # im2col).
+    for c, size, f, stride, padding in (
+        (3, 32, 32, 2, "valid"),
+        (3, 32, 32, 1, "same"),
+        (1, 28, 32, 1, "valid"),
+        (3, 32, 64, 1, "same"),
+        (4, 16, 32, 1, "same"),
+        (6, 16, 32, 1, "same"),
+        (8, 16, 32, 1, "same"),
+    ):
+        shape, kernel, kw = (n, size, size, c), (3, 3, c, f), {"strides": stride, "padding": padding}
+        algorithms = ("direct_filters", "im2col_channels_first", "im2col_blocked")
+        auto = Conv2DPlan(shape, kernel, **kw).algorithms.forward  # type: ignore[arg-type]
+        steps = {a: forward_step(shape, kernel, a, **kw) for a in algorithms}
+        label = f"(N, {size}x{size}, {c}->{f}) 3x3 s{stride} {padding}"
+        compare(rows, f"forward {label}", steps, auto, r)
+        if stride == 1:  # (conv_step's plans have stride 1)
+            pairs = {"direct_filters": "im2col_channels_first", "im2col_channels_first": "im2col_channels_first"}
+            steps = {
+                a: conv_step(shape, kernel, {"forward": a, "kernel_grad": k}, False, padding=padding, grad_x=False)
+                for a, k in pairs.items()
+            }
+            compare(rows, f"fwd+kernel grad {label}", steps, auto, r)
     # 1x1 convolutions as plain GEMMs.
     shape, kernel = (n, 13, 13, 32), (1, 1, 32, 64)
     steps = {a: conv_step(shape, kernel, {"forward": a}, False) for a in ("pointwise", "im2col")}

@@ -35,6 +35,9 @@ from convlens.ops.conv_selection import (
     WINOGRAD_MIN_CHANNELS,
     winograd4_multiplies,
 )
+from convlens.ops.conv_selection import (
+    DIRECT_FILTERS_MAX_CHANNELS as DF_MAX,
+)
 from convlens.ops.jit import compiled_for
 from tests.conftest import require
 from tests.support.conv_cases import Case, cases, close, make_case, torch_conv2d
@@ -53,6 +56,7 @@ DOMAIN: dict[str, dict[str, Any]] = {
     "winograd_blocked": {"shape": "winograd", "wide": True, "compiled": True},
     "winograd4_blocked": {"shape": "winograd", "wide": True, "compiled": True},
     "direct_compiled": {"shape": "stride1", "compiled": True},
+    "direct_filters": {"shape": "filters32", "compiled": True},
     "winograd": {"shape": "winograd", "wide": True},
     "transposed": {"shape": "stride1", "wide": True},
     "col2im": {"shape": "one_group"},
@@ -179,6 +183,8 @@ PINNED = {
     "winograd4_blocked": make_case((3, 9, 7, 32), (3, 3, 32, 33), padding=((2, 0), (1, 2))),
     # pads wider than the kernel's reach (3 > 2 - 1) and a dilated column tap
     "direct_compiled": make_case((3, 7, 6, 2), (2, 3, 2, 5), padding=((3, 0), (1, 3)), dilation=(1, 2)),
+    # 3 + 3 + 1 output columns (a block that reaches past the row), two blocks of filters, a dilated row tap
+    "direct_filters": make_case((3, 9, 11, 3), (3, 2, 3, 64), (1, 2), padding=((2, 0), (1, 2)), dilation=(2, 1)),
     "winograd": make_case((2, 7, 6, 16), (3, 3, 16, 17), padding=((2, 0), (1, 2))),
     "transposed": make_case((2, 7, 6, 16), (3, 2, 16, 20), padding="same", dilation=(2, 1)),
     "col2im": make_case((2, 7, 6, 3), (2, 3, 3, 4), strides=(1, 2), padding=1),
@@ -264,8 +270,8 @@ def test_winograd_threshold(channels: int, filters: int, expected: str, monkeypa
         (make_case((1, 8, 8, 64), (3, 3, 64, 64), padding="same", dilation=(2, 1)), GEMM),  # dilated in height
         (make_case((1, 8, 8, 64), (3, 3, 32, 64), padding="same", groups=2), "grouped_gemm"),
         (make_case((1, 8, 8, 64), (1, 1, 64, 32), padding="same"), "pointwise"),
-        (make_case((1, 8, 8, CF_MAX), (5, 5, CF_MAX, 32), padding="same"), "im2col_channels_first"),
-        (make_case((1, 8, 8, CF_MAX + 1), (5, 5, CF_MAX + 1, 32), padding="same"), GEMM),
+        (make_case((1, 8, 8, CF_MAX), (5, 5, CF_MAX, 24), padding="same"), "im2col_channels_first"),
+        (make_case((1, 8, 8, CF_MAX + 1), (5, 5, CF_MAX + 1, 24), padding="same"), GEMM),
         (make_case((1, 8, 8, 64), (1, 1, 64, 32), strides=2), GEMM),  # strided 1x1
         (make_case((1, 8, 8, 64), (1, 1, 64, 32), padding=1), GEMM),  # padded 1x1
     ],
@@ -279,6 +285,31 @@ def test_forward_rows(case: Case, forward: str, jit: str, monkeypatch: pytest.Mo
     assert chosen.forward == forward
     if forward.startswith("im2col"):
         assert chosen.kernel_grad == forward
+
+
+@pytest.mark.parametrize(
+    ("channels", "filters", "strides", "expected"),
+    [
+        (3, 32, 2, ("direct_filters", "im2col_channels_first")),  # a first layer: RGB in, stride 2
+        (1, 64, 1, ("direct_filters", "im2col_channels_first")),
+        (CF_MAX, 32, 1, ("direct_filters", "im2col_channels_first")),
+        (DF_MAX, 32, 1, ("direct_filters", "im2col_blocked")),  # (the transposed im2col only up to CF_MAX)
+        (DF_MAX + 1, 32, 1, ("im2col_blocked", "im2col_blocked")),
+        (3, 48, 1, ("im2col_channels_first", "im2col_channels_first")),  # not a multiple of 32 filters
+        (3, 16, 1, ("im2col_channels_first", "im2col_channels_first")),
+    ],
+)
+def test_direct_filters_rows(
+    channels: int, filters: int, strides: int, expected: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require("numba")
+    monkeypatch.setenv("CONVLENS_JIT", "1")
+    case = make_case((2, 9, 9, channels), (3, 3, channels, filters), strides=strides, padding="same")
+    assert auto(case)[:2] == expected
+    assert auto(case, np.float64).forward != "direct_filters"  # (measured for float32 only)
+    assert auto(make_case((2, 9, 9, channels), (3, 3, channels, filters), dilation=(1, 2))).forward != "direct_filters"
+    monkeypatch.setenv("CONVLENS_JIT", "0")
+    assert auto(case).forward != "direct_filters"
 
 
 @pytest.mark.parametrize(
@@ -421,7 +452,8 @@ def test_algorithm_argument_errors() -> None:
         ConfigError,
         match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, im2col_channels_first, "
         r"pointwise, grouped_gemm, depthwise, winograd, im2col_blocked, transposed, col2im, col2im_channels_first, "
-        r"depthwise_compiled, winograd_blocked, direct_compiled, winograd4_blocked\) or 'auto', got 'fft'\.",
+        r"depthwise_compiled, winograd_blocked, direct_compiled, winograd4_blocked, direct_filters\) or 'auto', "
+        r"got 'fft'\.",
     ):
         Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm="fft")
     with pytest.raises(ConfigError, match=r"asks 'transposed' for forward, but it only computes input_grad"):

@@ -8,6 +8,7 @@ depthwise_compiled     all three                 :class:`Depthwise` as kernels: 
 winograd_blocked       all three                 :class:`Winograd` a few images at a time, tiles in cache
 winograd4_blocked      forward                   Winograd F(4x4, 3x3) a few images at a time (gradients: F(2x2))
 direct_compiled        forward, kernel_grad      the convolution from shifted image planes, no im2col
+direct_filters         forward                   the convolution with 3 pixels x 32 filters of sums in registers
 ====================== ========================= =====================================================
 
 Each applies only where compiled kernels run for its dtype (Numba installed, ``CONVLENS_JIT`` not 0, the
@@ -23,13 +24,21 @@ import numpy as np
 
 from convlens.ops.conv_algorithms import ConvProblem, ConvStrategy, Depthwise, Grads, Winograd, needs_one_group
 from convlens.ops.depthwise_jit import depthwise_forward_jit, depthwise_input_grad_jit, depthwise_kernel_grad_jit
+from convlens.ops.direct_filters_jit import BLOCK_FILTERS, direct_filters_forward_jit
 from convlens.ops.direct_jit import direct_forward_jit, direct_kernel_grad_jit
 from convlens.ops.jit import compiled_for
 from convlens.ops.windows import Workspace
 from convlens.ops.winograd4 import Winograd4Conv
 from convlens.ops.winograd_blocked import WinogradBlockedConv
 
-__all__ = ["COMPILED_STRATEGIES", "DepthwiseCompiled", "DirectCompiled", "Winograd4Blocked", "WinogradBlocked"]
+__all__ = [
+    "COMPILED_STRATEGIES",
+    "DepthwiseCompiled",
+    "DirectCompiled",
+    "DirectFilters",
+    "Winograd4Blocked",
+    "WinogradBlocked",
+]
 
 
 def _needs_compiled(problem: ConvProblem) -> str | None:
@@ -166,10 +175,35 @@ class DirectCompiled(ConvStrategy):
         return direct_kernel_grad_jit(x, g, self.problem.geometry, self.problem.kernel_shape)
 
 
+class DirectFilters(ConvStrategy):
+    """The forward of few-channel convolutions with many filters (a first layer: RGB in, 32 filters out) as a
+    register-blocked Numba kernel (ops/direct_filters_jit.py): 3 output pixels x 32 filters of running sums
+    in AVX registers, no im2col copy, no thin GEMM. Forward only: the selection table gives its kernel gradient
+    to ``im2col_channels_first``, which builds its matrix in the backward pass instead."""
+
+    name = "direct_filters"
+    roles = ("forward",)
+    summary = "direct convolution, 3 pixels x 32 filters of sums in registers (any stride and padding)"
+    measured = "see the selection table"
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        if problem.filters % BLOCK_FILTERS:
+            return f"needs a multiple of {BLOCK_FILTERS} filters, got {problem.filters}"
+        if problem.geometry.dilation_rate[1] != 1:
+            return f"needs dilation 1 along the width, got dilation {problem.geometry.dilation_rate}"
+        return _needs_compiled(problem) or needs_one_group(problem)
+
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        x = np.ascontiguousarray(x, self.dtype)
+        return direct_filters_forward_jit(x, kernel.astype(self.dtype, copy=False), bias, self.problem.geometry)
+
+
 #: The compiled convolution strategies, in the order ``conv_algorithms()`` lists them (after the NumPy ones).
 COMPILED_STRATEGIES: tuple[type[ConvStrategy], ...] = (
     DepthwiseCompiled,
     WinogradBlocked,
     DirectCompiled,
     Winograd4Blocked,
+    DirectFilters,
 )

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 from convlens import switches
 from convlens.ops.conv_algorithms import CONV_STRATEGIES, ConvProblem
 from convlens.ops.conv_blocked import BLOCKED_STRATEGIES
@@ -28,6 +30,8 @@ __all__ = [
     "CONV_REGISTRY",
     "CONV_ROLES",
     "CONV_RULES",
+    "DIRECT_FILTERS_MAX_CHANNELS",
+    "DIRECT_FILTERS_MEASURED",
     "DIRECT_MAX_FILTERS",
     "FEW_CHANNELS",
     "TRANSPOSED_MIN_CHANNELS",
@@ -98,6 +102,16 @@ DIRECT_KERNEL_GRAD_MEASURED = (
     "im2col_channels_first (which builds its matrix here: the direct forward keeps none): (28x28, 1->6) 5x5 'same' "
     "0.68 vs 1.17 / 0.46 vs 1.57 (LeNet-5's first layer); (32x32, 3->8) 3x3 1.43 vs 2.29 / 0.86 vs 1.90; "
     "(28x28, 1->8) 3x3 0.60 vs 0.61 / 0.43 vs 0.59; (28x28, 4->8) 5x5 2.56 vs 5.95 / 1.40 vs 4.09"
+)
+#: The register-blocked direct forward (32 filters at a time) up to this many input channels.
+DIRECT_FILTERS_MAX_CHANNELS = 8
+DIRECT_FILTERS_MEASURED = (
+    "forward, N=128, 1 thread / 2 threads, ms, direct_filters vs im2col_channels_first vs im2col_blocked (AMD EPYC, "
+    "benchmarks/conv_thresholds.py --only '3x3 s'): (32x32, 3->32) 3x3 stride 2 valid 1.12 vs 3.20 vs 1.59 / 1.03 vs "
+    "3.16 vs 1.14; (32x32, 3->32) 'same' 4.32 vs 9.36 vs 8.35 / 2.46 vs 8.81 vs 9.40; (28x28, 1->32) 'valid' 1.52 vs "
+    "2.55 vs 4.82 / 1.39 vs 2.33 vs 3.42; (32x32, 3->64) 'same' 11.94 vs 20.14 vs 15.45 / 8.43 vs 14.69 vs 20.86; "
+    "(16x16, 8->32) 'same' 2.71 vs 7.31 vs 3.53 / 1.36 vs 3.80 vs 2.51; N=32, 1 thread: (32x32, 3->32) stride 2 "
+    "0.45 vs 0.66 vs 0.62"
 )
 #: Where blocks of im2col rows beat the whole-batch matrix.
 IM2COL_BLOCKED_MEASURED = (
@@ -219,6 +233,13 @@ CONV_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "forward",
+        "direct_filters",
+        f"C <= {DIRECT_FILTERS_MAX_CHANNELS}, float32",
+        lambda p, c: p.channels_per_group <= DIRECT_FILTERS_MAX_CHANNELS and p.dtype == np.float32,
+        DIRECT_FILTERS_MEASURED,
+    ),
+    Rule(
+        "forward",
         "im2col_channels_first",
         f"C <= {CHANNELS_FIRST_IM2COL_MAX}",
         lambda p, c: p.channels_per_group <= CHANNELS_FIRST_IM2COL_MAX,
@@ -262,6 +283,21 @@ CONV_RULES: tuple[Rule, ...] = (
         "forward is direct_compiled",
         _forward_is("direct_compiled"),
         DIRECT_KERNEL_GRAD_MEASURED,
+    ),
+    Rule(
+        "kernel_grad",
+        "im2col_channels_first",
+        f"forward is direct_filters, C <= {CHANNELS_FIRST_IM2COL_MAX}",
+        lambda p, c: c.get("forward") == "direct_filters" and p.channels_per_group <= CHANNELS_FIRST_IM2COL_MAX,
+        "direct_filters is a forward only: the matrix the forward would have built is built here instead "
+        f"(the transposed layout up to {CHANNELS_FIRST_IM2COL_MAX} channels)",
+    ),
+    Rule(
+        "kernel_grad",
+        "im2col_blocked",
+        "forward is direct_filters",
+        _forward_is("direct_filters"),
+        "direct_filters is a forward only; the blocked im2col rebuilds its blocks in the backward pass anyway",
     ),
     Rule("kernel_grad", "im2col_blocked", "forward is im2col_blocked", _forward_is("im2col_blocked"), FOLLOWS),
     Rule("kernel_grad", "im2col", "otherwise", _always, FOLLOWS),
@@ -325,6 +361,6 @@ def conv_algorithms() -> tuple[str, ...]:
     >>> conv_algorithms()[:4]
     ('im2col', 'im2col_channels_first', 'pointwise', 'grouped_gemm')
     >>> conv_algorithms()[-3:]
-    ('winograd_blocked', 'direct_compiled', 'winograd4_blocked')
+    ('direct_compiled', 'winograd4_blocked', 'direct_filters')
     """
     return CONV_REGISTRY.names()

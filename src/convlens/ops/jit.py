@@ -108,6 +108,35 @@ def compiled_for(dtype: Any) -> bool:
 KernelSpec = Callable[..., Any] | tuple[Callable[..., Any], dict[str, Any]]
 
 _NOALIAS_COMPILER: Any = None
+_SLP_COMPILER: Any = None
+
+
+def _slp_compiler(numba: Any) -> Any:
+    """:func:`_noalias_compiler`'s class with LLVM's SLP vectoriser on while it compiles (option ``"slp": True``).
+
+    Numba runs LLVM with the loop vectoriser only (``NUMBA_SLP_VECTORIZE`` is off by default, for the whole
+    process). A register-blocked kernel has no loop to vectorise: its inner step is straight-line code on
+    separate accumulators (:mod:`convlens.ops.direct_filters_jit`: 3 pixels x 32 filters), which only the SLP
+    ("superword") vectoriser packs into AVX registers; without it the kernel stays scalar (16x slower). The switch
+    is Numba's config value, read when the pass manager is built, so this class turns it on around its own
+    compilation only (under Numba's compiler lock, so no other kernel compiles meanwhile) and every other kernel
+    keeps Numba's default. A cached kernel keeps the machine code it was compiled to.
+    """
+    global _SLP_COMPILER
+    if _SLP_COMPILER is None:
+        config: Any = importlib.import_module("numba.core.config")
+
+        class SLPCompiler(_noalias_compiler(numba)):  # type: ignore[misc]
+            def _compile_core(self) -> Any:
+                before = config.SLP_VECTORIZE
+                config.SLP_VECTORIZE = 1
+                try:
+                    return super()._compile_core()
+                finally:
+                    config.SLP_VECTORIZE = before
+
+        _SLP_COMPILER = SLPCompiler
+    return _SLP_COMPILER
 
 
 def _noalias_compiler(numba: Any) -> Any:
@@ -174,7 +203,8 @@ def compiled_kernels(namespace: dict[str, Any], specs: Sequence[KernelSpec]) -> 
     a check before every division: the checks kept LLVM from vectorising the float32 tanh, 3.3 instead of 0.5 ns
     an element, and made up 10-25% of the compile time of the direct, pooling and batch-norm kernels). The extra
     option ``"noalias": True`` compiles the kernel with its array arguments marked noalias (see
-    :func:`_noalias_compiler`; the caller guarantees it).
+    :func:`_noalias_compiler`; the caller guarantees it); ``"slp": True`` does too, with LLVM's SLP vectoriser on
+    (see :func:`_slp_compiler`).
 
     Serial kernels compile in about a third of the time of Numba's ``parallel=True`` ones (no OpenMP
     outlining): the Winograd transforms 17.8 -> 4.6 s, the fused stage's direct kernels 18.5 -> 2.6 s (AMD
@@ -200,6 +230,7 @@ def compile_kernel(function: Callable[..., Any], options: dict[str, Any] | None 
     """
     numba = numba_module()
     extra = dict(options or {})
-    if extra.pop("noalias", False):
-        extra["pipeline_class"] = _noalias_compiler(numba)
+    slp = extra.pop("slp", False)
+    if extra.pop("noalias", False) or slp:
+        extra["pipeline_class"] = _slp_compiler(numba) if slp else _noalias_compiler(numba)
     return numba.njit(**{"cache": cache, "nogil": True, "error_model": "numpy", **extra})(function)

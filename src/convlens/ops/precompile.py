@@ -63,6 +63,13 @@ def _winograd4(dtype: Any) -> None:
     plan.forward(x, kernel, np.zeros(2, dtype))  # (a forward only: its gradients are the F(2x2) step's kernels)
 
 
+def _direct_filters(dtype: Any) -> None:
+    x = np.ones((2, 6, 6, 2), dtype)
+    kernel = np.ones((3, 3, 2, 32), dtype)
+    plan = Conv2DPlan(x.shape, kernel.shape, padding="same", algorithm={"forward": "direct_filters"}, dtype=dtype)
+    plan.forward(x, kernel, np.zeros(32, dtype))  # (a forward only: its kernel gradient is the im2col step's)
+
+
 def _pool(dtype: Any) -> None:
     x = np.ones((2, 4, 4, 2), dtype)
     plan = MaxPool2DPlan(x.shape, (2, 2), algorithm="max_pool_compiled")
@@ -104,6 +111,7 @@ def _batch_norm(dtype: Any) -> None:
 STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("depthwise convolution", _depthwise),  # 7.5 (per-column and row-span kernels)
     ("winograd transforms", lambda dtype: _conv(dtype, 2, "winograd")),  # 4.8 (was 17.8)
+    ("direct convolution, register blocks", _direct_filters),  # 2.8
     ("winograd F(4x4) transforms", _winograd4),  # 2.0
     ("direct convolution", lambda dtype: _conv(dtype, 2, {"forward": "direct_compiled"})),  # 5.1
     ("im2col + col2im", _im2col_col2im),  # 1.6 (was 3.7)
