@@ -18,6 +18,7 @@ import numpy as np
 
 from convlens import switches
 from convlens.layers.base import Layer
+from convlens.ops.activations import relu_inplace
 from convlens.ops.fused import MONOTONIC_ACTIVATIONS, ConvMaxPoolPlan
 from convlens.ops.plan_cache import ShapePlans
 
@@ -207,7 +208,7 @@ class ConvBatchNorm:
             shift += conv.params["bias"] * scale
         _, pre = conv._linear(x, conv._kernel_2d() * scale, shift)
         if self.relu:
-            np.maximum(pre, 0, out=pre)
+            relu_inplace(pre)
         out: np.ndarray = conv._from_2d(pre)
         return out
 

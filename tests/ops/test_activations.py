@@ -218,3 +218,36 @@ def test_tanh_split_over_threads_gives_the_same_bits(monkeypatch: pytest.MonkeyP
     tanh_float32_numpy(x.reshape(-1), whole.reshape(-1))  # (the same bits as the compiled kernel)
     np.testing.assert_array_equal(results["2"][0], whole)
     np.testing.assert_array_equal(results["2"][1], g * (1 - results["2"][0] ** 2))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1000, 70_000])  # below and above ZEROS_MIN_BYTES
+def test_relu_inplace_is_np_maximum_bit_for_bit(dtype: Any, size: int) -> None:
+    from convlens.ops.activations import relu, relu_inplace
+
+    special = [-0.0, 0.0, np.nan, -np.nan, np.inf, -np.inf, -1e-45, 1e-45, np.finfo(dtype).min, np.finfo(dtype).max]
+    x = np.concatenate([np.array(special, dtype), np.random.default_rng(0).standard_normal(size).astype(dtype)])
+    x = x.reshape(2, -1)
+    expected = np.maximum(x, 0)
+    y = x.copy()
+    assert relu_inplace(y) is y
+    assert y.tobytes() == expected.tobytes()  # (NaN stays NaN with its sign, -0 becomes +0, as np.maximum)
+    z = x.copy()
+    assert relu(z, out=z) is z
+    assert z.tobytes() == expected.tobytes()
+    strided = x.copy()[:, ::2]  # not contiguous: np.maximum as it is
+    np.testing.assert_array_equal(relu_inplace(strided), expected[:, ::2])
+
+
+def test_relu_inplace_reads_shared_zeros_that_nothing_writes() -> None:
+    from convlens.ops import activations
+
+    big = np.full((300, 1000), -1.0, np.float32)
+    activations.relu_inplace(big)
+    assert not big.any()
+    zeros = activations._zeros_like(big)
+    assert zeros.shape == big.shape
+    assert not zeros.flags.writeable
+    assert not zeros.any()
+    smaller = activations._zeros_like(big[:10])
+    assert np.shares_memory(smaller, zeros)  # (one mapping serves every smaller array)

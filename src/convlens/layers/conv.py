@@ -27,7 +27,7 @@ from convlens.errors import ShapeError, StateError, check_bool, check_int, norma
 from convlens.geometry import WindowGeometry, normalize_padding
 from convlens.layers.base import Layer, Shape, register
 from convlens.ops._checks import check_data_format
-from convlens.ops.activations import get_activation
+from convlens.ops.activations import get_activation, relu_inplace
 from convlens.ops.conv import Conv2DPlan, conv_memory
 from convlens.ops.plan_cache import ShapePlans
 from convlens.resources import check_arrays, check_window
@@ -190,7 +190,7 @@ class _Conv(Layer):
         x2d, pre = self._linear(x)
         if self.activation.name == "relu":
             # In place: relu's backward needs only its output.
-            y = np.maximum(pre, 0, out=pre)
+            y = relu_inplace(pre)
             kept_pre = None
         else:
             y = self.activation.forward(pre)

@@ -28,7 +28,7 @@ from convlens.geometry import WindowGeometry, normalize_padding
 from convlens.layers.base import Layer, Shape, register
 from convlens.layers.conv import _Conv
 from convlens.ops._checks import check_channels_last
-from convlens.ops.activations import get_activation, relu_backward
+from convlens.ops.activations import get_activation, relu_backward, relu_inplace
 from convlens.ops.conv import Conv2DPlan
 from convlens.ops.conv_transpose import Conv2DTransposePlan
 from convlens.ops.dense import dense_backward
@@ -253,7 +253,7 @@ class SeparableConv2D(Layer):
         pre = middle.reshape(-1, pointwise.shape[0]) @ pointwise
         if self.use_bias:
             pre += self.params["bias"]
-        y = np.maximum(pre, 0, out=pre) if self.activation.name == "relu" else self.activation.forward(pre)
+        y = relu_inplace(pre) if self.activation.name == "relu" else self.activation.forward(pre)
         if training:
             self._cache = (x, middle, pre, y)
         return np.asarray(y.reshape(*middle.shape[:3], self.filters))

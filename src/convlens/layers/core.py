@@ -26,7 +26,7 @@ from convlens import initializers
 from convlens.errors import ConfigError, ShapeError, StateError, check_bool, check_float, check_int
 from convlens.layers.base import Layer, Shape, register
 from convlens.layers.symbolic import KerasTensor, Node
-from convlens.ops.activations import get_activation, relu_backward, softmax, softmax_backward
+from convlens.ops.activations import get_activation, relu_backward, relu_inplace, softmax, softmax_backward
 from convlens.ops.dense import dense_backward
 from convlens.ops.dropout import dropout
 
@@ -187,7 +187,7 @@ class Dense(Layer):
         if self.use_bias:
             pre += self.params["bias"]
         # relu in place: its backward needs only the output.
-        y = np.maximum(pre, 0, out=pre) if self.activation.name == "relu" else self.activation.forward(pre)
+        y = relu_inplace(pre) if self.activation.name == "relu" else self.activation.forward(pre)
         if training:
             self._cache = (x2d, pre, y)
             self._x_shape = x.shape

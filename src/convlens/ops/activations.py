@@ -18,6 +18,8 @@ array([0., 0., 2.], dtype=float32)
 from __future__ import annotations
 
 import math
+import mmap
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +45,7 @@ __all__ = [
     "linear",
     "relu",
     "relu_backward",
+    "relu_inplace",
     "selu",
     "sigmoid",
     "sigmoid_backward",
@@ -107,7 +110,47 @@ def linear(x: Array) -> Array:
 
 def relu(x: Array, out: Array | None = None) -> Array:
     """``max(x, 0)``; pass ``out=x`` to work in place."""
-    return np.asarray(np.maximum(_float(x, "relu"), 0, out=out))
+    x = _float(x, "relu")
+    if out is x:
+        return relu_inplace(x)
+    return np.asarray(np.maximum(x, 0, out=out))
+
+
+#: Below this many bytes ``np.maximum(x, 0)`` is left as it is (the zeros' set-up would cost more than it saves).
+ZEROS_MIN_BYTES = 64 << 10
+_zero_pages: np.ndarray = np.zeros(0, np.uint8)
+_zero_pages_lock = threading.Lock()
+
+
+def _zeros_like(x: np.ndarray) -> np.ndarray:
+    """A read-only array of zeros shaped like ``x``, a view of anonymous memory that is never written: every page
+    is the kernel's one zero page, so it holds no memory of its own and its reads come from cache."""
+    global _zero_pages
+    zeros = _zero_pages
+    if zeros.size < x.nbytes:
+        with _zero_pages_lock:
+            if _zero_pages.size < x.nbytes:
+                size = max(x.nbytes, 2 * _zero_pages.size)
+                pages = np.frombuffer(mmap.mmap(-1, size), np.uint8)
+                pages.flags.writeable = False
+                _zero_pages = pages
+            zeros = _zero_pages
+    return zeros[: x.nbytes].view(x.dtype).reshape(x.shape)
+
+
+def relu_inplace(x: np.ndarray) -> np.ndarray:
+    """``x[...] = max(x, 0)``, bit for bit ``np.maximum(x, 0, out=x)`` (NaN stays NaN, -0 becomes +0); returns ``x``.
+
+    NumPy's ``maximum`` against a scalar is not vectorised on the AMD EPYC here (NumPy 2.4): 180 us for 1.35 MB of
+    float32 (the depthwise-separable model's widest activation in a 32-image piece), 4x an add's time; against a
+    whole array of zeros it is (~45 us). The zeros are :func:`_zeros_like`'s, which cost no memory.
+
+    >>> relu_inplace(np.array([-2.0, -0.0, 3.0, np.nan])).tolist()
+    [0.0, 0.0, 3.0, nan]
+    """
+    if x.nbytes < ZEROS_MIN_BYTES or not x.flags.c_contiguous:
+        return np.maximum(x, 0, out=x)
+    return np.maximum(x, _zeros_like(x), out=x)
 
 
 def relu_backward(grad_out: Array, y: Array) -> Array:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from convlens.errors import ConfigError, StateError
+from convlens.ops.activations import relu_inplace
 from convlens.ops.batch_norm_jit import bn_backward_jit, bn_normalize_with, bn_statistics_jit
 from convlens.ops.jit import compiled_for, jit_enabled
 from convlens.ops.normalization import (
@@ -96,7 +97,7 @@ class BatchNormNumpy(_BatchNormStrategy):
             x, gamma, beta, moving_mean, moving_variance, momentum=momentum, epsilon=epsilon, training=training
         )
         if self.problem.relu:
-            np.maximum(y, 0, out=y)
+            relu_inplace(y)
         self._cache = (cache, y) if keep else None
         return y
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from convlens.errors import ShapeError
 from convlens.geometry import WindowGeometry
-from convlens.ops.activations import Activation
+from convlens.ops.activations import Activation, relu_inplace
 from convlens.ops.conv_plan import Conv2DGrads
 from convlens.ops.fused_algorithms import ConvPoolDirect, ConvPoolGemm, ConvPoolStrategy
 from convlens.ops.jit import jit_enabled
@@ -239,7 +239,7 @@ class ConvMaxPoolPlan:
         else:
             pooled = window_max + bias if bias is not None else window_max.copy()
             if self.activation.name == "relu":
-                np.maximum(pooled, 0, out=pooled)
+                relu_inplace(pooled)
         if self.activation.name == "relu":
             out, pre = pooled, None
         else:
