@@ -61,6 +61,7 @@ DOMAIN: dict[str, dict[str, Any]] = {
     "transposed": {"shape": "stride1", "wide": True},
     "col2im": {"shape": "one_group"},
     "col2im_channels_first": {"shape": "one_group"},
+    "col2im_blocked": {"shape": "one_group", "compiled": True},
 }
 ALGORITHMS = conv_algorithms()
 
@@ -189,6 +190,7 @@ PINNED = {
     "transposed": make_case((2, 7, 6, 16), (3, 2, 16, 20), padding="same", dilation=(2, 1)),
     "col2im": make_case((2, 7, 6, 3), (2, 3, 3, 4), strides=(1, 2), padding=1),
     "col2im_channels_first": make_case((2, 7, 6, 3), (3, 3, 3, 5), strides=2, padding="valid"),
+    "col2im_blocked": make_case((3, 7, 6, 3), (2, 3, 3, 4), strides=(1, 2), padding=1),
 }
 
 
@@ -407,14 +409,14 @@ def test_transposed_threshold(channels: int, filters: int, strides: int, expecte
     assert auto(case).input_grad == expected
     monkeypatch.setenv("CONVLENS_JIT", "1")
     if expected == "transposed" and compiled_for(np.float32):
-        assert auto(case).input_grad == "col2im"
+        assert auto(case).input_grad == "col2im_blocked"
 
 
 def test_over_padded_convolution_cannot_use_the_transposed_gradient() -> None:
     case = make_case((1, 6, 6, 16), (3, 3, 16, 16), padding=((3, 0), (0, 0)))
     assert not applies("transposed", case)
     plan = Conv2DPlan(case.x_shape, case.kernel_shape, **case.kwargs(), algorithm="im2col")
-    assert plan.algorithms.input_grad == "col2im"
+    assert plan.algorithms.input_grad == ("col2im_blocked" if compiled_for(np.float32) else "col2im")
     with pytest.raises(ConfigError, match=r"transposed needs forward pads at most the dilated extent - 1"):
         Conv2DPlan(case.x_shape, case.kernel_shape, **case.kwargs(), algorithm="transposed")
 
@@ -426,8 +428,8 @@ def test_few_channel_input_gradient(channels: int, jit: str, expected: str | Non
     from convlens.ops.jit import compiled_for
 
     monkeypatch.setenv("CONVLENS_JIT", jit)
-    if expected is None:  # with the compiled col2im the plain layout runs
-        expected = "col2im" if compiled_for(np.float32) else "col2im_channels_first"
+    if expected is None:  # with the compiled col2im the plain layout runs, a block of images at a time
+        expected = "col2im_blocked" if compiled_for(np.float32) else "col2im_channels_first"
     case = make_case((2, 6, 6, channels), (3, 3, channels, 4), strides=2, padding="same")
     assert auto(case).input_grad == expected
 
@@ -452,8 +454,8 @@ def test_algorithm_argument_errors() -> None:
         ConfigError,
         match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, im2col_channels_first, "
         r"pointwise, grouped_gemm, depthwise, winograd, im2col_blocked, transposed, col2im, col2im_channels_first, "
-        r"depthwise_compiled, winograd_blocked, direct_compiled, winograd4_blocked, direct_filters\) or 'auto', "
-        r"got 'fft'\.",
+        r"col2im_blocked, depthwise_compiled, winograd_blocked, direct_compiled, winograd4_blocked, direct_filters\) "
+        r"or 'auto', got 'fft'\.",
     ):
         Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm="fft")
     with pytest.raises(ConfigError, match=r"asks 'transposed' for forward, but it only computes input_grad"):
@@ -467,7 +469,7 @@ def test_forcing_one_role_keeps_the_table_for_the_others(monkeypatch: pytest.Mon
     plan = Conv2DPlan((2, 8, 8, 16), (3, 3, 16, 16), padding="same", algorithm={"input_grad": "col2im"})
     assert plan.algorithms == (wide, wide, "col2im")
     plan = Conv2DPlan((2, 8, 8, 16), (3, 3, 16, 16), padding="same", algorithm="im2col")
-    assert plan.algorithms == ("im2col", "im2col", "col2im" if compiled_for(np.float32) else "transposed")
+    assert plan.algorithms == ("im2col", "im2col", "col2im_blocked" if compiled_for(np.float32) else "transposed")
 
 
 def test_environment_variable_forces_and_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:

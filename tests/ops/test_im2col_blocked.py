@@ -78,3 +78,20 @@ def test_without_the_jit_the_numpy_im2col_fills_the_blocks(monkeypatch: pytest.M
     numpy = _run(case)
     for a, b in zip(compiled, numpy, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("block_bytes", [1, 3000, 1 << 30])  # one image a block, a few, the whole batch
+def test_col2im_blocks_match_the_loop_reference(name: str, block_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from convlens.ops import conv_input_grads
+
+    require("numba")
+    monkeypatch.setattr(conv_input_grads, "COL2IM_BLOCK_BYTES", block_bytes)
+    case = CASES[name]
+    plan = Conv2DPlan(case.x_shape, case.kernel_shape, **case.kwargs(), algorithm="col2im_blocked", dtype=np.float32)
+    x, kernel, _ = (a.astype(np.float32) for a in case.arrays(seed=4))
+    grad = np.random.default_rng(5).standard_normal(plan.output_shape).astype(np.float32)
+    grad_x = plan.backward(grad, x, kernel).x
+    close(grad_x, case.reference_backward(grad, x, kernel)[0], 2e-6)
+    again = plan.backward(grad, x, kernel).x  # (the block buffer is reused: nothing left over from the last call)
+    np.testing.assert_array_equal(again, grad_x)
