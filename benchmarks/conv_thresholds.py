@@ -137,9 +137,9 @@ def main() -> None:
             for a in ("direct_compiled", "im2col_channels_first", "im2col")
         }
         compare(rows, f"fwd+kernel grad (N, {size}x{size}, {c}->{f}) {k}x{k}", steps, auto, r)
-    # Few channels, many filters: the register-blocked direct forward (C <= 4, float32) against the im2col layouts;
+    # Few channels, many filters: the register-blocked direct forward (C <= 8, float32) against the im2col layouts;
     # inference (forward), then training (forward + kernel gradient, which direct_filters leaves to the transposed
-    # im2col).
+    # im2col up to 4 channels).
     for c, size, f, stride, padding in (
         (3, 32, 32, 2, "valid"),
         (3, 32, 32, 1, "same"),

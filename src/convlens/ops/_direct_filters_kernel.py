@@ -37,20 +37,11 @@ def _forward(
     left = min(pl * channels, wide)
     inner = min(row, wide - left)
     for n in range(lo, hi):
-        for r in range(tall):  # the zero-bordered rows the windows read
+        for r in range(max(0, pt), min(tall, pt + height)):  # the interior (the border stays zero)
             dst = image[r]
-            source = r - pt
-            if 0 <= source < height:
-                src = x[n, source]
-                for q in range(left):
-                    dst[q] = 0
-                for q in range(inner):
-                    dst[left + q] = src[q]
-                for q in range(left + inner, wide):
-                    dst[q] = 0
-            else:
-                for q in range(wide):
-                    dst[q] = 0
+            src = x[n, r - pt]
+            for q in range(inner):
+                dst[left + q] = src[q]
         for oy in range(oh):
             top = oy * sh
             for g in range(groups):

@@ -37,6 +37,7 @@ import numpy as np
 
 from convlens.geometry import WindowGeometry
 from convlens.ops.depthwise import depthwise_forward, depthwise_input_grad, depthwise_kernel_grad
+from convlens.ops.jit import compiled_for
 from convlens.ops.linalg import matmul_nn_long, matmul_tn
 from convlens.ops.strategy import Strategy
 from convlens.ops.windows import Workspace, col2im, im2col, im2col_channels_first
@@ -138,6 +139,16 @@ def kernel_with_bias_row(kernel: np.ndarray, bias: np.ndarray | None, dtype: Any
     kernel_ones[:depth] = kernel.reshape(depth, filters)
     kernel_ones[depth] = 0 if bias is None else bias
     return kernel_ones
+
+
+def needs_compiled(problem: ConvProblem) -> str | None:
+    """Why a compiled-only algorithm cannot run for the problem's dtype, or None when it can."""
+    if not compiled_for(problem.dtype):
+        return (
+            f"needs compiled kernels for {problem.dtype.name} (numba installed, CONVLENS_JIT not 0, "
+            "the dtype in CONVLENS_JIT_DTYPES)"
+        )
+    return None
 
 
 def needs_one_group(problem: ConvProblem) -> str | None:

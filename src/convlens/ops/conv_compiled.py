@@ -22,11 +22,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from convlens.ops.conv_algorithms import ConvProblem, ConvStrategy, Depthwise, Grads, Winograd, needs_one_group
+from convlens.ops.conv_algorithms import (
+    ConvProblem,
+    ConvStrategy,
+    Depthwise,
+    Grads,
+    Winograd,
+    needs_compiled,
+    needs_one_group,
+)
 from convlens.ops.depthwise_jit import depthwise_forward_jit, depthwise_input_grad_jit, depthwise_kernel_grad_jit
 from convlens.ops.direct_filters_jit import BLOCK_FILTERS, direct_filters_forward_jit
 from convlens.ops.direct_jit import direct_forward_jit, direct_kernel_grad_jit
-from convlens.ops.jit import compiled_for
 from convlens.ops.windows import Workspace
 from convlens.ops.winograd4 import Winograd4Conv
 from convlens.ops.winograd_blocked import WinogradBlockedConv
@@ -39,15 +46,6 @@ __all__ = [
     "Winograd4Blocked",
     "WinogradBlocked",
 ]
-
-
-def _needs_compiled(problem: ConvProblem) -> str | None:
-    if not compiled_for(problem.dtype):
-        return (
-            f"needs compiled kernels for {problem.dtype.name} (numba installed, CONVLENS_JIT not 0, "
-            "the dtype in CONVLENS_JIT_DTYPES)"
-        )
-    return None
 
 
 class DepthwiseCompiled(Depthwise):
@@ -63,7 +61,7 @@ class DepthwiseCompiled(Depthwise):
 
     @classmethod
     def applies(cls, problem: ConvProblem) -> str | None:
-        return _needs_compiled(problem) or super().applies(problem)
+        return needs_compiled(problem) or super().applies(problem)
 
     def _kernel(self, kernel: np.ndarray) -> np.ndarray:
         kh, kw, _, filters = self.problem.kernel_shape
@@ -95,7 +93,7 @@ class WinogradBlocked(ConvStrategy):
 
     @classmethod
     def applies(cls, problem: ConvProblem) -> str | None:
-        return _needs_compiled(problem) or Winograd.applies(problem)
+        return needs_compiled(problem) or Winograd.applies(problem)
 
     def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
         super().__init__(problem, workspace)
@@ -136,7 +134,7 @@ class Winograd4Blocked(ConvStrategy):
 
     @classmethod
     def applies(cls, problem: ConvProblem) -> str | None:
-        return _needs_compiled(problem) or Winograd.applies(problem)
+        return needs_compiled(problem) or Winograd.applies(problem)
 
     def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
         super().__init__(problem, workspace)
@@ -162,7 +160,7 @@ class DirectCompiled(ConvStrategy):
     def applies(cls, problem: ConvProblem) -> str | None:
         if problem.geometry.strides != (1, 1):
             return f"needs stride 1, got strides {problem.geometry.strides}"
-        return _needs_compiled(problem) or needs_one_group(problem)
+        return needs_compiled(problem) or needs_one_group(problem)
 
     def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         x = np.ascontiguousarray(x, self.dtype)
@@ -192,7 +190,7 @@ class DirectFilters(ConvStrategy):
             return f"needs a multiple of {BLOCK_FILTERS} filters, got {problem.filters}"
         if problem.geometry.dilation_rate[1] != 1:
             return f"needs dilation 1 along the width, got dilation {problem.geometry.dilation_rate}"
-        return _needs_compiled(problem) or needs_one_group(problem)
+        return needs_compiled(problem) or needs_one_group(problem)
 
     def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         x = np.ascontiguousarray(x, self.dtype)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from convlens.ops.conv_algorithms import ConvProblem, ConvStrategy, Im2col, needs_one_group
-from convlens.ops.jit import compiled_for
+from convlens.ops.conv_algorithms import ConvProblem, ConvStrategy, Im2col, needs_compiled, needs_one_group
 from convlens.ops.windows import Workspace, col2im, col2im_channels_first
 from convlens.ops.windows_jit import col2im_jit
+from convlens.ops.winograd_blocked import image_blocks
 
 __all__ = [
     "COL2IM_BLOCK_BYTES",
@@ -126,23 +126,21 @@ class Col2imBlocked(Col2im):
 
     @classmethod
     def applies(cls, problem: ConvProblem) -> str | None:
-        if not compiled_for(problem.dtype):
-            return f"needs the compiled col2im for {problem.dtype.name}"
-        return needs_one_group(problem)
+        return needs_compiled(problem) or needs_one_group(problem)
 
     def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         kh, kw, cg, _ = self.problem.kernel_shape
         batch, oh, ow = self.problem.output_shape[:3]
         pixels, depth = oh * ow, kh * kw * cg
-        per = max(1, min(batch, COL2IM_BLOCK_BYTES // (pixels * depth * self.dtype.itemsize)))
-        shape = (per * pixels, depth)
+        blocks = image_blocks(batch, pixels * depth * self.dtype.itemsize, COL2IM_BLOCK_BYTES)
+        shape = ((blocks[0].stop - blocks[0].start) * pixels, depth)
         workspace = self.workspace if self.workspace is not None else Workspace()
         buffer = workspace.get("grad_cols_block", shape, self.dtype)
         g2d = self._g2d(grad_out)
         kernel_t = self._kernel_rows(kernel).T
         grad_x = np.empty(self.problem.x_shape, self.dtype)
-        for lo in range(0, batch, per):
-            hi = min(batch, lo + per)
+        for block in blocks:
+            lo, hi = block.start, block.stop
             cols = buffer[: (hi - lo) * pixels]
             np.matmul(g2d[lo * pixels : hi * pixels], kernel_t, out=cols)
             if not col2im_jit(cols.reshape(hi - lo, oh, ow, kh, kw, cg), grad_x[lo:hi], self.problem.geometry):
