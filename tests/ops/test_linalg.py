@@ -1,12 +1,14 @@
-"""matmul_tn equals a.T @ b for every shape, chunked or not."""
+"""matmul_tn and matmul_nn_long equal the plain products for every shape, chunked or not, on one thread or two."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from convlens.ops.linalg import matmul_tn
+from convlens.ops import parallel
+from convlens.ops.linalg import matmul_nn_long, matmul_tn
 
 
 @given(
@@ -30,3 +32,28 @@ def test_float32_stays_float32_and_is_accurate() -> None:
     assert out.dtype == np.float32
     exact = a.astype(np.float64).T @ b.astype(np.float64)
     np.testing.assert_allclose(out, exact, rtol=1e-4, atol=1e-3 * np.abs(exact).max())
+
+
+@pytest.mark.parametrize("threads", ["1", "2", "3"])
+def test_chunk_products_split_over_threads(monkeypatch: pytest.MonkeyPatch, threads: str) -> None:
+    """The chunks' products go to the threads (every chunk once, added in order) and give the plain product."""
+    rng = np.random.default_rng(int(threads))
+    a = rng.standard_normal((10 * 64 + 7, 5))  # ten chunks of 64 rows and a tail
+    b = rng.standard_normal((10 * 64 + 7, 6))
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
+    pieces: list[tuple[int, int]] = []
+    real = parallel.parallel_ranges
+
+    def spy(work, total, nbytes):  # type: ignore[no-untyped-def]
+        real(lambda lo, hi: (pieces.append((lo, hi)), work(lo, hi)), total, nbytes)
+
+    monkeypatch.setattr(parallel, "parallel_ranges", spy)
+    np.testing.assert_allclose(matmul_tn(a, b, chunk_rows=64), a.T @ b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        matmul_nn_long(np.ascontiguousarray(a.T), b, chunk_rows=64), a.T @ b, rtol=1e-12, atol=1e-12
+    )
+    expected = (
+        [] if threads == "1" else [(10 * i // int(threads), 10 * (i + 1) // int(threads)) for i in range(int(threads))]
+    )
+    assert sorted(pieces) == sorted(expected * 2)

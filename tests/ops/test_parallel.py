@@ -44,3 +44,23 @@ def test_this_thread_alone_runs_serial_kernels_inline_and_restores() -> None:
         parallel.serial_kernel_over(lambda lo, hi: seen.append((lo, hi)), 10, 1 << 30)
         assert seen == [(0, 10)]
     assert not parallel.alone_here()
+
+
+def test_num_threads_reads_the_core_count_once(monkeypatch) -> None:
+    """The core count (capped at 8) is read once, not on every split; the environment switch is read every call."""
+    calls: list[int] = []
+
+    def cpu_count() -> int:
+        calls.append(1)
+        return 12
+
+    monkeypatch.delenv("CONVLENS_NUM_THREADS", raising=False)
+    monkeypatch.setattr(parallel.os, "cpu_count", cpu_count)
+    parallel._cores.cache_clear()
+    try:
+        assert [parallel.num_threads() for _ in range(5)] == [8] * 5
+        assert len(calls) == 1
+        monkeypatch.setenv("CONVLENS_NUM_THREADS", "3")
+        assert parallel.num_threads() == 3
+    finally:
+        parallel._cores.cache_clear()

@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 
 from convlens.ops.jit import compiled_for, compiled_kernels, jit_enabled, run_noalias
+from convlens.ops.parallel import over_blocks
 from convlens.ops.windows import TRANSIENT, pad
-from convlens.ops.winograd_blocked import BLOCK_BYTES, TiledBlocks, over_blocks
+from convlens.ops.winograd_blocked import BLOCK_BYTES, TiledBlocks
 
 __all__ = [
     "AT",

@@ -21,15 +21,14 @@ Shapes (channels_last):
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
-from convlens.blas_threads import one_blas_thread
 from convlens.geometry import WindowGeometry
 from convlens.ops import winograd_jit
-from convlens.ops.parallel import MIN_SPLIT_BYTES, num_threads, parallel_ranges, this_thread_alone
+from convlens.ops.parallel import over_blocks
 from convlens.ops.windows import TRANSIENT, Workspace, pad
 from convlens.ops.winograd import _kernel_gradient, kernel_transform
 
@@ -41,7 +40,6 @@ __all__ = [
     "block_bytes_for",
     "cache_sizes",
     "image_blocks",
-    "over_blocks",
 ]
 
 _MB = 1 << 20
@@ -115,24 +113,6 @@ def image_blocks(batch: int, per_image: int, block_bytes: int, *, even: bool = F
     if even:
         size = -(-batch // -(-batch // size))
     return [slice(b, min(b + size, batch)) for b in range(0, batch, size)]
-
-
-def over_blocks(work: Callable[[int, int], object], total: int, nbytes: int) -> None:
-    """``work(lo, hi)`` over pieces of ``range(total)`` (blocks, or groups of them), one piece per thread when
-    there are threads to spare: each thread then runs its kernels and GEMMs alone (one BLAS thread per call), on
-    blocks of its own. ``nbytes``: the memory the work touches (too little: one thread).
-    """
-    if num_threads() > 1 and total > 1 and nbytes >= MIN_SPLIT_BYTES:
-        with one_blas_thread() as limited:
-            if limited:
-
-                def alone(lo: int, hi: int) -> None:
-                    with this_thread_alone():
-                        work(lo, hi)
-
-                parallel_ranges(alone, total, nbytes)
-                return
-    work(0, total)
 
 
 class TiledBlocks:
