@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from convlens.ops import conv_blocked, windows_jit
+from convlens.ops import conv_blocked, conv_input_grads, parallel, windows_jit
 from convlens.ops.conv_plan import Conv2DPlan
 from tests.conftest import require
 from tests.support.conv_cases import close, make_case
@@ -57,15 +57,40 @@ def test_blocks_match_the_loop_reference(name: str, block_bytes: int, monkeypatc
 
 
 @pytest.mark.parametrize("name", ["lenet", "strided_same"])
-def test_same_bits_with_one_or_two_threads(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("groups", [2, 8])  # kernel-gradient groups of several blocks, of one block each
+def test_same_bits_with_one_or_two_threads(name: str, groups: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads take whole blocks (forward, kernel gradient by groups, col2im input gradient): the same bits
+    as one thread, and the loop reference's values."""
     require("numba")
-    monkeypatch.setattr(conv_blocked, "BLOCKED_COLS_BYTES", 3000)
-    results = []
+    monkeypatch.setattr(conv_blocked, "BLOCKED_COLS_BYTES", 3000)  # one image a block
+    monkeypatch.setattr(conv_input_grads, "COL2IM_BLOCK_BYTES", 3000)
+    monkeypatch.setattr(conv_blocked, "KERNEL_GRAD_GROUPS", groups)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
+    splits: list[int] = []
+    real = parallel.parallel_ranges
+
+    def counted(work: Any, total: int, nbytes: int) -> None:
+        if "over_blocks" in work.__qualname__:  # (the blocks' split, not the kernels' own)
+            splits.append(total)
+        real(work, total, nbytes)
+
+    monkeypatch.setattr(parallel, "parallel_ranges", counted)
+    case = CASES[name]
+    results = {}
     for threads in ("1", "2"):
         monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
-        results.append(_run(CASES[name], seed=3))
-    for a, b in zip(*results, strict=True):
+        splits.clear()
+        results[threads] = _run(case, seed=3)
+        images = case.x_shape[0]
+        assert splits == ([] if threads == "1" else [images, min(groups, images), images])
+    for a, b in zip(results["1"], results["2"], strict=True):
         np.testing.assert_array_equal(a, b)
+    x, kernel, bias = (a.astype(np.float32) for a in case.arrays(seed=3))
+    grad = np.random.default_rng(4).standard_normal(results["1"][0].shape).astype(np.float32)
+    out, grad_kernel, grad_bias, grad_x = results["2"]
+    close(out, case.reference(x, kernel, bias), 2e-5)
+    for ours, theirs in zip([grad_x, grad_kernel, grad_bias], case.reference_backward(grad, x, kernel), strict=True):
+        close(ours, theirs, 2e-5)
 
 
 def test_without_the_jit_the_numpy_im2col_fills_the_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -83,8 +108,6 @@ def test_without_the_jit_the_numpy_im2col_fills_the_blocks(monkeypatch: pytest.M
 @pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize("block_bytes", [1, 3000, 1 << 30])  # one image a block, a few, the whole batch
 def test_col2im_blocks_match_the_loop_reference(name: str, block_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    from convlens.ops import conv_input_grads
-
     require("numba")
     monkeypatch.setattr(conv_input_grads, "COL2IM_BLOCK_BYTES", block_bytes)
     case = CASES[name]

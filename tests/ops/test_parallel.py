@@ -64,3 +64,32 @@ def test_num_threads_reads_the_core_count_once(monkeypatch) -> None:
         assert parallel.num_threads() == 3
     finally:
         parallel._cores.cache_clear()
+
+
+def test_over_blocks_one_blas_thread_limits_blas_on_any_thread_count_but_not_when_alone(monkeypatch) -> None:
+    """BLAS is held to one thread with one thread or two (the same GEMM bits); inside this_thread_alone the work
+    runs inline without taking the BLAS limit (its lock belongs to whoever split the work)."""
+    import contextlib
+
+    entered: list[int] = []
+
+    @contextlib.contextmanager
+    def limit():  # type: ignore[no-untyped-def]
+        entered.append(1)
+        yield True
+
+    monkeypatch.setattr(parallel, "one_blas_thread", limit)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
+    for threads, pieces in (("1", [(0, 6)]), ("2", [(0, 3), (3, 6)])):
+        monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
+        seen: list[tuple[int, int]] = []
+        entered.clear()
+        parallel.over_blocks_one_blas_thread(lambda lo, hi, seen=seen: seen.append((lo, hi)), 6, 1 << 20)
+        assert sorted(seen) == pieces
+        assert len(entered) == (1 if threads == "1" else 2)  # (over_blocks takes the limit again, re-entrant)
+    entered.clear()
+    with parallel.this_thread_alone():
+        seen = []
+        parallel.over_blocks_one_blas_thread(lambda lo, hi: seen.append((lo, hi)), 6, 1 << 20)
+    assert seen == [(0, 6)]
+    assert entered == []

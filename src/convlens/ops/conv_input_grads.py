@@ -8,9 +8,12 @@ Shapes (channels_last):
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from convlens.ops.conv_algorithms import ConvProblem, ConvStrategy, Im2col, needs_compiled, needs_one_group
+from convlens.ops.parallel import over_blocks_one_blas_thread
 from convlens.ops.windows import Workspace, col2im, col2im_channels_first
 from convlens.ops.windows_jit import col2im_jit
 from convlens.ops.winograd_blocked import image_blocks
@@ -117,6 +120,10 @@ class Col2imBlocked(Col2im):
 
     The whole-batch window gradients are KH*KW times grad_out's size over C / F (LeNet-5's 6 -> 16 5x5 layer: 7.7
     MB for 128 images): a fresh array every step, written by the GEMM and read back by col2im from memory.
+    The threads take whole blocks, each with its own buffer (kept between calls) and one BLAS thread
+    (:func:`convlens.ops.parallel.over_blocks_one_blas_thread`): (128, 14x14, 6 -> 16) 5x5 'valid', 2 threads,
+    1.55 -> 1.45 ms, 1000 images 12.5 -> 10.3 ms; (32, 28x28, 64 -> 128) 3x3 stride 2 7.1 -> 6.5 ms (AMD EPYC,
+    interleaved medians).
     """
 
     name = "col2im_blocked"
@@ -128,23 +135,32 @@ class Col2imBlocked(Col2im):
     def applies(cls, problem: ConvProblem) -> str | None:
         return needs_compiled(problem) or needs_one_group(problem)
 
+    def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
+        super().__init__(problem, workspace)
+        self._local = threading.local()
+
     def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         kh, kw, cg, _ = self.problem.kernel_shape
         batch, oh, ow = self.problem.output_shape[:3]
         pixels, depth = oh * ow, kh * kw * cg
         blocks = image_blocks(batch, pixels * depth * self.dtype.itemsize, COL2IM_BLOCK_BYTES)
-        shape = ((blocks[0].stop - blocks[0].start) * pixels, depth)
-        workspace = self.workspace if self.workspace is not None else Workspace()
-        buffer = workspace.get("grad_cols_block", shape, self.dtype)
         g2d = self._g2d(grad_out)
         kernel_t = self._kernel_rows(kernel).T
         grad_x = np.empty(self.problem.x_shape, self.dtype)
-        for block in blocks:
-            lo, hi = block.start, block.stop
-            cols = buffer[: (hi - lo) * pixels]
-            np.matmul(g2d[lo * pixels : hi * pixels], kernel_t, out=cols)
-            if not col2im_jit(cols.reshape(hi - lo, oh, ow, kh, kw, cg), grad_x[lo:hi], self.problem.geometry):
-                raise RuntimeError(f"col2im_blocked: no compiled col2im for {self.dtype.name}")  # (applies checked)
+
+        def run(b0: int, b1: int) -> None:
+            for block in blocks[b0:b1]:
+                lo, hi = block.start, block.stop
+                buffer = getattr(self._local, "grad_cols", None)
+                if buffer is None:  # (this thread's buffer, kept between calls)
+                    first = blocks[0]
+                    buffer = self._local.grad_cols = np.empty(((first.stop - first.start) * pixels, depth), self.dtype)
+                cols = buffer[: (hi - lo) * pixels]
+                np.matmul(g2d[lo * pixels : hi * pixels], kernel_t, out=cols)
+                if not col2im_jit(cols.reshape(hi - lo, oh, ow, kh, kw, cg), grad_x[lo:hi], self.problem.geometry):
+                    raise RuntimeError(f"col2im_blocked: no compiled col2im for {self.dtype.name}")  # (applies checked)
+
+        over_blocks_one_blas_thread(run, len(blocks), g2d.nbytes + grad_x.nbytes)
         return grad_x
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "kernel_grad_over_chunks",
     "num_threads",
     "over_blocks",
+    "over_blocks_one_blas_thread",
     "parallel_over_batch",
     "parallel_ranges",
     "serial_kernel_over",
@@ -246,3 +247,17 @@ def over_blocks(work: Callable[[int, int], object], total: int, nbytes: int) -> 
                 parallel_ranges(alone, total, nbytes)
                 return
     work(0, total)
+
+
+def over_blocks_one_blas_thread(work: Callable[[int, int], object], total: int, nbytes: int) -> None:
+    """:func:`over_blocks`, with every BLAS call on one thread whatever the thread count (also with one thread),
+    so GEMMs give the same bits on one thread or several (OpenBLAS's threaded GEMM rounds some shapes otherwise).
+
+    Inside :func:`this_thread_alone` the work runs inline: whoever split the work there limits BLAS already (and
+    holds :func:`convlens.blas_threads.one_blas_thread`'s lock, which this thread must not wait for).
+    """
+    if alone_here():
+        work(0, total)
+        return
+    with one_blas_thread():
+        over_blocks(work, total, nbytes)
