@@ -7,7 +7,10 @@ array for most of them. These kernels make two passes forward (statistics; norma
 that usually follows into the same passes:
 
 - statistics: per channel, sums of ``x - shift`` and of its square in float64 (``shift`` is the first row, so
-  the variance ``(S2 - S1^2 / M) / M`` does not cancel);
+  the variance ``(S2 - S1^2 / M) / M`` does not cancel); with a multiple of :data:`STATISTICS_BLOCK` channels
+  the sums of 16 channels at a time stay in registers down the rows (a generated kernel, see
+  :func:`statistics_source`; LLVM's SLP vectoriser packs them): (21632, 64) 0.38 -> 0.26 ms, (131072, 32) 1.43
+  -> 0.95 (AMD EPYC, 1 thread), the same bits;
 - normalise: ``y = ((x - mean) * inv_std) * gamma + beta`` element by element in the NumPy code's order
   (so inference, where mean and inv_std come from the moving statistics, gives the NumPy code's bits),
   then ``y`` below zero becomes zero when ``relu`` (NaN stays NaN, as ``np.maximum``);
@@ -29,12 +32,14 @@ from typing import Any
 
 import numpy as np
 
+from convlens.ops import _batch_norm_statistics_kernel
 from convlens.ops.jit import compiled_kernels
 from convlens.ops.normalization import inverse_std
 from convlens.ops.parallel import chunk_bounds, parallel_ranges
 
 __all__ = [
     "CHUNKS",
+    "STATISTICS_BLOCK",
     "bn_backward_jit",
     "bn_grad_input",
     "bn_grad_sums",
@@ -43,24 +48,80 @@ __all__ = [
     "bn_normalize_with",
     "bn_statistics_jit",
     "bn_statistics_sums",
+    "statistics_source",
 ]
 
 #: Row pieces of the channel sums (a constant, so the sums' order is the same on every machine).
 CHUNKS = 16
 
 
-def _statistics_kernel(x: Any, shift: Any, bounds: Any, t0: int, t1: int, s1: Any, s2: Any) -> None:  # pragma: no cover
-    channels = x.shape[1]
-    for t in range(t0, t1):
-        a = s1[t]
-        b = s2[t]
-        a[:] = 0.0
-        b[:] = 0.0
-        for r in range(bounds[t], bounds[t + 1]):
-            for c in range(channels):
-                d = np.float64(x[r, c]) - shift[c]
-                a[c] += d
-                b[c] += d * d
+#: Channels per register block of the statistics kernel (four 4-wide float64 AVX registers a sum).
+STATISTICS_BLOCK = 16
+
+_STATISTICS_HEADER = '''"""The statistics kernel of :mod:`convlens.ops.batch_norm_jit`, by ``statistics_source()``.
+
+Do not edit: regenerate with ``python -c "from convlens.ops.batch_norm_jit import statistics_source;
+print(statistics_source(), end='')" > src/convlens/ops/_batch_norm_statistics_kernel.py`` (a test checks it is
+current).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+'''
+
+
+def statistics_source(block: int = STATISTICS_BLOCK) -> str:
+    """The text of ``_batch_norm_statistics_kernel.py``: ``_statistics``, the per-piece float64 sums of ``x -
+    shift`` and of its square. With a multiple of ``block`` channels, ``block`` channels at a time with their
+    ``2 * block`` sums in local variables (registers) down the piece's rows; otherwise row by row with the sums
+    in memory. Both add each channel's rows in row order: the same bits.
+
+    >>> [line.strip() for line in statistics_source(2).splitlines() if "+= d1" in line]
+    ['a1 += d1', 'b1 += d1 * d1']
+    """
+    lanes = range(block)
+    body = " " * 16
+    lines = [
+        _STATISTICS_HEADER,
+        "",
+        "def _statistics(",
+        "    x: Any, shift: Any, bounds: Any, t0: int, t1: int, s1: Any, s2: Any",
+        ") -> None:  # pragma: no cover - compiled by Numba",
+        "    # x: (M, C); shift: (C,) float64; bounds: (K + 1,) row bounds of the pieces; s1, s2: (K, C) float64",
+        "    channels = x.shape[1]",
+        "    for t in range(t0, t1):",
+        "        lo = bounds[t]",
+        "        hi = bounds[t + 1]",
+        f"        if channels % {block} == 0:",
+        f"            for c0 in range(0, channels, {block}):",
+        f"                h = shift[c0 : c0 + {block}]",
+        *[f"{body}h{c} = h[{c}]" for c in lanes],
+        *[f"{body}a{c} = 0.0" for c in lanes],
+        *[f"{body}b{c} = 0.0" for c in lanes],
+        body + "for r in range(lo, hi):",
+        body + f"    row = x[r, c0 : c0 + {block}]",
+        *[f"{body}    d{c} = np.float64(row[{c}]) - h{c}" for c in lanes],
+        *[f"{body}    a{c} += d{c}" for c in lanes],
+        *[f"{body}    b{c} += d{c} * d{c}" for c in lanes],
+        body + f"a = s1[t, c0 : c0 + {block}]",
+        body + f"b = s2[t, c0 : c0 + {block}]",
+        *[f"{body}a[{c}] = a{c}" for c in lanes],
+        *[f"{body}b[{c}] = b{c}" for c in lanes],
+        "        else:",
+        "            a = s1[t]",
+        "            b = s2[t]",
+        "            a[:] = 0.0",
+        "            b[:] = 0.0",
+        "            for r in range(lo, hi):",
+        "                for c in range(channels):",
+        "                    d = np.float64(x[r, c]) - shift[c]",
+        "                    a[c] += d",
+        "                    b[c] += d * d",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _normalize_kernel(
@@ -122,7 +183,8 @@ def _grad_x_kernel(
 
 def _kernels() -> tuple[Any, ...]:
     """The compiled kernels; imports Numba on the first call. No fastmath: the NumPy code's rounding."""
-    return compiled_kernels(globals(), (_statistics_kernel, _normalize_kernel, _grad_sums_kernel, _grad_x_kernel))
+    statistics = (_batch_norm_statistics_kernel._statistics, {"slp": True})
+    return compiled_kernels(globals(), (statistics, _normalize_kernel, _grad_sums_kernel, _grad_x_kernel))
 
 
 def bn_statistics_sums(x: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:
