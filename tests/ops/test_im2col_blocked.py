@@ -118,3 +118,21 @@ def test_col2im_blocks_match_the_loop_reference(name: str, block_bytes: int, mon
     close(grad_x, case.reference_backward(grad, x, kernel)[0], 2e-6)
     again = plan.backward(grad, x, kernel).x  # (the block buffer is reused: nothing left over from the last call)
     np.testing.assert_array_equal(again, grad_x)
+
+
+def test_a_plan_whose_blocks_grow_grows_its_buffers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each thread's block buffers are kept between calls: larger blocks later (a changed block size) get larger
+    buffers, not a short view."""
+    require("numba")
+    case = CASES["lenet"]
+    plan = Conv2DPlan(case.x_shape, case.kernel_shape, **case.kwargs(), algorithm="im2col_blocked", dtype=np.float32)
+    x, kernel, bias = (a.astype(np.float32) for a in case.arrays(seed=6))
+    grad = np.random.default_rng(7).standard_normal(plan.output_shape).astype(np.float32)
+    expected = [case.reference(x, kernel, bias), *case.reference_backward(grad, x, kernel)]
+    for block_bytes in (3000, 1 << 30):  # one image a block, then the whole batch
+        monkeypatch.setattr(conv_blocked, "BLOCKED_COLS_BYTES", block_bytes)
+        monkeypatch.setattr(conv_input_grads, "COL2IM_BLOCK_BYTES", block_bytes)
+        out = plan.forward(x, kernel, bias)
+        grads = plan.backward(grad, x, kernel)
+        for ours, theirs in zip([out, grads.x, grads.kernel, grads.bias], expected, strict=True):
+            close(ours, theirs, 2e-5)

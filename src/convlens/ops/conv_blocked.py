@@ -77,12 +77,12 @@ class Im2colBlocked(ConvStrategy):
         _, oh, ow = self.problem.output_shape[:3]
         kh, kw, cg, _ = self.problem.kernel_shape
         depth = self._depth()
+        rows = (hi - lo) * oh * ow
         buffer = getattr(self._local, "cols", None)
-        if buffer is None:  # (this thread's first block: the ones column is written once)
-            per = self._image_blocks()[0]
-            buffer = self._local.cols = np.empty(((per[1] - per[0]) * oh * ow, depth + 1), self.dtype)
+        if buffer is None or buffer.shape[0] < rows:  # (this thread's first block: the ones column written once)
+            buffer = self._local.cols = np.empty((rows, depth + 1), self.dtype)
             buffer[:, depth] = 1
-        cols = buffer[: (hi - lo) * oh * ow]
+        cols = buffer[:rows]
         if not im2col_rows_jit(x[lo:hi], cols, self.problem.geometry):
             view = cols[:, :depth].reshape(hi - lo, oh, ow, kh, kw, cg)
             im2col(x[lo:hi], self.problem.geometry, out=view)

@@ -151,11 +151,11 @@ class Col2imBlocked(Col2im):
         def run(b0: int, b1: int) -> None:
             for block in blocks[b0:b1]:
                 lo, hi = block.start, block.stop
+                rows = (hi - lo) * pixels
                 buffer = getattr(self._local, "grad_cols", None)
-                if buffer is None:  # (this thread's buffer, kept between calls)
-                    first = blocks[0]
-                    buffer = self._local.grad_cols = np.empty(((first.stop - first.start) * pixels, depth), self.dtype)
-                cols = buffer[: (hi - lo) * pixels]
+                if buffer is None or buffer.shape[0] < rows:  # (this thread's buffer, kept between calls)
+                    buffer = self._local.grad_cols = np.empty((rows, depth), self.dtype)
+                cols = buffer[:rows]
                 np.matmul(g2d[lo * pixels : hi * pixels], kernel_t, out=cols)
                 if not col2im_jit(cols.reshape(hi - lo, oh, ow, kh, kw, cg), grad_x[lo:hi], self.problem.geometry):
                     raise RuntimeError(f"col2im_blocked: no compiled col2im for {self.dtype.name}")  # (applies checked)
