@@ -11,11 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from convlens.ops import conv_blocked, conv_input_grads, parallel, windows_jit
+from convlens.ops import conv_blocked, conv_input_grads, windows_jit
 from convlens.ops.conv_plan import Conv2DPlan
 from tests.conftest import require
 from tests.support.conv_cases import close, make_case
 from tests.support.kernels import compiled_kernels_on  # noqa: F401 (an autouse fixture)
+from tests.support.threads import record_block_splits
 
 CASES = {
     "lenet": make_case((5, 14, 14, 6), (5, 5, 6, 16), padding="valid"),
@@ -65,16 +66,7 @@ def test_same_bits_with_one_or_two_threads(name: str, groups: int, monkeypatch: 
     monkeypatch.setattr(conv_blocked, "BLOCKED_COLS_BYTES", 3000)  # one image a block
     monkeypatch.setattr(conv_input_grads, "COL2IM_BLOCK_BYTES", 3000)
     monkeypatch.setattr(conv_blocked, "KERNEL_GRAD_GROUPS", groups)
-    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
-    splits: list[int] = []
-    real = parallel.parallel_ranges
-
-    def counted(work: Any, total: int, nbytes: int) -> None:
-        if "over_blocks" in work.__qualname__:  # (the blocks' split, not the kernels' own)
-            splits.append(total)
-        real(work, total, nbytes)
-
-    monkeypatch.setattr(parallel, "parallel_ranges", counted)
+    splits = record_block_splits(monkeypatch)
     case = CASES[name]
     results = {}
     for threads in ("1", "2"):
@@ -82,7 +74,7 @@ def test_same_bits_with_one_or_two_threads(name: str, groups: int, monkeypatch: 
         splits.clear()
         results[threads] = _run(case, seed=3)
         images = case.x_shape[0]
-        assert splits == ([] if threads == "1" else [images, min(groups, images), images])
+        assert [total for total, _ in splits] == ([] if threads == "1" else [images, min(groups, images), images])
     for a, b in zip(results["1"], results["2"], strict=True):
         np.testing.assert_array_equal(a, b)
     x, kernel, bias = (a.astype(np.float32) for a in case.arrays(seed=3))

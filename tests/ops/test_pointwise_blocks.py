@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from convlens.ops import parallel
 from convlens.ops.conv_plan import Conv2DPlan
 from tests.support.conv_cases import close, make_case
+from tests.support.threads import record_block_splits
 
 conv_algorithms = importlib.import_module("convlens.ops.conv_algorithms")  # (convlens.ops.conv_algorithms is
 # also a function of convlens.ops)
@@ -33,22 +33,15 @@ def test_blocks_on_one_thread_or_two_give_the_reference_and_the_same_bits(
 ) -> None:
     monkeypatch.setattr(conv_algorithms, "POINTWISE_BLOCKED_MIN_BYTES", 0)
     monkeypatch.setattr(conv_algorithms, "POINTWISE_BLOCK_BYTES", 10 * 4 * np.dtype(dtype).itemsize)  # 10 rows
-    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
-    splits: list[int] = []
-    real = parallel.parallel_ranges
-
-    def counted(work: Any, total: int, nbytes: int) -> None:
-        if "over_blocks" in work.__qualname__:
-            splits.append(total)
-        real(work, total, nbytes)
-
-    monkeypatch.setattr(parallel, "parallel_ranges", counted)
+    splits = record_block_splits(monkeypatch)
     results = {}
     for threads in ("1", "2"):
         monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
         splits.clear()
         results[threads] = _forward(bias, dtype)
-        assert splits == ([] if threads == "1" else [11])  # 105 rows: ten blocks of 10 and one of 5
+        assert [total for total, _ in splits] == (
+            [] if threads == "1" else [11]
+        )  # 105 rows: ten blocks of 10 and one of 5
     np.testing.assert_array_equal(results["1"], results["2"])
 
 

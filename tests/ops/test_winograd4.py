@@ -21,6 +21,7 @@ from convlens.ops.winograd4 import (
 from tests.conftest import require
 from tests.support.conv_cases import close, make_case
 from tests.support.kernels import FLOAT64_KERNELS, compiled_kernels_on  # noqa: F401 (an autouse fixture)
+from tests.support.threads import record_block_splits
 
 require("numba")
 
@@ -105,27 +106,19 @@ def test_blocks_are_of_nearly_one_size() -> None:
 
 
 def test_threads_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
-    from convlens.ops import parallel
 
     _, x, kernel, bias, geometry = _problem((6, 8, 8, 32), 32, "same", np.float32, seed=5)
     per_image = 36 * 2 * 2 * 64 * 4
-    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
-    splits: list[int] = []
-    real = parallel.parallel_ranges
-
-    def counted(work: Any, total: int, nbytes: int) -> None:
-        if "over_blocks" in work.__qualname__:  # (the blocks' split, not the kernels' own)
-            splits.append(total)
-        real(work, total, nbytes)
-
-    monkeypatch.setattr(parallel, "parallel_ranges", counted)
+    splits = record_block_splits(monkeypatch)
     results = {}
     for threads in ("1", "2"):
         monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
         results[threads] = Winograd4Conv(x.shape, 32, geometry, Workspace(), block_bytes=per_image).forward(
             x, kernel, bias
         )
-    assert splits == [6]  # two threads took the six one-image blocks between them; one thread ran them alone
+    assert [total for total, _ in splits] == [
+        6
+    ]  # two threads took the six one-image blocks between them; one thread ran them alone
     np.testing.assert_array_equal(results["1"], results["2"])
 
 

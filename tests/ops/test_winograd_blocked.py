@@ -15,6 +15,7 @@ from convlens.ops.winograd_blocked import WinogradBlockedConv, block_bytes_for, 
 from tests.conftest import require
 from tests.support.conv_cases import close, make_case
 from tests.support.kernels import FLOAT64_KERNELS, compiled_kernels_on  # noqa: F401 (an autouse fixture)
+from tests.support.threads import record_block_splits
 
 require("numba")
 
@@ -48,7 +49,6 @@ def test_blocks_match_the_loop_reference_and_the_whole_batch(images: int, paddin
 def test_blocks_split_over_threads_give_the_same_bits(dtype: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """With two threads each takes half the blocks (one BLAS thread, its kernels alone): the same results as one
     thread, bit for bit (the kernel gradient sums fixed groups of blocks in order, whatever the threads)."""
-    from convlens.ops import parallel
 
     case = make_case((7, 6, 6, 16), (3, 3, 16, 17), padding="same")
     x, kernel, bias = (a.astype(dtype) for a in case.arrays(seed=3))
@@ -56,16 +56,7 @@ def test_blocks_split_over_threads_give_the_same_bits(dtype: Any, monkeypatch: p
     per_image = 16 * np.prod(geometry.winograd_tiles(2)[0].output_size) * (16 + 17) * 4
     grad_out = np.random.default_rng(4).standard_normal((7, 6, 6, 17)).astype(dtype)
     results = {}
-    splits: list[tuple[int, int]] = []
-    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
-    real = parallel.parallel_ranges
-
-    def counted(work: Any, total: int, nbytes: int) -> None:
-        if "over_blocks" in work.__qualname__:  # (the blocks' split, not the kernels' own)
-            splits.append((total, nbytes))
-        real(work, total, nbytes)
-
-    monkeypatch.setattr(parallel, "parallel_ranges", counted)
+    splits = record_block_splits(monkeypatch)
     for threads in ("1", "2"):
         monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
         blocked = WinogradBlockedConv(x.shape, 17, geometry, Workspace(), block_bytes=int(per_image))
