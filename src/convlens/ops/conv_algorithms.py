@@ -39,7 +39,7 @@ from convlens.geometry import WindowGeometry
 from convlens.ops.depthwise import depthwise_forward, depthwise_input_grad, depthwise_kernel_grad
 from convlens.ops.jit import compiled_for
 from convlens.ops.linalg import matmul_nn_long, matmul_tn
-from convlens.ops.parallel import over_blocks_one_blas_thread
+from convlens.ops.parallel import image_blocks, over_blocks_one_blas_thread
 from convlens.ops.strategy import Strategy
 from convlens.ops.windows import Workspace, col2im, im2col, im2col_channels_first
 from convlens.ops.winograd import WinogradConv
@@ -326,13 +326,12 @@ class Pointwise(ConvStrategy):
                 out += b
             return out.reshape(self.problem.output_shape)
         out = np.empty((rows, filters), self.dtype)
-        step = max(1, POINTWISE_BLOCK_BYTES // per_row)
-        blocks = [(lo, min(rows, lo + step)) for lo in range(0, rows, step)]
+        blocks = image_blocks(rows, per_row, POINTWISE_BLOCK_BYTES)  # (blocks of rows)
 
         def run(b0: int, b1: int) -> None:
-            for lo, hi in blocks[b0:b1]:
-                part = out[lo:hi]
-                np.matmul(x2d[lo:hi], k2d, out=part)
+            for block in blocks[b0:b1]:
+                part = out[block]
+                np.matmul(x2d[block], k2d, out=part)
                 if b is not None:
                     part += b  # (while the block is in cache)
 

@@ -13,10 +13,9 @@ import threading
 import numpy as np
 
 from convlens.ops.conv_algorithms import ConvProblem, ConvStrategy, Im2col, needs_compiled, needs_one_group
-from convlens.ops.parallel import over_blocks_one_blas_thread
+from convlens.ops.parallel import image_blocks, over_blocks_one_blas_thread, thread_buffer
 from convlens.ops.windows import Workspace, col2im, col2im_channels_first
 from convlens.ops.windows_jit import col2im_jit
-from convlens.ops.winograd_blocked import image_blocks
 
 __all__ = [
     "COL2IM_BLOCK_BYTES",
@@ -151,11 +150,7 @@ class Col2imBlocked(Col2im):
         def run(b0: int, b1: int) -> None:
             for block in blocks[b0:b1]:
                 lo, hi = block.start, block.stop
-                rows = (hi - lo) * pixels
-                buffer = getattr(self._local, "grad_cols", None)
-                if buffer is None or buffer.shape[0] < rows:  # (this thread's buffer, kept between calls)
-                    buffer = self._local.grad_cols = np.empty((rows, depth), self.dtype)
-                cols = buffer[:rows]
+                cols = thread_buffer(self._local, "grad_cols", ((hi - lo) * pixels, depth), self.dtype)
                 np.matmul(g2d[lo * pixels : hi * pixels], kernel_t, out=cols)
                 if not col2im_jit(cols.reshape(hi - lo, oh, ow, kh, kw, cg), grad_x[lo:hi], self.problem.geometry):
                     raise RuntimeError(f"col2im_blocked: no compiled col2im for {self.dtype.name}")  # (applies checked)

@@ -29,6 +29,7 @@ __all__ = [
     "batch_slices",
     "chunk_bounds",
     "forward_over_batch",
+    "image_blocks",
     "kernel_grad_over_chunks",
     "num_threads",
     "over_blocks",
@@ -37,6 +38,7 @@ __all__ = [
     "parallel_ranges",
     "serial_kernel_over",
     "this_thread_alone",
+    "thread_buffer",
     "workspace_slot",
     "workspace_slot_of_thread",
 ]
@@ -261,3 +263,43 @@ def over_blocks_one_blas_thread(work: Callable[[int, int], object], total: int, 
         return
     with one_blas_thread():
         over_blocks(work, total, nbytes)
+
+
+def image_blocks(batch: int, per_image: int, block_bytes: int, *, even: bool = False) -> list[slice]:
+    """Slices of ``range(batch)`` of at most ``block_bytes // per_image`` images each (at least one); with ``even``
+    of nearly one size instead of full blocks and a short last one.
+
+    >>> def sizes(blocks): return [block.stop - block.start for block in blocks]
+    >>> sizes(image_blocks(44, 1, 37)), sizes(image_blocks(44, 1, 37, even=True))
+    ([37, 7], [22, 22])
+    """
+    size = max(1, min(batch, block_bytes // per_image))
+    if even:
+        size = -(-batch // -(-batch // size))
+    return [slice(b, min(b + size, batch)) for b in range(0, batch, size)]
+
+
+def thread_buffer(
+    local: threading.local,
+    name: str,
+    shape: tuple[int, int],
+    dtype: Any,
+    init: Callable[[np.ndarray], object] | None = None,
+) -> np.ndarray:
+    """The first ``shape[0]`` rows of this thread's buffer ``name`` in ``local`` (a strategy's
+    ``threading.local``), kept between calls and grown when a call needs more rows; ``init(buffer)`` runs on each
+    new buffer (contents that never change, such as a ones column).
+
+    >>> local = threading.local()
+    >>> a = thread_buffer(local, "cols", (4, 2), np.float32, init=lambda b: b.fill(1))
+    >>> b = thread_buffer(local, "cols", (3, 2), np.float32)
+    >>> bool(np.shares_memory(a, b)), b.shape, float(b.sum())
+    (True, (3, 2), 6.0)
+    """
+    buffer = getattr(local, name, None)
+    if buffer is None or buffer.shape[0] < shape[0] or buffer.shape[1:] != shape[1:] or buffer.dtype != dtype:
+        buffer = np.empty(shape, dtype)
+        if init is not None:
+            init(buffer)
+        setattr(local, name, buffer)
+    return buffer[: shape[0]]  # type: ignore[no-any-return]

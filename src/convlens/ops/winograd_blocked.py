@@ -28,7 +28,7 @@ import numpy as np
 
 from convlens.geometry import WindowGeometry
 from convlens.ops import winograd_jit
-from convlens.ops.parallel import over_blocks
+from convlens.ops.parallel import image_blocks, over_blocks
 from convlens.ops.windows import TRANSIENT, Workspace, pad
 from convlens.ops.winograd import _kernel_gradient, kernel_transform
 
@@ -39,7 +39,6 @@ __all__ = [
     "WinogradBlockedConv",
     "block_bytes_for",
     "cache_sizes",
-    "image_blocks",
 ]
 
 _MB = 1 << 20
@@ -99,20 +98,6 @@ def block_bytes_for(caches: Mapping[int, int]) -> int:
 BLOCK_BYTES = block_bytes_for(cache_sizes())
 #: The kernel gradient's partial sums: one per group of blocks (a constant: the same sums on every machine).
 GROUPS = 8
-
-
-def image_blocks(batch: int, per_image: int, block_bytes: int, *, even: bool = False) -> list[slice]:
-    """Slices of ``range(batch)`` of at most ``block_bytes // per_image`` images each (at least one); with ``even``
-    of nearly one size instead of full blocks and a short last one.
-
-    >>> def sizes(blocks): return [block.stop - block.start for block in blocks]
-    >>> sizes(image_blocks(44, 1, 37)), sizes(image_blocks(44, 1, 37, even=True))
-    ([37, 7], [22, 22])
-    """
-    size = max(1, min(batch, block_bytes // per_image))
-    if even:
-        size = -(-batch // -(-batch // size))
-    return [slice(b, min(b + size, batch)) for b in range(0, batch, size)]
 
 
 class TiledBlocks:
