@@ -62,6 +62,7 @@ DOMAIN: dict[str, dict[str, Any]] = {
     "col2im": {"shape": "one_group"},
     "col2im_channels_first": {"shape": "one_group"},
     "col2im_blocked": {"shape": "one_group", "compiled": True},
+    "transposed_direct": {"shape": "stride1", "compiled": True},
 }
 ALGORITHMS = conv_algorithms()
 
@@ -191,6 +192,8 @@ PINNED = {
     "col2im": make_case((2, 7, 6, 3), (2, 3, 3, 4), strides=(1, 2), padding=1),
     "col2im_channels_first": make_case((2, 7, 6, 3), (3, 3, 3, 5), strides=2, padding="valid"),
     "col2im_blocked": make_case((3, 7, 6, 3), (2, 3, 3, 4), strides=(1, 2), padding=1),
+    # uneven pads (full-convolution pads 0/1 and 2/1) and a dilated row tap
+    "transposed_direct": make_case((3, 7, 6, 2), (2, 3, 2, 5), padding=((1, 0), (0, 1)), dilation=(2, 1)),
 }
 
 
@@ -372,12 +375,29 @@ def test_winograd_blocked_rows(threads: str, jit: str, expected: str, monkeypatc
 )
 @pytest.mark.parametrize("jit", ["1", "0"])
 def test_direct_rows(case: Case, compiled: str, numpy: str, jit: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Few channels and at most 8 filters, stride 1: the direct forward and kernel gradient."""
+    """Few channels and at most 8 filters, stride 1: the direct forward and kernel gradient, and the input gradient
+    as the direct kernel's full convolution."""
     monkeypatch.setenv("CONVLENS_JIT", jit)
     chosen = auto(case)
     expected = compiled if compiled_for(np.float32) else numpy
     assert chosen.forward == expected
     assert chosen.kernel_grad == expected
+    if expected == "direct_compiled":
+        assert chosen.input_grad == "transposed_direct"
+    else:
+        assert chosen.input_grad != "transposed_direct"
+
+
+def test_over_padded_direct_convolution_falls_back_to_col2im() -> None:
+    """Pads beyond the kernel's reach have no full convolution: the direct forward's input gradient is col2im's."""
+    require("numba")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVLENS_JIT", "1")
+        case = make_case((2, 7, 6, 2), (2, 3, 2, 5), padding=((3, 0), (1, 3)))
+        chosen = auto(case)
+        assert chosen.forward == "direct_compiled"
+        assert chosen.input_grad == "col2im_blocked"
+        assert not applies("transposed_direct", case, np.float32)
 
 
 @pytest.mark.parametrize(("jit", "expected"), [("1", "depthwise_compiled"), ("0", "depthwise")])
@@ -454,7 +474,8 @@ def test_algorithm_argument_errors() -> None:
         ConfigError,
         match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, im2col_channels_first, "
         r"pointwise, grouped_gemm, depthwise, winograd, im2col_blocked, transposed, col2im, col2im_channels_first, "
-        r"col2im_blocked, depthwise_compiled, winograd_blocked, direct_compiled, winograd4_blocked, direct_filters\) "
+        r"col2im_blocked, depthwise_compiled, winograd_blocked, direct_compiled, winograd4_blocked, direct_filters, "
+        r"transposed_direct\) "
         r"or 'auto', got 'fft'\.",
     ):
         Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm="fft")

@@ -9,6 +9,7 @@ winograd_blocked       all three                 :class:`Winograd` a few images 
 winograd4_blocked      forward                   Winograd F(4x4, 3x3) a few images at a time (gradients: F(2x2))
 direct_compiled        forward, kernel_grad      the convolution from shifted image planes, no im2col
 direct_filters         forward                   the convolution with 3 pixels x 32 filters of sums in registers
+transposed_direct      input_grad                :class:`Transposed`'s full convolution run by the direct kernel
 ====================== ========================= =====================================================
 
 Each applies only where compiled kernels run for its dtype (Numba installed, ``CONVLENS_JIT`` not 0, the
@@ -31,6 +32,7 @@ from convlens.ops.conv_algorithms import (
     needs_compiled,
     needs_one_group,
 )
+from convlens.ops.conv_input_grads import Transposed
 from convlens.ops.depthwise_jit import depthwise_forward_jit, depthwise_input_grad_jit, depthwise_kernel_grad_jit
 from convlens.ops.direct_filters_jit import BLOCK_FILTERS, direct_filters_forward_jit
 from convlens.ops.direct_jit import direct_forward_jit, direct_kernel_grad_jit
@@ -43,6 +45,7 @@ __all__ = [
     "DepthwiseCompiled",
     "DirectCompiled",
     "DirectFilters",
+    "TransposedDirect",
     "Winograd4Blocked",
     "WinogradBlocked",
 ]
@@ -197,6 +200,36 @@ class DirectFilters(ConvStrategy):
         return direct_filters_forward_jit(x, kernel.astype(self.dtype, copy=False), bias, self.problem.geometry)
 
 
+class TransposedDirect(ConvStrategy):
+    """The stride-1 input gradient of a few-channel, few-filter convolution by the direct kernel: grad_out,
+    padded, convolved with the flipped, transposed kernel (:class:`Transposed`'s full convolution, which
+    :class:`DirectCompiled`'s forward computes instead of an im2col + GEMM). No window-gradient matrix, no col2im
+    adds: for LeNet-5's first layer, (128, 28x28, 1->6) 5x5, that matrix is (100352, 25) floats written and then
+    added back 25 times over one channel."""
+
+    name = "transposed_direct"
+    roles = ("input_grad",)
+    summary = "full convolution of grad_out with the flipped, transposed kernel by the direct kernel (stride 1)"
+    measured = "see the selection table"
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        return Transposed.applies(problem) or needs_compiled(problem)
+
+    def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
+        super().__init__(problem, workspace)
+        kh, kw, channels, filters = problem.kernel_shape
+        inner = ConvProblem(
+            problem.output_shape, (kh, kw, filters, channels), problem.geometry.full_convolution(), 1, problem.dtype
+        )
+        self._inner = DirectCompiled(inner, None)
+
+    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        g = self._g2d(grad_out).reshape(self.problem.output_shape)
+        flipped = kernel.astype(self.dtype, copy=False)[::-1, ::-1].transpose(0, 1, 3, 2)
+        return self._inner.forward(g, flipped, None)
+
+
 #: The compiled convolution strategies, in the order ``conv_algorithms()`` lists them (after the NumPy ones).
 COMPILED_STRATEGIES: tuple[type[ConvStrategy], ...] = (
     DepthwiseCompiled,
@@ -204,4 +237,5 @@ COMPILED_STRATEGIES: tuple[type[ConvStrategy], ...] = (
     DirectCompiled,
     Winograd4Blocked,
     DirectFilters,
+    TransposedDirect,
 )

@@ -114,6 +114,13 @@ DIRECT_FILTERS_MEASURED = (
     "(16x16, 8->32) 'same' 2.71 vs 7.31 vs 3.53 / 1.36 vs 3.80 vs 2.51; N=32, 1 thread: (32x32, 3->32) stride 2 "
     "0.45 vs 0.66 vs 0.62"
 )
+TRANSPOSED_DIRECT_MEASURED = (
+    "input gradient after the direct forward, transposed_direct vs col2im_blocked, N=128, AMD EPYC, interleaved "
+    "medians, 2 threads / 1 thread, ms: (28x28, 1->6) 5x5 'same' (LeNet-5's first layer) 0.75 vs 3.26 / 1.35 vs "
+    "5.22; 'valid' 0.63 vs 2.34 / 1.19 vs 4.00; (32x32, 3->8) 3x3 'same' 1.12 vs 2.89 / 2.33 vs 5.18; (28x28, "
+    "1->8) 3x3 0.55 vs 1.28 / 1.07 vs 2.11; (28x28, 4->8) 5x5 2.38 vs 5.26 / 4.84 vs 9.93; (14x14, 4->8) 3x3 "
+    "'valid' 0.35 vs 0.66 / 0.58 vs 0.79; (28x28, 2->3) 7x7 1.00 vs 6.78 / 2.09 vs 13.28"
+)
 COL2IM_BLOCKED_MEASURED = (
     "input gradient, col2im -> col2im_blocked, AMD EPYC, interleaved medians (other allocations between calls, as in "
     "a training step), 1 thread / 2 threads, ms: (128, 14x14, 6->16) 5x5 'valid' (LeNet-5's second layer) 6.12 -> "
@@ -339,6 +346,13 @@ CONV_RULES: tuple[Rule, ...] = (
     Rule("input_grad", "pointwise", "forward is pointwise", _forward_is("pointwise"), "one GEMM, no col2im"),
     Rule(
         "input_grad",
+        "transposed_direct",
+        "forward is direct_compiled",
+        _forward_is("direct_compiled"),
+        TRANSPOSED_DIRECT_MEASURED,
+    ),
+    Rule(
+        "input_grad",
         "transposed",
         f"C >= {TRANSPOSED_MIN_CHANNELS} and 2C >= F and no compiled col2im",
         _wide_for_transposed,
@@ -376,6 +390,6 @@ def conv_algorithms() -> tuple[str, ...]:
     >>> conv_algorithms()[:4]
     ('im2col', 'im2col_channels_first', 'pointwise', 'grouped_gemm')
     >>> conv_algorithms()[-3:]
-    ('direct_compiled', 'winograd4_blocked', 'direct_filters')
+    ('winograd4_blocked', 'direct_filters', 'transposed_direct')
     """
     return CONV_REGISTRY.names()
