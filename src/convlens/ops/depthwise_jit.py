@@ -22,6 +22,11 @@ forward and input gradient keep the same bits. Their kernel gradient keeps one p
 not the per-column kernels' one (the two agree to rounding; neither depends on the thread count).
 (128, 15x15, 32), 3x3 'same', 1 thread, AMD EPYC: forward 1.32 -> 1.04 ms, kernel gradient 1.59 -> 1.02,
 input gradient 1.46 -> 1.22.
+A 3x3 forward unpadded along the width (every column tap spans the whole row: 'valid', the zoo's model) runs its
+nine taps in one loop over the row instead of nine passes, in the same order (the same bits): forward,
+interleaved, AMD EPYC, 1 thread / 2 threads, ms: (128, 15x15, 32) 'valid' 0.84 -> 0.55 / 0.58 -> 0.40;
+(128, 7x7, 64) 0.36 -> 0.27 / 0.23 -> 0.17; (1000, 15x15, 32) 7.0 -> 5.3 / 3.5 -> 2.8; 'same' stays tap by tap
+(its edge columns in short passes of their own made it 1.1-1.4x slower).
 
 Kernels are serial (cheap to compile) and release the GIL; :func:`convlens.ops.parallel.parallel_ranges`
 splits the batch over threads. No fastmath (no fused multiply-adds: the NumPy code's rounding).
@@ -170,17 +175,49 @@ def _forward_rows_kernel(
     xf = x.reshape(-1)
     of = out.reshape(-1)
     zero = out.dtype.type(0)
+    wc = width * channels
+    # A 3x3 kernel unpadded along the width (every column tap spans the whole row): its nine taps run in one loop
+    # over the row, for the rows whose three input rows exist, nine products added in tap order to a zero and
+    # then the bias, as the tap-by-tap passes below (the same bits).
+    fused = kh == 3 and kw == 3 and pl == 0 and width - 2 * dw >= out_w
+    t1, t2 = min(1, kh - 1), min(2, kh - 1)  # (any kernel size indexes; only a 3x3 one reads these)
+    u1, u2 = min(1, kw - 1), min(2, kw - 1)
+    k00, k01, k02 = ktile[0, 0], ktile[0, u1], ktile[0, u2]
+    k10, k11, k12 = ktile[t1, 0], ktile[t1, u1], ktile[t1, u2]
+    k20, k21, k22 = ktile[t2, 0], ktile[t2, u1], ktile[t2, u2]
+    s1, s2 = dw * channels, 2 * dw * channels
     for n in range(lo, hi):
         for oh in range(out_h):
             o0 = (n * out_h + oh) * row
             orow = of[o0 : o0 + row]
+            top = oh * sh - pt
+            if fused and top >= 0 and top + 2 * dh < height:
+                x0 = (n * height + top) * wc
+                x1, x2 = x0 + dh * wc, x0 + 2 * dh * wc
+                x00, x01, x02 = xf[x0 : x0 + row], xf[x0 + s1 : x0 + s1 + row], xf[x0 + s2 : x0 + s2 + row]
+                x10, x11, x12 = xf[x1 : x1 + row], xf[x1 + s1 : x1 + s1 + row], xf[x1 + s2 : x1 + s2 + row]
+                x20, x21, x22 = xf[x2 : x2 + row], xf[x2 + s1 : x2 + s1 + row], xf[x2 + s2 : x2 + s2 + row]
+                for e in range(row):
+                    acc = zero
+                    acc += x00[e] * k00[e]
+                    acc += x01[e] * k01[e]
+                    acc += x02[e] * k02[e]
+                    acc += x10[e] * k10[e]
+                    acc += x11[e] * k11[e]
+                    acc += x12[e] * k12[e]
+                    acc += x20[e] * k20[e]
+                    acc += x21[e] * k21[e]
+                    acc += x22[e] * k22[e]
+                    acc += btile[e]
+                    orow[e] = acc
+                continue
             for e in range(row):
                 orow[e] = zero
             for i in range(kh):
-                r = oh * sh - pt + i * dh
+                r = top + i * dh
                 if r < 0 or r >= height:
                     continue
-                x0 = (n * height + r) * width * channels
+                x0 = (n * height + r) * wc
                 for j in range(kw):
                     shift = j * dw - pl  # output column ow reads input column ow + shift
                     a, b = max(0, -shift), min(out_w, width - shift)
