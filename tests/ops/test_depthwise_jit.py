@@ -87,14 +87,16 @@ def test_results_do_not_depend_on_the_thread_count(dtype: Any, monkeypatch: pyte
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("nine_taps", [True, False])
 @pytest.mark.parametrize(
     ("strides", "dilation_rate", "padding"),
     [(1, 1, "same"), ((2, 1), (2, 3), "same"), (1, (1, 2), "valid"), ((1, 1), 1, 2), ((2, 1), (2, 1), "valid")],
-)  # (the 'valid' ones run the forward's nine taps in one loop)
+)
 def test_row_span_kernels_match_the_per_column_kernels(
-    strides: Any, dilation_rate: Any, padding: Any, monkeypatch: pytest.MonkeyPatch
+    strides: Any, dilation_rate: Any, padding: Any, nine_taps: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Stride 1 along the width, one filter per channel: the row-span kernels run, with the per-column
+    """Stride 1 along the width, one filter per channel: the row-span kernels run (a 3x3 kernel's forward and,
+    at stride 1, input gradient with its nine taps in one loop, unless switched off here), with the per-column
     kernels' forward and input-gradient bits and their kernel gradient to rounding."""
     problem = {
         "x_shape": (5, 14, 17, 24),
@@ -104,11 +106,23 @@ def test_row_span_kernels_match_the_per_column_kernels(
         "padding": padding,
         "groups": 24,
     }
-    used = []
+    used: list[bool] = []
     by_rows = depthwise_jit.by_rows
     monkeypatch.setattr(depthwise_jit, "by_rows", lambda *a: used.append(by_rows(*a)) or used[-1])
+    ran: dict[str, list[bool]] = {"forward": [], "input_grad": []}
+    for role, name in (("forward", "nine_taps_forward"), ("input_grad", "nine_taps_input_grad")):
+        decide = getattr(depthwise_jit, name)
+
+        def spy(*args: Any, _decide: Any = decide, _role: str = role) -> bool:
+            ran[_role].append(nine_taps and _decide(*args))
+            return ran[_role][-1]
+
+        monkeypatch.setattr(depthwise_jit, name, spy)
     rows = _run(problem, "depthwise_compiled", np.float32, 2)
-    assert used == [True] * 3
+    assert used
+    assert all(used)
+    enough = depthwise_jit.TAPS3X3_INPUT_GRAD_MAX_CELLS * rows[0].shape[1] * rows[0].shape[2] >= 14 * 17
+    assert ran == {"forward": [nine_taps], "input_grad": [nine_taps and strides in (1, (1, 1)) and enough]}
     monkeypatch.setattr(depthwise_jit, "by_rows", lambda *a: False)
     columns = _run(problem, "depthwise_compiled", np.float32, 2)
     np.testing.assert_array_equal(rows[0], columns[0])
@@ -118,6 +132,20 @@ def test_row_span_kernels_match_the_per_column_kernels(
         scale = np.abs(c).max()  # (sums of ~1000 terms of either sign: compared at their own size)
         np.testing.assert_allclose(a, b, rtol=0, atol=2e-6 * scale)
         assert np.abs(a - c).max() <= 2 * max(np.abs(b - c).max(), 1e-7 * scale)  # no less accurate
+
+
+def test_nine_taps_input_gradient_needs_enough_output() -> None:
+    """Small 'valid' images (7x7 -> 5x5: 1.96x the output's cells) keep the tap-by-tap input gradient."""
+    from convlens.geometry import WindowGeometry
+
+    for size, expected in ((7, False), (15, True)):
+        geometry = WindowGeometry.resolve((size, size), 3, 1, "valid")
+        out = (2, size - 2, size - 2, 8)
+        assert depthwise_jit.nine_taps_input_grad(geometry, (2, size, size, 8), out) is expected
+    same = WindowGeometry.resolve((7, 7), 3, 1, "same")
+    assert depthwise_jit.nine_taps_input_grad(same, (2, 7, 7, 8), (2, 7, 7, 8))
+    over = WindowGeometry.resolve((7, 7), 3, 1, ((3, 3), (1, 1)))  # (pads beyond the kernel's reach)
+    assert not depthwise_jit.nine_taps_input_grad(over, (2, 7, 7, 8), (2, 11, 7, 8))
 
 
 @pytest.mark.parametrize(("strides", "multiplier"), [((1, 2), 1), (1, 2)])

@@ -42,8 +42,10 @@ def _im2col_col2im(dtype: Any) -> None:
 
 def _depthwise(dtype: Any) -> None:
     x = np.ones((2, 6, 6, 2), dtype)
-    kernel = np.ones((3, 3, 1, 2), dtype)
-    for strides in (1, 2):  # the row-span kernels, then the per-column ones
+    # 3x3: the nine-tap kernel (forward, input gradient) and the row-span kernel gradient; 2x2: the row-span
+    # forward and input gradient; stride 2: the per-column kernels
+    for size, strides in ((3, 1), (2, 1), (3, 2)):
+        kernel = np.ones((size, size, 1, 2), dtype)
         plan = Conv2DPlan(
             x.shape,
             kernel.shape,
