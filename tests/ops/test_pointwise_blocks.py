@@ -1,6 +1,5 @@
 """The pointwise convolution's forward in blocks of rows (large outputs): the loop reference's values, the bias
-in every block, the same bits on one thread or two, and the plain product below the threshold. Below it, with a
-bias, the input beside a ones column: the kernel gradient reuses the forward's copy only for the same input."""
+in every block, the same bits on one thread or two, and the plain product below the threshold."""
 
 from __future__ import annotations
 
@@ -52,50 +51,3 @@ def test_below_the_threshold_one_product(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(conv_algorithms, "over_blocks_one_blas_thread", lambda work, total, nbytes: blocks.append(1))
     _forward(True)  # (105 x 4 floats: far below 16 MB)
     assert blocks == []
-
-
-def _backward_reference(x: np.ndarray, kernel: np.ndarray, grad_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x64 = x.reshape(-1, x.shape[-1]).astype(np.float64)
-    g64 = grad_out.reshape(-1, grad_out.shape[-1]).astype(np.float64)
-    return (x64.T @ g64).reshape(kernel.shape), g64.sum(axis=0)
-
-
-@pytest.mark.parametrize("reuse_buffers", [True, False])
-def test_ones_column_gives_the_bias_and_its_gradient(reuse_buffers: bool) -> None:
-    plan = Conv2DPlan(CASE.x_shape, CASE.kernel_shape, algorithm="pointwise", reuse_buffers=reuse_buffers)
-    x, kernel, b = CASE.arrays(seed=2)
-    products: list[tuple[int, ...]] = []
-    original = conv_algorithms.matmul_tn
-
-    def spy(a: np.ndarray, g: np.ndarray) -> np.ndarray:
-        products.append(a.shape)
-        return original(a, g)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(conv_algorithms, "matmul_tn", spy)
-        for step in range(2):  # (the second step reuses the workspace's buffer and its ones column)
-            out = plan.forward(x, kernel, b)
-            close(out, CASE.reference(x, kernel, b), 1e-12)
-            grad_out = np.random.default_rng(step).standard_normal(out.shape)
-            grads = plan.backward(grad_out, x, kernel)
-            expected_kernel, expected_bias = _backward_reference(x, kernel, grad_out)
-            close(grads.kernel, expected_kernel, 1e-12)
-            close(grads.bias, expected_bias, 1e-12)
-            close(grads.x, CASE.reference_backward(grad_out, x, kernel)[0], 1e-12)
-    assert products == [(105, 7), (105, 7)]  # x beside its ones column: the kernel and bias gradient in one GEMM
-
-
-def test_kernel_gradient_of_another_input_does_not_use_the_forwards_copy() -> None:
-    plan = Conv2DPlan(CASE.x_shape, CASE.kernel_shape, algorithm="pointwise")
-    x, kernel, b = CASE.arrays(seed=2)
-    other = np.random.default_rng(9).standard_normal(x.shape)
-    out = plan.forward(x, kernel, b)
-    grad_out = np.random.default_rng(3).standard_normal(out.shape)
-    grads = plan.backward(grad_out, other, kernel)
-    expected_kernel, expected_bias = _backward_reference(other, kernel, grad_out)
-    close(grads.kernel, expected_kernel, 1e-12)
-    close(grads.bias, expected_bias, 1e-12)
-    plan.forward(x, kernel, b)
-    plan.forward(other, kernel, b)  # (the workspace's copy now holds `other`)
-    grads = plan.backward(grad_out, x, kernel)
-    close(grads.kernel, _backward_reference(x, kernel, grad_out)[0], 1e-12)

@@ -282,14 +282,10 @@ POINTWISE_BLOCK_BYTES = 512 << 10
 class Pointwise(ConvStrategy):
     """A 1x1, stride-1, unpadded convolution is one GEMM of the input as it lies: (N*H*W, C) @ (C, F).
 
-    No im2col copy; the gradients are the two transposed GEMMs. With a bias, the input is copied once beside a
-    ones column, as :class:`Im2col`'s matrix: the forward GEMM adds the bias and the kernel-gradient GEMM gives the
-    bias gradient as its last row (no pass over the output for either; the kernel gradient reuses the copy).
-    Layer fwd+bwd, AMD EPYC, interleaved medians, 2 threads / 1 thread, ms: (128, 13x13, 32->64) 4.94 -> 4.65 /
-    6.11 -> 5.67; (128, 15x15, 32->64) 5.19 -> 4.78 / 8.54 -> 7.68; (128, 6x6, 64->128) level. An output of
-    :data:`POINTWISE_BLOCKED_MIN_BYTES` or more is computed in blocks of rows (:data:`POINTWISE_BLOCK_BYTES` of
-    output), the bias added to each while it is in cache, the threads taking whole blocks with one BLAS thread
-    each (:func:`convlens.ops.parallel.over_blocks_one_blas_thread`): forward, float32, AMD EPYC, interleaved, ms,
+    No im2col copy; the gradients are the two transposed GEMMs. An output of :data:`POINTWISE_BLOCKED_MIN_BYTES`
+    or more is computed in blocks of rows (:data:`POINTWISE_BLOCK_BYTES` of output), the bias added to each while
+    it is in cache, the threads taking whole blocks with one BLAS thread each
+    (:func:`convlens.ops.parallel.over_blocks_one_blas_thread`): forward, float32, AMD EPYC, interleaved, ms,
     one GEMM + bias pass -> blocks: (100352, 32) -> 64 9.6 -> 8.0 and 11.0 -> 10.1 (2 threads / 1 thread),
     (100352, 16) -> 128 13.3 -> 8.2 / 19.3 -> 13.7, (21632, 32) -> 256 5.2 -> 4.4 / 9.8 -> 8.1; below ~16 MB
     of output the two are level or the blocks lose (up to 1.9x on 4608 rows: the threads' hand-off).
@@ -302,11 +298,6 @@ class Pointwise(ConvStrategy):
         "fwd+bwd (128, 13x13, 32->64): 7.1 ms im2col/transposed -> 2.4 ms; (128, 6x6, 64->128): 4.1 -> 1.5 ms "
         "(Intel Xeon, 1 thread)"
     )
-
-    def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
-        super().__init__(problem, workspace)
-        self._ones: np.ndarray | None = None  # (N*H*W, C + 1): the forward's input and ones column
-        self._ones_source: np.ndarray | None = None
 
     @classmethod
     def applies(cls, problem: ConvProblem) -> str | None:
@@ -330,11 +321,10 @@ class Pointwise(ConvStrategy):
         rows, filters = x2d.shape[0], k2d.shape[1]
         per_row = filters * self.dtype.itemsize
         if rows * per_row < POINTWISE_BLOCKED_MIN_BYTES:
-            if b is None:
-                return (x2d @ k2d).reshape(self.problem.output_shape)
-            x_ones = self._x_ones(x2d)
-            self._ones, self._ones_source = x_ones, x  # the kernel gradient reuses the copy
-            return (x_ones @ kernel_with_bias_row(kernel, b, self.dtype)).reshape(self.problem.output_shape)
+            out = x2d @ k2d
+            if b is not None:
+                out += b
+            return out.reshape(self.problem.output_shape)
         out = np.empty((rows, filters), self.dtype)
         blocks = image_blocks(rows, per_row, POINTWISE_BLOCK_BYTES)  # (blocks of rows)
 
@@ -350,30 +340,8 @@ class Pointwise(ConvStrategy):
 
     def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
         g2d = self._g2d(grad_out)
-        x_ones, source = self._ones, self._ones_source
-        self._ones, self._ones_source = None, None
-        if x_ones is None or x is not source:
-            grad_kernel = matmul_tn(self._x2d(x), g2d).reshape(self.problem.kernel_shape)
-            return grad_kernel, np.ones(self.problem.rows, self.dtype) @ g2d
-        channels = self.problem.channels
-        grads_ones = matmul_tn(x_ones, g2d)  # (C + 1, F): kernel gradient, then the bias gradient
-        grad_kernel = np.ascontiguousarray(grads_ones[:channels]).reshape(self.problem.kernel_shape)
-        return grad_kernel, grads_ones[channels].copy()
-
-    def _x_ones(self, x2d: np.ndarray) -> np.ndarray:
-        """``x2d`` (N*H*W, C) copied beside a ones column: (N*H*W, C + 1), in the workspace when there is one."""
-        rows, channels = x2d.shape
-
-        def ones(buffer: np.ndarray) -> None:  # (written once per buffer)
-            buffer[:, channels] = 1
-
-        if self.workspace is not None:
-            x_ones = self.workspace.get("x_ones", (rows, channels + 1), self.dtype, init=ones)
-        else:
-            x_ones = np.empty((rows, channels + 1), self.dtype)
-            ones(x_ones)
-        x_ones[:, :channels] = x2d
-        return x_ones
+        grad_kernel = matmul_tn(self._x2d(x), g2d).reshape(self.problem.kernel_shape)
+        return grad_kernel, np.ones(self.problem.rows, self.dtype) @ g2d
 
     def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         return (self._g2d(grad_out) @ self._k2d(kernel).T).reshape(self.problem.x_shape)
