@@ -200,7 +200,7 @@ class DirectFilters(ConvStrategy):
         return direct_filters_forward_jit(x, kernel.astype(self.dtype, copy=False), bias, self.problem.geometry)
 
 
-class TransposedDirect(ConvStrategy):
+class TransposedDirect(Transposed):
     """The stride-1 input gradient of a few-channel, few-filter convolution by the direct kernel: grad_out,
     padded, convolved with the flipped, transposed kernel (:class:`Transposed`'s full convolution, which
     :class:`DirectCompiled`'s forward computes instead of an im2col + GEMM). No window-gradient matrix, no col2im
@@ -216,18 +216,8 @@ class TransposedDirect(ConvStrategy):
     def applies(cls, problem: ConvProblem) -> str | None:
         return Transposed.applies(problem) or needs_compiled(problem)
 
-    def __init__(self, problem: ConvProblem, workspace: Workspace | None) -> None:
-        super().__init__(problem, workspace)
-        kh, kw, channels, filters = problem.kernel_shape
-        inner = ConvProblem(
-            problem.output_shape, (kh, kw, filters, channels), problem.geometry.full_convolution(), 1, problem.dtype
-        )
-        self._inner = DirectCompiled(inner, None)
-
-    def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-        g = self._g2d(grad_out).reshape(self.problem.output_shape)
-        flipped = kernel.astype(self.dtype, copy=False)[::-1, ::-1].transpose(0, 1, 3, 2)
-        return self._inner.forward(g, flipped, None)
+    def _full_convolution(self, inner: ConvProblem, workspace: Workspace | None) -> ConvStrategy:
+        return DirectCompiled(inner, None)
 
 
 #: The compiled convolution strategies, in the order ``conv_algorithms()`` lists them (after the NumPy ones).

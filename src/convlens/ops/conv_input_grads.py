@@ -57,7 +57,12 @@ class Transposed(ConvStrategy):
         inner = ConvProblem(
             problem.output_shape, (kh, kw, filters, channels), problem.geometry.full_convolution(), 1, problem.dtype
         )
-        self._inner = Im2col(inner, Workspace() if workspace is not None else None)
+        self._inner = self._full_convolution(inner, workspace)
+
+    def _full_convolution(self, inner: ConvProblem, workspace: Workspace | None) -> ConvStrategy:
+        """The forward strategy that computes the full convolution ``inner`` (grad_out in, the input gradient
+        out)."""
+        return Im2col(inner, Workspace() if workspace is not None else None)
 
     def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
         g = self._g2d(grad_out).reshape(self.problem.output_shape)
