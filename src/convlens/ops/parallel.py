@@ -183,11 +183,11 @@ def forward_over_batch(
     kernel: Any,
     bias: Any,
     out_shape: tuple[int, ...],
-    layout: tuple[int, ...],
+    layout: tuple[Any, ...],
 ) -> Any:
     """A fresh ``out`` (``out_shape``, x's dtype) filled by a compiled serial kernel
     ``forward(x, kernel, bias, out, lo, hi, *layout)`` over batch ranges, split over the threads; a missing
-    ``bias`` is zeros (the direct and depthwise convolutions).
+    ``bias`` is zeros (the direct and depthwise convolutions). ``layout``: the kernel's remaining arguments.
     """
     out = np.empty(out_shape, x.dtype)
     b = np.zeros(out_shape[-1], x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
