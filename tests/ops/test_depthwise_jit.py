@@ -90,14 +90,22 @@ def test_results_do_not_depend_on_the_thread_count(dtype: Any, monkeypatch: pyte
 @pytest.mark.parametrize("nine_taps", [True, False])
 @pytest.mark.parametrize(
     ("strides", "dilation_rate", "padding"),
-    [(1, 1, "same"), ((2, 1), (2, 3), "same"), (1, (1, 2), "valid"), ((1, 1), 1, 2), ((2, 1), (2, 1), "valid")],
+    [
+        (1, 1, "same"),
+        ((2, 1), (2, 3), "same"),
+        (1, (1, 2), "valid"),
+        ((1, 1), 1, 2),
+        ((2, 1), (2, 1), "valid"),
+        ((2, 1), 1, "same"),  # (row stride 2, row dilation 1: one output row at a time)
+        ((3, 1), (3, 1), 1),  # (four rows at a time at a row stride of 3)
+    ],
 )
 def test_row_span_kernels_match_the_per_column_kernels(
     strides: Any, dilation_rate: Any, padding: Any, nine_taps: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Stride 1 along the width, one filter per channel: the row-span kernels run (a 3x3 kernel's forward and,
-    at stride 1, input gradient with its nine taps in one loop, unless switched off here), with the per-column
-    kernels' forward and input-gradient bits and their kernel gradient to rounding."""
+    """Stride 1 along the width, one filter per channel: the row-span kernels run (a 3x3 kernel's forward, kernel
+    gradient and, at stride 1, input gradient with its nine taps in one loop, unless switched off here), with the
+    per-column kernels' forward and input-gradient bits and their kernel gradient to rounding."""
     problem = {
         "x_shape": (5, 14, 17, 24),
         "kernel_shape": (3, 3, 1, 24),
@@ -109,8 +117,9 @@ def test_row_span_kernels_match_the_per_column_kernels(
     used: list[bool] = []
     by_rows = depthwise_jit.by_rows
     monkeypatch.setattr(depthwise_jit, "by_rows", lambda *a: used.append(by_rows(*a)) or used[-1])
-    ran: dict[str, list[bool]] = {"forward": [], "input_grad": []}
-    for role, name in (("forward", "nine_taps_forward"), ("input_grad", "nine_taps_input_grad")):
+    ran: dict[str, list[bool]] = {"forward": [], "kernel_grad": [], "input_grad": []}
+    roles = ("forward", "kernel_grad", "input_grad")
+    for role, name in ((role, f"nine_taps_{role}") for role in roles):
         decide = getattr(depthwise_jit, name)
 
         def spy(*args: Any, _decide: Any = decide, _role: str = role) -> bool:
@@ -122,7 +131,8 @@ def test_row_span_kernels_match_the_per_column_kernels(
     assert used
     assert all(used)
     enough = depthwise_jit.TAPS3X3_INPUT_GRAD_MAX_CELLS * rows[0].shape[1] * rows[0].shape[2] >= 14 * 17
-    assert ran == {"forward": [nine_taps], "input_grad": [nine_taps and strides in (1, (1, 1)) and enough]}
+    input_grad = nine_taps and strides in (1, (1, 1)) and enough
+    assert ran == {"forward": [nine_taps], "kernel_grad": [nine_taps], "input_grad": [input_grad]}
     monkeypatch.setattr(depthwise_jit, "by_rows", lambda *a: False)
     columns = _run(problem, "depthwise_compiled", np.float32, 2)
     np.testing.assert_array_equal(rows[0], columns[0])

@@ -22,8 +22,8 @@ forward and input gradient keep the same bits. Their kernel gradient keeps one p
 not the per-column kernels' one (the two agree to rounding; neither depends on the thread count).
 (128, 15x15, 32), 3x3 'same', 1 thread, AMD EPYC: forward 1.32 -> 1.04 ms, kernel gradient 1.59 -> 1.02,
 input gradient 1.46 -> 1.22.
-A 3x3 kernel runs its forward, and at stride 1 its input gradient, with the nine taps in one loop over the row
-(:mod:`convlens.ops.depthwise_taps_jit`).
+A 3x3 kernel runs its forward and kernel gradient, and at stride 1 its input gradient, with the nine taps in one
+loop over the row, four output rows at a time where it can (:mod:`convlens.ops.depthwise_taps_jit`).
 
 Kernels are serial (cheap to compile) and release the GIL; :func:`convlens.ops.parallel.parallel_ranges`
 splits the batch over threads. No fastmath (no fused multiply-adds: the NumPy code's rounding).
@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from convlens.geometry import WindowGeometry
-from convlens.ops.depthwise_taps_jit import nine_taps, taps3x3_kernel
+from convlens.ops.depthwise_taps_jit import taps3x3_kernel, taps3x3_kernel_grad, taps3x3_layout
 from convlens.ops.jit import compiled_kernels
 from convlens.ops.parallel import forward_over_batch, kernel_grad_over_chunks, parallel_ranges
 
@@ -327,7 +327,13 @@ TAPS3X3_INPUT_GRAD_MAX_CELLS = 1.5
 
 
 def nine_taps_forward(geometry: WindowGeometry, channels: int, filters: int) -> bool:
-    """Whether the forward runs its nine taps in one loop (:func:`_taps3x3_kernel`): a 3x3 kernel with the
+    """Whether the forward runs its nine taps in one loop (:mod:`convlens.ops.depthwise_taps_jit`): a 3x3 kernel
+    with the row-span layout."""
+    return by_rows(geometry, channels, filters) and geometry.kernel_size == (3, 3)
+
+
+def nine_taps_kernel_grad(geometry: WindowGeometry, channels: int, filters: int) -> bool:
+    """Whether the kernel gradient runs its nine taps in one loop (as the forward): a 3x3 kernel with the
     row-span layout."""
     return by_rows(geometry, channels, filters) and geometry.kernel_size == (3, 3)
 
@@ -361,7 +367,7 @@ def depthwise_forward_jit(
     if nine_taps_forward(geometry, x.shape[3], out_shape[3]):
         (pt, _), (pl, _) = geometry.pads
         padded = any(p for pair in geometry.pads for p in pair)
-        taps = (nine_taps(geometry, x.shape[3], flipped=False), geometry.strides[0], pt, pl, padded)
+        taps = (*taps3x3_layout(geometry, x.shape[3], flipped=False), pt, pl, padded)
         tiled = _tiled(kernel, out_w).reshape(9, -1)
         return forward_over_batch(taps3x3_kernel(), x, tiled, _tiled(b, out_w), out_shape, taps)  # type: ignore[no-any-return]
     return forward_over_batch(  # type: ignore[no-any-return]
@@ -378,6 +384,8 @@ def depthwise_kernel_grad_jit(
         x: (N, H, W, C) and grad_out C-contiguous of one dtype.
     """
     (kh, kw), filters = geometry.kernel_size, grad_out.shape[3]
+    if nine_taps_kernel_grad(geometry, x.shape[3], filters):
+        return taps3x3_kernel_grad(x, grad_out, geometry, CHUNKS)  # type: ignore[no-any-return]
     tail: tuple[int, ...]
     if by_rows(geometry, x.shape[3], filters):
         kernel, tail = _kernels()[4], _rows_layout(geometry)
@@ -396,7 +404,7 @@ def depthwise_input_grad_jit(
     """
     if nine_taps_input_grad(geometry, x_shape, grad_out.shape):  # (grad_out padded for the full convolution)
         (dh, dw), ((pt, _), (pl, _)) = geometry.dilation_rate, geometry.pads
-        taps = (nine_taps(geometry, x_shape[3], flipped=True), 1, 2 * dh - pt, 2 * dw - pl, True)
+        taps = (*taps3x3_layout(geometry, x_shape[3], flipped=True), 2 * dh - pt, 2 * dw - pl, True)
         tiled = _tiled(kernel, x_shape[2]).reshape(9, -1)
         zeros = np.zeros(x_shape[2] * x_shape[3], grad_out.dtype)
         return forward_over_batch(taps3x3_kernel(), grad_out, tiled, zeros, x_shape, taps)  # type: ignore[no-any-return]
