@@ -144,6 +144,46 @@ def test_row_span_kernels_match_the_per_column_kernels(
         assert np.abs(a - c).max() <= 2 * max(np.abs(b - c).max(), 1e-7 * scale)  # no less accurate
 
 
+@pytest.mark.parametrize(
+    ("strides", "dilation_rate", "padding"),
+    [((1, 2), 1, "valid"), (2, 1, "same"), ((2, 3), (1, 2), "same"), ((3, 2), (2, 1), 2), ((1, 3), (1, 3), "valid")],
+)
+def test_pixel_kernels_match_the_per_column_kernels(
+    strides: Any, dilation_rate: Any, padding: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A width stride above 1 runs the 3x3 forward and kernel gradient pixel by pixel with the nine taps in one
+    loop (windows in the padding tap by tap): the per-column kernels' bits, forward and gradients."""
+    problem = {
+        "x_shape": (6, 13, 17, 16),
+        "kernel_shape": (3, 3, 1, 16),
+        "strides": strides,
+        "dilation_rate": dilation_rate,
+        "padding": padding,
+        "groups": 16,
+    }
+    ran: list[bool] = []
+    decide = depthwise_jit.nine_taps_by_pixel
+    monkeypatch.setattr(depthwise_jit, "nine_taps_by_pixel", lambda *a: ran.append(decide(*a)) or ran[-1])
+    pixels = _run(problem, "depthwise_compiled", np.float32, 3)
+    assert ran == [True, True]  # (forward, kernel gradient)
+    monkeypatch.setattr(depthwise_jit, "nine_taps_by_pixel", lambda *a: False)
+    columns = _run(problem, "depthwise_compiled", np.float32, 3)
+    for a, b in zip(pixels, columns, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_pixel_kernels_only_at_width_strides() -> None:
+    from convlens.geometry import WindowGeometry
+
+    for strides, expected in (((1, 2), True), ((2, 1), False), (1, False)):
+        geometry = WindowGeometry.resolve((9, 9), (3, 3), strides, "same")
+        assert depthwise_jit.nine_taps_by_pixel(geometry, 4, 4) is expected
+    wide = WindowGeometry.resolve((9, 9), (3, 3), 2, "same")
+    assert not depthwise_jit.nine_taps_by_pixel(wide, 4, 8)  # (two filters per channel: the per-column kernels)
+    five = WindowGeometry.resolve((9, 9), (5, 5), 2, "same")
+    assert not depthwise_jit.nine_taps_by_pixel(five, 4, 4)
+
+
 def test_nine_taps_input_gradient_needs_enough_output() -> None:
     """Small 'valid' images (7x7 -> 5x5: 1.96x the output's cells) keep the tap-by-tap input gradient."""
     from convlens.geometry import WindowGeometry

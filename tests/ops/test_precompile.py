@@ -8,6 +8,7 @@ import pytest
 from convlens.ops import (
     batch_norm_jit,
     depthwise_jit,
+    depthwise_pixels_jit,
     depthwise_taps_jit,
     direct_filters_jit,
     direct_jit,
@@ -45,7 +46,7 @@ def test_every_kernel_compiles_for_float32(monkeypatch: pytest.MonkeyPatch) -> N
     kernels = [*windows_jit.kernels(), *winograd_jit.kernels(), *pooling_jit._kernels(), *fused_jit._kernels()]
     kernels += [*batch_norm_jit._kernels(), *depthwise_jit._kernels()]
     kernels += [*fused_pool_jit.kernels(), *direct_jit._kernels(), *tanh_float32._kernels(), *winograd4.kernels()]
-    kernels += [*direct_filters_jit.kernels(), *depthwise_taps_jit._kernels()]
+    kernels += [*direct_filters_jit.kernels(), *depthwise_taps_jit._kernels(), *depthwise_pixels_jit._kernels()]
     for kernel in kernels:
         signatures = [str(s) for s in kernel.signatures]
         assert any("float32" in s for s in signatures), kernel

@@ -23,7 +23,9 @@ not the per-column kernels' one (the two agree to rounding; neither depends on t
 (128, 15x15, 32), 3x3 'same', 1 thread, AMD EPYC: forward 1.32 -> 1.04 ms, kernel gradient 1.59 -> 1.02,
 input gradient 1.46 -> 1.22.
 A 3x3 kernel runs its forward and kernel gradient, and at stride 1 its input gradient, with the nine taps in one
-loop over the row, four output rows at a time where it can (:mod:`convlens.ops.depthwise_taps_jit`).
+loop over the row, four output rows at a time where it can (:mod:`convlens.ops.depthwise_taps_jit`); at a width
+stride above 1, its forward and kernel gradient pixel by pixel with the nine taps in one loop over the channels
+(:mod:`convlens.ops.depthwise_pixels_jit`).
 
 Kernels are serial (cheap to compile) and release the GIL; :func:`convlens.ops.parallel.parallel_ranges`
 splits the batch over threads. No fastmath (no fused multiply-adds: the NumPy code's rounding).
@@ -40,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from convlens.geometry import WindowGeometry
+from convlens.ops.depthwise_pixels_jit import pixels3x3_forward, pixels3x3_kernel_grad
 from convlens.ops.depthwise_taps_jit import taps3x3_kernel, taps3x3_kernel_grad, taps3x3_layout
 from convlens.ops.jit import compiled_kernels
 from convlens.ops.parallel import forward_over_batch, kernel_grad_over_chunks, parallel_ranges
@@ -338,6 +341,12 @@ def nine_taps_kernel_grad(geometry: WindowGeometry, channels: int, filters: int)
     return by_rows(geometry, channels, filters) and geometry.kernel_size == (3, 3)
 
 
+def nine_taps_by_pixel(geometry: WindowGeometry, channels: int, filters: int) -> bool:
+    """Whether the forward and kernel gradient run output pixel by pixel with the nine taps in one loop
+    (:mod:`convlens.ops.depthwise_pixels_jit`): a 3x3 kernel, one filter per channel, a width stride above 1."""
+    return filters == channels and geometry.kernel_size == (3, 3) and geometry.strides[1] > 1
+
+
 def nine_taps_input_grad(geometry: WindowGeometry, x_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> bool:
     """Whether the input gradient runs its nine taps in one loop: a 3x3 kernel, stride 1, pads within the
     dilated kernel's reach (the full convolution's), and the input at most
@@ -360,6 +369,8 @@ def depthwise_forward_jit(
     Shapes:
         x: (N, H, W, C) C-contiguous; kernel: (KH, KW, C * M) C-contiguous of x's dtype; bias: (C * M,) or None
     """
+    if nine_taps_by_pixel(geometry, x.shape[3], out_shape[3]):
+        return pixels3x3_forward(x, kernel, bias, geometry, out_shape)
     if not by_rows(geometry, x.shape[3], out_shape[3]):
         return forward_over_batch(_kernels()[0], x, kernel, bias, out_shape, _layout(geometry))  # type: ignore[no-any-return]
     out_w = out_shape[2]
@@ -386,6 +397,8 @@ def depthwise_kernel_grad_jit(
     (kh, kw), filters = geometry.kernel_size, grad_out.shape[3]
     if nine_taps_kernel_grad(geometry, x.shape[3], filters):
         return taps3x3_kernel_grad(x, grad_out, geometry, CHUNKS)  # type: ignore[no-any-return]
+    if nine_taps_by_pixel(geometry, x.shape[3], filters):
+        return pixels3x3_kernel_grad(x, grad_out, geometry, CHUNKS)
     tail: tuple[int, ...]
     if by_rows(geometry, x.shape[3], filters):
         kernel, tail = _kernels()[4], _rows_layout(geometry)

@@ -42,9 +42,9 @@ def _im2col_col2im(dtype: Any) -> None:
 
 def _depthwise(dtype: Any) -> None:
     x = np.ones((2, 6, 6, 2), dtype)
-    # 3x3: the nine-tap kernel (forward, input gradient) and the row-span kernel gradient; 2x2: the row-span
-    # forward and input gradient; stride 2: the per-column kernels
-    for size, strides in ((3, 1), (2, 1), (3, 2)):
+    # 3x3: the nine-tap kernels (row spans at stride 1; pixel by pixel and the per-column input gradient at stride
+    # 2); 2x2: the row-span kernels at stride 1, the per-column ones at stride 2
+    for size, strides in ((3, 1), (2, 1), (3, 2), (2, 2)):
         kernel = np.ones((size, size, 1, 2), dtype)
         plan = Conv2DPlan(
             x.shape,
