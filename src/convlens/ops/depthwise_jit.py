@@ -329,15 +329,9 @@ def _tiled(values: np.ndarray, out_w: int) -> np.ndarray:
 TAPS3X3_INPUT_GRAD_MAX_CELLS = 1.5
 
 
-def nine_taps_forward(geometry: WindowGeometry, channels: int, filters: int) -> bool:
-    """Whether the forward runs its nine taps in one loop (:mod:`convlens.ops.depthwise_taps_jit`): a 3x3 kernel
-    with the row-span layout."""
-    return by_rows(geometry, channels, filters) and geometry.kernel_size == (3, 3)
-
-
-def nine_taps_kernel_grad(geometry: WindowGeometry, channels: int, filters: int) -> bool:
-    """Whether the kernel gradient runs its nine taps in one loop (as the forward): a 3x3 kernel with the
-    row-span layout."""
+def nine_taps_by_rows(geometry: WindowGeometry, channels: int, filters: int) -> bool:
+    """Whether the forward and kernel gradient run with the nine taps in one loop over the row
+    (:mod:`convlens.ops.depthwise_taps_jit`): a 3x3 kernel with the row-span layout."""
     return by_rows(geometry, channels, filters) and geometry.kernel_size == (3, 3)
 
 
@@ -375,10 +369,9 @@ def depthwise_forward_jit(
         return forward_over_batch(_kernels()[0], x, kernel, bias, out_shape, _layout(geometry))  # type: ignore[no-any-return]
     out_w = out_shape[2]
     b = np.zeros(out_shape[3], x.dtype) if bias is None else np.asarray(bias, x.dtype)
-    if nine_taps_forward(geometry, x.shape[3], out_shape[3]):
+    if nine_taps_by_rows(geometry, x.shape[3], out_shape[3]):
         (pt, _), (pl, _) = geometry.pads
-        padded = any(p for pair in geometry.pads for p in pair)
-        taps = (*taps3x3_layout(geometry, x.shape[3], flipped=False), pt, pl, padded)
+        taps = (*taps3x3_layout(geometry, x.shape[3], flipped=False), pt, pl, geometry.is_padded)
         tiled = _tiled(kernel, out_w).reshape(9, -1)
         return forward_over_batch(taps3x3_kernel(), x, tiled, _tiled(b, out_w), out_shape, taps)  # type: ignore[no-any-return]
     return forward_over_batch(  # type: ignore[no-any-return]
@@ -395,8 +388,8 @@ def depthwise_kernel_grad_jit(
         x: (N, H, W, C) and grad_out C-contiguous of one dtype.
     """
     (kh, kw), filters = geometry.kernel_size, grad_out.shape[3]
-    if nine_taps_kernel_grad(geometry, x.shape[3], filters):
-        return taps3x3_kernel_grad(x, grad_out, geometry, CHUNKS)  # type: ignore[no-any-return]
+    if nine_taps_by_rows(geometry, x.shape[3], filters):
+        return taps3x3_kernel_grad(x, grad_out, geometry, CHUNKS)
     if nine_taps_by_pixel(geometry, x.shape[3], filters):
         return pixels3x3_kernel_grad(x, grad_out, geometry, CHUNKS)
     tail: tuple[int, ...]

@@ -14,11 +14,11 @@ nine taps in one loop over the flattened (OW * C) row:
 
 Where the row stride equals the row dilation (stride 1, the common case), four output rows run in one loop: they
 read six input rows, not twelve, and each of the nine weights (forward) or partial sums (kernel gradient) is
-loaded once for the four: 8 instead of 20 memory accesses per forward output, 10.5 instead of 30 per kernel
-gradient output, with each output's additions in the same order (the same bits as row by row). Each image is first
-copied into a zero-bordered plane when the layer pads (the input gradient always), so every tap spans the whole
-row; a kernel holding inf or NaN then also gives NaN where a tap meets the border (0 * inf), as NumPy's padded
-forward does.
+loaded once for the four (8 memory accesses per forward output vector instead of 20 one row at a time, 10.5
+per kernel-gradient output vector instead of 30), with each output's additions in the same order (the same bits
+as row by row). Each image is first copied into a zero-bordered plane when the layer pads (the input gradient
+always), so every tap spans the whole row; a kernel holding inf or NaN then also gives NaN where a tap meets the
+border (0 * inf), as NumPy's padded forward does.
 
 Interleaved, AMD EPYC (Zen 4, AVX-512), 1 thread, min ms, kernel gradient of (128, 15x15, 32) 'valid': per-tap
 row-span passes 0.74 -> nine taps one row at a time 0.57 -> two rows 0.39 -> four rows 0.31 (PyTorch 0.37).
@@ -281,7 +281,9 @@ def taps3x3_layout(geometry: WindowGeometry, channels: int, *, flipped: bool) ->
     return sh, dh, dw * channels, flipped
 
 
-def taps3x3_kernel_grad(x: np.ndarray, grad_out: np.ndarray, geometry: WindowGeometry, chunks: int) -> tuple[Any, Any]:
+def taps3x3_kernel_grad(
+    x: np.ndarray, grad_out: np.ndarray, geometry: WindowGeometry, chunks: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``(grad_kernel (3, 3, C), grad_bias (C,))`` of a stride-1-along-the-width depthwise 3x3 convolution, one
     filter per channel: partial sums per batch chunk (``chunks`` fixed pieces whatever the threads), summed over
     the columns and then the chunks in order (the bits do not depend on the number of threads).
@@ -294,9 +296,8 @@ def taps3x3_kernel_grad(x: np.ndarray, grad_out: np.ndarray, geometry: WindowGeo
     sums = [np.empty((pieces, out_w * channels), x.dtype) for _ in range(10)]  # (fresh: the kernel's noalias)
     bounds = chunk_bounds(batch, pieces)
     (pt, _), (pl, _) = geometry.pads
-    padded = any(p for pair in geometry.pads for p in pair)
     sh, dh, cstep, _ = taps3x3_layout(geometry, channels, flipped=False)
-    kernel = _kernels()[1]
+    kernel, padded = _kernels()[1], geometry.is_padded
     parallel_ranges(
         lambda t0, t1: kernel(x, grad_out, *sums, bounds, t0, t1, sh, dh, cstep, pt, pl, padded),
         pieces,
