@@ -70,3 +70,31 @@ def test_compiled_for_follows_the_switches_after_answering(monkeypatch: pytest.M
     monkeypatch.setenv("CONVLENS_JIT_DTYPES", "float64")
     assert not jit.compiled_for(float32)
     assert jit.compiled_for(float32) == jit.compiled_for(np.float32) == jit.compiled_for("float32")
+
+
+def test_a_switch_reads_the_live_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Switch.value reads os.environ's own dict (fast); every way of changing the environment must show at once.
+    import os
+
+    monkeypatch.delenv("CONVLENS_JIT", raising=False)
+    assert switches.JIT.value() == "1"
+    monkeypatch.setenv("CONVLENS_JIT", " 0 ")
+    assert switches.JIT.value() == "0"
+    assert not switches.JIT.is_on()
+    os.environ["CONVLENS_JIT"] = "yes"
+    assert switches.JIT.value() == "yes"
+    del os.environ["CONVLENS_JIT"]
+    assert switches.JIT.value() == "1"
+    os.environ.update({"CONVLENS_JIT": "0"})
+    assert switches.JIT.value() == "0"
+    os.environ.pop("CONVLENS_JIT")
+    assert switches.JIT.is_on()
+
+
+def test_a_replaced_os_environ_is_read_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    monkeypatch.setattr(os, "environ", {"CONVLENS_JIT": "0"})
+    assert switches.JIT.value() == "0"
+    monkeypatch.setattr(os, "environ", {})
+    assert switches.JIT.value() == "1"

@@ -56,6 +56,8 @@ import numpy as np
 from convlens import blas_threads, switches
 from convlens.inference import _alone, _ours, _sample_bytes, split_threads
 from convlens.layers.base import Layer
+from convlens.layers.core import Dropout
+from convlens.layers.normalization import BatchNormalization
 from convlens.ops.jit import compiled_for
 from convlens.ops.parallel import MIN_SPLIT_BYTES
 from convlens.penalties import ActivityTape, weight_penalty
@@ -102,14 +104,11 @@ _PER_SAMPLE = frozenset(
 per-call caches on the layer (so a twin per thread is safe)."""
 
 
-_METHODS = ("forward", "backward", "backward_linear", "forward_fused")
+_METHODS = frozenset({"forward", "backward", "backward_linear", "forward_fused"})
 """Methods a twin must run as its own: an object whose instance replaces one of them never splits."""
 
 
 def _splittable_layer(layer: Layer) -> bool:
-    from convlens.layers.core import Dropout
-    from convlens.layers.normalization import BatchNormalization
-
     if type(layer) is Dropout:
         return True
     if type(layer) is BatchNormalization:
@@ -149,7 +148,7 @@ def split_step_threads(model: Any, batch: int) -> int:
         return 1
     if not all(_splittable_layer(layer) for layer in layers):
         return 1
-    if any(name in vars(obj) for obj in (*layers, *units) for name in _METHODS):
+    if any(not _METHODS.isdisjoint(vars(obj)) for obj in (*layers, *units)):
         return 1  # (a method replaced on the object, e.g. wrapped by a profiler: its twins would call the original)
     facts = _facts(model)
     if not facts.all_reach_the_loss or facts.sample_bytes * batch < MIN_SPLIT_BYTES:
@@ -165,8 +164,6 @@ class _Facts:
     rebuilt whenever a layer is added, removed or rebuilt; a Functional model's graph never changes)."""
 
     def __init__(self, model: Any, key: Any) -> None:
-        from convlens.layers.core import Dropout
-
         self.key = key
         self.sample_bytes = _sample_bytes(model) or 0
         #: (layer, its input's shape without the batch axis, its input's dtype: None for the model's input's)
