@@ -122,17 +122,16 @@ def diverged(loss: float, grads: list[np.ndarray]) -> str | None:
     """
     if not math.isfinite(loss):
         return f"the loss became {loss}"
-    for g in grads:
-        if g.size == 0:
-            continue
-        flat = g.reshape(-1)
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = float(np.dot(flat, flat))
-        if math.isfinite(total):  # one BLAS pass: then every square is finite too
-            continue
-        largest = max(abs(float(g.max())), abs(float(g.min())))
-        if not largest <= math.sqrt(float(np.finfo(g.dtype).max)):
-            return f"the gradients overflowed (|gradient| up to {largest:.3g}, too large to square in {g.dtype})"
+    with np.errstate(over="ignore", invalid="ignore"):  # (once for the list: ~1.5 us an entry and exit)
+        for g in grads:
+            if g.size == 0:
+                continue
+            flat = g.reshape(-1)
+            if math.isfinite(float(np.dot(flat, flat))):  # one BLAS pass: then every square is finite too
+                continue
+            largest = max(abs(float(g.max())), abs(float(g.min())))
+            if not largest <= math.sqrt(float(np.finfo(g.dtype).max)):
+                return f"the gradients overflowed (|gradient| up to {largest:.3g}, too large to square in {g.dtype})"
     return None
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from convlens.ops import (
+    adam_jit,
     batch_norm_jit,
     depthwise_jit,
     depthwise_pixels_jit,
@@ -42,11 +43,13 @@ def test_every_kernel_compiles_for_float32(monkeypatch: pytest.MonkeyPatch) -> N
         "float32 fused stage, GEMM path",
         "float32 im2col into a plain buffer",
         "float32 tanh",
+        "float32 adam update",
     ]
     kernels = [*windows_jit.kernels(), *winograd_jit.kernels(), *pooling_jit._kernels(), *fused_jit._kernels()]
     kernels += [*batch_norm_jit._kernels(), *depthwise_jit._kernels()]
     kernels += [*fused_pool_jit.kernels(), *direct_jit._kernels(), *tanh_float32._kernels(), *winograd4.kernels()]
     kernels += [*direct_filters_jit.kernels(), *depthwise_taps_jit._kernels(), *depthwise_pixels_jit._kernels()]
+    kernels += [*adam_jit._kernels()]
     for kernel in kernels:
         signatures = [str(s) for s in kernel.signatures]
         assert any("float32" in s for s in signatures), kernel

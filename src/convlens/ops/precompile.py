@@ -19,6 +19,7 @@ import numpy as np
 
 from convlens.geometry import WindowGeometry
 from convlens.ops.activations import get_activation, tanh
+from convlens.ops.adam_jit import adam_update_jit
 from convlens.ops.batch_norm_plans import BatchNormPlan
 from convlens.ops.conv_plan import Conv2DPlan
 from convlens.ops.fused import ConvMaxPoolPlan
@@ -98,6 +99,11 @@ def _tanh(dtype: Any) -> None:
         tanh(np.ones(4, dtype))
 
 
+def _adam(dtype: Any) -> None:
+    param, grad, m, v = (np.ones(3, dtype) for _ in range(4))
+    adam_update_jit(param, grad, m, v, 0.1, 0.001, 1e-7, 0.001)
+
+
 def _batch_norm(dtype: Any) -> None:
     x = np.ones((4, 3), dtype)
     stats = [np.zeros(3, dtype), np.ones(3, dtype)]
@@ -124,6 +130,7 @@ STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("fused stage, GEMM path", lambda dtype: _fused(dtype, "conv_pool_gemm")),  # 1.7 (was 4.1)
     ("im2col into a plain buffer", lambda dtype: _conv(dtype, 2, "grouped_gemm")),  # 0.6
     ("tanh", _tanh),  # 0.5 float32 only
+    ("adam update", _adam),  # 0.3
 )
 
 

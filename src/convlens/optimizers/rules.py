@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from convlens.errors import ConfigError, check_bool, check_float
+from convlens.ops.adam_jit import adam_update_jit
 from convlens.optimizers.base import Optimizer
 
 __all__ = ["SGD", "Adam", "AdamW", "RMSprop"]
@@ -100,6 +101,10 @@ class Adam(Optimizer):
         t = self.iterations + 1
         alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
         m, v = slots["m"], slots["v"]
+        if not self.amsgrad and adam_update_jit(
+            param, grad, m, v, 1.0 - self.beta_1, 1.0 - self.beta_2, self.epsilon, alpha
+        ):
+            return  # (one compiled pass, the same bits as the NumPy below)
         np.subtract(grad, m, out=scratch)
         scratch *= 1.0 - self.beta_1
         m += scratch
