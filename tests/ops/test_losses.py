@@ -252,3 +252,17 @@ def test_fused_softmax_gradient_properties(n: int, k: int, scale: float) -> None
     np.testing.assert_allclose(grad.sum(axis=-1), 0.0, atol=1e-12)
     assert np.all(grad[np.arange(n), labels] <= 0)
     assert loss == pytest.approx(ref.softmax_ce_logits(labels, logits), rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sparse_softmax_rows_take_the_general_paths_bits(dtype: type, rng: np.random.Generator) -> None:
+    # (N, K) logits pick each row's label by plain indexing; (N, 1, K) go through take/put_along_axis: the same
+    # values and gradient, bit for bit.
+    logits = (rng.standard_normal((37, 7)) * 6).astype(dtype)
+    labels = rng.integers(0, 7, 37)
+    values, grad, probs = loss_ops._softmax_terms(labels, logits, "test")
+    values3, grad3, probs3 = loss_ops._softmax_terms(labels[:, None], logits[:, None, :], "test")
+    assert np.array_equal(values, values3[:, 0])
+    assert np.array_equal(grad, grad3[:, 0, :])
+    assert np.array_equal(probs, probs3[:, 0, :])
+    assert np.allclose(grad.sum(axis=-1), 0.0, atol=1e-6)
