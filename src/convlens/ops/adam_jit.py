@@ -3,8 +3,8 @@
 ``Adam._update`` in NumPy makes twelve passes over a parameter (``m``, ``v``, the step, each a few ufunc calls on
 a scratch array). For the small parameters of a small model each pass is call overhead (~0.6 us), and the
 whole update runs between two training steps, on one thread, while the other threads wait: LeNet-5's ten
-parameters took ~155 us of each step (2 threads, AMD EPYC). Here each value goes through the same float
-operations in the same order, in one loop:
+parameters took 147 us of each step in ``optimizer.apply`` (66 us with this kernel; AMD EPYC). Here each value
+goes through the same float operations in the same order, in one loop:
 
     m += (g - m) * c1;  v += (g * g - v) * c2;  p -= m / (sqrt(v) + eps) * alpha
 
