@@ -45,10 +45,9 @@ Shapes:
 
 from __future__ import annotations
 
-import os
+import functools
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -58,6 +57,7 @@ from convlens.inference import _alone, _ours, _sample_bytes, split_threads
 from convlens.layers.base import Layer
 from convlens.layers.core import Dropout
 from convlens.layers.normalization import BatchNormalization
+from convlens.ops.handoff import run_pieces
 from convlens.ops.jit import compiled_for
 from convlens.ops.parallel import MIN_SPLIT_BYTES
 from convlens.penalties import ActivityTape, weight_penalty
@@ -227,22 +227,6 @@ def _draw_masks(model: Any, x: np.ndarray, exchange: Exchange) -> None:
         )
 
 
-_POOL: ThreadPoolExecutor | None = None
-_POOL_PID = 0  # (the process that made _POOL: a forked child has none of its threads)
-_POOL_LOCK = threading.Lock()
-
-
-def _workers(count: int) -> ThreadPoolExecutor:
-    """A pool of at least ``count`` threads of its own: every part must run at once (they meet at barriers),
-    so none may wait in a queue behind another, as it might in the pool of :mod:`convlens.ops.parallel`."""
-    global _POOL, _POOL_PID
-    with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < count or os.getpid() != _POOL_PID:
-            _POOL = ThreadPoolExecutor(max_workers=count, thread_name_prefix="convlens-step")
-            _POOL_PID = os.getpid()
-        return _POOL
-
-
 def _run_parts(work: Callable[[int], None], exchange: Exchange) -> None:
     """``work(slot)`` for every slot at once, each thread alone in its slot (the calling thread takes the last);
     the first error (not another thread's broken barrier) reaches the caller after every part has stopped."""
@@ -257,13 +241,8 @@ def _run_parts(work: Callable[[int], None], exchange: Exchange) -> None:
             errors[slot] = error
             exchange.barrier.abort()  # (the other threads stop at their next barrier)
 
-    pool = _workers(parts - 1)
-    futures = [pool.submit(run, slot) for slot in range(parts - 1)]
-    try:
-        run(parts - 1)
-    finally:
-        for future in futures:
-            future.result()
+    # (all at once: the parts meet at barriers, so none may wait for a busy helper)
+    run_pieces([functools.partial(run, slot) for slot in range(parts)], all_at_once=True)
     failed = [e for e in errors if e is not None]
     if failed:  # (the error itself first; the other threads' broken barriers only follow from it)
         failed.sort(key=lambda e: isinstance(e, threading.BrokenBarrierError))

@@ -9,7 +9,6 @@ whole batch, the second exchanges float64 partial channel sums with the other th
 from __future__ import annotations
 
 import copy
-import threading
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,7 @@ from convlens.ops.batch_norm_jit import (
     bn_normalize_with,
     bn_statistics_sums,
 )
+from convlens.ops.handoff import SpinBarrier
 from convlens.ops.normalization import update_moving
 from convlens.ops.plan_cache import ShapePlans
 
@@ -45,12 +45,13 @@ class Exchange:
     """What the two threads of one step share: the barrier, each half's rows, and the Dropout masks."""
 
     def __init__(self, bounds: list[tuple[int, int]]) -> None:
-        self.barrier = threading.Barrier(len(bounds))
+        self.barrier = SpinBarrier(len(bounds))
         self.bounds = bounds
         self.masks: dict[int, np.ndarray | None] = {}
 
-    def wait(self) -> None:
-        self.barrier.wait()
+    def wait(self, slot: int) -> None:
+        """Wait at the barrier as part ``slot``."""
+        self.barrier.wait(slot)
 
 
 class _SplitDropout:
@@ -110,9 +111,9 @@ class _SplitBatchNorm:
         sums["rows"][self.slot] = x2.shape[0]
         if self.slot == 0:
             sums["shift"][...] = x2[0]
-        wait()  # (the shift and every part's row count are known)
+        wait(self.slot)  # (the shift and every part's row count are known)
         bn_statistics_sums(x2, sums["shift"], self._pieces("s1"), self._pieces("s2"))
-        wait()  # (every piece's sums are in)
+        wait(self.slot)  # (every piece's sums are in)
         rows = int(sums["rows"].sum())
         mean64, var64 = bn_moments(sums["s1"], sums["s2"], sums["shift"], rows)
         mean, var = mean64.astype(dtype), var64.astype(dtype)
@@ -130,7 +131,7 @@ class _SplitBatchNorm:
         (x2, y, mean, inv_std, g, rows, shape), self._kept = self._kept, None
         grad2 = np.ascontiguousarray(grad_out, x2.dtype).reshape(x2.shape)
         bn_grad_sums(grad2, x2, y, mean, inv_std, self.relu, self._pieces("sg"), self._pieces("sgx"))
-        self.shared.exchange.wait()  # (every piece's sums are in)
+        self.shared.exchange.wait(self.slot)  # (every piece's sums are in)
         grad_x, grad_gamma, grad_beta = bn_grad_input(
             grad2, x2, y, mean, inv_std, g, self.relu, self.sums["sg"], self.sums["sgx"], rows
         )

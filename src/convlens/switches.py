@@ -13,6 +13,7 @@ the tests pin; most paths are bit-identical).
 | ``CONVLENS_WINOGRAD`` | ``1`` | ``0``: the automatic choice never picks Winograd (forcing it still works) |
 | ``CONVLENS_FUSE`` | ``1`` | ``0``: no fused stages (conv + max-pool, batch norm + ReLU, conv + batch norm) |
 | ``CONVLENS_NUM_THREADS`` | cores, at most 8 | threads for large NumPy copies (``1``: none) |
+| ``CONVLENS_SPIN_US`` | ``1000`` | microseconds a waiting thread spins before it sleeps (``0``: sleep at once) |
 | ``CONVLENS_SPLIT_PREDICT`` | ``1`` | ``0``: ``predict``/``evaluate`` threads split each layer's work, not the batch |
 | ``CONVLENS_SPLIT_TRAIN`` | ``1`` | ``0``: a training step's threads split each layer's work, not the batch |
 | ``CONVLENS_TUNE_MALLOC`` | ``1`` | ``0``: leave glibc's allocator alone during ``fit``/``predict`` |
@@ -43,6 +44,7 @@ __all__ = [
     "MEMORY_LIMIT",
     "MODELS",
     "NUM_THREADS",
+    "SPIN_US",
     "SPLIT_PREDICT",
     "SPLIT_TRAIN",
     "SWITCHES",
@@ -104,6 +106,11 @@ FUSE = Switch(
     "CONVLENS_FUSE", "1", "0: no fused stages in Sequential (conv + max-pool, batch norm + ReLU, conv + batch norm)"
 )
 NUM_THREADS = Switch("CONVLENS_NUM_THREADS", "", "threads for large NumPy copies (1: none); default: cores, at most 8")
+SPIN_US = Switch(
+    "CONVLENS_SPIN_US",
+    "1000",
+    "microseconds a waiting convlens thread spins before it sleeps (0: sleep at once; spins need Numba)",
+)
 SPLIT_PREDICT = Switch(
     "CONVLENS_SPLIT_PREDICT",
     "1",
@@ -128,6 +135,7 @@ SWITCHES = (
     WINOGRAD,
     FUSE,
     NUM_THREADS,
+    SPIN_US,
     SPLIT_PREDICT,
     SPLIT_TRAIN,
     TUNE_MALLOC,

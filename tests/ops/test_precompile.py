@@ -44,12 +44,17 @@ def test_every_kernel_compiles_for_float32(monkeypatch: pytest.MonkeyPatch) -> N
         "float32 im2col into a plain buffer",
         "float32 tanh",
         "float32 adam update",
+        "float32 thread hand-off spin-waits",
     ]
     kernels = [*windows_jit.kernels(), *winograd_jit.kernels(), *pooling_jit._kernels(), *fused_jit._kernels()]
     kernels += [*batch_norm_jit._kernels(), *depthwise_jit._kernels()]
     kernels += [*fused_pool_jit.kernels(), *direct_jit._kernels(), *tanh_float32._kernels(), *winograd4.kernels()]
     kernels += [*direct_filters_jit.kernels(), *depthwise_taps_jit._kernels(), *depthwise_pixels_jit._kernels()]
     kernels += [*adam_jit._kernels()]
+    from convlens.ops import _spin_kernels  # (imports Numba)
+
+    assert _spin_kernels.spin_until_changed.signatures
+    assert _spin_kernels.finish_and_spin.signatures
     for kernel in kernels:
         signatures = [str(s) for s in kernel.signatures]
         assert any("float32" in s for s in signatures), kernel

@@ -1,9 +1,10 @@
 """Split large memory-bound array work (copies, strided adds) over the machine's cores.
 
 NumPy's copies and element-wise ops run on one core and release the GIL, so splitting a large
-im2col copy or col2im add along the batch axis over a small thread pool uses the other cores,
+im2col copy or col2im add along the batch axis over a few threads uses the other cores,
 which BLAS already uses for the GEMMs. Small arrays run inline (threads would cost more than
-they save). ``CONVLENS_NUM_THREADS`` caps the pool (1 turns it off).
+they save). ``CONVLENS_NUM_THREADS`` caps the threads (1 turns it off); the pieces go to the helper threads
+of :mod:`convlens.ops.handoff` (a hand-off in microseconds).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from convlens import switches
 from convlens.blas_threads import one_blas_thread
+from convlens.ops.handoff import run_pieces
 
 __all__ = [
     "MIN_PARALLEL_BYTES",
@@ -45,11 +46,8 @@ __all__ = [
 
 MIN_PARALLEL_BYTES = 8 << 20
 #: Compiled serial kernels (which release the GIL) split their rows over the threads above this many bytes
-#: touched: a thread hand-off costs ~20-50 us, a kernel streams several GB/s per core.
+#: touched: a thread hand-off costs ~5-10 us spinning (~50 us sleeping), a kernel streams several GB/s per core.
 MIN_SPLIT_BYTES = 256 << 10
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_PID = 0  # (the process that made _POOL: a forked child has none of its threads)
 
 
 class _Here(threading.local):
@@ -66,7 +64,7 @@ _here = _Here()
 @contextlib.contextmanager
 def this_thread_alone() -> Iterator[None]:
     """Context manager, for a thread that already has its own share of a split: inside it :func:`num_threads`
-    is 1 on this thread, so nothing it calls splits again (no nested hand-offs to the pool).
+    is 1 on this thread, so nothing it calls splits again (no nested hand-offs to the helpers).
     """
     before = _here.alone
     _here.alone = True
@@ -130,14 +128,6 @@ def batch_slices(batch: int, parts: int) -> list[slice]:
     return [slice(a, b) for a, b in itertools.pairwise(bounds)]
 
 
-def _pool() -> ThreadPoolExecutor:
-    global _POOL, _POOL_PID
-    if _POOL is None or os.getpid() != _POOL_PID:  # (after a fork the parent's pool threads do not exist here)
-        _POOL = ThreadPoolExecutor(max_workers=num_threads(), thread_name_prefix="convlens")
-        _POOL_PID = os.getpid()
-    return _POOL
-
-
 def parallel_ranges(work: Callable[[int, int], object], total: int, nbytes: int) -> None:
     """Run ``work(lo, hi)`` over contiguous pieces of ``range(total)``, one per thread when ``nbytes`` is large.
 
@@ -153,15 +143,7 @@ def parallel_ranges(work: Callable[[int, int], object], total: int, nbytes: int)
         work(0, total)
         return
     bounds = [total * i // threads for i in range(threads + 1)]
-    futures = [_pool().submit(work, bounds[i], bounds[i + 1]) for i in range(threads - 1)]
-    try:
-        work(bounds[-2], bounds[-1])
-    except BaseException:
-        for future in futures:  # (the other pieces end before the error leaves: nothing runs on behind it)
-            future.exception()
-        raise
-    for future in futures:
-        future.result()
+    run_pieces([functools.partial(work, bounds[i], bounds[i + 1]) for i in range(threads)])
 
 
 def serial_kernel_over(kernel: Callable[..., object], total: int, nbytes: int, *args: Any) -> None:
@@ -180,9 +162,7 @@ def parallel_over_batch(work: Callable[[slice], object], batch: int, nbytes: int
     if threads == 1 or nbytes < MIN_PARALLEL_BYTES or batch < 2:
         work(slice(0, batch))
         return
-    futures = [_pool().submit(work, part) for part in batch_slices(batch, threads)]
-    for future in futures:
-        future.result()
+    run_pieces([functools.partial(work, part) for part in batch_slices(batch, threads)])
 
 
 def forward_over_batch(

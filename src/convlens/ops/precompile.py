@@ -23,6 +23,7 @@ from convlens.ops.adam_jit import adam_update_jit
 from convlens.ops.batch_norm_plans import BatchNormPlan
 from convlens.ops.conv_plan import Conv2DPlan
 from convlens.ops.fused import ConvMaxPoolPlan
+from convlens.ops.handoff import run_pieces
 from convlens.ops.jit import compiled_for
 from convlens.ops.pooling_plans import AvgPool2DPlan, MaxPool2DPlan
 
@@ -104,6 +105,10 @@ def _adam(dtype: Any) -> None:
     adam_update_jit(param, grad, m, v, 0.1, 0.001, 1e-7, 0.001)
 
 
+def _handoff(dtype: Any) -> None:
+    run_pieces([lambda: None, lambda: None], helpers=1)  # (the flag kernels: the team's spin-waits)
+
+
 def _batch_norm(dtype: Any) -> None:
     x = np.ones((4, 3), dtype)
     stats = [np.zeros(3, dtype), np.ones(3, dtype)]
@@ -131,6 +136,7 @@ STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("im2col into a plain buffer", lambda dtype: _conv(dtype, 2, "grouped_gemm")),  # 0.6
     ("tanh", _tanh),  # 0.5 float32 only
     ("adam update", _adam),  # 0.3
+    ("thread hand-off spin-waits", _handoff),  # 0.5, the same for every dtype
 )
 
 
