@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from convlens.ops import parallel
-from convlens.ops.linalg import matmul_nn_long, matmul_tn
+from convlens.ops.linalg import add_row, gemm_grads, matmul_nn_long, matmul_tn
 
 
 @given(
@@ -57,3 +57,47 @@ def test_chunk_products_split_over_threads(monkeypatch: pytest.MonkeyPatch, thre
         [] if threads == "1" else [(10 * i // int(threads), 10 * (i + 1) // int(threads)) for i in range(int(threads))]
     )
     assert sorted(pieces) == sorted(expected * 2)
+
+
+@given(
+    rows=st.integers(1, 3000),
+    k=st.integers(1, 12),
+    n=st.integers(1, 12),
+    chunk=st.sampled_from([16, 100, 1024]),
+)
+def test_gemm_grads_are_the_three_products(rows: int, k: int, n: int, chunk: int) -> None:
+    """``(a.T @ g, g's column sums, g @ w.T)``, chunked (with a tail) or not."""
+    rng = np.random.default_rng(rows + k)
+    a, g, w = rng.standard_normal((rows, k)), rng.standard_normal((rows, n)), rng.standard_normal((k, n))
+    grad_w, grad_bias, grad_a = gemm_grads(a, g, w, chunk_rows=chunk)
+    np.testing.assert_allclose(grad_w, a.T @ g, rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(grad_bias, g.sum(axis=0), rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(grad_a, g @ w.T, rtol=1e-10, atol=1e-9)
+    if rows // chunk >= 8:  # (the one-pass path: its kernel gradient is matmul_tn's, bit for bit)
+        np.testing.assert_array_equal(grad_w, matmul_tn(a, g, chunk_rows=chunk))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_grads_give_the_same_bits_on_one_thread_or_three(monkeypatch: pytest.MonkeyPatch, dtype: type) -> None:
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((20 * 64 + 13, 7)).astype(dtype)
+    g = rng.standard_normal((20 * 64 + 13, 9)).astype(dtype)
+    w = rng.standard_normal((7, 9)).astype(dtype)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
+    results = []
+    for threads in ("1", "3"):
+        monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
+        results.append(gemm_grads(a, g, w, chunk_rows=64))
+    for one, three in zip(*results, strict=True):
+        assert one.dtype == dtype
+        np.testing.assert_array_equal(one, three)
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_add_row_adds_to_every_row(monkeypatch: pytest.MonkeyPatch, threads: str) -> None:
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
+    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
+    out = np.arange(35.0).reshape(7, 5)
+    expected = out + np.arange(5.0)
+    add_row(out, np.arange(5.0))
+    np.testing.assert_array_equal(out, expected)

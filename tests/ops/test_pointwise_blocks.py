@@ -51,3 +51,47 @@ def test_below_the_threshold_one_product(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(conv_algorithms, "over_blocks_one_blas_thread", lambda work, total, nbytes: blocks.append(1))
     _forward(True)  # (105 x 4 floats: far below 16 MB)
     assert blocks == []
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_one_pass_backward_gives_the_references_gradients(monkeypatch: pytest.MonkeyPatch, dtype: Any) -> None:
+    """With the input gradient wanted, the kernel gradient's pass computes it too (linalg.gemm_grads, 8192 +
+    rows): the loop reference's three gradients, the same bits on one thread or two; without it, no input
+    gradient is computed."""
+    case = make_case((2, 64, 65, 6), (1, 1, 6, 5))  # 8320 rows: eight chunks of 1024 and a tail
+    x, kernel, _ = (a.astype(dtype) for a in case.arrays(seed=4))
+    grad = np.random.default_rng(6).standard_normal((2, 64, 65, 5)).astype(dtype)
+    ref_x, ref_kernel, ref_bias = case.reference_backward(grad, x, kernel)
+    tol = 2e-5 if dtype == np.float32 else 1e-11
+    calls: list[int] = []
+    real = conv_algorithms.gemm_grads
+    monkeypatch.setattr(conv_algorithms, "gemm_grads", lambda *a: (calls.append(1), real(*a))[1])
+    results = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
+        plan = Conv2DPlan(case.x_shape, case.kernel_shape, algorithm="pointwise", dtype=dtype)
+        grads = plan.backward(grad, x, kernel)
+        close(grads.x, ref_x, tol)
+        close(grads.kernel, ref_kernel, tol)
+        close(grads.bias, ref_bias, tol)
+        results.append(grads)
+    assert calls == [1, 1]
+    for name in ("x", "kernel", "bias"):
+        np.testing.assert_array_equal(getattr(results[0], name), getattr(results[1], name))
+    without = plan.backward(grad, x, kernel, compute_grad_x=False)
+    assert without.x is None
+    assert calls == [1, 1]
+    np.testing.assert_array_equal(without.kernel, results[1].kernel)
+
+
+def test_a_kept_input_gradient_serves_only_its_own_grad_out() -> None:
+    """The input gradient kept by the one-pass kernel gradient is returned only for that same ``grad_out``."""
+    case = make_case((2, 64, 65, 6), (1, 1, 6, 5))
+    x, kernel, _ = case.arrays(seed=4)
+    plan = Conv2DPlan(case.x_shape, case.kernel_shape, algorithm="pointwise", dtype=np.float64)
+    strategy = plan._selected(np.dtype(np.float64)).kernel_grad
+    rng = np.random.default_rng(8)
+    first, second = (rng.standard_normal((2, 64, 65, 5)) for _ in range(2))
+    strategy.input_grad_follows = True
+    strategy.kernel_grad(first, x, kernel)
+    close(strategy.input_grad(second, x, kernel), case.reference_backward(second, x, kernel)[0], 1e-11)

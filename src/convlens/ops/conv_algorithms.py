@@ -38,7 +38,7 @@ import numpy as np
 from convlens.geometry import WindowGeometry
 from convlens.ops.depthwise import depthwise_forward, depthwise_input_grad, depthwise_kernel_grad
 from convlens.ops.jit import compiled_for
-from convlens.ops.linalg import matmul_nn_long, matmul_tn
+from convlens.ops.linalg import add_row, gemm_grads, matmul_nn_long, matmul_tn
 from convlens.ops.parallel import image_blocks, over_blocks_one_blas_thread
 from convlens.ops.strategy import Strategy
 from convlens.ops.windows import Workspace, col2im, im2col, im2col_channels_first
@@ -293,6 +293,7 @@ class Pointwise(ConvStrategy):
 
     name = "pointwise"
     roles = ("forward", "kernel_grad", "input_grad")
+    _grad_x: tuple[np.ndarray, np.ndarray] | None = None  # (grad_out, grad_x) kept by kernel_grad
     summary = "1x1 stride 1: x (N*H*W, C) @ kernel (C, F) without im2col; gradients x^T g and g kernel^T"
     measured = (
         "fwd+bwd (128, 13x13, 32->64): 7.1 ms im2col/transposed -> 2.4 ms; (128, 6x6, 64->128): 4.1 -> 1.5 ms "
@@ -323,7 +324,7 @@ class Pointwise(ConvStrategy):
         if rows * per_row < POINTWISE_BLOCKED_MIN_BYTES:
             out = x2d @ k2d
             if b is not None:
-                out += b
+                add_row(out, b)
             return out.reshape(self.problem.output_shape)
         out = np.empty((rows, filters), self.dtype)
         blocks = image_blocks(rows, per_row, POINTWISE_BLOCK_BYTES)  # (blocks of rows)
@@ -339,11 +340,20 @@ class Pointwise(ConvStrategy):
         return out.reshape(self.problem.output_shape)
 
     def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
+        """Kernel and bias gradients; with ``input_grad_follows`` the input gradient too, in the same pass over
+        ``grad_out`` (:func:`convlens.ops.linalg.gemm_grads`)."""
         g2d = self._g2d(grad_out)
+        if self.input_grad_follows:
+            grad_k, grad_bias, grad_x = gemm_grads(self._x2d(x), g2d, np.ascontiguousarray(self._k2d(kernel)))
+            self._grad_x = (grad_out, grad_x)
+            return grad_k.reshape(self.problem.kernel_shape), grad_bias
         grad_kernel = matmul_tn(self._x2d(x), g2d).reshape(self.problem.kernel_shape)
         return grad_kernel, np.ones(self.problem.rows, self.dtype) @ g2d
 
     def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+        kept, self._grad_x = self._grad_x, None
+        if kept is not None and kept[0] is grad_out:
+            return kept[1].reshape(self.problem.x_shape)
         return (self._g2d(grad_out) @ self._k2d(kernel).T).reshape(self.problem.x_shape)
 
 
