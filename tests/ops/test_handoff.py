@@ -234,3 +234,38 @@ def test_the_compiled_spin_sees_another_threads_store() -> None:
     compiled.store(flags, handoff.WAITING, 1)
     assert compiled.finish(flags, handoff.DONE, handoff.WAITING, handoff.POSTED, 8, 1 << 40, 0) == -1
     assert compiled.load(flags, handoff.DONE) == 8
+
+
+_FIRST_IMPORT_RACE = """
+import threading
+from convlens.ops import handoff, jit
+barrier, errors = threading.Barrier(2), []
+def run(first):
+    barrier.wait()
+    try:
+        first()
+    except BaseException as error:
+        errors.append(repr(error))
+threads = [threading.Thread(target=run, args=(f,)) for f in (jit.numba_module, handoff.spinning)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+assert not errors, errors
+assert handoff.spinning()
+"""
+
+
+def test_numba_imported_by_two_threads_at_once() -> None:
+    """A fresh interpreter whose first kernel call and first hand-off import Numba at the same moment (two pieces
+    of a split predict): both imports share one lock (without it: "partially initialized module")."""
+    import subprocess
+    import sys
+
+    from convlens.ops.jit import jit_enabled
+
+    if not jit_enabled():
+        pytest.skip("needs Numba")
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", _FIRST_IMPORT_RACE], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]

@@ -24,10 +24,11 @@ from typing import Any
 
 # (through importlib: Numba and llvmlite have no type stubs, and mypy would check the intrinsics' calls against
 # their compile-time signatures)
+numba: Any = importlib.import_module("numba")  # (the package first: then its submodules)
 ir: Any = importlib.import_module("llvmlite.ir")
 cgutils: Any = importlib.import_module("numba.core.cgutils")
 types: Any = importlib.import_module("numba.core.types")
-njit: Any = importlib.import_module("numba").njit
+njit: Any = numba.njit
 intrinsic: Any = importlib.import_module("numba.extending").intrinsic
 
 #: Spin-wait reads between two ``sched_yield()`` calls (a read + ``pause`` is ~25-40 ns, a yield ~0.5 us).

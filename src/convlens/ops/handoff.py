@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from convlens import switches
+from convlens.ops.numba_lock import NUMBA_IMPORT_LOCK
 
 __all__ = ["SpinBarrier", "run_pieces", "spin_microseconds", "spinning"]
 
@@ -72,7 +73,6 @@ class _Compiled:
 
 
 _COMPILED: _Compiled | None = None
-_COMPILED_LOCK = threading.Lock()
 _UNAVAILABLE = False
 _SPIN_CACHE: tuple[str, str, int] = ("", "", 0)  # (SPIN_US's value, JIT's value, spin reads)
 
@@ -83,8 +83,8 @@ def _compiled() -> _Compiled | None:
     if _COMPILED is None:
         if os.name != "posix" or _UNAVAILABLE or not switches.JIT.is_on():  # (sched_yield is POSIX's)
             return None
-        with _COMPILED_LOCK:
-            if _COMPILED is None:
+        with NUMBA_IMPORT_LOCK:  # (the lock of Numba's first import: see convlens.ops.numba_lock)
+            if _COMPILED is None and not _UNAVAILABLE:
                 try:  # (not through convlens.ops.jit, which imports this module's user, convlens.ops.parallel)
                     _COMPILED = _Compiled(importlib.import_module("convlens.ops._spin_kernels"))
                 except (ImportError, OSError):  # (no Numba, or llvmlite's library fails to load)

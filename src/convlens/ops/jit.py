@@ -1,4 +1,5 @@
-"""The optional Numba accelerator: the one place that imports ``numba``, and only on first use.
+"""The optional Numba accelerator: where the kernels import ``numba``, and only on first use (the helper threads'
+spin-waits, :mod:`convlens.ops._spin_kernels`, import it themselves, loaded only when Numba is on).
 
 A few memory-bound ops (max pooling) cannot reach PyTorch's speed in NumPy: one pass over the
 input per window offset, single-threaded. For those a JIT kernel beside the NumPy code does the
@@ -20,13 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from convlens import switches
+from convlens.ops.numba_lock import NUMBA_IMPORT_LOCK
 from convlens.ops.parallel import serial_kernel_over
 
 __all__ = [
@@ -45,7 +46,7 @@ KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 _numba: Any = None
 _import_failed = False
-_import_lock = threading.Lock()
+_import_lock = NUMBA_IMPORT_LOCK
 
 
 def numba_module() -> Any:
