@@ -86,3 +86,19 @@ def test_bad_executor_settings() -> None:
 def test_varying_keys() -> None:
     assert varying_keys(expand(GRID)) == ["kernel_size", "strides", "seed"]
     assert varying_keys([]) == []
+
+
+def test_workers_start_with_their_share_of_the_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While workers start, every thread variable (BLAS's and convlens's own) holds their share; afterwards the
+    environment is as it was."""
+    from convlens.lab.sweep import executors
+
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "7")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    with executors._blas_threads(1):
+        assert {name: os.environ[name] for name in executors.WORKER_THREAD_VARIABLES} == dict.fromkeys(
+            executors.WORKER_THREAD_VARIABLES, "1"
+        )
+        assert "CONVLENS_NUM_THREADS" in executors.WORKER_THREAD_VARIABLES
+    assert os.environ["CONVLENS_NUM_THREADS"] == "7"
+    assert "OMP_NUM_THREADS" not in os.environ

@@ -42,6 +42,9 @@ __all__ = [
 OnResult = Callable[[dict[str, Any]], None]
 EXECUTORS = ("local", "dask")
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+#: Set in the workers as well: convlens's own threads (each would otherwise split its ops over every core, and
+#: its helper threads spin between pieces on cores the other workers use).
+WORKER_THREAD_VARIABLES = (*BLAS_THREAD_VARIABLES, "CONVLENS_NUM_THREADS")
 
 
 def cpu_count() -> int:
@@ -54,9 +57,10 @@ def cpu_count() -> int:
 
 @contextmanager
 def _blas_threads(threads: int) -> Iterator[None]:
-    """Set the BLAS thread variables while workers start: 'spawn' children read them before NumPy loads."""
-    saved = {name: os.environ.get(name) for name in BLAS_THREAD_VARIABLES}
-    os.environ.update({name: str(threads) for name in BLAS_THREAD_VARIABLES})
+    """Set the BLAS and convlens thread variables while workers start: 'spawn' children read them before NumPy
+    loads."""
+    saved = {name: os.environ.get(name) for name in WORKER_THREAD_VARIABLES}
+    os.environ.update({name: str(threads) for name in WORKER_THREAD_VARIABLES})
     try:
         yield
     finally:
@@ -119,9 +123,9 @@ def _failed(config: TrialConfig, exc: BaseException) -> dict[str, Any]:
 def run_local(configs: Sequence[TrialConfig], on_result: OnResult, workers: int | None = None) -> None:
     """Run trials in a 'spawn' process pool (``workers`` processes, default one per core).
 
-    BLAS threads are split between the workers (cores // workers each, at least one) through
-    ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS``/... in the workers' environment. ``workers=0`` runs the
-    trials one after another in this process (for debugging and quick tests).
+    BLAS and convlens threads are split between the workers (cores // workers each, at least one) through
+    ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS``/.../``CONVLENS_NUM_THREADS`` in the workers' environment.
+    ``workers=0`` runs the trials one after another in this process (for debugging and quick tests).
 
     Shapes:
         no arrays.
