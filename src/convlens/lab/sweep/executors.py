@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from convlens import switches
 from convlens.errors import ConfigError
 from convlens.lab.sweep.grid import TrialConfig
 from convlens.lab.sweep.progress import SweepProgress
@@ -44,7 +45,7 @@ EXECUTORS = ("local", "dask")
 BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 #: Set in the workers as well: convlens's own threads (each would otherwise split its ops over every core, and
 #: its helper threads spin between pieces on cores the other workers use).
-WORKER_THREAD_VARIABLES = (*BLAS_THREAD_VARIABLES, "CONVLENS_NUM_THREADS")
+WORKER_THREAD_VARIABLES = (*BLAS_THREAD_VARIABLES, switches.NUM_THREADS.name)
 
 
 def cpu_count() -> int:
