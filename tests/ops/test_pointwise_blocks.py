@@ -55,10 +55,10 @@ def test_below_the_threshold_one_product(monkeypatch: pytest.MonkeyPatch) -> Non
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_one_pass_backward_gives_the_references_gradients(monkeypatch: pytest.MonkeyPatch, dtype: Any) -> None:
-    """With the input gradient wanted, the kernel gradient's pass computes it too (linalg.gemm_grads, 8192 +
+    """With the input gradient wanted, the kernel gradient's pass computes it too (linalg.gemm_grads, 2048 +
     rows): the loop reference's three gradients, the same bits on one thread or two; without it, no input
-    gradient is computed."""
-    case = make_case((2, 64, 65, 6), (1, 1, 6, 5))  # 8320 rows: eight chunks of 1024 and a tail
+    gradient is computed, and the kernel gradient has the same bits."""
+    case = make_case((2, 64, 65, 6), (1, 1, 6, 5))  # 8320 rows: 32 chunks of 256 and a tail
     x, kernel, _ = (a.astype(dtype) for a in case.arrays(seed=4))
     grad = np.random.default_rng(6).standard_normal((2, 64, 65, 5)).astype(dtype)
     ref_x, ref_kernel, ref_bias = case.reference_backward(grad, x, kernel)

@@ -38,7 +38,7 @@ import numpy as np
 from convlens.geometry import WindowGeometry
 from convlens.ops.depthwise import depthwise_forward, depthwise_input_grad, depthwise_kernel_grad
 from convlens.ops.jit import compiled_for
-from convlens.ops.linalg import add_row, gemm_grads, matmul_nn_long, matmul_tn
+from convlens.ops.linalg import GRADS_CHUNK_ROWS, add_row, gemm_grads, matmul_nn_long, matmul_tn
 from convlens.ops.parallel import image_blocks, over_blocks_one_blas_thread
 from convlens.ops.strategy import Strategy
 from convlens.ops.windows import Workspace, col2im, im2col, im2col_channels_first
@@ -347,7 +347,7 @@ class Pointwise(ConvStrategy):
             grad_k, grad_bias, grad_x = gemm_grads(self._x2d(x), g2d, np.ascontiguousarray(self._k2d(kernel)))
             self._grad_x = (grad_out, grad_x)
             return grad_k.reshape(self.problem.kernel_shape), grad_bias
-        grad_kernel = matmul_tn(self._x2d(x), g2d).reshape(self.problem.kernel_shape)
+        grad_kernel = matmul_tn(self._x2d(x), g2d, chunk_rows=GRADS_CHUNK_ROWS).reshape(self.problem.kernel_shape)
         return grad_kernel, np.ones(self.problem.rows, self.dtype) @ g2d
 
     def input_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
