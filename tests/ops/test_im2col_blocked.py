@@ -128,3 +128,31 @@ def test_a_plan_whose_blocks_grow_grows_its_buffers(monkeypatch: pytest.MonkeyPa
         grads = plan.backward(grad, x, kernel)
         for ours, theirs in zip([out, grads.x, grads.kernel, grads.bias], expected, strict=True):
             close(ours, theirs, 2e-5)
+
+
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_kernel_gradient_in_chunks_of_rows(threads: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each block's kernel-gradient product runs in chunks of rows (matmul_tn; 16-row chunks here, so LeNet's
+    blocks of 500 rows have 31): the loop reference's gradients, the same bits on one thread or two."""
+    require("numba")
+    monkeypatch.setattr(conv_blocked, "CHUNK", 16)
+    monkeypatch.setattr(conv_blocked, "BLOCKED_COLS_BYTES", 1 << 30)  # (one block: all 5 images, 500 rows)
+    chunked: list[int] = []
+    real = conv_blocked.matmul_tn
+    monkeypatch.setattr(
+        conv_blocked,
+        "matmul_tn",
+        lambda a, b, chunk_rows: (chunked.append(a.shape[0] // chunk_rows), real(a, b, chunk_rows=chunk_rows))[1],
+    )
+    case = CASES["lenet"]
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", "1")
+    one = _run(case, seed=5)
+    monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
+    again = _run(case, seed=5)
+    assert chunked == [31, 31]
+    for a, b in zip(one, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    x, kernel, _ = (a.astype(np.float32) for a in case.arrays(seed=5))
+    grad = np.random.default_rng(6).standard_normal(one[0].shape).astype(np.float32)
+    for ours, theirs in zip([one[3], one[1], one[2]], case.reference_backward(grad, x, kernel), strict=True):
+        close(ours, theirs, 2e-5)
