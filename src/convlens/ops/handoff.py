@@ -9,15 +9,17 @@ piece, **spins** for up to ``CONVLENS_SPIN_US`` microseconds (default 1000) watc
 and a caller waiting for a helper spins on the helper's done-flag as long; only then does either sleep on a
 condition variable. The spins are compiled (:mod:`convlens.ops._spin_kernels`: atomic loads, the CPU's
 spin-wait hint, a ``sched_yield()`` every 16 reads so other threads that want the core get it) and run without
-the GIL. A no-op hand-off and join: 53 us through the executor, 3 us spinning (AMD EPYC, 2 threads).
+the GIL. Two no-op pieces split and joined: 71 us through the executor, 14 us here; two pieces of 50 us each:
+106 -> 63 us (AMD EPYC, 2 threads).
 
 Without Numba (or with ``CONVLENS_JIT=0``, ``CONVLENS_SPIN_US=0``, or off POSIX) the same helpers sleep at
 once: a hand-off is a condition-variable wake (~40 us here).
 
-Each helper has one flag row (int64, one cache line): ``POSTED``, the number of pieces handed to it, and
-``DONE``, the number it finished. Plain reads and writes of the flags happen under the helper's lock; the
-spins read them with acquire ordering and the writes that a spin may see are release stores, so a piece's
-results are visible to whoever sees its ``DONE``.
+Each helper has one flag row (int64, one cache line): ``POSTED``, the number of pieces handed to it; ``DONE``,
+the number it finished; ``SLEEPING`` and ``WAITING``, set by the helper or its caller before they sleep. With the
+compiled operations loaded every access to the flags is a sequentially consistent atomic, so whoever sees a
+piece's ``DONE`` sees its results, and of a sleeper and the thread that would wake it one always sees the other
+(see :class:`_Helper`); without them nobody spins and every access runs under the GIL.
 
 >>> out = []
 >>> run_pieces([lambda: out.append(1), lambda: out.append(2)])

@@ -30,6 +30,13 @@ _CHUNK_ROWS = 1024
 GRADS_CHUNK_ROWS = 256
 
 
+def _chunks(rows: int, k: int, n: int, chunk_rows: int) -> int:
+    """How many chunks of ``chunk_rows`` rows a (rows, k) x (rows, n) reduction runs in; 0: one plain product (fewer
+    than 8 chunks, or a product wider than 64 x 64, where the chunks' partial sums cost more than they save)."""
+    chunks = rows // chunk_rows
+    return 0 if chunks < 8 or k * n > 64 * 64 else chunks
+
+
 def matmul_tn(a: np.ndarray, b: np.ndarray, *, chunk_rows: int = _CHUNK_ROWS) -> np.ndarray:
     """``a.T @ b`` for C-contiguous ``a`` (M, K) and ``b`` (M, N), chunked over M.
 
@@ -37,8 +44,8 @@ def matmul_tn(a: np.ndarray, b: np.ndarray, *, chunk_rows: int = _CHUNK_ROWS) ->
         a: (M, K); b: (M, N); returns (K, N).
     """
     rows = a.shape[0]
-    chunks = rows // chunk_rows
-    if chunks < 8 or a.shape[1] * b.shape[1] > 64 * 64:
+    chunks = _chunks(rows, a.shape[1], b.shape[1], chunk_rows)
+    if not chunks:
         return a.T @ b
     head = chunks * chunk_rows
     a3 = a[:head].reshape(chunks, chunk_rows, a.shape[1])
@@ -61,8 +68,8 @@ def matmul_nn_long(a: np.ndarray, b: np.ndarray, *, chunk_rows: int = _CHUNK_ROW
     True
     """
     rows = a.shape[1]
-    chunks = rows // chunk_rows
-    if chunks < 8 or a.shape[0] * b.shape[1] > 64 * 64:
+    chunks = _chunks(rows, a.shape[0], b.shape[1], chunk_rows)
+    if not chunks:
         return a @ b
     head = chunks * chunk_rows
     a3 = a[:, :head].reshape(a.shape[0], chunks, chunk_rows).transpose(1, 0, 2)
@@ -94,8 +101,8 @@ def gemm_grads(
     (True, [6.0, 6.0, 6.0], [3.0, 3.0])
     """
     rows, k, n = a.shape[0], a.shape[1], g.shape[1]
-    chunks = rows // chunk_rows
-    if chunks < 8 or k * n > 64 * 64:
+    chunks = _chunks(rows, k, n, chunk_rows)
+    if not chunks:
         return matmul_tn(a, g, chunk_rows=chunk_rows), np.ones(rows, g.dtype) @ g, g @ w.T
     head = chunks * chunk_rows
     a3 = a[:head].reshape(chunks, chunk_rows, k).transpose(0, 2, 1)

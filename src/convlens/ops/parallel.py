@@ -46,7 +46,7 @@ __all__ = [
 
 MIN_PARALLEL_BYTES = 8 << 20
 #: Compiled serial kernels (which release the GIL) split their rows over the threads above this many bytes
-#: touched: a thread hand-off costs ~5-10 us spinning (~50 us sleeping), a kernel streams several GB/s per core.
+#: touched: a thread hand-off costs ~15 us spinning (~50-70 us sleeping), a kernel streams several GB/s per core.
 MIN_SPLIT_BYTES = 256 << 10
 
 
