@@ -56,7 +56,7 @@ DOMAIN: dict[str, dict[str, Any]] = {
     "winograd_blocked": {"shape": "winograd", "wide": True, "compiled": True},
     "winograd4_blocked": {"shape": "winograd", "wide": True, "compiled": True},
     "direct_compiled": {"shape": "stride1", "compiled": True},
-    "direct_filters": {"shape": "filters32", "compiled": True},
+    "direct_filters": {"shape": "filter_blocks", "compiled": True},
     "winograd": {"shape": "winograd", "wide": True},
     "transposed": {"shape": "stride1", "wide": True},
     "col2im": {"shape": "one_group"},
@@ -295,13 +295,16 @@ def test_forward_rows(case: Case, forward: str, jit: str, monkeypatch: pytest.Mo
 @pytest.mark.parametrize(
     ("channels", "filters", "strides", "expected"),
     [
-        (3, 32, 2, ("direct_filters", "im2col_channels_first")),  # a first layer: RGB in, stride 2
-        (1, 64, 1, ("direct_filters", "im2col_channels_first")),
-        (CF_MAX, 32, 1, ("direct_filters", "im2col_channels_first")),
-        (DF_MAX, 32, 1, ("direct_filters", "im2col_blocked")),  # (the transposed im2col only up to CF_MAX)
+        (3, 32, 2, ("direct_filters", "direct_filters")),  # a first layer: RGB in, stride 2
+        (1, 64, 1, ("direct_filters", "direct_filters")),  # (window rows of 3 floats: one run of 3 taps)
+        (CF_MAX, 32, 1, ("direct_filters", "direct_filters")),
+        (DF_MAX, 32, 1, ("direct_filters", "direct_filters")),
         (DF_MAX + 1, 32, 1, ("im2col_blocked", "im2col_blocked")),
-        (3, 48, 1, ("im2col_channels_first", "im2col_channels_first")),  # not a multiple of 32 filters
-        (3, 16, 1, ("im2col_channels_first", "im2col_channels_first")),
+        (3, 48, 1, ("direct_filters", "direct_filters")),  # blocks of 16 filters: rows of 9 floats in 12 (0.25)
+        (3, 16, 1, ("direct_filters", "direct_filters")),
+        (6, 16, 1, ("direct_filters", "direct_filters")),  # 18 floats: three runs of 6 taps
+        (1, 16, 1, ("direct_filters", "im2col_channels_first")),  # 3 floats in a run of 6: half the work wasted
+        (3, 24, 1, ("im2col_channels_first", "im2col_channels_first")),  # no block of filters
     ],
 )
 def test_direct_filters_rows(

@@ -101,11 +101,11 @@ def cases(draw: st.DrawFn, *, wide: bool = False, shape: str = "any") -> Case:
     ``'any'``: every kind (groups, depthwise, strides, dilation, paddings); ``'one_group'``: groups=1;
     ``'depthwise'``: one input channel per group; ``'winograd'``: 3x3, stride 1, no dilation, one group;
     ``'stride1'``: stride 1, one group, pads that fit a full convolution; ``'pointwise'``: 1x1, stride 1,
-    unpadded, one group; ``'filters32'``: one group, 32 or 64 filters, dilation 1 along the width (the register
-    blocks of ``direct_filters``). ``wide`` draws channel counts of 16 and more too (Winograd's and the transposed
-    gradient's own range).
+    unpadded, one group; ``'filter_blocks'``: one group, 16, 32, 48 or 64 filters, dilation 1 along the width (the
+    register blocks of ``direct_filters``). ``wide`` draws channel counts of 16 and more too (Winograd's and the
+    transposed gradient's own range).
     """
-    one_group = shape in ("one_group", "winograd", "stride1", "pointwise", "filters32")
+    one_group = shape in ("one_group", "winograd", "stride1", "pointwise", "filter_blocks")
     depthwise = shape == "depthwise" or (shape == "any" and draw(st.booleans()))
     groups = 1 if one_group else draw(st.integers(1, 3))
     if depthwise:
@@ -113,8 +113,8 @@ def cases(draw: st.DrawFn, *, wide: bool = False, shape: str = "any") -> Case:
     widths = [1, 2, 3, 16, 17] if wide else [1, 2, 3]
     cg = 1 if depthwise else draw(st.sampled_from(widths))
     fg = draw(st.sampled_from([1, 2, 16, 18] if wide else [1, 2]))
-    if shape == "filters32":
-        cg, fg = draw(st.sampled_from([1, 2, 3, 5, 8])), draw(st.sampled_from([32, 64]))
+    if shape == "filter_blocks":
+        cg, fg = draw(st.sampled_from([1, 2, 3, 5, 8])), draw(st.sampled_from([16, 32, 48, 64]))
     if shape == "winograd":
         kernel, strides, dilation = (3, 3), (1, 1), (1, 1)
     elif shape == "pointwise":
@@ -122,7 +122,7 @@ def cases(draw: st.DrawFn, *, wide: bool = False, shape: str = "any") -> Case:
     else:
         kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
         strides = (1, 1) if shape == "stride1" else (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-        dilation = (draw(st.integers(1, 2)), 1 if shape == "filters32" else draw(st.integers(1, 2)))
+        dilation = (draw(st.integers(1, 2)), 1 if shape == "filter_blocks" else draw(st.integers(1, 2)))
     padding = (
         draw(st.sampled_from(["valid", "same", 0])) if shape == "pointwise" else _padding(draw, shape == "stride1")
     )

@@ -8,7 +8,7 @@ depthwise_compiled     all three                 :class:`Depthwise` as kernels: 
 winograd_blocked       all three                 :class:`Winograd` a few images at a time, tiles in cache
 winograd4_blocked      forward                   Winograd F(4x4, 3x3) a few images at a time (gradients: F(2x2))
 direct_compiled        forward, kernel_grad      the convolution from shifted image planes, no im2col
-direct_filters         forward                   the convolution with 3 pixels x 32 filters of sums in registers
+direct_filters         forward, kernel_grad      sums in registers, 3 x 32 or 6 x 16 pixels (taps) x filters
 transposed_direct      input_grad                :class:`Transposed`'s full convolution run by the direct kernel
 ====================== ========================= =====================================================
 
@@ -34,7 +34,12 @@ from convlens.ops.conv_algorithms import (
 )
 from convlens.ops.conv_input_grads import Transposed
 from convlens.ops.depthwise_jit import depthwise_forward_jit, depthwise_input_grad_jit, depthwise_kernel_grad_jit
-from convlens.ops.direct_filters_jit import BLOCK_FILTERS, direct_filters_forward_jit
+from convlens.ops.direct_filters_jit import (
+    BLOCKS,
+    block_filters,
+    direct_filters_forward_jit,
+    direct_filters_kernel_grad_jit,
+)
 from convlens.ops.direct_jit import direct_forward_jit, direct_kernel_grad_jit
 from convlens.ops.windows import Workspace
 from convlens.ops.winograd4 import Winograd4Conv
@@ -178,19 +183,21 @@ class DirectCompiled(ConvStrategy):
 
 class DirectFilters(ConvStrategy):
     """The forward of few-channel convolutions with many filters (a first layer: RGB in, 32 filters out) as a
-    register-blocked Numba kernel (ops/direct_filters_jit.py): 3 output pixels x 32 filters of running sums
-    in AVX registers, no im2col copy, no thin GEMM. Forward only: the selection table gives its kernel gradient
-    to ``im2col_channels_first``, which builds its matrix in the backward pass instead."""
+    register-blocked Numba kernel (ops/direct_filters_jit.py): 3 output pixels x 32 filters (or 6 x 16, for a
+    filter count 32 does not divide) of running sums in AVX registers, no im2col copy, no thin GEMM. Its kernel
+    gradient keeps taps x filters sums over the output pixels; where a window row (KW * C floats) fills its runs
+    of taps poorly the selection table gives the kernel gradient to ``im2col_channels_first`` or
+    ``im2col_blocked``, which build their matrices in the backward pass."""
 
     name = "direct_filters"
-    roles = ("forward",)
-    summary = "direct convolution, 3 pixels x 32 filters of sums in registers (any stride and padding)"
+    roles = ("forward", "kernel_grad")
+    summary = "direct convolution, 3 pixels x 32 (or 6 x 16) filters of sums in registers (any stride and padding)"
     measured = "see the selection table"
 
     @classmethod
     def applies(cls, problem: ConvProblem) -> str | None:
-        if problem.filters % BLOCK_FILTERS:
-            return f"needs a multiple of {BLOCK_FILTERS} filters, got {problem.filters}"
+        if block_filters(problem.filters) is None:
+            return f"needs a multiple of {min(BLOCKS)} filters, got {problem.filters}"
         if problem.geometry.dilation_rate[1] != 1:
             return f"needs dilation 1 along the width, got dilation {problem.geometry.dilation_rate}"
         return needs_compiled(problem) or needs_one_group(problem)
@@ -198,6 +205,11 @@ class DirectFilters(ConvStrategy):
     def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         x = np.ascontiguousarray(x, self.dtype)
         return direct_filters_forward_jit(x, kernel.astype(self.dtype, copy=False), bias, self.problem.geometry)
+
+    def kernel_grad(self, grad_out: np.ndarray, x: np.ndarray, kernel: np.ndarray) -> Grads:
+        x = np.ascontiguousarray(x, self.dtype)
+        g = np.ascontiguousarray(grad_out, self.dtype)
+        return direct_filters_kernel_grad_jit(x, g, self.problem.geometry, self.problem.kernel_shape)
 
 
 class TransposedDirect(Transposed):

@@ -22,6 +22,7 @@ from convlens.ops.conv_algorithms import CONV_STRATEGIES, ConvProblem
 from convlens.ops.conv_blocked import BLOCKED_STRATEGIES
 from convlens.ops.conv_compiled import COMPILED_STRATEGIES
 from convlens.ops.conv_input_grads import INPUT_GRAD_STRATEGIES
+from convlens.ops.direct_filters_jit import BLOCKS, block_filters
 from convlens.ops.jit import compiled_for
 from convlens.ops.strategy import Registry, Rule
 
@@ -31,6 +32,7 @@ __all__ = [
     "CONV_REGISTRY",
     "CONV_ROLES",
     "CONV_RULES",
+    "DIRECT_FILTERS_GRAD_MAX_WASTE",
     "DIRECT_FILTERS_MAX_CHANNELS",
     "DIRECT_FILTERS_MEASURED",
     "DIRECT_MAX_FILTERS",
@@ -114,6 +116,17 @@ DIRECT_FILTERS_MEASURED = (
     "(16x16, 8->32) 'same' 2.71 vs 7.31 vs 3.53 / 1.36 vs 3.80 vs 2.51; N=32, 1 thread: (32x32, 3->32) stride 2 "
     "0.45 vs 0.66 vs 0.62"
 )
+#: The register-blocked kernel gradient after the ``direct_filters`` forward, unless rounding the window row (KW * C
+#: floats) up to whole runs of the block's taps adds more than this share of its work.
+DIRECT_FILTERS_GRAD_MAX_WASTE = 0.25
+DIRECT_FILTERS_GRAD_MEASURED = (
+    "forward + kernel gradient after the direct_filters forward, its own kernel gradient vs the best of "
+    "im2col_blocked and im2col_channels_first (C <= 4), N=128, AMD EPYC, interleaved medians, 2 threads / 1 thread, "
+    "ms: (14x14, 6->16) 5x5 'valid' (LeNet-5's second layer) 0.76 vs 1.03 / 1.41 vs 1.79; (16x16, 8->16) 3x3 0.96 vs "
+    "1.33 / 1.83 vs 2.35; (28x28, 1->32) 3x3 1.03 vs 1.23 / 1.98 vs 2.05; (32x32, 3->32) 3x3 stride 2 0.78 vs 1.07 "
+    "/ 1.49 vs 1.67; (16x16, 8->32) 3x3 1.79 vs 2.12 / 3.39 vs 3.79; N=64 (32x32, 3->64) 3x3 2.95 vs 3.61 / 5.93 "
+    "vs 6.14; but (28x28, 1->16) 3x3, whose 3-float window rows run as 6 taps, 0.88 vs 0.94 / 1.63 vs 1.42"
+)
 TRANSPOSED_DIRECT_MEASURED = (
     "input gradient after the direct forward, transposed_direct vs col2im_blocked, N=128, AMD EPYC, interleaved "
     "medians, 2 threads / 1 thread, ms: (28x28, 1->6) 5x5 'same' (LeNet-5's first layer) 0.75 vs 3.26 / 1.35 vs "
@@ -190,6 +203,24 @@ def _wide_for_winograd4(problem: ConvProblem, chosen: Mapping[str, str]) -> bool
 def _wide_for_transposed(problem: ConvProblem, chosen: Mapping[str, str]) -> bool:
     c = problem.channels_per_group
     return c >= TRANSPOSED_MIN_CHANNELS and 2 * c >= problem.filters and not compiled_for(problem.dtype)
+
+
+def direct_filters_waste(problem: ConvProblem) -> float:
+    """The share of ``direct_filters``' kernel-gradient work spent on the taps past a window row (its KW * C floats
+    rounded up to whole runs of the block's taps; 1.0 when no block fits the filters).
+
+    >>> import numpy as np
+    >>> from convlens.geometry import WindowGeometry
+    >>> def waste(kernel): return direct_filters_waste(ConvProblem(
+    ...     (1, 9, 9, kernel[2]), kernel, WindowGeometry.resolve((9, 9), kernel[:2], 1, "valid"), 1, np.dtype("f4")))
+    >>> waste((5, 5, 6, 16)), waste((3, 3, 1, 32)), waste((3, 3, 1, 16)), waste((3, 3, 1, 8))
+    (0.0, 0.0, 0.5, 1.0)
+    """
+    block = block_filters(problem.filters)
+    if block is None:
+        return 1.0
+    span, taps = problem.kernel_shape[1] * problem.channels, BLOCKS[block]
+    return 1 - span / (-(-span // taps) * taps)
 
 
 def _few_channels_numpy(problem: ConvProblem, chosen: Mapping[str, str]) -> bool:
@@ -298,6 +329,13 @@ CONV_RULES: tuple[Rule, ...] = (
         "forward is direct_compiled",
         _forward_is("direct_compiled"),
         DIRECT_KERNEL_GRAD_MEASURED,
+    ),
+    Rule(
+        "kernel_grad",
+        "direct_filters",
+        f"forward is direct_filters, whole runs of taps add <= {DIRECT_FILTERS_GRAD_MAX_WASTE} to KW * C",
+        lambda p, c: c.get("forward") == "direct_filters" and direct_filters_waste(p) <= DIRECT_FILTERS_GRAD_MAX_WASTE,
+        DIRECT_FILTERS_GRAD_MEASURED,
     ),
     Rule(
         "kernel_grad",

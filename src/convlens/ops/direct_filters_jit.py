@@ -1,4 +1,5 @@
-"""Compiled (Numba) direct convolution for few input channels and many filters: the ``direct_filters`` forward.
+"""Compiled (Numba) direct convolution for few input channels and many filters: the ``direct_filters`` forward and
+kernel gradient.
 
 A first layer (RGB in, 32 filters out) is a thin GEMM after an im2col copy: (N*OH*OW, 27) @ (27, 32), which
 OpenBLAS runs at 40-55 GFLOP/s on one core here, after a copy of 9x the input (stride 1). This kernel computes
@@ -6,25 +7,40 @@ each output pixel from the input itself, the way a GEMM micro-kernel does, with 
 
 - each image is copied once into the interior of a zero-bordered scratch (zeroed once per call: only the
   interior is written), one row of ``(W + pads) * C`` floats per input row (the rows and columns the windows read);
-- for :data:`BLOCK_PIXELS` neighbouring output pixels of a row and :data:`BLOCK_FILTERS` filters at once, the
-  ``3 * 32`` running sums are separate variables: each step of the window (a kernel row ``i``, an offset ``t``
-  within its ``KW * C`` floats, contiguous in the scratch with dilation 1 along the width) loads three input
-  values, 32 weights, and does 96 multiply-adds, which LLVM's SLP vectoriser packs into twelve 8-wide FMAs
-  (:func:`convlens.ops.jit._slp_compiler`: without it the kernel stays scalar);
+- for a block of neighbouring output pixels of a row and of filters (:data:`BLOCKS`: 3 pixels x 32 filters, or
+  6 x 16 where 32 does not divide the filters), the 96 running sums are separate variables: each step of the
+  window (a kernel row ``i``, an offset ``t`` within its ``KW * C`` floats, contiguous in the scratch with
+  dilation 1 along the width) loads one input value a pixel and the block's weights, and does 96 multiply-adds,
+  which LLVM's SLP vectoriser packs into twelve 8-wide (six 16-wide) FMAs (:func:`convlens.ops.jit._slp_compiler`:
+  without it the kernel stays scalar);
+- each pixel reads its window through its own view of the scratch row, indexed by the loop counter alone: LLVM
+  then drops Numba's negative-index select from every load (with ``row[base + p * step + t]`` each FMA came with
+  five integer instructions). One thread, ms: (64, 32x32, 3->64) 3x3 2.72 -> 2.04; LeNet-5's (128, 14x14,
+  6->16) 5x5 1.09 -> 0.73, against 1.19 for the im2col path and PyTorch's 0.72 (AMD EPYC);
 - the sums start at the bias and are stored once, when the window is done. Leftover pixels of a row go one at a
   time.
 
-The accumulator block cannot be written as a loop (LLVM keeps a loop's array of sums in memory), so the kernel is
-generated: :func:`kernel_source` writes ``_direct_filters_kernel.py`` (checked in: Numba caches compiled code
-by source file, and a test checks the file is what this function writes). Blocks measured for (32, 32x32,
+The kernel gradient turns the block around: ``taps x filters`` running sums (the same block sizes) of
+``image[window tap] * grad_out[pixel, filter]``, over every output pixel of an image: a pixel loads its block of
+gradients and one input float a tap. The input column is an unsigned counter, so the loads carry no select
+either. Partial sums per fixed batch chunk (:func:`convlens.ops.parallel.kernel_grad_over_chunks`), the bias
+gradient in the same pass. LeNet-5's 6 -> 16 layer, one thread: 0.66 ms against the blocked im2col + GEMM's
+1.03 and PyTorch's 0.66.
+
+The accumulator block cannot be written as a loop (LLVM keeps a loop's array of sums in memory), so the kernels
+are generated: :func:`kernel_source` writes ``_direct_filters_kernel.py`` (checked in: Numba caches compiled
+code by source file, and a test checks the file is what this function writes). Blocks measured for (32, 32x32,
 3->32) stride 2, 1 thread, ms: 3 x 32 0.25-0.39, 2 x 32 0.25-0.41, 4 x 16 0.40-0.63, 4 x 8 0.75-1.1, against
 the im2col path's 0.52-0.87 and PyTorch's 0.36-0.54 (AMD EPYC; the three ran interleaved per line);
-1000 images: 3 x 32 6.3 ms, 2 x 32 7.2, PyTorch 7.1-7.3, the im2col path 21-24.
+1000 images: 3 x 32 6.3 ms, 2 x 32 7.2, PyTorch 7.1-7.3, the im2col path 21-24. With 16 filters (LeNet-5's 6 ->
+16 forward), 4 / 6 / 8 / 12 pixels: 0.79 / 0.73 / 0.91 / 0.73 ms; blocks of more than 96 sums would spill on a
+machine with sixteen AVX registers.
 
 Multiply-adds fuse (``fastmath`` contract): results agree with the GEMM paths to rounding.
 
 Shapes:
-    x: (N, H, W, C); kernel: (KH, KW, C, F) with F a multiple of BLOCK_FILTERS; bias: (F,); out: (N, OH, OW, F)
+    x: (N, H, W, C); kernel: (KH, KW, C, F) with F a multiple of a block's filters; bias: (F,);
+    out, grad_out: (N, OH, OW, F)
 """
 
 from __future__ import annotations
@@ -35,19 +51,32 @@ import numpy as np
 
 from convlens.geometry import WindowGeometry
 from convlens.ops import _direct_filters_kernel
+from convlens.ops.direct_jit import CHUNKS
 from convlens.ops.jit import compiled_kernels
-from convlens.ops.parallel import forward_over_batch
+from convlens.ops.parallel import forward_over_batch, kernel_grad_over_chunks
 
-__all__ = ["BLOCK_FILTERS", "BLOCK_PIXELS", "direct_filters_forward_jit", "kernel_source"]
+__all__ = [
+    "BLOCKS",
+    "block_filters",
+    "direct_filters_forward_jit",
+    "direct_filters_kernel_grad_jit",
+    "kernel_function",
+    "kernel_grad_function",
+    "kernel_source",
+]
 
-#: Filters per register block: four 8-float AVX registers a pixel.
-BLOCK_FILTERS = 32
-#: Output pixels per register block (12 accumulator registers of the 16).
-BLOCK_PIXELS = 3
+#: The register blocks, filters per block -> output pixels per block: 3 pixels x 32 filters, or 6 pixels x 16 filters
+#: where 32 does not divide the filters (LeNet-5's 6 -> 16 layer). 96 running sums either way: twelve of the
+#: sixteen 8-float AVX registers (six AVX-512 registers).
+BLOCKS: dict[int, int] = {32: 3, 16: 6}
 
 _ARGUMENTS = (
     "x: Any, weights: Any, bias: Any, out: Any, lo: int, hi: int, channels: int, sh: int, sw: int, dh: int, pt: int, "
     "pl: int"
+)
+_GRAD_ARGUMENTS = (
+    "x: Any, grad: Any, parts: Any, bias_parts: Any, bounds: Any, t0: int, t1: int, channels: int, sh: int, sw: int, "
+    "dh: int, pt: int, pl: int"
 )
 _HEADER = '''"""The register-blocked kernel of :mod:`convlens.ops.direct_filters_jit`, written by ``kernel_source()``.
 
@@ -63,10 +92,10 @@ import numpy as np
 '''
 
 
-def kernel_source(pixels: int = BLOCK_PIXELS, filters: int = BLOCK_FILTERS) -> str:
-    """The text of ``_direct_filters_kernel.py``: ``_forward`` with ``pixels x filters`` running sums.
+def kernel_function(pixels: int, filters: int) -> str:
+    """The text of one generated kernel, ``_forward_<filters>``, with ``pixels x filters`` running sums.
 
-    >>> src = kernel_source(2, 2)
+    >>> src = kernel_function(2, 2)
     >>> [line.strip() for line in src.splitlines() if "+= v1" in line]
     ['s1_0 += v1 * w0', 's1_1 += v1 * w1']
     """
@@ -75,9 +104,7 @@ def kernel_source(pixels: int = BLOCK_PIXELS, filters: int = BLOCK_FILTERS) -> s
         return [text.format(p=p, f=f) for f in range(filters)]
 
     lines = [
-        _HEADER,
-        "",
-        "def _forward(",
+        f"def _forward_{filters}(",
         *[f"    {arg}," for arg in _ARGUMENTS.split(", ")],
         ") -> None:  # pragma: no cover - compiled by Numba",
         f"    # x: (N, H, W * C); weights: (F / {filters}, KH, KW * C, {filters}); out: (N, OH, OW, F)",
@@ -113,12 +140,13 @@ def kernel_source(pixels: int = BLOCK_PIXELS, filters: int = BLOCK_FILTERS) -> s
         body + "for i in range(kh):",
         body + "    image_row = image[top + i * dh]",
         body + "    w_row = w[i]",
-        body + "    for t in range(span):",
-        body + "        w_t = w_row[t]",
     ]
+    # One view a pixel, indexed by the loop's own counter: LLVM then knows the index is not negative and drops
+    # Numba's wrap-around select from every load (the block's loads were 5 integer instructions an FMA).
+    lines += [body + f"    r{p} = image_row[base + {p} * step :]" for p in range(pixels)]
+    lines += [body + "    for t in range(span):", body + "        w_t = w_row[t]"]
     step = body + "        "
-    lines += [step + "v0 = image_row[base + t]"]
-    lines += [step + f"v{p} = image_row[base + {p} * step + t]" for p in range(1, pixels)]
+    lines += [step + f"v{p} = r{p}[t]" for p in range(pixels)]
     lines += [step + line for line in sums(0, "w{f} = w_t[{f}]")]
     lines += [step + line for p in range(pixels) for line in sums(p, "s{p}_{f} += v{p} * w{f}")]
     lines += [body + f"d = out[n, oy, ox, first : first + {filters}]"]
@@ -130,36 +158,172 @@ def kernel_source(pixels: int = BLOCK_PIXELS, filters: int = BLOCK_FILTERS) -> s
     return "\n".join(lines) + "\n"
 
 
+def kernel_grad_function(taps: int, filters: int) -> str:
+    """The text of one generated kernel gradient, ``_kernel_grad_<filters>``: ``taps x filters`` running sums of
+    ``image[window tap] * grad_out[pixel, filter]`` over every output pixel of a batch chunk.
+
+    For each image (copied into the zero-bordered scratch as in the forward), kernel row ``i`` and run of ``taps``
+    neighbouring offsets ``t`` of the row's ``KW * C`` floats, the sums are loaded from the chunk's partial
+    gradient, take one multiply-add per tap and filter for every output pixel (a pixel loads its ``filters``
+    gradients and ``taps`` input floats), and are stored back. The input column is an unsigned counter: no
+    wrap-around select on the loads. The partial gradient's rows run past ``KW * C`` to a multiple of ``taps``
+    (the caller crops them).
+
+    >>> src = kernel_grad_function(2, 2)
+    >>> [line.strip() for line in src.splitlines() if "+= v1" in line]
+    ['s1_0 += v1 * w0', 's1_1 += v1 * w1']
+    """
+
+    def sums(p: int, text: str) -> list[str]:
+        return [text.format(p=p, f=f) for f in range(filters)]
+
+    lines = [
+        f"def _kernel_grad_{filters}(",
+        *[f"    {arg}," for arg in _GRAD_ARGUMENTS.split(", ")],
+        ") -> None:  # pragma: no cover - compiled by Numba",
+        f"    # x: (N, H, W * C); grad: (N, OH, OW, F); bias_parts: (chunks, F); parts: (chunks, F / {filters}, KH,",
+        f"    # KW * C rounded up to a multiple of {taps}, {filters})",
+        "    _, height, row = x.shape",
+        "    _, oh, ow, _ = grad.shape",
+        "    groups, kh, span = parts.shape[1], parts.shape[2], parts.shape[3]",
+        "    step = sw * channels",
+        "    wide = (ow - 1) * step + span",
+        "    tall = (oh - 1) * sh + (kh - 1) * dh + 1",
+        "    image = np.zeros((tall, wide), x.dtype)",
+        "    left = min(pl * channels, wide)",
+        "    inner = min(row, wide - left)",
+        "    ustep = np.uint64(step)",
+        *[f"    u{j} = np.uint64({j})" for j in range(1, taps)],
+        "    for c in range(t0, t1):",
+        "        part = parts[c]",
+        "        part[:] = 0",
+        "        bias_sum = bias_parts[c]",
+        "        bias_sum[:] = 0",
+        "        for n in range(bounds[c], bounds[c + 1]):",
+        "            for r in range(max(0, pt), min(tall, pt + height)):  # the interior (the border stays zero)",
+        "                dst = image[r]",
+        "                src = x[n, r - pt]",
+        "                for q in range(inner):",
+        "                    dst[left + q] = src[q]",
+        "            grad_n = grad[n]",
+        "            for oy in range(oh):",
+        "                for ox in range(ow):",
+        "                    pixel = grad_n[oy, ox]",
+        "                    for f in range(pixel.shape[0]):",
+        "                        bias_sum[f] += pixel[f]",
+        "            for g in range(groups):",
+        f"                first = g * {filters}",
+        "                part_g = part[g]",
+        "                for i in range(kh):",
+        "                    sums = part_g[i]",
+        f"                    for run in range(span // {taps}):  # {taps} taps x {filters} filters of running sums",
+        f"                        t = run * {taps}",
+    ]
+    body = "                        "
+    lines += [body + line for p in range(taps) for line in sums(p, f"s{{p}}_{{f}} = sums[t + {p}, {{f}}]")]
+    lines += [
+        body + "for oy in range(oh):",
+        body + "    image_row = image[oy * sh + i * dh]",
+        body + "    grad_row = grad_n[oy]",
+        body + "    q = np.uint64(t)  # the pixel's first tap in the scratch row",
+        body + "    for ox in range(ow):",
+        body + f"        w = grad_row[ox, first : first + {filters}]",
+    ]
+    step = body + "        "
+    lines += [step + "v0 = image_row[q]"] + [step + f"v{j} = image_row[q + u{j}]" for j in range(1, taps)]
+    lines += [step + line for line in sums(0, "w{f} = w[{f}]")]
+    lines += [step + line for p in range(taps) for line in sums(p, "s{p}_{f} += v{p} * w{f}")]
+    lines += [step + "q += ustep"]
+    lines += [body + line for p in range(taps) for line in sums(p, f"sums[t + {p}, {{f}}] = s{{p}}_{{f}}")]
+    return "\n".join(lines) + "\n"
+
+
+def kernel_source() -> str:
+    """The text of ``_direct_filters_kernel.py``: a forward and a kernel gradient per entry of :data:`BLOCKS`."""
+    functions = [kernel_function(pixels, filters) for filters, pixels in BLOCKS.items()]
+    functions += [kernel_grad_function(taps, filters) for filters, taps in BLOCKS.items()]
+    return _HEADER + "".join(f"\n\n{function}" for function in functions)
+
+
 _KERNELS: tuple[Any, ...] | None = None
 
 
 def kernels() -> tuple[Any, ...]:
-    """The compiled forward kernel, SLP-vectorised (see the module docstring)."""
+    """The compiled kernels, SLP-vectorised (see the module docstring): the forwards in :data:`BLOCKS`' order, then
+    the kernel gradients."""
     options = {"slp": True, "fastmath": {"contract"}}
-    return compiled_kernels(globals(), [(_direct_filters_kernel._forward, options)])
+    names = [f"_{kind}_{filters}" for kind in ("forward", "kernel_grad") for filters in BLOCKS]
+    return compiled_kernels(globals(), [(getattr(_direct_filters_kernel, name), options) for name in names])
 
 
-def blocked_weights(kernel: np.ndarray) -> np.ndarray:
-    """(KH, KW, C, F) -> (F / BLOCK_FILTERS, KH, KW * C, BLOCK_FILTERS), C-contiguous: each block's weights of a
-    window step are 32 neighbouring floats.
+def block_filters(filters: int) -> int | None:
+    """The filters per register block for a convolution with ``filters`` filters (the widest block of
+    :data:`BLOCKS` that divides it), None when none does.
 
-    >>> blocked_weights(np.arange(64.0).reshape(1, 1, 1, 64))[1, 0, 0, :3].tolist()
+    >>> block_filters(64), block_filters(48), block_filters(6)
+    (32, 16, None)
+    """
+    return next((block for block in BLOCKS if filters % block == 0), None)
+
+
+def _block(filters: int) -> int:
+    block = block_filters(filters)
+    if block is None:
+        raise ValueError(f"direct_filters: filters must be a multiple of {min(BLOCKS)}, got {filters}")
+    return block
+
+
+def blocked_weights(kernel: np.ndarray, block: int) -> np.ndarray:
+    """(KH, KW, C, F) -> (F / block, KH, KW * C, block), C-contiguous: each block's weights of a window step are
+    ``block`` neighbouring floats.
+
+    >>> blocked_weights(np.arange(64.0).reshape(1, 1, 1, 64), 32)[1, 0, 0, :3].tolist()
     [32.0, 33.0, 34.0]
     """
     kh, kw, channels, filters = kernel.shape
-    blocks = kernel.reshape(kh, kw * channels, filters // BLOCK_FILTERS, BLOCK_FILTERS)
+    blocks = kernel.reshape(kh, kw * channels, filters // block, block)
     return np.ascontiguousarray(blocks.transpose(2, 0, 1, 3))
 
 
 def direct_filters_forward_jit(
     x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None, geometry: WindowGeometry
 ) -> np.ndarray:
-    """The convolution (N, OH, OW, F) of ``x`` (N, H, W, C) with ``kernel`` (KH, KW, C, F), F a multiple of
-    :data:`BLOCK_FILTERS`, dilation 1 along the width (the caller checks both), any strides and pads."""
+    """The convolution (N, OH, OW, F) of ``x`` (N, H, W, C) with ``kernel`` (KH, KW, C, F), F a multiple of a
+    block of :data:`BLOCKS`, dilation 1 along the width (the caller checks both), any strides and pads."""
     batch, height, width, channels = x.shape
     oh, ow = geometry.output_size
     (pt, _), (pl, _) = geometry.pads
+    block = _block(kernel.shape[3])
     x3 = np.ascontiguousarray(x).reshape(batch, height, width * channels)
-    weights = blocked_weights(kernel.astype(x.dtype, copy=False))
+    weights = blocked_weights(kernel.astype(x.dtype, copy=False), block)
     layout = (channels, *geometry.strides, geometry.dilation_rate[0], pt, pl)
-    return forward_over_batch(kernels()[0], x3, weights, bias, (batch, oh, ow, kernel.shape[3]), layout)
+    forward = kernels()[list(BLOCKS).index(block)]
+    return forward_over_batch(forward, x3, weights, bias, (batch, oh, ow, kernel.shape[3]), layout)
+
+
+def direct_filters_kernel_grad_jit(
+    x: np.ndarray, grad_out: np.ndarray, geometry: WindowGeometry, kernel_shape: tuple[int, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(grad_kernel (KH, KW, C, F), grad_bias (F,))`` of the convolution from ``grad_out``, F a multiple of a
+    block of :data:`BLOCKS`, dilation 1 along the width (the caller checks both), any strides and pads.
+
+    One partial sum per fixed batch chunk (:data:`convlens.ops.direct_jit.CHUNKS`), added in order: the bits do not
+    depend on the number of threads.
+
+    Shapes:
+        x: (N, H, W, C) and grad_out: (N, OH, OW, F), C-contiguous of one dtype.
+    """
+    kh, kw, channels, filters = kernel_shape
+    block = _block(filters)
+    taps = BLOCKS[block]
+    span = kw * channels
+    batch, height, width, _ = x.shape
+    (pt, _), (pl, _) = geometry.pads
+    x3 = np.ascontiguousarray(x).reshape(batch, height, width * channels)
+    layout = (channels, *geometry.strides, geometry.dilation_rate[0], pt, pl)
+    kernel_grad = kernels()[len(BLOCKS) + list(BLOCKS).index(block)]
+    shape = (filters // block, kh, -(-span // taps) * taps, block)  # (the rows rounded up to whole runs of taps)
+    parts, grad_bias = kernel_grad_over_chunks(kernel_grad, x3, grad_out, shape, CHUNKS, layout, bias_size=filters)
+    # (F / block, KH, KW * C, block) -> (KH, KW, C, F)
+    grad_kernel = parts[:, :, :span].transpose(1, 2, 0, 3).reshape(kh, kw, channels, filters)
+    return grad_kernel, grad_bias

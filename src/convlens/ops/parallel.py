@@ -199,6 +199,8 @@ def kernel_grad_over_chunks(
     kernel_shape: tuple[int, ...],
     chunks: int,
     tail: tuple[Any, ...],
+    *,
+    bias_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(grad_kernel, grad_bias)`` summed from the partial sums of a compiled serial kernel
     ``kernel_grad(x, grad_out, parts, bias_parts, bounds, t0, t1, *tail)`` that fills ``parts[t]`` and
@@ -207,11 +209,12 @@ def kernel_grad_over_chunks(
     added in chunk order: the bits do not depend on the number of threads.
 
     Shapes:
-        x: (N, ...); grad_out: (N, ..., F); grad_kernel: ``kernel_shape``; grad_bias: (F,) = kernel_shape[-1:]
+        x: (N, ...); grad_out: (N, ..., F); grad_kernel: ``kernel_shape``; grad_bias: (F,), F = ``bias_size``,
+        by default kernel_shape[-1]
     """
     pieces = max(1, min(chunks, x.shape[0]))
     parts = np.empty((pieces, *kernel_shape), x.dtype)
-    bias_parts = np.empty((pieces, kernel_shape[-1]), x.dtype)
+    bias_parts = np.empty((pieces, kernel_shape[-1] if bias_size is None else bias_size), x.dtype)
     bounds = chunk_bounds(x.shape[0], pieces)
     parallel_ranges(
         lambda t0, t1: kernel_grad(x, grad_out, parts, bias_parts, bounds, t0, t1, *tail),

@@ -69,9 +69,12 @@ def _winograd4(dtype: Any) -> None:
 
 def _direct_filters(dtype: Any) -> None:
     x = np.ones((2, 6, 6, 2), dtype)
-    kernel = np.ones((3, 3, 2, 32), dtype)
-    plan = Conv2DPlan(x.shape, kernel.shape, padding="same", algorithm={"forward": "direct_filters"}, dtype=dtype)
-    plan.forward(x, kernel, np.zeros(32, dtype))  # (a forward only: its kernel gradient is the im2col step's)
+    for filters in (32, 16):  # (the two register blocks)
+        kernel = np.ones((3, 3, 2, filters), dtype)
+        algorithm = {"forward": "direct_filters", "kernel_grad": "direct_filters"}
+        plan = Conv2DPlan(x.shape, kernel.shape, padding="same", algorithm=algorithm, dtype=dtype)
+        out = plan.forward(x, kernel, np.zeros(filters, dtype))
+        plan.backward(out, x, kernel, compute_grad_x=False)
 
 
 def _pool(dtype: Any) -> None:
