@@ -50,6 +50,7 @@ DOMAIN: dict[str, dict[str, Any]] = {
     "im2col_blocked": {"shape": "one_group"},
     "im2col_channels_first": {"shape": "one_group"},
     "pointwise": {"shape": "pointwise"},
+    "pointwise_compiled": {"shape": "pointwise_blocks", "compiled": True},
     "grouped_gemm": {"shape": "any"},
     "depthwise": {"shape": "depthwise"},
     "depthwise_compiled": {"shape": "depthwise", "compiled": True},
@@ -171,6 +172,7 @@ def _forced_matches_torch(name: str, dtype: Any, data: st.DataObject, torch: Any
 
 #: In the selection rows below: ``im2col_blocked`` where the compiled kernels run, else ``im2col``.
 GEMM = "im2col or im2col_blocked"
+POINTWISE = "pointwise (compiled when kernels run)"
 
 # One case per algorithm where it applies (wide enough for Winograd and the transposed gradient).
 PINNED = {
@@ -178,6 +180,7 @@ PINNED = {
     "im2col_blocked": make_case((3, 7, 6, 5), (3, 2, 5, 4), strides=(1, 2), padding="same", dilation=(2, 1)),
     "im2col_channels_first": make_case((2, 7, 6, 3), (3, 2, 3, 4), strides=(1, 2), padding="same", dilation=(2, 1)),
     "pointwise": make_case((2, 7, 6, 3), (1, 1, 3, 5), padding="same"),
+    "pointwise_compiled": make_case((2, 7, 6, 3), (1, 1, 3, 48), padding="same"),
     "grouped_gemm": make_case((2, 7, 6, 6), (3, 3, 2, 6), strides=(2, 1), padding="same", groups=3),
     "depthwise": make_case((2, 7, 6, 4), (3, 3, 1, 8), padding="same", groups=4),
     "depthwise_compiled": make_case((3, 7, 6, 4), (3, 2, 1, 4), strides=(2, 1), padding="same", groups=4),
@@ -274,7 +277,8 @@ def test_winograd_threshold(channels: int, filters: int, expected: str, monkeypa
         (make_case((1, 8, 8, 64), (3, 3, 64, 64), padding="same", dilation=2), "im2col"),  # dilated
         (make_case((1, 8, 8, 64), (3, 3, 64, 64), padding="same", dilation=(2, 1)), GEMM),  # dilated in height
         (make_case((1, 8, 8, 64), (3, 3, 32, 64), padding="same", groups=2), "grouped_gemm"),
-        (make_case((1, 8, 8, 64), (1, 1, 64, 32), padding="same"), "pointwise"),
+        (make_case((1, 8, 8, 64), (1, 1, 64, 32), padding="same"), POINTWISE),
+        (make_case((1, 8, 8, 64), (1, 1, 64, 24)), "pointwise"),  # (no register block of filters)
         (make_case((1, 8, 8, CF_MAX), (5, 5, CF_MAX, 24), padding="same"), "im2col_channels_first"),
         (make_case((1, 8, 8, CF_MAX + 1), (5, 5, CF_MAX + 1, 24), padding="same"), GEMM),
         (make_case((1, 8, 8, 64), (1, 1, 64, 32), strides=2), GEMM),  # strided 1x1
@@ -286,10 +290,16 @@ def test_forward_rows(case: Case, forward: str, jit: str, monkeypatch: pytest.Mo
     monkeypatch.setenv("CONVLENS_JIT", jit)
     if forward == GEMM:  # blocks with the compiled im2col, else the whole batch at once
         forward = "im2col_blocked" if compiled_for(np.float32) else "im2col"
+    if forward == POINTWISE:  # the register-blocked forward with compiled kernels
+        forward = "pointwise_compiled" if compiled_for(np.float32) else "pointwise"
     chosen = auto(case)
     assert chosen.forward == forward
     if forward.startswith("im2col"):
         assert chosen.kernel_grad == forward
+    if forward.startswith("pointwise"):
+        assert chosen.kernel_grad == chosen.input_grad == forward
+    if forward == "pointwise_compiled":
+        assert auto(case, np.float64).forward == "pointwise"  # (measured for float32)
 
 
 @pytest.mark.parametrize(
@@ -477,8 +487,8 @@ def test_algorithm_argument_errors() -> None:
         ConfigError,
         match=r"conv2d: algorithm='fft' must name a conv2d algorithm \(im2col, im2col_channels_first, "
         r"pointwise, grouped_gemm, depthwise, winograd, im2col_blocked, transposed, col2im, col2im_channels_first, "
-        r"col2im_blocked, depthwise_compiled, winograd_blocked, direct_compiled, winograd4_blocked, direct_filters, "
-        r"transposed_direct\) "
+        r"col2im_blocked, depthwise_compiled, pointwise_compiled, winograd_blocked, direct_compiled, "
+        r"winograd4_blocked, direct_filters, transposed_direct\) "
         r"or 'auto', got 'fft'\.",
     ):
         Conv2DPlan((1, 8, 8, 16), (3, 3, 16, 16), algorithm="fft")

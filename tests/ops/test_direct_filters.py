@@ -19,6 +19,7 @@ from convlens.ops.direct_filters_jit import (
     direct_filters_forward_jit,
     direct_filters_kernel_grad_jit,
     kernel_source,
+    pointwise_jit,
 )
 from convlens.ops.direct_jit import CHUNKS
 from convlens.ops.jit import compile_kernel
@@ -136,6 +137,45 @@ def test_kernel_gradient_bits_do_not_depend_on_threads(batch: int, monkeypatch: 
     for one, two in zip(results[0][0], results[1][0], strict=True):
         np.testing.assert_array_equal(one, two)
     close(results[0][0][0], results[0][1][0], 2e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, FLOAT64_KERNELS])
+@pytest.mark.parametrize(("channels", "filters"), [(1, 16), (5, 48), (32, 64), (64, 128), (3, 96)])
+@pytest.mark.parametrize("rows", [1, 2, 5, 7, 100, 1001])
+def test_pointwise_against_numpy(rows: int, channels: int, filters: int, dtype: Any) -> None:
+    """Every row count (whole blocks of rows and leftovers), both blocks of filters, several blocks a row."""
+    rng = np.random.default_rng(rows + channels)
+    x, kernel, bias = (
+        rng.standard_normal(shape).astype(dtype) for shape in ((rows, channels), (channels, filters), filters)
+    )
+    out = pointwise_jit(x, kernel, bias)
+    assert out.shape == (rows, filters)
+    assert out.dtype == dtype
+    close(out, x.astype(np.float64) @ kernel + bias, 2e-6 if dtype == np.float32 else 1e-12)
+    close(pointwise_jit(x, kernel, None), x.astype(np.float64) @ kernel, 2e-6 if dtype == np.float32 else 1e-12)
+
+
+def test_pointwise_rows_split_over_threads_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(1)
+    x, kernel, bias = (rng.standard_normal(shape).astype(np.float32) for shape in ((301, 32), (32, 64), 64))
+    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
+    ranges: list[tuple[int, int]] = []
+    real = parallel.parallel_ranges
+
+    def recorded(work: Any, total: int, nbytes: int) -> None:
+        def piece(lo: int, hi: int) -> None:
+            ranges.append((lo, hi))
+            work(lo, hi)
+
+        real(piece, total, nbytes)
+
+    monkeypatch.setattr(direct_filters_jit, "parallel_ranges", recorded)
+    results = []
+    for threads in ("1", "2"):
+        monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
+        results.append(pointwise_jit(x, kernel, bias))
+    assert sorted(ranges) == [(0, 50), (0, 101), (50, 101)]  # blocks of 3 rows (101: the last one has one row)
+    np.testing.assert_array_equal(results[0], results[1])
 
 
 def test_threads_split_the_images_and_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -102,10 +102,10 @@ def cases(draw: st.DrawFn, *, wide: bool = False, shape: str = "any") -> Case:
     ``'depthwise'``: one input channel per group; ``'winograd'``: 3x3, stride 1, no dilation, one group;
     ``'stride1'``: stride 1, one group, pads that fit a full convolution; ``'pointwise'``: 1x1, stride 1,
     unpadded, one group; ``'filter_blocks'``: one group, 16, 32, 48 or 64 filters, dilation 1 along the width (the
-    register blocks of ``direct_filters``). ``wide`` draws channel counts of 16 and more too (Winograd's and the
-    transposed gradient's own range).
+    register blocks of ``direct_filters``); ``'pointwise_blocks'``: ``'pointwise'`` with those filter counts.
+    ``wide`` draws channel counts of 16 and more too (Winograd's and the transposed gradient's own range).
     """
-    one_group = shape in ("one_group", "winograd", "stride1", "pointwise", "filter_blocks")
+    one_group = shape in ("one_group", "winograd", "stride1", "pointwise", "filter_blocks", "pointwise_blocks")
     depthwise = shape == "depthwise" or (shape == "any" and draw(st.booleans()))
     groups = 1 if one_group else draw(st.integers(1, 3))
     if depthwise:
@@ -113,19 +113,18 @@ def cases(draw: st.DrawFn, *, wide: bool = False, shape: str = "any") -> Case:
     widths = [1, 2, 3, 16, 17] if wide else [1, 2, 3]
     cg = 1 if depthwise else draw(st.sampled_from(widths))
     fg = draw(st.sampled_from([1, 2, 16, 18] if wide else [1, 2]))
-    if shape == "filter_blocks":
+    if shape in ("filter_blocks", "pointwise_blocks"):
         cg, fg = draw(st.sampled_from([1, 2, 3, 5, 8])), draw(st.sampled_from([16, 32, 48, 64]))
     if shape == "winograd":
         kernel, strides, dilation = (3, 3), (1, 1), (1, 1)
-    elif shape == "pointwise":
+    elif shape.startswith("pointwise"):
         kernel, strides, dilation = (1, 1), (1, 1), (draw(st.integers(1, 2)), 1)
     else:
         kernel = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
         strides = (1, 1) if shape == "stride1" else (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
         dilation = (draw(st.integers(1, 2)), 1 if shape == "filter_blocks" else draw(st.integers(1, 2)))
-    padding = (
-        draw(st.sampled_from(["valid", "same", 0])) if shape == "pointwise" else _padding(draw, shape == "stride1")
-    )
+    pointwise = shape in ("pointwise", "pointwise_blocks")
+    padding = draw(st.sampled_from(["valid", "same", 0])) if pointwise else _padding(draw, shape == "stride1")
     if shape == "stride1" and not isinstance(padding, str):
         # a full convolution needs pads <= the dilated extent - 1 on every side
         extents = [(k - 1) * d for k, d in zip(kernel, dilation, strict=True)]

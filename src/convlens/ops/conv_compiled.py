@@ -9,6 +9,7 @@ winograd_blocked       all three                 :class:`Winograd` a few images 
 winograd4_blocked      forward                   Winograd F(4x4, 3x3) a few images at a time (gradients: F(2x2))
 direct_compiled        forward, kernel_grad      the convolution from shifted image planes, no im2col
 direct_filters         forward, kernel_grad      sums in registers, 3 x 32 or 6 x 16 pixels (taps) x filters
+pointwise_compiled     all three                 :class:`Pointwise` with direct_filters' blocks as its forward
 transposed_direct      input_grad                :class:`Transposed`'s full convolution run by the direct kernel
 ====================== ========================= =====================================================
 
@@ -28,6 +29,7 @@ from convlens.ops.conv_algorithms import (
     ConvStrategy,
     Depthwise,
     Grads,
+    Pointwise,
     Winograd,
     needs_compiled,
     needs_one_group,
@@ -39,6 +41,7 @@ from convlens.ops.direct_filters_jit import (
     block_filters,
     direct_filters_forward_jit,
     direct_filters_kernel_grad_jit,
+    pointwise_jit,
 )
 from convlens.ops.direct_jit import direct_forward_jit, direct_kernel_grad_jit
 from convlens.ops.windows import Workspace
@@ -50,6 +53,7 @@ __all__ = [
     "DepthwiseCompiled",
     "DirectCompiled",
     "DirectFilters",
+    "PointwiseCompiled",
     "TransposedDirect",
     "Winograd4Blocked",
     "WinogradBlocked",
@@ -212,6 +216,27 @@ class DirectFilters(ConvStrategy):
         return direct_filters_kernel_grad_jit(x, g, self.problem.geometry, self.problem.kernel_shape)
 
 
+class PointwiseCompiled(Pointwise):
+    """:class:`Pointwise` whose forward is a register-blocked Numba kernel (ops/direct_filters_jit.py): 3 rows x 32
+    filters (or 6 x 16) of running sums over the input's rows, which for a 1x1 convolution are its pixels. OpenBLAS
+    runs these skinny GEMMs (K = C = 16-64) well below its rate, then the bias takes another pass over the output.
+    The gradients are :class:`Pointwise`'s."""
+
+    name = "pointwise_compiled"
+    summary = "1x1 stride 1: x (N*H*W, C) @ kernel (C, F) + bias as 3 x 32 (or 6 x 16) sums in registers"
+    measured = "see the selection table"
+
+    @classmethod
+    def applies(cls, problem: ConvProblem) -> str | None:
+        if block_filters(problem.filters) is None:
+            return f"needs a multiple of {min(BLOCKS)} filters, got {problem.filters}"
+        return Pointwise.applies(problem) or needs_compiled(problem)
+
+    def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+        out = pointwise_jit(self._x2d(x), np.ascontiguousarray(self._k2d(kernel)), bias)
+        return out.reshape(self.problem.output_shape)
+
+
 class TransposedDirect(Transposed):
     """The stride-1 input gradient of a few-channel, few-filter convolution by the direct kernel: grad_out,
     padded, convolved with the flipped, transposed kernel (:class:`Transposed`'s full convolution, which
@@ -235,6 +260,7 @@ class TransposedDirect(Transposed):
 #: The compiled convolution strategies, in the order ``conv_algorithms()`` lists them (after the NumPy ones).
 COMPILED_STRATEGIES: tuple[type[ConvStrategy], ...] = (
     DepthwiseCompiled,
+    PointwiseCompiled,
     WinogradBlocked,
     DirectCompiled,
     Winograd4Blocked,

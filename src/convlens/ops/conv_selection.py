@@ -127,6 +127,12 @@ DIRECT_FILTERS_GRAD_MEASURED = (
     "/ 1.49 vs 1.67; (16x16, 8->32) 3x3 1.79 vs 2.12 / 3.39 vs 3.79; N=64 (32x32, 3->64) 3x3 2.95 vs 3.61 / 5.93 "
     "vs 6.14; but (28x28, 1->16) 3x3, whose 3-float window rows run as 6 taps, 0.88 vs 0.94 / 1.63 vs 1.42"
 )
+POINTWISE_COMPILED_MEASURED = (
+    "forward, pointwise (OpenBLAS GEMM + bias pass) vs pointwise_compiled, AMD EPYC, interleaved medians, 2 threads / "
+    "1 thread, ms: (128, 13x13, 32->64) 0.70 vs 0.44 / 1.30 vs 0.84; (128, 6x6, 64->128) 0.47 vs 0.36 / 0.88 vs "
+    "0.68; (128, 16x16, 16->32) 0.39 vs 0.18 / 0.72 vs 0.31; (1000, 13x13, 32->64) 6.5 vs 3.6 / 12.3 vs 6.6; "
+    "(128, 15x15, 32->16) 0.33 vs 0.15 / 0.57 vs 0.26"
+)
 TRANSPOSED_DIRECT_MEASURED = (
     "input gradient after the direct forward, transposed_direct vs col2im_blocked, N=128, AMD EPYC, interleaved "
     "medians, 2 threads / 1 thread, ms: (28x28, 1->6) 5x5 'same' (LeNet-5's first layer) 0.75 vs 3.26 / 1.35 vs "
@@ -269,6 +275,13 @@ CONV_RULES: tuple[Rule, ...] = (
         WINOGRAD_MEASURED,
     ),
     Rule("forward", "grouped_gemm", "groups > 1", lambda p, c: p.groups > 1, "the only grouped path"),
+    Rule(
+        "forward",
+        "pointwise_compiled",
+        "1x1, stride 1, unpadded, float32",
+        lambda p, c: p.dtype == np.float32,
+        POINTWISE_COMPILED_MEASURED,
+    ),
     Rule("forward", "pointwise", "1x1, stride 1, unpadded", _always, "no im2col copy (see the algorithm)"),
     Rule(
         "forward",
@@ -316,6 +329,13 @@ CONV_RULES: tuple[Rule, ...] = (
     ),
     Rule("kernel_grad", "grouped_gemm", "forward is grouped_gemm", _forward_is("grouped_gemm"), FOLLOWS),
     Rule("kernel_grad", "pointwise", "forward is pointwise", _forward_is("pointwise"), "the same GEMM layout"),
+    Rule(
+        "kernel_grad",
+        "pointwise_compiled",
+        "forward is pointwise_compiled",
+        _forward_is("pointwise_compiled"),
+        "pointwise's gradients",
+    ),
     Rule(
         "kernel_grad",
         "im2col_channels_first",
@@ -382,6 +402,13 @@ CONV_RULES: tuple[Rule, ...] = (
     ),
     Rule("input_grad", "grouped_gemm", "groups > 1", lambda p, c: p.groups > 1, "the only grouped path"),
     Rule("input_grad", "pointwise", "forward is pointwise", _forward_is("pointwise"), "one GEMM, no col2im"),
+    Rule(
+        "input_grad",
+        "pointwise_compiled",
+        "forward is pointwise_compiled",
+        _forward_is("pointwise_compiled"),
+        "pointwise's gradients (from the kernel gradient's pass)",
+    ),
     Rule(
         "input_grad",
         "transposed_direct",

@@ -75,6 +75,8 @@ def _direct_filters(dtype: Any) -> None:
         plan = Conv2DPlan(x.shape, kernel.shape, padding="same", algorithm=algorithm, dtype=dtype)
         out = plan.forward(x, kernel, np.zeros(filters, dtype))
         plan.backward(out, x, kernel, compute_grad_x=False)
+        kernel = np.ones((1, 1, 2, filters), dtype)
+        Conv2DPlan(x.shape, kernel.shape, algorithm="pointwise_compiled", dtype=dtype).forward(x, kernel, None)
 
 
 def _pool(dtype: Any) -> None:
