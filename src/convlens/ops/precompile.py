@@ -127,9 +127,9 @@ def _batch_norm(dtype: Any) -> None:
 # (parallel_ranges splits its range over threads): about a third of a parallel=True kernel's compile time (the
 # seconds as parallel=True kernels, measured the same way before they became serial, after "was").
 STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
+    ("direct convolution, register blocks", _direct_filters),  # 10.3 (six generated kernels; was 2.8 for one)
     ("depthwise convolution", _depthwise),  # 7.5 (per-column and row-span kernels)
     ("winograd transforms", lambda dtype: _conv(dtype, 2, "winograd")),  # 4.8 (was 17.8)
-    ("direct convolution, register blocks", _direct_filters),  # 2.8
     ("winograd F(4x4) transforms", _winograd4),  # 2.0
     ("direct convolution", lambda dtype: _conv(dtype, 2, {"forward": "direct_compiled"})),  # 5.1
     ("im2col + col2im", _im2col_col2im),  # 1.6 (was 3.7)
