@@ -227,7 +227,8 @@ def kernel_grad_function(taps: int, filters: int) -> str:
         f"                        t = run * {taps}",
     ]
     body = "                        "
-    lines += [body + line for p in range(taps) for line in sums(p, f"s{{p}}_{{f}} = sums[t + {p}, {{f}}]")]
+    lines += [body + f"row{p} = sums[t + {p}]" for p in range(taps)]  # (one view a tap: constant indices below)
+    lines += [body + line for p in range(taps) for line in sums(p, "s{p}_{f} = row{p}[{f}]")]
     lines += [
         body + "for oy in range(oh):",
         body + "    image_row = image[oy * sh + i * dh]",
@@ -241,7 +242,7 @@ def kernel_grad_function(taps: int, filters: int) -> str:
     lines += [step + line for line in sums(0, "w{f} = w[{f}]")]
     lines += [step + line for p in range(taps) for line in sums(p, "s{p}_{f} += v{p} * w{f}")]
     lines += [step + "q += ustep"]
-    lines += [body + line for p in range(taps) for line in sums(p, f"sums[t + {p}, {{f}}] = s{{p}}_{{f}}")]
+    lines += [body + line for p in range(taps) for line in sums(p, "row{p}[{f}] = s{p}_{f}")]
     return "\n".join(lines) + "\n"
 
 
