@@ -127,7 +127,7 @@ def _batch_norm(dtype: Any) -> None:
 # (parallel_ranges splits its range over threads): about a third of a parallel=True kernel's compile time (the
 # seconds as parallel=True kernels, measured the same way before they became serial, after "was").
 STEPS: tuple[tuple[str, Callable[[Any], None]], ...] = (
-    ("direct convolution, register blocks", _direct_filters),  # 10.3 (six generated kernels; was 2.8 for one)
+    ("direct convolution, register blocks", _direct_filters),  # 9.8 (six generated kernels; was 2.8 for one)
     ("depthwise convolution", _depthwise),  # 7.5 (per-column and row-span kernels)
     ("winograd transforms", lambda dtype: _conv(dtype, 2, "winograd")),  # 4.8 (was 17.8)
     ("winograd F(4x4) transforms", _winograd4),  # 2.0
