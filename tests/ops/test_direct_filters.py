@@ -34,6 +34,24 @@ def _geometry(case: Any) -> WindowGeometry:
     return WindowGeometry.resolve(case.x_shape[1:3], case.kernel_shape[:2], case.strides, case.padding, case.dilation)
 
 
+def _record_ranges(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[tuple[int, int]]:
+    """Split any work over the threads (no size threshold) through ``module.parallel_ranges``, recording the
+    ``(lo, hi)`` ranges the threads get."""
+    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
+    ranges: list[tuple[int, int]] = []
+    real = parallel.parallel_ranges
+
+    def recorded(work: Any, total: int, nbytes: int) -> None:
+        def piece(lo: int, hi: int) -> None:
+            ranges.append((lo, hi))
+            work(lo, hi)
+
+        real(piece, total, nbytes)
+
+    monkeypatch.setattr(module, "parallel_ranges", recorded)
+    return ranges
+
+
 def _run(case: Any, dtype: Any, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     x, kernel, bias = (a.astype(dtype) for a in case.arrays(seed=seed))
     return direct_filters_forward_jit(x, kernel, bias, _geometry(case)), case.reference(x, kernel, bias)
@@ -158,18 +176,7 @@ def test_pointwise_against_numpy(rows: int, channels: int, filters: int, dtype: 
 def test_pointwise_rows_split_over_threads_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(1)
     x, kernel, bias = (rng.standard_normal(shape).astype(np.float32) for shape in ((301, 32), (32, 64), 64))
-    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
-    ranges: list[tuple[int, int]] = []
-    real = parallel.parallel_ranges
-
-    def recorded(work: Any, total: int, nbytes: int) -> None:
-        def piece(lo: int, hi: int) -> None:
-            ranges.append((lo, hi))
-            work(lo, hi)
-
-        real(piece, total, nbytes)
-
-    monkeypatch.setattr(direct_filters_jit, "parallel_ranges", recorded)
+    ranges = _record_ranges(monkeypatch, direct_filters_jit)
     results = []
     for threads in ("1", "2"):
         monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)
@@ -180,18 +187,7 @@ def test_pointwise_rows_split_over_threads_give_the_same_bits(monkeypatch: pytes
 
 def test_threads_split_the_images_and_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
     case = make_case((6, 12, 12, 3), (3, 3, 3, 32), padding="same")
-    monkeypatch.setattr(parallel, "MIN_SPLIT_BYTES", 0)
-    ranges: list[tuple[int, int]] = []
-    real = parallel.parallel_ranges
-
-    def recorded(work: Any, total: int, nbytes: int) -> None:
-        def piece(lo: int, hi: int) -> None:
-            ranges.append((lo, hi))
-            work(lo, hi)
-
-        real(piece, total, nbytes)
-
-    monkeypatch.setattr(parallel, "parallel_ranges", recorded)
+    ranges = _record_ranges(monkeypatch, parallel)
     results = {}
     for threads in ("1", "2"):
         monkeypatch.setenv("CONVLENS_NUM_THREADS", threads)

@@ -60,6 +60,13 @@ __all__ = [
 ]
 
 
+def needs_filter_blocks(problem: ConvProblem) -> str | None:
+    """Why the register-blocked kernels cannot take the problem's filters, or None when a block divides them."""
+    if block_filters(problem.filters) is None:
+        return f"needs a multiple of {min(BLOCKS)} filters, got {problem.filters}"
+    return None
+
+
 class DepthwiseCompiled(Depthwise):
     """:class:`Depthwise` as Numba kernels (ops/depthwise_jit.py): one pass per role, channels innermost;
     with stride 1 along the width and one filter per channel, each tap runs as one span of the output row."""
@@ -200,11 +207,9 @@ class DirectFilters(ConvStrategy):
 
     @classmethod
     def applies(cls, problem: ConvProblem) -> str | None:
-        if block_filters(problem.filters) is None:
-            return f"needs a multiple of {min(BLOCKS)} filters, got {problem.filters}"
         if problem.geometry.dilation_rate[1] != 1:
             return f"needs dilation 1 along the width, got dilation {problem.geometry.dilation_rate}"
-        return needs_compiled(problem) or needs_one_group(problem)
+        return needs_filter_blocks(problem) or needs_compiled(problem) or needs_one_group(problem)
 
     def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         x = np.ascontiguousarray(x, self.dtype)
@@ -228,9 +233,7 @@ class PointwiseCompiled(Pointwise):
 
     @classmethod
     def applies(cls, problem: ConvProblem) -> str | None:
-        if block_filters(problem.filters) is None:
-            return f"needs a multiple of {min(BLOCKS)} filters, got {problem.filters}"
-        return Pointwise.applies(problem) or needs_compiled(problem)
+        return needs_filter_blocks(problem) or Pointwise.applies(problem) or needs_compiled(problem)
 
     def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
         out = pointwise_jit(self._x2d(x), np.ascontiguousarray(self._k2d(kernel)), bias)

@@ -99,6 +99,29 @@ import numpy as np
 '''
 
 
+# The zero-bordered scratch both kernels read the windows from (``wide`` set before), and the copy of image ``n``
+# into its interior (the border stays zero).
+_SCRATCH = (
+    "    tall = (oh - 1) * sh + (kh - 1) * dh + 1",
+    "    image = np.zeros((tall, wide), x.dtype)",
+    "    left = min(pl * channels, wide)",
+    "    inner = min(row, wide - left)",
+)
+
+
+def _copy_image(indent: str) -> list[str]:
+    return [
+        indent + line
+        for line in (
+            "for r in range(max(0, pt), min(tall, pt + height)):  # the interior (the border stays zero)",
+            "    dst = image[r]",
+            "    src = x[n, r - pt]",
+            "    for q in range(inner):",
+            "        dst[left + q] = src[q]",
+        )
+    ]
+
+
 def kernel_function(pixels: int, filters: int) -> str:
     """The text of one generated kernel, ``_forward_<filters>``, with ``pixels x filters`` running sums.
 
@@ -121,16 +144,9 @@ def kernel_function(pixels: int, filters: int) -> str:
         "    step = sw * channels  # from one output pixel's window to the next, in the scratch row",
         f"    blocks = -(-ow // {pixels})  # blocks of {pixels} pixels a row (the last one may reach past the row)",
         f"    wide = (blocks * {pixels} - 1) * step + span  # the floats of a padded row that the windows read",
-        "    tall = (oh - 1) * sh + (kh - 1) * dh + 1",
-        "    image = np.zeros((tall, wide), x.dtype)",
-        "    left = min(pl * channels, wide)",
-        "    inner = min(row, wide - left)",
+        *_SCRATCH,
         "    for n in range(lo, hi):",
-        "        for r in range(max(0, pt), min(tall, pt + height)):  # the interior (the border stays zero)",
-        "            dst = image[r]",
-        "            src = x[n, r - pt]",
-        "            for q in range(inner):",
-        "                dst[left + q] = src[q]",
+        *_copy_image("        "),
         "        for oy in range(oh):",
         "            top = oy * sh",
         "            for g in range(groups):",
@@ -195,10 +211,7 @@ def kernel_grad_function(taps: int, filters: int) -> str:
         "    groups, kh, span = parts.shape[1], parts.shape[2], parts.shape[3]",
         "    step = sw * channels",
         "    wide = (ow - 1) * step + span",
-        "    tall = (oh - 1) * sh + (kh - 1) * dh + 1",
-        "    image = np.zeros((tall, wide), x.dtype)",
-        "    left = min(pl * channels, wide)",
-        "    inner = min(row, wide - left)",
+        *_SCRATCH,
         "    ustep = np.uint64(step)",
         *[f"    u{j} = np.uint64({j})" for j in range(1, taps)],
         "    for c in range(t0, t1):",
@@ -207,11 +220,7 @@ def kernel_grad_function(taps: int, filters: int) -> str:
         "        bias_sum = bias_parts[c]",
         "        bias_sum[:] = 0",
         "        for n in range(bounds[c], bounds[c + 1]):",
-        "            for r in range(max(0, pt), min(tall, pt + height)):  # the interior (the border stays zero)",
-        "                dst = image[r]",
-        "                src = x[n, r - pt]",
-        "                for q in range(inner):",
-        "                    dst[left + q] = src[q]",
+        *_copy_image("            "),
         "            grad_n = grad[n]",
         "            for oy in range(oh):",
         "                for ox in range(ow):",
