@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 from convlens.geometry import WindowGeometry
-from convlens.ops import _direct_filters_kernel, direct_filters_jit, parallel
+from convlens.ops import direct_filters_jit, parallel
 from convlens.ops.direct_filters_jit import (
     BLOCKS,
     blocked_weights,
     direct_filters_forward_jit,
     direct_filters_kernel_grad_jit,
-    kernel_source,
+    generated_module,
+    kernel_sources,
     pointwise_jit,
 )
 from convlens.ops.direct_jit import CHUNKS
@@ -68,17 +69,22 @@ def _run_grad(case: Any, dtype: Any, seed: int = 0) -> tuple[tuple[np.ndarray, .
 
 
 def test_the_checked_in_kernel_is_what_the_generator_writes() -> None:
-    assert Path(_direct_filters_kernel.__file__).read_text() == kernel_source()
+    sources = kernel_sources()
+    assert set(sources) == set(direct_filters_jit.KERNEL_NAMES)
+    for name, text in sources.items():
+        assert Path(generated_module(name).__file__).read_text() == text, name
+    folder = Path(generated_module("forward_32").__file__).parent
+    assert {path.stem for path in folder.glob("*.py")} == {"__init__", *sources}  # (no stale module)
 
 
 @pytest.mark.parametrize(("filters", "pixels"), list(BLOCKS.items()))
 def test_each_generated_kernel_keeps_a_block_of_sums(filters: int, pixels: int) -> None:
-    source = kernel_source().split(f"def _forward_{filters}(")[1].split("\ndef ")[0]
+    source = kernel_sources()[f"forward_{filters}"]
     sums = set(re.findall(r"\bs(\d+)_(\d+) \+= v\1 \* w\2\b", source))
     assert sums == {(str(p), str(f)) for p in range(pixels) for f in range(filters)}
     # each pixel's input comes from its own view of the row, indexed by the loop counter alone
     assert {int(p) for p in re.findall(r"\bv(\d+) = r\1\[t\]", source)} == set(range(pixels))
-    grad = kernel_source().split(f"def _kernel_grad_{filters}(")[1].split("\ndef ")[0]
+    grad = kernel_sources()[f"kernel_grad_{filters}"]
     sums = set(re.findall(r"\bs(\d+)_(\d+) \+= v\1 \* w\2\b", grad))
     assert sums == {(str(p), str(f)) for p in range(pixels) for f in range(filters)}  # (taps x filters)
     assert "q = np.uint64(t)" in grad  # (the unsigned column: no wrap-around select on the loads)
@@ -201,7 +207,7 @@ def test_the_slp_compiler_vectorises_the_block_and_leaves_numbas_switch_alone() 
     from numba.core import config
 
     before = config.SLP_VECTORIZE
-    forward = _direct_filters_kernel._forward_32
+    forward = generated_module("forward_32")._forward_32
     vectorised = compile_kernel(forward, {"slp": True, "fastmath": {"contract"}}, cache=False)
     scalar = compile_kernel(forward, {"noalias": True, "fastmath": {"contract"}}, cache=False)
     case = make_case((1, 6, 6, 3), (3, 3, 3, 32))

@@ -236,7 +236,7 @@ class PointwiseCompiled(Pointwise):
         return needs_filter_blocks(problem) or Pointwise.applies(problem) or needs_compiled(problem)
 
     def forward(self, x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
-        out = pointwise_jit(self._x2d(x), np.ascontiguousarray(self._k2d(kernel)), bias)
+        out = pointwise_jit(self._x2d(x), self._k2d(kernel), bias)  # (pointwise_jit blocks the kernel: a copy)
         return out.reshape(self.problem.output_shape)
 
 

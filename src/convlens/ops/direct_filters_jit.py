@@ -33,10 +33,10 @@ well below its rate and the bias takes another pass: (128, 13x13, 32->64) 1.30 -
 (PyTorch 0.85).
 
 The accumulator block cannot be written as a loop (LLVM keeps a loop's array of sums in memory), so the kernels
-are generated: :func:`kernel_source` writes ``_direct_filters_kernel.py`` (checked in: Numba caches compiled
-code by source file, and a test checks the file is what this function writes). Blocks measured for (32, 32x32,
-3->32) stride 2, 1 thread, ms: 3 x 32 0.25-0.39, 2 x 32 0.25-0.41, 4 x 16 0.40-0.63, 4 x 8 0.75-1.1, against
-the im2col path's 0.52-0.87 and PyTorch's 0.36-0.54 (AMD EPYC; the three ran interleaved per line);
+are generated: :func:`write_kernels` writes one module per kernel into ``_register_blocks/`` (checked in: Numba
+caches compiled code by source file, and a test checks the files are what the generators write). Blocks measured
+for (32, 32x32, 3->32) stride 2, 1 thread, ms: 3 x 32 0.25-0.39, 2 x 32 0.25-0.41, 4 x 16 0.40-0.63, 4 x 8
+0.75-1.1, against the im2col path's 0.52-0.87 and PyTorch's 0.36-0.54 (AMD EPYC; the three ran interleaved per line);
 1000 images: 3 x 32 6.3 ms, 2 x 32 7.2, PyTorch 7.1-7.3, the im2col path 21-24. With 16 filters (LeNet-5's 6 ->
 16 forward), 4 / 6 / 8 / 12 pixels: 0.79 / 0.73 / 0.91 / 0.73 ms; blocks of more than 96 sums would spill on a
 machine with sixteen AVX registers.
@@ -50,26 +50,31 @@ Shapes:
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from convlens.geometry import WindowGeometry
-from convlens.ops import _direct_filters_kernel
+from convlens.ops import _register_blocks
 from convlens.ops.direct_jit import CHUNKS
 from convlens.ops.jit import compiled_kernels
 from convlens.ops.parallel import forward_over_batch, kernel_grad_over_chunks, parallel_ranges
 
 __all__ = [
     "BLOCKS",
+    "KERNEL_NAMES",
     "block_filters",
     "direct_filters_forward_jit",
     "direct_filters_kernel_grad_jit",
+    "generated_module",
     "kernel_function",
     "kernel_grad_function",
-    "kernel_source",
+    "kernel_sources",
     "pointwise_function",
     "pointwise_jit",
+    "write_kernels",
 ]
 
 #: The register blocks, filters per block -> output pixels per block: 3 pixels x 32 filters, or 6 pixels x 16 filters
@@ -85,17 +90,15 @@ _GRAD_ARGUMENTS = (
     "x: Any, grad: Any, parts: Any, bias_parts: Any, bounds: Any, t0: int, t1: int, channels: int, sh: int, sw: int, "
     "dh: int, pt: int, pl: int"
 )
-_HEADER = '''"""The register-blocked kernel of :mod:`convlens.ops.direct_filters_jit`, written by ``kernel_source()``.
+_HEADER = '''"""A register-blocked kernel of :mod:`convlens.ops.direct_filters_jit`, written by ``write_kernels()``.
 
-Do not edit: regenerate with ``python -c "from convlens.ops.direct_filters_jit import kernel_source;
-print(kernel_source(), end='')" > src/convlens/ops/_direct_filters_kernel.py`` (a test checks it is current).
+Do not edit: regenerate every kernel with ``python -c "from convlens.ops.direct_filters_jit import write_kernels;
+write_kernels()"`` (a test checks the files are current).
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-import numpy as np
 '''
 
 
@@ -311,24 +314,50 @@ def pointwise_function(rows: int, filters: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def kernel_source() -> str:
-    """The text of ``_direct_filters_kernel.py``: a forward, a kernel gradient and a 1x1 forward per entry of
-    :data:`BLOCKS`."""
+#: The generated kernels, one module each in ``convlens/ops/_register_blocks/``: the forwards, the kernel gradients,
+#: then the 1x1 forwards, each in :data:`BLOCKS`' order.
+KERNEL_NAMES = tuple(f"{kind}_{filters}" for kind in ("forward", "kernel_grad", "pointwise") for filters in BLOCKS)
+
+
+def kernel_sources() -> dict[str, str]:
+    """The text of each generated module, by kernel name (:data:`KERNEL_NAMES`; the function in module ``NAME``
+    is ``_NAME``)."""
     functions = [kernel_function(pixels, filters) for filters, pixels in BLOCKS.items()]
     functions += [kernel_grad_function(taps, filters) for filters, taps in BLOCKS.items()]
     functions += [pointwise_function(rows, filters) for filters, rows in BLOCKS.items()]
-    return _HEADER + "".join(f"\n\n{function}" for function in functions)
+    numpy = "\nimport numpy as np\n"  # (the kernels that allocate their scratch)
+    return {
+        name: _HEADER + (numpy if "np." in function else "") + f"\n\n{function}"
+        for name, function in zip(KERNEL_NAMES, functions, strict=True)
+    }
+
+
+def write_kernels() -> None:
+    """Write the generated modules into ``convlens/ops/_register_blocks/`` (a developer's step, after changing a
+    generator; the modules are checked in)."""
+    folder = Path(_register_blocks.__file__).parent
+    for name, text in kernel_sources().items():
+        (folder / f"{name}.py").write_text(text)
 
 
 _KERNELS: tuple[Any, ...] | None = None
 
 
 def kernels() -> tuple[Any, ...]:
-    """The compiled kernels, SLP-vectorised (see the module docstring): the forwards in :data:`BLOCKS`' order, then
-    the kernel gradients, then the 1x1 forwards."""
+    """The compiled kernels, SLP-vectorised (see the module docstring), in :data:`KERNEL_NAMES`' order."""
     options = {"slp": True, "fastmath": {"contract"}}
-    names = [f"_{kind}_{filters}" for kind in ("forward", "kernel_grad", "pointwise") for filters in BLOCKS]
-    return compiled_kernels(globals(), [(getattr(_direct_filters_kernel, name), options) for name in names])
+    functions = [getattr(generated_module(name), f"_{name}") for name in KERNEL_NAMES]
+    return compiled_kernels(globals(), [(function, options) for function in functions])
+
+
+def generated_module(name: str) -> Any:
+    """The generated module of kernel ``name`` (one of :data:`KERNEL_NAMES`)."""
+    return importlib.import_module(f"{_register_blocks.__name__}.{name}")
+
+
+def _kernel(kind: str, block: int) -> Any:
+    """The compiled kernel of ``kind`` ('forward', 'kernel_grad' or 'pointwise') for blocks of ``block`` filters."""
+    return kernels()[KERNEL_NAMES.index(f"{kind}_{block}")]
 
 
 def block_filters(filters: int) -> int | None:
@@ -372,8 +401,7 @@ def direct_filters_forward_jit(
     x3 = np.ascontiguousarray(x).reshape(batch, height, width * channels)
     weights = blocked_weights(kernel.astype(x.dtype, copy=False), block)
     layout = (channels, *geometry.strides, geometry.dilation_rate[0], pt, pl)
-    forward = kernels()[list(BLOCKS).index(block)]
-    return forward_over_batch(forward, x3, weights, bias, (batch, oh, ow, kernel.shape[3]), layout)
+    return forward_over_batch(_kernel("forward", block), x3, weights, bias, (batch, oh, ow, kernel.shape[3]), layout)
 
 
 def direct_filters_kernel_grad_jit(
@@ -396,9 +424,10 @@ def direct_filters_kernel_grad_jit(
     (pt, _), (pl, _) = geometry.pads
     x3 = np.ascontiguousarray(x).reshape(batch, height, width * channels)
     layout = (channels, *geometry.strides, geometry.dilation_rate[0], pt, pl)
-    kernel_grad = kernels()[len(BLOCKS) + list(BLOCKS).index(block)]
     shape = (filters // block, kh, -(-span // taps) * taps, block)  # (the rows rounded up to whole runs of taps)
-    parts, grad_bias = kernel_grad_over_chunks(kernel_grad, x3, grad_out, shape, CHUNKS, layout, bias_size=filters)
+    parts, grad_bias = kernel_grad_over_chunks(
+        _kernel("kernel_grad", block), x3, grad_out, shape, CHUNKS, layout, bias_size=filters
+    )
     # (F / block, KH, KW * C, block) -> (KH, KW, C, F)
     grad_kernel = parts[:, :, :span].transpose(1, 2, 0, 3).reshape(kh, kw, channels, filters)
     return grad_kernel, grad_bias
@@ -409,16 +438,16 @@ def pointwise_jit(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray | None) ->
     block of :data:`BLOCKS` (the caller checks), blocks of rows split over the threads.
 
     Shapes:
-        x: (M, C) and kernel: (C, F), C-contiguous of one dtype; bias: (F,); returns (M, F)
+        x: (M, C), C-contiguous, and kernel: (C, F), of one dtype; bias: (F,); returns (M, F)
     """
     rows, channels = x.shape
     filters = kernel.shape[1]
     block = _block(filters)
     per_block = BLOCKS[block]
-    weights = np.ascontiguousarray(kernel.reshape(channels, filters // block, block).transpose(1, 0, 2))
+    weights = blocked_weights(kernel.reshape(1, 1, channels, filters), block)[:, 0]  # (F / block, C, block)
     b = np.zeros(filters, x.dtype) if bias is None else np.ascontiguousarray(bias, x.dtype)
     out = np.empty((rows, filters), x.dtype)
-    kernel_1x1 = kernels()[2 * len(BLOCKS) + list(BLOCKS).index(block)]
+    kernel_1x1 = _kernel("pointwise", block)
 
     def run(lo: int, hi: int) -> None:
         kernel_1x1(x, weights, b, out, lo * per_block, min(hi * per_block, rows))
